@@ -1,0 +1,36 @@
+# One command each to make a fresh machine usable: `make run` and `make test`.
+PYTHON ?= python3
+VENV   ?= .venv
+PY      = $(VENV)/bin/python
+# torch/torchvision are pinned here: on the project's machines these releases install from local
+# disk, other versions download gigabytes or break torchvision's operators.
+TORCH_PINS = torch==2.14.1 torchvision==0.29.1
+STAMP   = $(VENV)/.installed
+
+.PHONY: setup run test lint ui clean
+
+setup: $(STAMP)
+
+$(STAMP): pyproject.toml
+	test -x $(PY) || $(PYTHON) -m venv $(VENV)
+	$(PY) -m pip install -q --upgrade pip
+	$(PY) -m pip install -q $(TORCH_PINS)
+	$(PY) -m pip install -q -e '.[dev]'
+	touch $(STAMP)
+
+run: setup
+	$(PY) train.py dataset=digits
+
+test: setup
+	$(PY) -m ruff check .
+	$(PY) -m pytest
+
+lint: setup
+	$(PY) -m ruff check .
+	$(PY) -m ruff format --check .
+
+ui: setup
+	$(VENV)/bin/mlflow ui --backend-store-uri sqlite:///mlruns/mlflow.db --default-artifact-root mlruns/artifacts --host 127.0.0.1 --port 5000
+
+clean:
+	rm -rf outputs multirun .pytest_cache

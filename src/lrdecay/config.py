@@ -1,0 +1,208 @@
+"""Structured configs: the schema every composed run is checked against before data loads.
+
+Types are enforced by OmegaConf when Hydra composes; ranges and choices are checked in each
+dataclass's ``__post_init__``, which runs when :func:`validate` turns the config into objects.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass, field
+from typing import Any
+
+from hydra.core.config_store import ConfigStore
+from omegaconf import DictConfig, OmegaConf
+
+from lrdecay.errors import ConfigError
+
+DEVICES = ("auto", "cpu", "cuda", "mps")
+DATASETS = ("mnist", "fashion_mnist", "cifar10", "digits")
+MODELS = ("mnist_cnn", "cifar_cnn")
+OPTIMIZERS = ("sgd", "adam")
+SEQUENCES = ("seq1", "seq2", "seq3", "seq4", "constant")
+STRATEGIES = ("epoch", "cutoff", "oscillate", "fixed")
+
+
+def _check(ok: bool, key: str, message: str) -> None:
+    """Raise a :class:`ConfigError` naming the dotted ``key`` unless ``ok``."""
+    if not ok:
+        raise ConfigError(f"{key}: {message}")
+
+
+def _one_of(value: str, options: tuple[str, ...], key: str) -> None:
+    _check(value in options, key, f"'{value}' is not one of {', '.join(options)}")
+
+
+@dataclass
+class DatasetConfig:
+    """Where the samples come from, their shape, and how they are split and batched."""
+
+    name: str = "mnist"
+    channels: int = 1
+    height: int = 28
+    width: int = 28
+    num_classes: int = 10
+    batch_size: int = 64
+    eval_batch_size: int = 2048
+    epochs: int = 50
+    val_fraction: float = 0.0
+    split_seed: int = 0
+    target_accuracy: float = 0.98
+
+    def __post_init__(self) -> None:
+        _one_of(self.name, DATASETS, "dataset.name")
+        for key in ("channels", "height", "width", "num_classes", "batch_size",
+                    "eval_batch_size", "epochs"):
+            _check(getattr(self, key) >= 1, f"dataset.{key}", "must be >= 1")
+        _check(0.0 <= self.val_fraction < 1.0, "dataset.val_fraction", "must be in [0, 1)")
+        _check(0.0 < self.target_accuracy <= 1.0, "dataset.target_accuracy", "must be in (0, 1]")
+
+
+@dataclass
+class DataConfig:
+    """Where data files live and whether they may be downloaded."""
+
+    root: str = "data"
+    download: bool = True
+    download_timeout: float = 10.0
+
+    def __post_init__(self) -> None:
+        _check(bool(self.root), "data.root", "must be a directory path")
+        _check(self.download_timeout > 0, "data.download_timeout", "must be > 0")
+
+
+@dataclass
+class ModelConfig:
+    """One of the reference CNNs."""
+
+    name: str = "mnist_cnn"
+    dropout: float = 0.25
+
+    def __post_init__(self) -> None:
+        _one_of(self.name, MODELS, "model.name")
+        _check(0.0 <= self.dropout < 1.0, "model.dropout", "must be in [0, 1)")
+
+
+@dataclass
+class OptimizerConfig:
+    """Optimizer class and its initial learning rate r0."""
+
+    name: str = "sgd"
+    lr: float = 0.01
+    momentum: float = 0.9
+    weight_decay: float = 0.0
+    betas: list[float] = field(default_factory=lambda: [0.9, 0.999])
+
+    def __post_init__(self) -> None:
+        _one_of(self.name, OPTIMIZERS, "optimizer.name")
+        _check(self.lr > 0, "optimizer.lr", f"must be > 0, got {self.lr}")
+        _check(0.0 <= self.momentum < 1.0, "optimizer.momentum", "must be in [0, 1)")
+        _check(self.weight_decay >= 0, "optimizer.weight_decay", "must be >= 0")
+        _check(len(self.betas) == 2 and all(0 <= b < 1 for b in self.betas),
+               "optimizer.betas", "must be two numbers in [0, 1)")
+
+
+@dataclass
+class SequenceConfig:
+    """The learning-rate sequence r_n; constants of seq3 (gamma) and seq4 (period)."""
+
+    name: str = "seq3"
+    gamma: float = 0.9
+    period: int = 10
+
+    def __post_init__(self) -> None:
+        _one_of(self.name, SEQUENCES, "sequence.name")
+        _check(0.0 < self.gamma <= 1.0, "sequence.gamma", "must be in (0, 1]")
+        _check(self.period >= 1, "sequence.period", "must be >= 1")
+
+
+@dataclass
+class StrategyConfig:
+    """When the sequence advances; constants of the cutoff rule."""
+
+    name: str = "epoch"
+    rate: float = 0.01
+    shrink: float = 0.2
+
+    def __post_init__(self) -> None:
+        _one_of(self.name, STRATEGIES, "strategy.name")
+        _check(self.rate > 0, "strategy.rate", "must be > 0")
+        _check(0.0 < self.shrink <= 1.0, "strategy.shrink", "must be in (0, 1]")
+
+
+@dataclass
+class TrainerConfig:
+    """Epoch budget, early stop and the convergence-epoch definition."""
+
+    max_epochs: int = 50
+    early_stop_tol: float | None = None
+    convergence_window: int = 4
+    convergence_threshold: float = 0.009
+    progress: str = "auto"
+
+    def __post_init__(self) -> None:
+        _check(self.max_epochs >= 1, "trainer.max_epochs", f"must be >= 1, got {self.max_epochs}")
+        _check(self.early_stop_tol is None or self.early_stop_tol > 0,
+               "trainer.early_stop_tol", "must be > 0 or null (off)")
+        _check(self.convergence_window >= 1, "trainer.convergence_window", "must be >= 1")
+        _check(self.convergence_threshold > 0, "trainer.convergence_threshold", "must be > 0")
+        _one_of(self.progress, ("auto", "bar", "off"), "trainer.progress")
+
+
+@dataclass
+class TrackingConfig:
+    """MLflow store and experiment; ``uri: null`` means the embedded SQLite store."""
+
+    enabled: bool = True
+    uri: str | None = None
+    store_dir: str = "mlruns"
+    experiment: str | None = None
+    run_name: str | None = None
+    log_plot: bool = True
+
+    def __post_init__(self) -> None:
+        _check(bool(self.store_dir), "tracking.store_dir", "must be a directory path")
+
+
+@dataclass
+class LrdecayConfig:
+    """The root of every composed run."""
+
+    dataset: DatasetConfig = field(default_factory=DatasetConfig)
+    data: DataConfig = field(default_factory=DataConfig)
+    model: ModelConfig = field(default_factory=ModelConfig)
+    optimizer: OptimizerConfig = field(default_factory=OptimizerConfig)
+    sequence: SequenceConfig = field(default_factory=SequenceConfig)
+    strategy: StrategyConfig = field(default_factory=StrategyConfig)
+    trainer: TrainerConfig = field(default_factory=TrainerConfig)
+    tracking: TrackingConfig = field(default_factory=TrackingConfig)
+    seed: int = 42
+    device: str = "auto"
+    threads: int | None = None
+
+    def __post_init__(self) -> None:
+        _one_of(self.device, DEVICES, "device")
+        _check(self.threads is None or self.threads >= 1, "threads", "must be >= 1 or null")
+        _check(self.seed >= 0, "seed", "must be >= 0")
+
+
+def register_configs() -> None:
+    """Register the schema so that Hydra type-checks every composed config and override."""
+    ConfigStore.instance().store(name="lrdecay_schema", node=LrdecayConfig)
+
+
+def validate(cfg: DictConfig | dict[str, Any]) -> LrdecayConfig:
+    """Check types and ranges of a composed config and return it as typed objects.
+
+    Raises :class:`ConfigError` naming the offending field, before anything is loaded.
+    """
+    try:
+        merged = OmegaConf.merge(OmegaConf.structured(LrdecayConfig), cfg)
+        obj = OmegaConf.to_object(merged)
+    except ConfigError:
+        raise
+    except Exception as exc:  # OmegaConf's ValidationError and friends carry the key
+        key = getattr(exc, "full_key", None)
+        msg = getattr(exc, "msg", None) or str(exc).splitlines()[0]
+        raise ConfigError(f"{key}: {msg}" if key else msg) from exc
+    assert isinstance(obj, LrdecayConfig)
+    return obj

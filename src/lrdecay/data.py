@@ -1,0 +1,221 @@
+"""Data sets as normalised tensors resident on the run's device, batched by index.
+
+Each data set is read once through its canonical reader (torchvision's dataset classes for
+MNIST, Fashion-MNIST and CIFAR-10, scikit-learn's bundled ``load_digits``), normalised with
+ToTensor + Normalize(0.5, 0.5) semantics, and held whole as tensors: the epoch loop does no
+per-sample Python work.
+"""
+
+from __future__ import annotations
+
+import contextlib
+import gzip
+import logging
+import os
+import pickle
+import shutil
+import socket
+from collections.abc import Callable, Iterator
+from dataclasses import dataclass
+from pathlib import Path
+
+import numpy as np
+import torch
+from torchvision.datasets import CIFAR10, MNIST, FashionMNIST
+
+from lrdecay.config import DataConfig, DatasetConfig
+from lrdecay.errors import DataError
+
+log = logging.getLogger(__name__)
+
+#: Where Debian's ``dataset-fashion-mnist`` package puts its (gzipped) IDX files.
+DEBIAN_FASHION_MNIST = Path("/usr/share/datasets/fashion-mnist")
+IDX_FILES = ("train-images-idx3-ubyte", "train-labels-idx1-ubyte",
+             "t10k-images-idx3-ubyte", "t10k-labels-idx1-ubyte")
+
+
+@dataclass
+class Split:
+    """One split: images ``x`` (N, C, H, W) float32, normalised, and labels ``y`` (N,) int64."""
+
+    x: torch.Tensor
+    y: torch.Tensor
+
+    def __len__(self) -> int:
+        return int(self.y.shape[0])
+
+    def to(self, device: torch.device) -> Split:
+        """The split moved to ``device`` (a no-op when it is already there)."""
+        return Split(self.x.to(device, non_blocking=True), self.y.to(device, non_blocking=True))
+
+    def batches(self, batch_size: int,
+                generator: torch.Generator | None = None) -> Iterator[tuple[torch.Tensor, ...]]:
+        """Yield ``(x, y)`` batches; shuffled by a fresh permutation when ``generator`` is given."""
+        n = len(self)
+        if generator is None:
+            for start in range(0, n, batch_size):
+                yield self.x[start:start + batch_size], self.y[start:start + batch_size]
+            return
+        order = torch.randperm(n, generator=generator).to(self.x.device)
+        for start in range(0, n, batch_size):
+            idx = order[start:start + batch_size]
+            yield self.x.index_select(0, idx), self.y.index_select(0, idx)
+
+
+@dataclass
+class DataBundle:
+    """The splits of one run: ``val`` steers the schedule; ``test`` is set when val is held out."""
+
+    name: str
+    train: Split
+    val: Split
+    test: Split | None
+    num_classes: int
+
+    @property
+    def input_shape(self) -> tuple[int, int, int]:
+        return tuple(self.train.x.shape[1:])  # type: ignore[return-value]
+
+
+def normalise(images: np.ndarray | torch.Tensor, scale: float) -> torch.Tensor:
+    """Map raw pixel values in [0, scale] to ToTensor + Normalize(0.5, 0.5): (x/scale − 0.5)/0.5."""
+    x = torch.as_tensor(images, dtype=torch.float32)
+    return (x / scale - 0.5) / 0.5
+
+
+# --------------------------------------------------------------------------- readers
+
+
+@contextlib.contextmanager
+def _socket_timeout(seconds: float) -> Iterator[None]:
+    """Bound every network call inside (torchvision's downloads set no timeout of their own)."""
+    old = socket.getdefaulttimeout()
+    socket.setdefaulttimeout(seconds)
+    try:
+        yield
+    finally:
+        socket.setdefaulttimeout(old)
+
+
+def _stage_idx_files(raw_dir: Path, fallbacks: tuple[Path, ...]) -> None:
+    """Unpack IDX files that are present only gzipped, in ``raw_dir`` or a fallback folder."""
+    for name in IDX_FILES:
+        target = raw_dir / name
+        if target.exists():
+            continue
+        for folder in (raw_dir, *fallbacks):
+            packed = folder / f"{name}.gz"
+            if packed.is_file():
+                raw_dir.mkdir(parents=True, exist_ok=True)
+                log.info("unpacking %s into %s", packed, raw_dir)
+                tmp = target.with_suffix(".part")
+                with gzip.open(packed, "rb") as src, open(tmp, "wb") as dst:
+                    shutil.copyfileobj(src, dst)
+                os.replace(tmp, target)
+                break
+
+
+class _CIFAR10Files(CIFAR10):
+    """CIFAR10 that trusts files that are present (its md5 list only fits the official files).
+
+    The download itself is still verified by torchvision against the archive's md5.
+    """
+
+    def _check_integrity(self) -> bool:
+        folder = Path(self.root) / self.base_folder
+        names = [name for name, _ in (*self.train_list, *self.test_list)]
+        return all((folder / name).is_file() for name in (*names, self.meta["filename"]))
+
+    def _load_meta(self) -> None:
+        self.classes = [str(i) for i in range(10)]
+        self.class_to_idx = {c: i for i, c in enumerate(self.classes)}
+
+
+def _read_torchvision(name: str, data: DataConfig) -> tuple[Split, Split]:
+    """Read the official train and test splits of a torchvision data set, downloading if allowed."""
+    root = Path(data.root).expanduser()
+    if root.exists() and not root.is_dir():
+        raise DataError(f"data.root={root} is a file, not a directory; point data.root at a folder")
+    cls: type = {"mnist": MNIST, "fashion_mnist": FashionMNIST, "cifar10": _CIFAR10Files}[name]
+    if name != "cifar10":
+        fallbacks = (DEBIAN_FASHION_MNIST,) if name == "fashion_mnist" else ()
+        _stage_idx_files(root / cls.__name__ / "raw", fallbacks)
+    splits = []
+    for train in (True, False):
+        try:
+            with _socket_timeout(data.download_timeout):
+                ds = cls(root=str(root), train=train, download=data.download)
+        except RuntimeError as exc:  # torchvision's "not found" and "error downloading"
+            raise _missing_data_error(name, root, data.download, exc) from exc
+        images = ds.data if isinstance(ds.data, np.ndarray) else ds.data.numpy()
+        if images.ndim == 3:
+            images = images[:, None, :, :]
+        else:  # CIFAR: N, H, W, C
+            images = images.transpose(0, 3, 1, 2)
+        labels = torch.as_tensor(np.asarray(ds.targets), dtype=torch.int64)
+        splits.append(Split(normalise(images, 255.0), labels))
+    return splits[0], splits[1]
+
+
+def _missing_data_error(name: str, root: Path, download: bool, exc: Exception) -> DataError:
+    hint = f"put the {name} files under data.root=... (now {root})"
+    if name == "fashion_mnist":
+        hint += " or install Debian's dataset-fashion-mnist package"
+    if download:
+        return DataError(f"could not load or download {name} ({type(exc).__name__}: "
+                         f"{str(exc).splitlines()[0] if str(exc) else 'no detail'}). "
+                         f"Fix: {hint}, or run where the download can reach its host.")
+    return DataError(f"{name} not found under {root} and data.download=false. "
+                     f"Fix: {hint}, or allow the download with data.download=true.")
+
+
+def _read_digits(test_fraction: float = 0.2, seed: int = 0) -> tuple[Split, Split]:
+    """scikit-learn's bundled 8×8 digits, split once into a fixed stratified train/test pair."""
+    from sklearn.datasets import load_digits
+    from sklearn.model_selection import train_test_split
+
+    bunch = load_digits()
+    images = bunch.images[:, None, :, :]
+    x_tr, x_te, y_tr, y_te = train_test_split(images, bunch.target, test_size=test_fraction,
+                                              random_state=seed, stratify=bunch.target)
+    as_split: Callable[[np.ndarray, np.ndarray], Split] = lambda x, y: Split(  # noqa: E731
+        normalise(x, 16.0), torch.as_tensor(y, dtype=torch.int64))
+    return as_split(x_tr, y_tr), as_split(x_te, y_te)
+
+
+def hold_out(train: Split, fraction: float, seed: int) -> tuple[Split, Split]:
+    """Split ``fraction`` of ``train`` off as a validation split, reproducibly by ``seed``."""
+    n_val = max(1, round(len(train) * fraction))
+    order = torch.randperm(len(train), generator=torch.Generator().manual_seed(seed))
+    val_idx, train_idx = order[:n_val], order[n_val:]
+    return (Split(train.x[train_idx], train.y[train_idx]),
+            Split(train.x[val_idx], train.y[val_idx]))
+
+
+def load_data(dataset: DatasetConfig, data: DataConfig, device: torch.device) -> DataBundle:
+    """Load ``dataset`` as tensors on ``device``; validation is the official test split unless
+    ``dataset.val_fraction`` > 0 holds part of the training split out (then test is reported too).
+    """
+    if dataset.name == "digits":
+        train, test = _read_digits()
+    else:
+        try:
+            train, test = _read_torchvision(dataset.name, data)
+        except (AssertionError, ValueError, KeyError, EOFError, OSError,
+                pickle.UnpicklingError) as exc:
+            raise DataError(f"a {dataset.name} file under {data.root} is unreadable or corrupt "
+                            f"({exc or type(exc).__name__}); delete it and load again") from exc
+    expected = (dataset.channels, dataset.height, dataset.width)
+    if tuple(train.x.shape[1:]) != expected:
+        raise DataError(f"{dataset.name} images have shape {tuple(train.x.shape[1:])}, "
+                        f"the dataset config says {expected}")
+    if dataset.val_fraction > 0:
+        train, val = hold_out(train, dataset.val_fraction, dataset.split_seed)
+        bundle = DataBundle(dataset.name, train.to(device), val.to(device), test.to(device),
+                            dataset.num_classes)
+    else:
+        bundle = DataBundle(dataset.name, train.to(device), test.to(device), None,
+                            dataset.num_classes)
+    log.info("data %s: train %d, val %d%s on %s", dataset.name, len(bundle.train),
+             len(bundle.val), f", test {len(bundle.test)}" if bundle.test else "", device)
+    return bundle

@@ -1,0 +1,202 @@
+"""The epoch loop: train, evaluate, record, then ``scheduler.step(val_loss)``.
+
+The engine knows nothing of MLflow or Hydra: tracking, progress display and checkpointing are
+:class:`Listener` objects it calls at fixed points. Losses and hit counts accumulate on the
+device and are read once per epoch, so the step itself never waits on the host.
+"""
+
+from __future__ import annotations
+
+import math
+import time
+from collections.abc import Iterable
+from dataclasses import asdict, dataclass, field
+
+import torch
+import torch.nn.functional as F
+from torch import nn
+
+from lrdecay.data import DataBundle, Split
+from lrdecay.metrics import convergence_epoch, should_early_stop
+from lrdecay.schedules import SequenceScheduler
+
+#: Per-epoch metric names, in the order they are recorded.
+EPOCH_METRICS = ("train_loss", "train_acc", "val_loss", "val_acc", "lr", "lr_advances",
+                 "epoch_seconds")
+
+
+@dataclass
+class EpochRecord:
+    """What one epoch produced; ``lr`` is the rate used during the epoch, ``lr_advances`` the
+    number of advances made once it ended."""
+
+    epoch: int
+    train_loss: float
+    train_acc: float
+    val_loss: float
+    val_acc: float
+    lr: float
+    lr_advances: int
+    epoch_seconds: float
+
+    def metrics(self) -> dict[str, float]:
+        """The per-epoch metrics by name (``epoch`` excluded: it is the step)."""
+        return {k: float(v) for k, v in asdict(self).items() if k != "epoch"}
+
+    @property
+    def finite(self) -> bool:
+        return math.isfinite(self.train_loss) and math.isfinite(self.val_loss)
+
+
+@dataclass
+class RunSummary:
+    """The outcome of a fit: status is ``finished``, ``early_stopped`` or ``diverged``."""
+
+    status: str
+    epochs_run: int
+    final_val_acc: float
+    best_val_acc: float
+    convergence_epoch: int
+    train_seconds: float
+    samples_per_second: float
+    test_loss: float | None = None
+    test_acc: float | None = None
+    history: list[EpochRecord] = field(default_factory=list, repr=False)
+
+    @property
+    def diverged(self) -> bool:
+        return self.status == "diverged"
+
+    def metrics(self) -> dict[str, float]:
+        """The run-level metrics by name (test metrics only when a test split was scored)."""
+        out = {"final_val_acc": self.final_val_acc, "best_val_acc": self.best_val_acc,
+               "convergence_epoch": float(self.convergence_epoch),
+               "epochs_run": float(self.epochs_run), "train_seconds": self.train_seconds,
+               "samples_per_second": self.samples_per_second}
+        if self.test_acc is not None and self.test_loss is not None:
+            out.update(test_acc=self.test_acc, test_loss=self.test_loss)
+        return out
+
+
+class Listener:
+    """Hooks the engine calls; override what you need."""
+
+    def on_fit_start(self, engine: Engine) -> None:
+        """Before the first epoch."""
+
+    def on_epoch_end(self, record: EpochRecord) -> None:
+        """After each epoch's scheduler step."""
+
+    def on_fit_end(self, summary: RunSummary) -> None:
+        """After the last epoch (not called when the loop raises)."""
+
+
+@dataclass
+class TrainerSettings:
+    """The loop's knobs, independent of any config system."""
+
+    max_epochs: int
+    batch_size: int
+    eval_batch_size: int = 2048
+    early_stop_tol: float | None = None
+    convergence_window: int = 4
+    convergence_threshold: float = 0.009
+    seed: int = 0
+
+
+class Engine:
+    """Trains ``model`` on ``data`` with ``optimizer`` under ``scheduler``; listeners observe."""
+
+    def __init__(self, model: nn.Module, optimizer: torch.optim.Optimizer,
+                 scheduler: SequenceScheduler, data: DataBundle, settings: TrainerSettings,
+                 listeners: Iterable[Listener] = ()) -> None:
+        self.model = model
+        self.optimizer = optimizer
+        self.scheduler = scheduler
+        self.data = data
+        self.settings = settings
+        self.listeners = list(listeners)
+        self.history: list[EpochRecord] = []
+        self.generator = torch.Generator().manual_seed(settings.seed)
+
+    def _train_epoch(self) -> tuple[float, float]:
+        """One pass over the shuffled training split; returns mean loss and accuracy."""
+        self.model.train()
+        train = self.data.train
+        device = train.x.device
+        loss_sum = torch.zeros((), device=device)
+        hits = torch.zeros((), dtype=torch.int64, device=device)
+        for x, y in train.batches(self.settings.batch_size, self.generator):
+            self.optimizer.zero_grad(set_to_none=True)
+            logits = self.model(x)
+            loss = F.cross_entropy(logits, y)
+            loss.backward()
+            self.optimizer.step()
+            loss_sum += loss.detach() * y.shape[0]
+            hits += (logits.detach().argmax(1) == y).sum()
+        n = len(train)
+        return loss_sum.item() / n, hits.item() / n
+
+    def evaluate(self, split: Split) -> tuple[float, float]:
+        """Mean loss and accuracy of the model on ``split``, in large no-grad batches."""
+        self.model.eval()
+        device = split.x.device
+        loss_sum = torch.zeros((), device=device)
+        hits = torch.zeros((), dtype=torch.int64, device=device)
+        with torch.inference_mode():
+            for x, y in split.batches(self.settings.eval_batch_size):
+                logits = self.model(x)
+                loss_sum += F.cross_entropy(logits, y, reduction="sum")
+                hits += (logits.argmax(1) == y).sum()
+        n = len(split)
+        return loss_sum.item() / n, hits.item() / n
+
+    def fit(self) -> RunSummary:
+        """Run epochs until the budget, the early-stop rule or divergence ends the run."""
+        s = self.settings
+        for listener in self.listeners:
+            listener.on_fit_start(self)
+        status = "finished"
+        start = time.perf_counter()
+        for epoch in range(len(self.history) + 1, s.max_epochs + 1):
+            t0 = time.perf_counter()
+            lr = float(self.scheduler.get_last_lr()[0])
+            train_loss, train_acc = self._train_epoch()
+            val_loss, val_acc = self.evaluate(self.data.val)
+            finite = math.isfinite(train_loss) and math.isfinite(val_loss)
+            if finite:
+                self.scheduler.step(val_loss)
+            record = EpochRecord(epoch, train_loss, train_acc, val_loss, val_acc, lr,
+                                 self.scheduler.advances, time.perf_counter() - t0)
+            self.history.append(record)
+            for listener in self.listeners:
+                listener.on_epoch_end(record)
+            if not finite:
+                status = "diverged"
+                break
+            if should_early_stop([r.val_loss for r in self.history], s.early_stop_tol):
+                status = "early_stopped"
+                break
+        seconds = time.perf_counter() - start
+        summary = self._summarise(status, seconds)
+        for listener in self.listeners:
+            listener.on_fit_end(summary)
+        return summary
+
+    def _summarise(self, status: str, seconds: float) -> RunSummary:
+        accs = [r.val_acc for r in self.history]
+        test_loss = test_acc = None
+        if self.data.test is not None and status != "diverged":
+            test_loss, test_acc = self.evaluate(self.data.test)
+        samples = len(self.data.train) * len(self.history)
+        return RunSummary(
+            status=status,
+            epochs_run=len(self.history),
+            final_val_acc=accs[-1] if accs else float("nan"),
+            best_val_acc=max(accs) if accs else float("nan"),
+            convergence_epoch=convergence_epoch(accs, self.settings.convergence_window,
+                                                self.settings.convergence_threshold,
+                                                budget=self.settings.max_epochs),
+            train_seconds=seconds,
+            samples_per_second=samples / seconds if seconds > 0 else float("nan"),
+            test_loss=test_loss, test_acc=test_acc, history=list(self.history))

@@ -1,0 +1,39 @@
+"""Run-level metrics of the study: convergence epoch, epochs to target, early-stop test."""
+
+from __future__ import annotations
+
+import math
+from collections.abc import Sequence
+
+
+def convergence_epoch(accuracies: Sequence[float], window: int = 4, threshold: float = 0.009,
+                      budget: int | None = None) -> int:
+    """First epoch t (1-based) whose next ``window`` accuracy changes sum below ``threshold``.
+
+    That is the smallest t with Σ_{k=t}^{t+window−1} |acc_{k+1} − acc_k| < threshold (the
+    study's analysis code: window 4, threshold 0.009). With no such t, the epoch ``budget``
+    (default: the number of epochs given).
+    """
+    acc = list(accuracies)
+    for t in range(len(acc) - window):  # t is 0-based here; acc[t + window] must exist
+        moved = sum(abs(acc[k + 1] - acc[k]) for k in range(t, t + window))
+        if moved < threshold:
+            return t + 1
+    return budget if budget is not None else len(acc)
+
+
+def epochs_to_target(accuracies: Sequence[float], target: float) -> int | None:
+    """First epoch (1-based) whose accuracy reaches ``target``; None if none does."""
+    return next((i + 1 for i, a in enumerate(accuracies) if a >= target), None)
+
+
+def should_early_stop(val_losses: Sequence[float], tol: float | None) -> bool:
+    """The study's stop rule: |val_loss_t − val_loss_{t−2}| < tol (off when tol is None)."""
+    if tol is None or len(val_losses) < 3:
+        return False
+    return abs(val_losses[-1] - val_losses[-3]) < tol
+
+
+def is_finite(value: float) -> bool:
+    """False for NaN and ±inf: the sign of a diverged run."""
+    return math.isfinite(value)

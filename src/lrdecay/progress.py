@@ -1,0 +1,58 @@
+"""Console listeners: one log line per epoch always, a progress bar in an interactive terminal."""
+
+from __future__ import annotations
+
+import logging
+import sys
+
+from tqdm import tqdm
+
+from lrdecay.engine import Engine, EpochRecord, Listener, RunSummary
+
+log = logging.getLogger("lrdecay")
+
+
+class EpochLogLine(Listener):
+    """Logs one line per epoch and one at the end: what a user tails in a log file."""
+
+    def __init__(self, label: str) -> None:
+        self.label = label
+        self.max_epochs = 0
+
+    def on_fit_start(self, engine: Engine) -> None:
+        self.max_epochs = engine.settings.max_epochs
+
+    def on_epoch_end(self, r: EpochRecord) -> None:
+        log.info("%s epoch %d/%d  train_loss %.4f  train_acc %.4f  val_loss %.4f  val_acc %.4f  "
+                 "lr %.3g  advances %d  %.1fs", self.label, r.epoch, self.max_epochs,
+                 r.train_loss, r.train_acc, r.val_loss, r.val_acc, r.lr, r.lr_advances,
+                 r.epoch_seconds)
+
+    def on_fit_end(self, s: RunSummary) -> None:
+        test = f"  test_acc {s.test_acc:.4f}" if s.test_acc is not None else ""
+        log.info("%s %s after %d epochs: final val_acc %.4f  best %.4f  convergence epoch %d%s  "
+                 "%.1fs  %.0f samples/s", self.label, s.status, s.epochs_run, s.final_val_acc,
+                 s.best_val_acc, s.convergence_epoch, test, s.train_seconds,
+                 s.samples_per_second)
+
+
+class ProgressBar(Listener):
+    """A tqdm bar over epochs, shown only where stderr is a terminal (or when forced)."""
+
+    def __init__(self, mode: str = "auto") -> None:
+        self.enabled = mode == "bar" or (mode == "auto" and sys.stderr.isatty())
+        self.bar: tqdm | None = None
+
+    def on_fit_start(self, engine: Engine) -> None:
+        if self.enabled:
+            self.bar = tqdm(total=engine.settings.max_epochs, initial=len(engine.history),
+                            unit="epoch", leave=False)
+
+    def on_epoch_end(self, r: EpochRecord) -> None:
+        if self.bar is not None:
+            self.bar.set_postfix(val_acc=f"{r.val_acc:.4f}", lr=f"{r.lr:.2g}")
+            self.bar.update(1)
+
+    def on_fit_end(self, summary: RunSummary) -> None:
+        if self.bar is not None:
+            self.bar.close()

@@ -1,0 +1,173 @@
+"""Everything MLflow: store location, experiment, run name, tags, params, metrics, artifacts.
+
+The default store is SQLite at ``<store_dir>/mlflow.db`` with artifacts under
+``<store_dir>/artifacts``; ``tracking.uri`` or ``MLFLOW_TRACKING_URI`` points anywhere else.
+The client API is used throughout (no fluent global run), so nothing leaks between jobs that
+share a worker process.
+"""
+
+from __future__ import annotations
+
+import logging
+import os
+import subprocess
+import tempfile
+import time
+from collections.abc import Mapping
+from pathlib import Path
+from typing import Any
+from urllib.parse import urlsplit, urlunsplit
+
+from mlflow.entities import Metric, Param, RunTag
+from mlflow.exceptions import MlflowException
+from mlflow.tracking import MlflowClient
+
+from lrdecay.engine import Engine, EpochRecord, Listener, RunSummary
+from lrdecay.errors import TrackingError
+
+log = logging.getLogger(__name__)
+
+PARAM_BATCH = 100  # MLflow's limit of params per log_batch call
+
+
+def redact_uri(uri: str) -> str:
+    """``uri`` with any password replaced by ``***``, safe to print or log."""
+    parts = urlsplit(uri)
+    if parts.password is None:
+        return uri
+    host = parts.hostname or ""
+    if parts.port:
+        host += f":{parts.port}"
+    return urlunsplit(parts._replace(netloc=f"{parts.username}:***@{host}"))
+
+
+def resolve_uri(uri: str | None, store_dir: Path) -> str:
+    """The tracking URI: explicit ``uri``, else ``MLFLOW_TRACKING_URI``, else local SQLite."""
+    if uri:
+        return uri
+    if os.environ.get("MLFLOW_TRACKING_URI"):
+        return os.environ["MLFLOW_TRACKING_URI"]
+    store_dir.mkdir(parents=True, exist_ok=True)
+    return f"sqlite:///{(store_dir / 'mlflow.db').resolve()}"
+
+
+def default_artifact_root(uri: str, store_dir: Path) -> str | None:
+    """Artifacts of the embedded SQLite store live beside it; servers choose their own."""
+    if uri.startswith("sqlite:///") and Path(uri[len("sqlite:///"):]).parent == store_dir.resolve():
+        return (store_dir.resolve() / "artifacts").as_uri()
+    return None
+
+
+def ensure_experiment(client: MlflowClient, name: str, artifact_root: str | None) -> str:
+    """The id of experiment ``name``, created if needed; tolerates another process racing."""
+    found = client.get_experiment_by_name(name)
+    if found is not None:
+        if found.lifecycle_stage == "deleted":
+            client.restore_experiment(found.experiment_id)
+        return found.experiment_id
+    location = f"{artifact_root}/{name}" if artifact_root else None
+    try:
+        return client.create_experiment(name, artifact_location=location)
+    except MlflowException:
+        found = client.get_experiment_by_name(name)
+        if found is None:
+            raise
+        return found.experiment_id
+
+
+def flatten(tree: Mapping[str, Any], prefix: str = "") -> dict[str, str]:
+    """``{"a": {"b": 1}}`` → ``{"a.b": "1"}``: the resolved config as MLflow params."""
+    out: dict[str, str] = {}
+    for key, value in tree.items():
+        name = f"{prefix}{key}"
+        if isinstance(value, Mapping):
+            out.update(flatten(value, f"{name}."))
+        else:
+            out[name] = str(value)
+    return out
+
+
+def git_commit(path: Path) -> str | None:
+    """The commit checked out at ``path``, if it is a git work tree."""
+    try:
+        out = subprocess.run(["git", "rev-parse", "HEAD"], cwd=path, capture_output=True,
+                             text=True, timeout=5, check=False)
+    except (OSError, subprocess.SubprocessError):
+        return None
+    return out.stdout.strip() or None if out.returncode == 0 else None
+
+
+class MlflowTracker(Listener):
+    """One MLflow run: opened by :meth:`start`, fed by the engine, closed by :meth:`end`."""
+
+    def __init__(self, uri: str, experiment: str, artifact_root: str | None = None,
+                 log_plot: bool = True) -> None:
+        self.uri = uri
+        self.experiment = experiment
+        self.artifact_root = artifact_root
+        self.log_plot = log_plot
+        self.client = MlflowClient(tracking_uri=uri)
+        self.run_id: str | None = None
+        self.experiment_id: str | None = None
+
+    def connect(self) -> str:
+        """Reach the store and make sure the experiment exists, before any data loads."""
+        try:
+            self.experiment_id = ensure_experiment(self.client, self.experiment,
+                                                   self.artifact_root)
+        except MlflowException as exc:
+            raise TrackingError(f"cannot use the MLflow store at {redact_uri(self.uri)}: "
+                                f"{str(exc).splitlines()[0]}. Fix: point tracking.uri at a "
+                                "reachable store, or tracking.enabled=false") from exc
+        return self.experiment_id
+
+    def start(self, run_name: str, tags: Mapping[str, str], params: Mapping[str, str],
+              parent_run_id: str | None = None) -> str:
+        """Create the run with its tags and params; returns its id."""
+        experiment_id = self.experiment_id or self.connect()
+        all_tags = dict(tags)
+        if parent_run_id:
+            all_tags["mlflow.parentRunId"] = parent_run_id
+        run = self.client.create_run(experiment_id, run_name=run_name, tags=all_tags)
+        self.run_id = run.info.run_id
+        items = [Param(k, v[:6000]) for k, v in params.items()]
+        for i in range(0, len(items), PARAM_BATCH):
+            self.client.log_batch(self.run_id, params=items[i:i + PARAM_BATCH])
+        return self.run_id
+
+    def log_metrics(self, values: Mapping[str, float], step: int) -> None:
+        """All ``values`` at ``step`` in one batched call."""
+        assert self.run_id is not None, "start() first"
+        now = int(time.time() * 1000)
+        self.client.log_batch(self.run_id, metrics=[Metric(k, float(v), now, step)
+                                                    for k, v in values.items()])
+
+    def set_tags(self, tags: Mapping[str, str]) -> None:
+        assert self.run_id is not None, "start() first"
+        self.client.log_batch(self.run_id, tags=[RunTag(k, str(v)) for k, v in tags.items()])
+
+    def log_text(self, text: str, artifact_file: str) -> None:
+        assert self.run_id is not None, "start() first"
+        self.client.log_text(self.run_id, text, artifact_file)
+
+    def on_fit_start(self, engine: Engine) -> None:
+        self.set_tags({"device": str(engine.data.train.x.device)})
+
+    def on_epoch_end(self, record: EpochRecord) -> None:
+        self.log_metrics(record.metrics(), step=record.epoch)
+
+    def on_fit_end(self, summary: RunSummary) -> None:
+        self.log_metrics(summary.metrics(), step=summary.epochs_run)
+        self.set_tags({"outcome": summary.status, "diverged": str(summary.diverged).lower()})
+        if self.log_plot and summary.history:
+            from lrdecay.plots import plot_history
+
+            with tempfile.TemporaryDirectory() as tmp:
+                path = plot_history(summary.history, Path(tmp) / "curves.png",
+                                    title=self.experiment)
+                self.client.log_artifact(self.run_id, str(path))
+
+    def end(self, status: str) -> None:
+        """Close the run as FINISHED, FAILED or KILLED."""
+        if self.run_id is not None:
+            self.client.set_terminated(self.run_id, status=status)
