@@ -162,9 +162,11 @@ def _missing_data_error(name: str, root: Path, download: bool, exc: Exception) -
     if name == "fashion_mnist":
         hint += " or install Debian's dataset-fashion-mnist package"
     if download:
-        return DataError(f"could not load or download {name} ({type(exc).__name__}: "
-                         f"{str(exc).splitlines()[0] if str(exc) else 'no detail'}). "
-                         f"Fix: {hint}, or run where the download can reach its host.")
+        lines = [ln.strip() for ln in str(exc).splitlines() if ln.strip()]
+        detail = lines[-1] if lines else type(exc).__name__
+        return DataError(f"{name} is not under {root} and downloading it failed ({detail}). "
+                         f"Fix: {hint}, or allow the download (data.download=true) from a "
+                         "machine that reaches its host.")
     return DataError(f"{name} not found under {root} and data.download=false. "
                      f"Fix: {hint}, or allow the download with data.download=true.")
 

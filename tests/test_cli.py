@@ -1,0 +1,71 @@
+"""The CLI as a user runs it: `python train.py ...` in a fresh folder."""
+
+from __future__ import annotations
+
+import time
+from pathlib import Path
+
+import pytest
+from mlflow.tracking import MlflowClient
+
+from tests.conftest import run_cli
+
+pytestmark = pytest.mark.slow
+
+
+def _no_traceback(proc) -> None:
+    assert "Traceback" not in proc.stdout + proc.stderr
+
+
+def test_default_store_is_sqlite_under_mlruns(tmp_path: Path) -> None:
+    proc = run_cli(["dataset=digits", "trainer.max_epochs=3"], cwd=tmp_path)
+    assert proc.returncode == 0, proc.stderr[-2000:]
+    assert "epoch 3/3" in proc.stdout + proc.stderr
+    assert (tmp_path / "mlruns" / "mlflow.db").is_file()
+    client = MlflowClient(f"sqlite:///{tmp_path / 'mlruns' / 'mlflow.db'}")
+    exp = client.get_experiment_by_name("lrdecay-digits")
+    (r,) = client.search_runs([exp.experiment_id])
+    assert r.info.status == "FINISHED"
+    assert r.info.artifact_uri.startswith((tmp_path / "mlruns" / "artifacts").as_uri())
+    assert {a.path for a in client.list_artifacts(r.info.run_id)} >= {"curves.png", "config.yaml"}
+
+
+def test_negative_learning_rate_names_the_field(tmp_path: Path) -> None:
+    proc = run_cli(["optimizer.lr=-1"], cwd=tmp_path)
+    assert proc.returncode != 0
+    assert "optimizer.lr" in proc.stderr + proc.stdout
+    _no_traceback(proc)
+    assert not (tmp_path / "data").exists()  # failed before any data was touched
+
+
+def test_unknown_sequence_lists_the_options(tmp_path: Path) -> None:
+    proc = run_cli(["sequence=seq9"], cwd=tmp_path)
+    assert proc.returncode != 0
+    out = proc.stderr + proc.stdout
+    assert "seq9" in out and all(f"seq{i}" in out for i in range(1, 5))
+    _no_traceback(proc)
+
+
+def test_missing_mnist_offline_is_one_clear_message(tmp_path: Path) -> None:
+    empty = tmp_path / "empty"
+    empty.mkdir()
+    start = time.monotonic()
+    proc = run_cli(["dataset=mnist", f"data.root={empty}", "data.download_timeout=5"],
+                   cwd=tmp_path, timeout=60)
+    assert time.monotonic() - start < 30
+    assert proc.returncode != 0
+    _no_traceback(proc)
+    errors = [ln for ln in (proc.stdout + proc.stderr).splitlines() if "ERROR" in ln]
+    assert len(errors) == 1 and "data.root=" in errors[0] and "download" in errors[0]
+
+
+def test_fashion_mnist_two_epochs_offline(tmp_path: Path) -> None:
+    """Debian's dataset-fashion-mnist files, no network: ≥ 0.85 validation accuracy."""
+    proc = run_cli(["dataset=fashion_mnist", "trainer.max_epochs=2",
+                    f"data.root={tmp_path / 'data'}", "data.download=false"],
+                   cwd=tmp_path, timeout=900)
+    assert proc.returncode == 0, proc.stderr[-2000:]
+    client = MlflowClient(f"sqlite:///{tmp_path / 'mlruns' / 'mlflow.db'}")
+    exp = client.get_experiment_by_name("lrdecay-fashion_mnist")
+    (r,) = client.search_runs([exp.experiment_id])
+    assert r.data.metrics["final_val_acc"] >= 0.85

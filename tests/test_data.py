@@ -1,0 +1,150 @@
+"""Data loading through the same code path users hit, on files the tests write themselves."""
+
+from __future__ import annotations
+
+import gzip
+import pickle
+import struct
+from pathlib import Path
+
+import numpy as np
+import pytest
+import torch
+
+from lrdecay.config import DataConfig, DatasetConfig
+from lrdecay.data import DEBIAN_FASHION_MNIST, load_data
+from lrdecay.errors import DataError
+
+CPU = torch.device("cpu")
+
+
+def write_idx(path: Path, array: np.ndarray, compress: bool = False) -> None:
+    """Write ``array`` (uint8) in the IDX format of MNIST's files."""
+    header = struct.pack(">BBBB", 0, 0, 0x08, array.ndim)
+    header += b"".join(struct.pack(">I", d) for d in array.shape)
+    payload = header + array.astype(np.uint8).tobytes()
+    path.parent.mkdir(parents=True, exist_ok=True)
+    if compress:
+        with gzip.open(path.with_name(path.name + ".gz"), "wb") as fh:
+            fh.write(payload)
+    else:
+        path.write_bytes(payload)
+
+
+def write_mnist(root: Path, folder: str = "MNIST", n_train: int = 40, n_test: int = 20,
+                compress: bool = False) -> tuple[np.ndarray, np.ndarray]:
+    rng = np.random.default_rng(0)
+    raw = root / folder / "raw"
+    train_x = rng.integers(0, 256, (n_train, 28, 28), dtype=np.uint8)
+    train_y = rng.integers(0, 10, n_train, dtype=np.uint8)
+    write_idx(raw / "train-images-idx3-ubyte", train_x, compress)
+    write_idx(raw / "train-labels-idx1-ubyte", train_y, compress)
+    write_idx(raw / "t10k-images-idx3-ubyte", rng.integers(0, 256, (n_test, 28, 28)), compress)
+    write_idx(raw / "t10k-labels-idx1-ubyte", rng.integers(0, 10, n_test), compress)
+    return train_x, train_y
+
+
+def write_cifar(root: Path, per_batch: int = 6, n_test: int = 8) -> np.ndarray:
+    """Write CIFAR-10's python-pickle batches; returns the first training batch's images."""
+    rng = np.random.default_rng(1)
+    folder = root / "cifar-10-batches-py"
+    folder.mkdir(parents=True)
+    first = None
+    for name, n in [*[(f"data_batch_{i}", per_batch) for i in range(1, 6)], ("test_batch", n_test)]:
+        data = rng.integers(0, 256, (n, 3 * 32 * 32), dtype=np.uint8)
+        first = data if first is None else first
+        with open(folder / name, "wb") as fh:
+            pickle.dump({"data": data, "labels": rng.integers(0, 10, n).tolist()}, fh)
+    with open(folder / "batches.meta", "wb") as fh:
+        pickle.dump({"label_names": [f"c{i}" for i in range(10)]}, fh)
+    assert first is not None
+    return first
+
+
+def _offline(root: Path, **kw) -> DataConfig:
+    return DataConfig(root=str(root), download=False, **kw)
+
+
+def test_mnist_idx_files_load_normalised(tmp_path: Path) -> None:
+    train_x, train_y = write_mnist(tmp_path)
+    bundle = load_data(DatasetConfig(name="mnist"), _offline(tmp_path), CPU)
+    assert bundle.input_shape == (1, 28, 28)
+    assert (len(bundle.train), len(bundle.val), bundle.test) == (40, 20, None)
+    expected = (torch.as_tensor(train_x, dtype=torch.float32) / 255 - 0.5) / 0.5
+    assert torch.allclose(bundle.train.x[:, 0], expected)
+    assert bundle.train.y.tolist() == train_y.tolist()
+    assert bundle.train.x.min() >= -1 and bundle.train.x.max() <= 1
+
+
+def test_gzipped_idx_files_are_unpacked(tmp_path: Path) -> None:
+    write_mnist(tmp_path, folder="FashionMNIST", compress=True)
+    bundle = load_data(DatasetConfig(name="fashion_mnist"), _offline(tmp_path), CPU)
+    assert len(bundle.train) == 40
+    assert (tmp_path / "FashionMNIST" / "raw" / "train-images-idx3-ubyte").is_file()
+
+
+def test_cifar_pickled_batches_load_channels_first(tmp_path: Path) -> None:
+    first = write_cifar(tmp_path)
+    cfg = DatasetConfig(name="cifar10", channels=3, height=32, width=32, batch_size=20)
+    bundle = load_data(cfg, _offline(tmp_path), CPU)
+    assert bundle.input_shape == (3, 32, 32)
+    assert (len(bundle.train), len(bundle.val)) == (30, 8)
+    img0 = first[0].reshape(3, 32, 32).astype(np.float32)
+    assert torch.allclose(bundle.train.x[0], torch.as_tensor((img0 / 255 - 0.5) / 0.5))
+
+
+def test_val_fraction_holds_out_train_and_reports_test(tmp_path: Path) -> None:
+    write_mnist(tmp_path, n_train=50)
+    cfg = DatasetConfig(name="mnist", val_fraction=0.2)
+    bundle = load_data(cfg, _offline(tmp_path), CPU)
+    assert (len(bundle.train), len(bundle.val), len(bundle.test)) == (40, 10, 20)
+    again = load_data(cfg, _offline(tmp_path), CPU)
+    assert torch.equal(bundle.val.y, again.val.y)  # the held-out split is reproducible
+
+
+def test_digits_is_the_bundled_offline_set() -> None:
+    bundle = load_data(DatasetConfig(name="digits", height=8, width=8), DataConfig(), CPU)
+    assert (len(bundle.train), len(bundle.val)) == (1437, 360)
+    assert bundle.input_shape == (1, 8, 8)
+    assert sorted(bundle.val.y.unique().tolist()) == list(range(10))
+    assert bundle.train.x.min() == -1 and bundle.train.x.max() == 1
+
+
+def test_missing_data_offline_names_both_fixes(tmp_path: Path) -> None:
+    with pytest.raises(DataError) as err:
+        load_data(DatasetConfig(name="mnist"), _offline(tmp_path), CPU)
+    msg = str(err.value)
+    assert "data.root=" in msg and "data.download=true" in msg
+
+
+def test_data_root_that_is_a_file(tmp_path: Path) -> None:
+    afile = tmp_path / "file"
+    afile.write_text("x")
+    with pytest.raises(DataError, match="is a file"):
+        load_data(DatasetConfig(name="mnist"), _offline(afile), CPU)
+
+
+def test_corrupt_file_is_a_clear_error(tmp_path: Path) -> None:
+    write_mnist(tmp_path)
+    (tmp_path / "MNIST" / "raw" / "train-images-idx3-ubyte").write_bytes(b"\x00\x00garbage")
+    with pytest.raises(DataError, match="corrupt"):
+        load_data(DatasetConfig(name="mnist"), _offline(tmp_path), CPU)
+
+
+def test_batches_cover_the_split_once_in_shuffled_order(tmp_path: Path) -> None:
+    write_mnist(tmp_path, n_train=50)
+    train = load_data(DatasetConfig(name="mnist"), _offline(tmp_path), CPU).train
+    gen = torch.Generator().manual_seed(0)
+    batches = list(train.batches(16, gen))
+    assert [len(y) for _, y in batches] == [16, 16, 16, 2]
+    seen = torch.cat([x.flatten(1) for x, _ in batches])
+    assert not torch.equal(seen, train.x.flatten(1))  # shuffled
+    assert torch.allclose(seen.sum(0), train.x.flatten(1).sum(0), atol=1e-4)  # each once
+
+
+def test_fashion_mnist_from_the_debian_package(tmp_path: Path) -> None:
+    """With Debian's dataset-fashion-mnist installed, an empty data.root needs no network."""
+    assert (DEBIAN_FASHION_MNIST / "train-images-idx3-ubyte.gz").is_file(), (
+        "install Debian's dataset-fashion-mnist package (.ci/run does)")
+    bundle = load_data(DatasetConfig(name="fashion_mnist"), _offline(tmp_path), CPU)
+    assert (len(bundle.train), len(bundle.val)) == (60000, 10000)

@@ -1,0 +1,22 @@
+"""The reference CNNs: layer sizes as in the study, flattened size from the input shape."""
+
+from __future__ import annotations
+
+import pytest
+import torch
+
+from lrdecay.config import ModelConfig
+from lrdecay.models import build_model
+
+
+@pytest.mark.parametrize(("name", "shape", "flat"), [
+    ("mnist_cnn", (1, 28, 28), 3380), ("mnist_cnn", (1, 8, 8), 180),
+    ("cifar_cnn", (3, 32, 32), 1024)])
+def test_models_give_logits_and_derive_flat_size(name, shape, flat) -> None:
+    model = build_model(ModelConfig(name=name), shape, num_classes=10)
+    linears = [m for m in model.modules() if isinstance(m, torch.nn.Linear)]
+    assert linears[0].in_features == flat
+    assert [m.out_features for m in linears] == ([128, 10] if name == "mnist_cnn" else [500, 10])
+    out = model(torch.randn(4, *shape))
+    assert out.shape == (4, 10)
+    assert not torch.allclose(out.softmax(1).sum(1), out.sum(1))  # raw logits, no softmax
