@@ -17,6 +17,8 @@ from omegaconf import DictConfig
 
 from lrdecay.config import register_configs
 from lrdecay.errors import LrdecayError
+from lrdecay.resources import available_cores
+from lrdecay.results import read_parent
 from lrdecay.run import RunContext, run
 
 log = logging.getLogger("lrdecay")
@@ -24,26 +26,38 @@ register_configs()
 
 
 def hydra_context() -> RunContext:
-    """What Hydra knows about this job: launch folder, output folder, job number, overrides."""
+    """What Hydra knows about this job: folders, job number, overrides, parallel workers."""
     hc = HydraConfig.get()
-    multirun = hc.mode == RunMode.MULTIRUN
+    if hc.mode != RunMode.MULTIRUN:
+        return RunContext(base_dir=Path(hc.runtime.cwd), output_dir=Path(hc.runtime.output_dir),
+                          overrides=list(hc.overrides.task))
+    n_jobs = int(hc.launcher.get("n_jobs", 1) or 1)
     return RunContext(base_dir=Path(hc.runtime.cwd), output_dir=Path(hc.runtime.output_dir),
-                      job_num=hc.job.num if multirun else None,
-                      sweep_dir=hc.sweep.dir if multirun else None,
-                      overrides=list(hc.overrides.task))
+                      job_num=hc.job.num, sweep_dir=hc.sweep.dir,
+                      overrides=list(hc.overrides.task), parent_run_id=read_parent(hc.sweep.dir),
+                      n_workers=available_cores() if n_jobs < 1 else n_jobs)
 
 
 @hydra.main(version_base="1.3", config_path="conf", config_name="config")
 def main(cfg: DictConfig) -> float:
-    """Run one job and return its final validation accuracy (the objective sweepers read)."""
+    """Run one job and return its final validation accuracy (the objective sweepers read).
+
+    A single run that fails exits non-zero with one message. In a sweep, a failing job is
+    recorded (MLflow, result.json, the summary table) and the other jobs go on.
+    """
     ctx = hydra_context()
     try:
         summary = run(cfg, ctx)
     except LrdecayError as exc:
         log.error("%s", exc)
-        if ctx.job_num is None:  # a single run: one clear line and a non-zero exit
+        if ctx.job_num is None:
             sys.exit(2)
-        raise
+        return float("nan")
+    except Exception:
+        if ctx.job_num is None:
+            raise
+        log.exception("job %s failed", ctx.job_num)
+        return float("nan")
     return summary.final_val_acc if math.isfinite(summary.final_val_acc) else float("nan")
 
 

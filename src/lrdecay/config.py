@@ -13,6 +13,7 @@ from hydra.core.config_store import ConfigStore
 from omegaconf import DictConfig, OmegaConf
 
 from lrdecay.errors import ConfigError
+from lrdecay.resources import available_cores
 
 DEVICES = ("auto", "cpu", "cuda", "mps")
 DATASETS = ("mnist", "fashion_mnist", "cifar10", "digits")
@@ -186,8 +187,10 @@ class LrdecayConfig:
 
 
 def register_configs() -> None:
-    """Register the schema so that Hydra type-checks every composed config and override."""
+    """Register the schema (so Hydra type-checks every config and override) and resolvers."""
     ConfigStore.instance().store(name="lrdecay_schema", node=LrdecayConfig)
+    if not OmegaConf.has_resolver("lrdecay.cores"):
+        OmegaConf.register_new_resolver("lrdecay.cores", available_cores)
 
 
 def validate(cfg: DictConfig | dict[str, Any]) -> LrdecayConfig:

@@ -26,24 +26,41 @@ def available_cores() -> int:
         return os.cpu_count() or 1
 
 
-def resolve_device(name: str) -> torch.device:
-    """``auto`` picks CUDA, then MPS, then CPU; an explicit device must exist."""
+def resolve_device(name: str, job_num: int | None = None) -> torch.device:
+    """``auto`` picks CUDA, then MPS, then CPU; an explicit device must exist.
+
+    On CUDA, job ``k`` of a sweep uses GPU ``k % device_count`` so parallel jobs spread out.
+    """
     if name == "auto":
         if torch.cuda.is_available():
-            return torch.device("cuda")
-        if torch.backends.mps.is_available():
-            return torch.device("mps")
-        return torch.device("cpu")
-    if name == "cuda" and not torch.cuda.is_available():
-        raise ConfigError("device: 'cuda' asked for but no CUDA GPU is visible; use device=auto")
+            name = "cuda"
+        elif torch.backends.mps.is_available():
+            name = "mps"
+        else:
+            name = "cpu"
+    if name == "cuda":
+        if not torch.cuda.is_available():
+            raise ConfigError("device: 'cuda' asked for but no CUDA GPU is visible; "
+                              "use device=auto")
+        index = (job_num or 0) % torch.cuda.device_count()
+        torch.cuda.set_device(index)
+        return torch.device("cuda", index)
     if name == "mps" and not torch.backends.mps.is_available():
         raise ConfigError("device: 'mps' asked for but MPS is not available; use device=auto")
     return torch.device(name)
 
 
-def set_threads(threads: int | None) -> int:
-    """Set torch's intra-op threads (default: every available core) and return the count."""
-    n = threads if threads is not None else available_cores()
+def threads_per_worker(n_workers: int) -> int:
+    """Torch threads for each of ``n_workers`` concurrent jobs: the cores shared out evenly.
+
+    Left at torch's default, concurrent jobs each take every core and oversubscribe the CPU.
+    """
+    return max(1, available_cores() // max(1, n_workers))
+
+
+def set_threads(threads: int | None, n_workers: int = 1) -> int:
+    """Set torch's intra-op threads (default: this worker's share of the cores); return it."""
+    n = threads if threads is not None else threads_per_worker(n_workers)
     torch.set_num_threads(n)
     return n
 

@@ -20,6 +20,7 @@ from lrdecay.engine import Engine, Listener, RunSummary, TrainerSettings
 from lrdecay.models import build_model
 from lrdecay.progress import EpochLogLine, ProgressBar
 from lrdecay.resources import resolve_device, seed_everything, set_threads
+from lrdecay.results import JobResult, write_result
 from lrdecay.schedules import SequenceScheduler, make_sequence, make_strategy
 from lrdecay.tracking import (
     MlflowTracker,
@@ -43,6 +44,7 @@ class RunContext:
     sweep_dir: str | None = None
     overrides: list[str] = field(default_factory=list)
     parent_run_id: str | None = None
+    n_workers: int = 1
 
 
 def run_name(conf: LrdecayConfig) -> str:
@@ -100,13 +102,39 @@ def run(cfg: DictConfig, ctx: RunContext | None = None,
 
     The MLflow run ends FINISHED, FAILED (an exception, or divergence: tagged ``diverged``) or
     KILLED (KeyboardInterrupt). Errors a user can fix raise :class:`lrdecay.errors.LrdecayError`.
+    With ``ctx.output_dir`` set, the outcome is also saved there as ``result.json``, however the
+    run ends, for the sweep's summary.
     """
-    conf = validate(cfg)
     ctx = ctx or RunContext()
-    seed_everything(conf.seed)
-    threads = set_threads(conf.threads)
-    device = resolve_device(conf.device)
+    outcome = JobResult(setting=" ".join(ctx.overrides) or "run", status="failed",
+                        job_num=ctx.job_num, overrides=list(ctx.overrides))
+    try:
+        summary = _train(cfg, ctx, outcome, extra_listeners)
+        outcome.status = summary.status
+        outcome.final_val_acc = summary.final_val_acc
+        outcome.convergence_epoch = summary.convergence_epoch
+        outcome.epochs_run = summary.epochs_run
+        outcome.seconds = summary.train_seconds
+        return summary
+    except KeyboardInterrupt:
+        outcome.status, outcome.error = "killed", "interrupted"
+        raise
+    except Exception as exc:
+        outcome.error = f"{type(exc).__name__}: {exc}".splitlines()[0]
+        raise
+    finally:
+        if ctx.output_dir is not None:
+            write_result(ctx.output_dir, outcome)
 
+
+def _train(cfg: DictConfig, ctx: RunContext, outcome: JobResult,
+           extra_listeners: Iterable[Listener]) -> RunSummary:
+    """The body of :func:`run`; fills ``outcome`` with what is known as soon as it is known."""
+    conf = validate(cfg)
+    outcome.setting = conf.tracking.run_name or run_name(conf)
+    seed_everything(conf.seed)
+    threads = set_threads(conf.threads, ctx.n_workers)
+    device = resolve_device(conf.device, ctx.job_num)
     tracker = None
     if conf.tracking.enabled:
         store = ctx.base_dir / conf.tracking.store_dir
@@ -122,13 +150,14 @@ def run(cfg: DictConfig, ctx: RunContext | None = None,
         optimizer,
         make_sequence(conf.sequence.name, conf.sequence.gamma, conf.sequence.period),
         make_strategy(conf.strategy.name, conf.strategy.rate, conf.strategy.shrink))
-    label = conf.tracking.run_name or run_name(conf)
+    label = outcome.setting
     listeners: list[Listener] = [EpochLogLine(label), ProgressBar(conf.trainer.progress)]
     listeners += list(extra_listeners)
     if tracker is not None:
         tracker.start(label, _tags(conf, ctx, threads), _params(cfg), ctx.parent_run_id)
         tracker.log_text(OmegaConf.to_yaml(cfg, resolve=True), "config.yaml")
         tracker.log_text("\n".join(ctx.overrides) + "\n", "overrides.txt")
+        outcome.run_id = tracker.run_id
         log.info("tracking run %s (%s) in experiment '%s' at %s", tracker.run_id, label,
                  tracker.experiment, redact_uri(tracker.uri))
         listeners.append(tracker)

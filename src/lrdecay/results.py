@@ -1,0 +1,117 @@
+"""What each job of a sweep leaves in its output folder, and the sweep's summary table.
+
+Every job writes ``result.json`` when it ends, however it ends; the launching process reads
+them back after the sweep. A job folder without one belongs to a job that died (killed by the
+OS, out of memory). The sweep's parent MLflow run id sits in ``<sweep_dir>/parent_run.json`` so
+that workers on any launcher (local processes, cluster nodes) can find it.
+"""
+
+from __future__ import annotations
+
+import json
+import math
+import os
+from dataclasses import asdict, dataclass, field
+from pathlib import Path
+
+RESULT_FILE = "result.json"
+PARENT_FILE = "parent_run.json"
+
+
+@dataclass
+class JobResult:
+    """The outcome of one job: ``status`` is finished, early_stopped, diverged, failed,
+    killed, or died (no result file was written)."""
+
+    setting: str
+    status: str
+    job_num: int | None = None
+    final_val_acc: float | None = None
+    convergence_epoch: int | None = None
+    epochs_run: int | None = None
+    seconds: float | None = None
+    run_id: str | None = None
+    error: str | None = None
+    overrides: list[str] = field(default_factory=list)
+
+    @property
+    def ok(self) -> bool:
+        """True when the job trained to its end (including an early stop)."""
+        return self.status in ("finished", "early_stopped")
+
+
+def _write_json(path: Path, payload: dict) -> None:
+    """Write atomically: a reader never sees half a file."""
+    path.parent.mkdir(parents=True, exist_ok=True)
+    tmp = path.with_name(path.name + ".tmp")
+    tmp.write_text(json.dumps(payload, indent=2, allow_nan=True))
+    os.replace(tmp, path)
+
+
+def write_result(output_dir: Path, result: JobResult) -> Path:
+    """Save ``result`` as ``<output_dir>/result.json``."""
+    path = output_dir / RESULT_FILE
+    _write_json(path, asdict(result))
+    return path
+
+
+def read_results(sweep_dir: Path) -> list[JobResult]:
+    """Every job's result under ``sweep_dir``, ordered by job number; dead jobs included."""
+    results = []
+    for job_dir in sorted(p for p in sweep_dir.iterdir() if (p / ".hydra").is_dir()):
+        path = job_dir / RESULT_FILE
+        if path.is_file():
+            results.append(JobResult(**json.loads(path.read_text())))
+        else:
+            overrides = _hydra_overrides(job_dir)
+            num = int(job_dir.name) if job_dir.name.isdigit() else None
+            results.append(JobResult(setting=" ".join(overrides) or job_dir.name, status="died",
+                                     job_num=num, overrides=overrides,
+                                     error="no result: the job's process ended abruptly"))
+    return sorted(results, key=lambda r: (r.job_num is None, r.job_num or 0))
+
+
+def _hydra_overrides(job_dir: Path) -> list[str]:
+    """The overrides Hydra saved for a job (plain YAML list of strings)."""
+    path = job_dir / ".hydra" / "overrides.yaml"
+    if not path.is_file():
+        return []
+    return [line[2:].strip() for line in path.read_text().splitlines() if line.startswith("- ")]
+
+
+def write_parent(sweep_dir: Path, run_id: str, experiment_id: str, uri: str) -> None:
+    """Record the sweep's parent run for its workers."""
+    _write_json(sweep_dir / PARENT_FILE,
+                {"run_id": run_id, "experiment_id": experiment_id, "uri": uri})
+
+
+def read_parent(sweep_dir: str | Path | None) -> str | None:
+    """The parent run id of the sweep at ``sweep_dir``, if one was recorded."""
+    if not sweep_dir:
+        return None
+    path = Path(sweep_dir) / PARENT_FILE
+    return json.loads(path.read_text())["run_id"] if path.is_file() else None
+
+
+def _fmt(value: float | int | None, spec: str) -> str:
+    if value is None or (isinstance(value, float) and not math.isfinite(value)):
+        return "–"
+    return format(value, spec)
+
+
+def format_table(results: list[JobResult]) -> str:
+    """A fixed-width table: one row per job with setting, status, accuracy, epochs, seconds."""
+    header = ("#", "setting", "status", "final acc", "conv. epoch", "epochs", "seconds")
+    rows = [(_fmt(r.job_num, "d"), r.setting, r.status, _fmt(r.final_val_acc, ".4f"),
+             _fmt(r.convergence_epoch, "d"), _fmt(r.epochs_run, "d"), _fmt(r.seconds, ".1f"))
+            for r in results]
+    widths = [max(len(h), *(len(row[i]) for row in rows)) if rows else len(h)
+              for i, h in enumerate(header)]
+    line = "  ".join(h.ljust(w) for h, w in zip(header, widths, strict=True))
+    out = [line, "-" * len(line)]
+    out += ["  ".join(c.ljust(w) for c, w in zip(row, widths, strict=True)) for row in rows]
+    failures = [r for r in results if r.error]
+    if failures:
+        out.append("")
+        out += [f"job {_fmt(r.job_num, 'd')} ({r.setting}): {r.error}" for r in failures]
+    return "\n".join(out)

@@ -1,0 +1,113 @@
+"""Hydra callbacks of a multirun: the MLflow parent run before workers start, the table after.
+
+Creating the experiment and the parent run in the launching process, before any worker exists,
+also creates a fresh SQLite store's schema once, instead of parallel workers racing to create it.
+"""
+
+from __future__ import annotations
+
+import copy
+import logging
+import time
+from pathlib import Path
+from typing import Any
+
+from hydra.experimental.callback import Callback
+from omegaconf import DictConfig, open_dict
+
+from lrdecay.config import validate
+from lrdecay.errors import LrdecayError
+from lrdecay.results import JobResult, format_table, read_results, write_parent
+from lrdecay.run import experiment_name
+from lrdecay.tracking import MlflowTracker, default_artifact_root, redact_uri, resolve_uri
+
+log = logging.getLogger("lrdecay")
+
+
+def _job_config(config: DictConfig) -> DictConfig:
+    """The run's part of a composed config (without the ``hydra`` node)."""
+    cfg = copy.deepcopy(config)
+    with open_dict(cfg):
+        cfg.pop("hydra", None)
+    return cfg
+
+
+def ui_command(uri: str, experiment_id: str | None) -> str:
+    """How to open the MLflow UI on this store's experiment (a local UI bound to 127.0.0.1)."""
+    page = f"#/experiments/{experiment_id}" if experiment_id else ""
+    if uri.startswith(("http://", "https://")):
+        return f"open {redact_uri(uri).rstrip('/')}/{page}"
+    return (f"mlflow ui --backend-store-uri {uri} --host 127.0.0.1 --port 5000\n"
+            f"then open http://127.0.0.1:5000/{page}")
+
+
+class SweepTracking(Callback):
+    """Opens one MLflow parent run per multirun, and closes it with the jobs' summary."""
+
+    def __init__(self) -> None:
+        self.tracker: MlflowTracker | None = None
+        self.started = 0.0
+
+    def on_multirun_start(self, config: DictConfig, **kwargs: Any) -> None:
+        self.started = time.monotonic()
+        try:
+            conf = validate(_job_config(config))
+        except LrdecayError as exc:
+            raise SystemExit(f"lrdecay: {exc}") from None
+        if not conf.tracking.enabled:
+            return
+        hc = config.hydra
+        sweep_dir = Path(hc.sweep.dir)
+        store = Path(hc.runtime.cwd) / conf.tracking.store_dir
+        uri = resolve_uri(conf.tracking.uri, store)
+        tracker = MlflowTracker(uri, experiment_name(conf), default_artifact_root(uri, store),
+                                log_plot=False)
+        try:
+            tracker.connect()
+        except LrdecayError as exc:
+            raise SystemExit(f"lrdecay: {exc}") from None
+        preset = hc.runtime.choices.get("experiment") or "sweep"
+        tracker.start(f"{preset}-{sweep_dir.name}",
+                      tags={"lrdecay.role": "sweep", "hydra.sweep_dir": str(sweep_dir),
+                            "dataset": conf.dataset.name},
+                      params={"overrides": " ".join(hc.overrides.task)[:6000]})
+        assert tracker.run_id and tracker.experiment_id
+        write_parent(sweep_dir, tracker.run_id, tracker.experiment_id, redact_uri(uri))
+        self.tracker = tracker
+        log.info("sweep parent run %s in experiment '%s'", tracker.run_id, tracker.experiment)
+
+    def on_multirun_end(self, config: DictConfig, **kwargs: Any) -> None:
+        sweep_dir = Path(config.hydra.sweep.dir)
+        results = read_results(sweep_dir) if sweep_dir.is_dir() else []
+        table = format_table(results)
+        counts = _counts(results)
+        summary = (f"{counts['total']} jobs: {counts['finished']} finished, "
+                   f"{counts['diverged']} diverged, {counts['failed']} failed "
+                   f"in {time.monotonic() - self.started:.0f} s")
+        lines = ["", table, "", summary]
+        if self.tracker is not None:
+            lines += ["", "Compare the runs in the MLflow UI:",
+                      ui_command(self.tracker.uri, self.tracker.experiment_id)]
+            self._close_parent(table, counts)
+        print("\n".join(lines), flush=True)
+        if sweep_dir.is_dir():
+            (sweep_dir / "summary.txt").write_text("\n".join(lines) + "\n")
+        if counts["failed"]:
+            raise SystemExit(f"lrdecay: {counts['failed']} job(s) failed; see the table above "
+                             "and each job's log under " + str(sweep_dir))
+
+    def _close_parent(self, table: str, counts: dict[str, int]) -> None:
+        tracker = self.tracker
+        assert tracker is not None
+        tracker.log_metrics({f"children_{k}": float(v) for k, v in counts.items()}, step=0)
+        tracker.log_text(table + "\n", "summary.txt")
+        all_ok = counts["total"] > 0 and counts["finished"] == counts["total"]
+        tracker.end("FINISHED" if all_ok else "FAILED")
+
+
+def _counts(results: list[JobResult]) -> dict[str, int]:
+    """How many jobs finished, diverged, failed (raised, killed or died)."""
+    finished = sum(r.ok for r in results)
+    diverged = sum(r.status == "diverged" for r in results)
+    return {"total": len(results), "finished": finished, "diverged": diverged,
+            "failed": len(results) - finished - diverged}
