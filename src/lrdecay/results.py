@@ -99,17 +99,29 @@ def _fmt(value: float | int | None, spec: str) -> str:
     return format(value, spec)
 
 
+def varying_overrides(results: list[JobResult]) -> dict[int, str]:
+    """Per job index, the overrides that differ between jobs (what the sweep varied)."""
+    sets = [set(r.overrides) for r in results]
+    common = set.intersection(*sets) if sets else set()
+    return {i: " ".join(o for o in r.overrides if o not in common)
+            for i, r in enumerate(results)}
+
+
 def format_table(results: list[JobResult]) -> str:
-    """A fixed-width table: one row per job with setting, status, accuracy, epochs, seconds."""
-    header = ("#", "setting", "status", "final acc", "conv. epoch", "epochs", "seconds")
-    rows = [(_fmt(r.job_num, "d"), r.setting, r.status, _fmt(r.final_val_acc, ".4f"),
+    """A fixed-width table: one row per job with setting, what the sweep varied, status,
+    final accuracy, convergence epoch, epochs run and seconds; then each job's error."""
+    header = ("#", "setting", "swept", "status", "final acc", "conv. epoch", "epochs",
+              "seconds")
+    swept = varying_overrides(results)
+    rows = [(_fmt(r.job_num, "d"), r.setting, swept[i], r.status, _fmt(r.final_val_acc, ".4f"),
              _fmt(r.convergence_epoch, "d"), _fmt(r.epochs_run, "d"), _fmt(r.seconds, ".1f"))
-            for r in results]
+            for i, r in enumerate(results)]
     widths = [max(len(h), *(len(row[i]) for row in rows)) if rows else len(h)
               for i, h in enumerate(header)]
     line = "  ".join(h.ljust(w) for h, w in zip(header, widths, strict=True))
     out = [line, "-" * len(line)]
-    out += ["  ".join(c.ljust(w) for c, w in zip(row, widths, strict=True)) for row in rows]
+    out += ["  ".join(c.ljust(w) for c, w in zip(row, widths, strict=True)).rstrip()
+            for row in rows]
     failures = [r for r in results if r.error]
     if failures:
         out.append("")

@@ -1,0 +1,179 @@
+"""Multirun sweeps through the real CLI: parent run, children, isolation, the MLflow UI."""
+
+from __future__ import annotations
+
+import json
+import socket
+import subprocess
+import sys
+import time
+import urllib.request
+from pathlib import Path
+
+import pytest
+from mlflow.tracking import MlflowClient
+
+from lrdecay.engine import EPOCH_METRICS
+from tests.conftest import run_cli
+
+pytestmark = pytest.mark.slow
+
+PAPER_NAMES = {f"seq{i}-{s}" for i in range(1, 5) for s in ("epoch", "cutoff", "oscillate")}
+PAPER_NAMES |= {"sgd-fixed", "adam-fixed"}
+
+
+def _store(folder: Path) -> MlflowClient:
+    return MlflowClient(f"sqlite:///{folder / 'mlruns' / 'mlflow.db'}")
+
+
+def _sweep_runs(client: MlflowClient, experiment: str = "lrdecay-digits"):
+    """(parent, children) of the only sweep in ``experiment``."""
+    exp = client.get_experiment_by_name(experiment)
+    runs = client.search_runs([exp.experiment_id], max_results=1000)
+    parents = [r for r in runs if r.data.tags.get("lrdecay.role") == "sweep"]
+    assert len(parents) == 1
+    children = [r for r in runs if r.data.tags.get("mlflow.parentRunId") == parents[0].info.run_id]
+    assert len(children) == len(runs) - 1  # every other run is a child of the sweep
+    return parents[0], children
+
+
+def _assert_complete_history(client: MlflowClient, run, epochs: int) -> None:
+    for name in EPOCH_METRICS:
+        steps = [m.step for m in client.get_metric_history(run.info.run_id, name)]
+        assert sorted(steps) == list(range(1, epochs + 1)), (run.info.run_name, name, steps)
+
+
+@pytest.fixture(scope="module")
+def paper_sweep(tmp_path_factory) -> Path:
+    """`python train.py -m experiment=paper dataset=digits` at 3 epochs, run once."""
+    folder = tmp_path_factory.mktemp("paper")
+    proc = run_cli(["-m", "experiment=paper", "dataset=digits", "trainer.max_epochs=3"],
+                   cwd=folder, timeout=900)
+    assert proc.returncode == 0, proc.stderr[-3000:]
+    (folder / "stdout.txt").write_text(proc.stdout)
+    return folder
+
+
+def test_paper_preset_runs_the_14_settings_under_one_parent(paper_sweep: Path) -> None:
+    client = _store(paper_sweep)
+    parent, children = _sweep_runs(client)
+    assert {c.info.run_name for c in children} == PAPER_NAMES and len(children) == 14
+    assert all(c.info.status == "FINISHED" for c in children)
+    assert parent.info.status == "FINISHED"
+    assert parent.data.metrics["children_finished"] == 14
+    for child in children:
+        _assert_complete_history(client, child, 3)
+        if child.info.run_name.endswith("-fixed"):
+            lrs = {m.value for m in client.get_metric_history(child.info.run_id, "lr")}
+            assert lrs == {0.001}
+    by_name = {c.info.run_name: c for c in children}
+    assert by_name["adam-fixed"].data.tags["optimizer"] == "adam"
+    assert by_name["seq4-cutoff"].data.params["optimizer.lr"] == "0.01"
+    assert {c.data.tags["threads"] for c in children} == {"1"}  # 2 cores shared by 2 workers
+
+
+def test_paper_sweep_prints_the_table_and_the_ui_command(paper_sweep: Path) -> None:
+    out = (paper_sweep / "stdout.txt").read_text()
+    for name in PAPER_NAMES:
+        assert name in out
+    assert "14 jobs: 14 finished, 0 diverged, 0 failed" in out
+    assert "mlflow ui --backend-store-uri sqlite:///" in out and "127.0.0.1" in out
+
+
+def _free_port() -> int:
+    with socket.socket() as s:
+        s.bind(("127.0.0.1", 0))
+        return s.getsockname()[1]
+
+
+def test_mlflow_ui_serves_the_sweep(paper_sweep: Path) -> None:
+    """The README's UI command on this store: REST lists the 14 children, the page loads."""
+    port = _free_port()
+    mlflow_bin = Path(sys.executable).with_name("mlflow")
+    store = f"sqlite:///{paper_sweep / 'mlruns' / 'mlflow.db'}"
+    ui = subprocess.Popen([str(mlflow_bin), "ui", "--backend-store-uri", store,
+                           "--host", "127.0.0.1", "--port", str(port)],
+                          cwd=paper_sweep, stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)
+    base = f"http://127.0.0.1:{port}"
+    try:
+        exp = _store(paper_sweep).get_experiment_by_name("lrdecay-digits")
+        body = json.dumps({"experiment_ids": [exp.experiment_id], "max_results": 100,
+                           "filter": "attributes.status = 'FINISHED'"}).encode()
+        deadline = time.monotonic() + 90
+        while True:
+            try:
+                req = urllib.request.Request(f"{base}/api/2.0/mlflow/runs/search", data=body,
+                                             headers={"Content-Type": "application/json"})
+                with urllib.request.urlopen(req, timeout=5) as resp:
+                    runs = json.load(resp)["runs"]
+                break
+            except OSError:
+                if time.monotonic() > deadline or ui.poll() is not None:
+                    raise
+                time.sleep(1)
+        children = [r for r in runs if any(t["key"] == "mlflow.parentRunId"
+                                           for t in r["data"].get("tags", []))]
+        assert {r["info"]["run_name"] for r in children} == PAPER_NAMES
+        assert all(any(m["key"] == "final_val_acc" for m in r["data"]["metrics"])
+                   for r in children)
+        with urllib.request.urlopen(base + "/", timeout=10) as resp:
+            assert resp.status == 200 and "<html" in resp.read().decode().lower()
+    finally:
+        ui.terminate()
+        ui.wait(timeout=30)
+
+
+def test_grid_gives_twelve_finished_children_and_a_diverging_job_is_isolated(tmp_path) -> None:
+    proc = run_cli(["-m", "sequence=seq1,seq2,seq3,seq4", "strategy=epoch,cutoff,oscillate",
+                    "dataset=digits", "trainer.max_epochs=2"], cwd=tmp_path, timeout=900)
+    assert proc.returncode == 0, proc.stderr[-3000:]
+    client = _store(tmp_path)
+    _, children = _sweep_runs(client)
+    assert len(children) == 12 and all(c.info.status == "FINISHED" for c in children)
+    assert {c.info.run_name for c in children} == PAPER_NAMES - {"sgd-fixed", "adam-fixed"}
+    for child in children:
+        _assert_complete_history(client, child, 2)
+
+    other = tmp_path / "diverge"
+    other.mkdir()
+    proc = run_cli(["-m", "optimizer.lr=0.01,1e6", "strategy=fixed", "dataset=digits",
+                    "trainer.max_epochs=4", "tracking.experiment=diverge"], cwd=other,
+                   timeout=900)
+    assert proc.returncode == 0, proc.stderr[-3000:]  # a divergence is an outcome, not a crash
+    parent, children = _sweep_runs(_store(other), "diverge")
+    status = {c.data.params["optimizer.lr"]: c for c in children}
+    assert status["0.01"].info.status == "FINISHED"
+    assert status["1000000.0"].info.status == "FAILED"
+    assert status["1000000.0"].data.tags["diverged"] == "true"
+    assert parent.info.status == "FAILED" and parent.data.metrics["children_diverged"] == 1
+    assert "diverged" in proc.stdout and "1 diverged" in proc.stdout
+
+
+def test_a_job_that_raises_leaves_the_others_running(tmp_path) -> None:
+    proc = run_cli(["-m", "dataset=digits,mnist", f"data.root={tmp_path / 'nodata'}",
+                    "data.download=false", "trainer.max_epochs=2"], cwd=tmp_path, timeout=900)
+    assert proc.returncode != 0  # a crashed job fails the sweep, after the table
+    assert "Traceback" not in proc.stdout + proc.stderr
+    assert "2 jobs: 1 finished, 0 diverged, 1 failed" in proc.stdout
+    assert "mnist not found" in proc.stdout
+    client = _store(tmp_path)
+    exp = client.get_experiment_by_name("lrdecay-digits")
+    finished = client.search_runs([exp.experiment_id], "attributes.status = 'FINISHED'")
+    assert [r.info.run_name for r in finished] == ["seq3-epoch"]
+
+
+def test_stress_many_parallel_jobs_on_a_fresh_store(tmp_path) -> None:
+    """16 jobs, 8 workers at once on a new SQLite store: no schema race, no lost points."""
+    proc = run_cli(["-m", "seed=range(0,16)", "dataset=digits", "trainer.max_epochs=5",
+                    "hydra.launcher.n_jobs=8", "tracking.log_plot=false"], cwd=tmp_path,
+                   timeout=900)
+    assert proc.returncode == 0, proc.stderr[-3000:]
+    log = proc.stdout + proc.stderr
+    for bad in ("database is locked", "duplicate column", "OperationalError", "Traceback"):
+        assert bad not in log
+    client = _store(tmp_path)
+    _, children = _sweep_runs(client)
+    assert len(children) == 16 and all(c.info.status == "FINISHED" for c in children)
+    assert sorted(int(c.data.tags["seed"]) for c in children) == list(range(16))
+    for child in children:
+        _assert_complete_history(client, child, 5)
