@@ -21,7 +21,6 @@ from pathlib import Path
 
 import numpy as np
 import torch
-from torchvision.datasets import CIFAR10, MNIST, FashionMNIST
 
 from lrdecay.config import DataConfig, DatasetConfig
 from lrdecay.errors import DataError
@@ -115,20 +114,24 @@ def _stage_idx_files(raw_dir: Path, fallbacks: tuple[Path, ...]) -> None:
                 break
 
 
-class _CIFAR10Files(CIFAR10):
-    """CIFAR10 that trusts files that are present (its md5 list only fits the official files).
+def _torchvision_class(name: str) -> type:
+    """The torchvision dataset class for ``name``, imported only when needed (it is slow)."""
+    from torchvision.datasets import CIFAR10, MNIST, FashionMNIST
 
-    The download itself is still verified by torchvision against the archive's md5.
-    """
+    class CIFAR10Files(CIFAR10):
+        """CIFAR10 that trusts files that are present (its md5 list fits only the official
+        files); the download itself is still verified against the archive's md5."""
 
-    def _check_integrity(self) -> bool:
-        folder = Path(self.root) / self.base_folder
-        names = [name for name, _ in (*self.train_list, *self.test_list)]
-        return all((folder / name).is_file() for name in (*names, self.meta["filename"]))
+        def _check_integrity(self) -> bool:
+            folder = Path(self.root) / self.base_folder
+            names = [name for name, _ in (*self.train_list, *self.test_list)]
+            return all((folder / n).is_file() for n in (*names, self.meta["filename"]))
 
-    def _load_meta(self) -> None:
-        self.classes = [str(i) for i in range(10)]
-        self.class_to_idx = {c: i for i, c in enumerate(self.classes)}
+        def _load_meta(self) -> None:
+            self.classes = [str(i) for i in range(10)]
+            self.class_to_idx = {c: i for i, c in enumerate(self.classes)}
+
+    return {"mnist": MNIST, "fashion_mnist": FashionMNIST, "cifar10": CIFAR10Files}[name]
 
 
 def _read_torchvision(name: str, data: DataConfig) -> tuple[Split, Split]:
@@ -136,10 +139,11 @@ def _read_torchvision(name: str, data: DataConfig) -> tuple[Split, Split]:
     root = Path(data.root).expanduser()
     if root.exists() and not root.is_dir():
         raise DataError(f"data.root={root} is a file, not a directory; point data.root at a folder")
-    cls: type = {"mnist": MNIST, "fashion_mnist": FashionMNIST, "cifar10": _CIFAR10Files}[name]
+    cls = _torchvision_class(name)
     if name != "cifar10":
         fallbacks = (DEBIAN_FASHION_MNIST,) if name == "fashion_mnist" else ()
-        _stage_idx_files(root / cls.__name__ / "raw", fallbacks)
+        _stage_idx_files(root / ("MNIST" if name == "mnist" else "FashionMNIST") / "raw",
+                         fallbacks)
     splits = []
     for train in (True, False):
         try:
