@@ -6,7 +6,6 @@
 from __future__ import annotations
 
 import logging
-import math
 import sys
 from pathlib import Path
 
@@ -19,7 +18,7 @@ from lrdecay.config import register_configs
 from lrdecay.errors import LrdecayError
 from lrdecay.resources import available_cores
 from lrdecay.results import read_parent
-from lrdecay.run import RunContext, run
+from lrdecay.run import RunContext, objective_values, run
 
 log = logging.getLogger("lrdecay")
 register_configs()
@@ -39,8 +38,9 @@ def hydra_context() -> RunContext:
 
 
 @hydra.main(version_base="1.3", config_path="conf", config_name="config")
-def main(cfg: DictConfig) -> float:
-    """Run one job and return its final validation accuracy (the objective sweepers read).
+def main(cfg: DictConfig) -> float | list[float]:
+    """Run one job and return its objective (``objective``, default the final validation
+    accuracy): one float, or a list for several objectives. NaN when the job failed.
 
     A single run that fails exits non-zero with one message. In a sweep, a failing job is
     recorded (MLflow, result.json, the summary table) and the other jobs go on.
@@ -52,13 +52,20 @@ def main(cfg: DictConfig) -> float:
         log.error("%s", exc)
         if ctx.job_num is None:
             sys.exit(2)
-        return float("nan")
+        return _failed(cfg)
     except Exception:
         if ctx.job_num is None:
             raise
         log.exception("job %s failed", ctx.job_num)
-        return float("nan")
-    return summary.final_val_acc if math.isfinite(summary.final_val_acc) else float("nan")
+        return _failed(cfg)
+    values = objective_values(summary, cfg.objective)
+    return values[0] if len(values) == 1 else values
+
+
+def _failed(cfg: DictConfig) -> float | list[float]:
+    """NaN for each objective: what a failed job reports to a sweeper."""
+    n = len(cfg.get("objective") or [None])
+    return float("nan") if n == 1 else [float("nan")] * n
 
 
 if __name__ == "__main__":

@@ -164,6 +164,22 @@ class TrackingConfig:
         _check(bool(self.store_dir), "tracking.store_dir", "must be a directory path")
 
 
+OBJECTIVE_NAMES = ("val_acc", "best_val_acc", "convergence_epoch", "test_acc",
+                   "train_seconds", "epochs_run")
+
+
+@dataclass
+class TrialConfig:
+    """Set by the Optuna sweeper on each job: which trial of which study this run is, so that
+    the run can report per-epoch values and be pruned. Users leave it alone."""
+
+    storage: str | None = None
+    study_name: str | None = None
+    number: int | None = None
+    pruner: str = "none"
+    metric: str = "val_acc"
+
+
 @dataclass
 class LrdecayConfig:
     """The root of every composed run."""
@@ -176,12 +192,17 @@ class LrdecayConfig:
     strategy: StrategyConfig = field(default_factory=StrategyConfig)
     trainer: TrainerConfig = field(default_factory=TrainerConfig)
     tracking: TrackingConfig = field(default_factory=TrackingConfig)
+    trial: TrialConfig = field(default_factory=TrialConfig)
+    objective: list[str] = field(default_factory=lambda: ["val_acc"])
     seed: int = 42
     device: str = "auto"
     threads: int | None = None
 
     def __post_init__(self) -> None:
         _one_of(self.device, DEVICES, "device")
+        _check(len(self.objective) >= 1, "objective", "name at least one objective")
+        for name in self.objective:
+            _one_of(name, OBJECTIVE_NAMES, "objective")
         _check(self.threads is None or self.threads >= 1, "threads", "must be >= 1 or null")
         _check(self.seed >= 0, "seed", "must be >= 0")
 

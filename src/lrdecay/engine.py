@@ -50,7 +50,8 @@ class EpochRecord:
 
 @dataclass
 class RunSummary:
-    """The outcome of a fit: status is ``finished``, ``early_stopped`` or ``diverged``."""
+    """The outcome of a fit: status is ``finished``, ``early_stopped``, ``diverged``, or what a
+    listener's :class:`StopRun` said (``pruned``)."""
 
     status: str
     epochs_run: int
@@ -76,6 +77,15 @@ class RunSummary:
         if self.test_acc is not None and self.test_loss is not None:
             out.update(test_acc=self.test_acc, test_loss=self.test_loss)
         return out
+
+
+class StopRun(Exception):
+    """Raised by a listener's ``on_epoch_end`` to end the run early with ``status``
+    (e.g. ``pruned`` by a hyperparameter search); the engine still summarises the run."""
+
+    def __init__(self, status: str, reason: str = "") -> None:
+        super().__init__(reason or status)
+        self.status = status
 
 
 class Listener:
@@ -169,8 +179,12 @@ class Engine:
             record = EpochRecord(epoch, train_loss, train_acc, val_loss, val_acc, lr,
                                  self.scheduler.advances, time.perf_counter() - t0)
             self.history.append(record)
-            for listener in self.listeners:
-                listener.on_epoch_end(record)
+            try:
+                for listener in self.listeners:
+                    listener.on_epoch_end(record)
+            except StopRun as stop:
+                status = stop.status
+                break
             if not finite:
                 status = "diverged"
                 break

@@ -60,6 +60,18 @@ def experiment_name(conf: LrdecayConfig) -> str:
     return conf.tracking.experiment or f"lrdecay-{conf.dataset.name}"
 
 
+#: Names a sweeper may ask for as ``objective``, and the summary metric each one reads.
+OBJECTIVES = {"val_acc": "final_val_acc", "best_val_acc": "best_val_acc",
+              "convergence_epoch": "convergence_epoch", "test_acc": "test_acc",
+              "train_seconds": "train_seconds", "epochs_run": "epochs_run"}
+
+
+def objective_values(summary: RunSummary, names: Iterable[str]) -> list[float]:
+    """The summary's values for the objectives ``names`` (NaN where a value is missing)."""
+    metrics = summary.metrics()
+    return [float(metrics.get(OBJECTIVES[name], float("nan"))) for name in names]
+
+
 def build_optimizer(cfg: OptimizerConfig, params: Iterable[torch.nn.Parameter]
                     ) -> torch.optim.Optimizer:
     """SGD with momentum or Adam at initial rate ``cfg.lr`` (= r0)."""
@@ -101,7 +113,8 @@ def run(cfg: DictConfig, ctx: RunContext | None = None,
     """Validate ``cfg``, train one model under its schedule, track it, and return the summary.
 
     The MLflow run ends FINISHED, FAILED (an exception, or divergence: tagged ``diverged``) or
-    KILLED (KeyboardInterrupt). Errors a user can fix raise :class:`lrdecay.errors.LrdecayError`.
+    KILLED (KeyboardInterrupt, or a search pruned it: tag ``pruned``). Errors a user can fix
+    raise :class:`lrdecay.errors.LrdecayError`.
     With ``ctx.output_dir`` set, the outcome is also saved there as ``result.json``, however the
     run ends, for the sweep's summary.
     """
@@ -153,6 +166,10 @@ def _train(cfg: DictConfig, ctx: RunContext, outcome: JobResult,
     label = outcome.setting
     listeners: list[Listener] = [EpochLogLine(label), ProgressBar(conf.trainer.progress)]
     listeners += list(extra_listeners)
+    if conf.trial.number is not None:  # a trial of an Optuna study: report, maybe prune
+        from lrdecay.pruning import PruningListener
+
+        listeners.append(PruningListener(conf.trial))
     if tracker is not None:
         tracker.start(label, _tags(conf, ctx, threads), _params(cfg), ctx.parent_run_id)
         tracker.log_text(OmegaConf.to_yaml(cfg, resolve=True), "config.yaml")
@@ -171,7 +188,7 @@ def _train(cfg: DictConfig, ctx: RunContext, outcome: JobResult,
     status = "FAILED"
     try:
         summary = engine.fit()
-        status = "FAILED" if summary.diverged else "FINISHED"
+        status = {"diverged": "FAILED", "pruned": "KILLED"}.get(summary.status, "FINISHED")
         if summary.diverged:
             log.warning("%s diverged at epoch %d (non-finite loss); recorded as FAILED",
                         label, summary.epochs_run)

@@ -158,7 +158,10 @@ class MlflowTracker(Listener):
 
     def on_fit_end(self, summary: RunSummary) -> None:
         self.log_metrics(summary.metrics(), step=summary.epochs_run)
-        self.set_tags({"outcome": summary.status, "diverged": str(summary.diverged).lower()})
+        tags = {"outcome": summary.status, "diverged": str(summary.diverged).lower()}
+        if summary.status == "pruned":
+            tags["pruned"] = "true"
+        self.set_tags(tags)
         if self.log_plot and summary.history:
             from lrdecay.plots import plot_history
 
