@@ -166,10 +166,6 @@ def _train(cfg: DictConfig, ctx: RunContext, outcome: JobResult,
     label = outcome.setting
     listeners: list[Listener] = [EpochLogLine(label), ProgressBar(conf.trainer.progress)]
     listeners += list(extra_listeners)
-    if conf.trial.number is not None:  # a trial of an Optuna study: report, maybe prune
-        from lrdecay.pruning import PruningListener
-
-        listeners.append(PruningListener(conf.trial))
     if tracker is not None:
         tracker.start(label, _tags(conf, ctx, threads), _params(cfg), ctx.parent_run_id)
         tracker.log_text(OmegaConf.to_yaml(cfg, resolve=True), "config.yaml")
@@ -178,6 +174,11 @@ def _train(cfg: DictConfig, ctx: RunContext, outcome: JobResult,
         log.info("tracking run %s (%s) in experiment '%s' at %s", tracker.run_id, label,
                  tracker.experiment, redact_uri(tracker.uri))
         listeners.append(tracker)
+    if conf.trial.number is not None:  # a trial of an Optuna study: report, maybe prune
+        # (after the tracker, so a pruned epoch is still logged)
+        from lrdecay.pruning import PruningListener
+
+        listeners.append(PruningListener(conf.trial))
 
     settings = TrainerSettings(
         max_epochs=conf.trainer.max_epochs, batch_size=conf.dataset.batch_size,
