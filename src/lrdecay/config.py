@@ -164,6 +164,17 @@ class TrackingConfig:
         _check(bool(self.store_dir), "tracking.store_dir", "must be a directory path")
 
 
+@dataclass
+class ReportConfig:
+    """The study report a multirun writes for its own sweep when it ends."""
+
+    enabled: bool = True
+    target: float | None = None  # epochs-to-target threshold; null: dataset.target_accuracy
+
+    def __post_init__(self) -> None:
+        _check(self.target is None or 0 < self.target <= 1, "report.target", "must be in (0, 1]")
+
+
 OBJECTIVE_NAMES = ("val_acc", "best_val_acc", "convergence_epoch", "test_acc",
                    "train_seconds", "epochs_run")
 
@@ -192,6 +203,7 @@ class LrdecayConfig:
     strategy: StrategyConfig = field(default_factory=StrategyConfig)
     trainer: TrainerConfig = field(default_factory=TrainerConfig)
     tracking: TrackingConfig = field(default_factory=TrackingConfig)
+    report: ReportConfig = field(default_factory=ReportConfig)
     trial: TrialConfig = field(default_factory=TrialConfig)
     objective: list[str] = field(default_factory=lambda: ["val_acc"])
     seed: int = 42

@@ -51,8 +51,7 @@ def run_name(conf: LrdecayConfig) -> str:
     """``<sequence>-<strategy>``; a fixed rate is named by its optimizer (``sgd-fixed``)."""
     if conf.strategy.name == "fixed":
         return f"{conf.optimizer.name}-fixed"
-    name = f"{conf.sequence.name}-{conf.strategy.name}"
-    return name if conf.optimizer.name == "sgd" else f"{name}-{conf.optimizer.name}"
+    return f"{conf.sequence.name}-{conf.strategy.name}"
 
 
 def experiment_name(conf: LrdecayConfig) -> str:
@@ -152,7 +151,7 @@ def _train(cfg: DictConfig, ctx: RunContext, outcome: JobResult,
     if conf.tracking.enabled:
         store = ctx.base_dir / conf.tracking.store_dir
         uri = resolve_uri(conf.tracking.uri, store)
-        tracker = MlflowTracker(uri, experiment_name(conf), default_artifact_root(uri, store),
+        tracker = MlflowTracker(uri, experiment_name(conf), default_artifact_root(uri),
                                 log_plot=conf.tracking.log_plot)
         tracker.connect()
 

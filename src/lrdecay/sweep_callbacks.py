@@ -15,7 +15,7 @@ from typing import Any
 from hydra.experimental.callback import Callback
 from omegaconf import DictConfig, open_dict
 
-from lrdecay.config import validate
+from lrdecay.config import ReportConfig, validate
 from lrdecay.errors import LrdecayError
 from lrdecay.results import JobResult, format_table, read_results, write_parent
 from lrdecay.run import experiment_name
@@ -46,6 +46,7 @@ class SweepTracking(Callback):
 
     def __init__(self) -> None:
         self.tracker: MlflowTracker | None = None
+        self.report: ReportConfig | None = None
         self.started = 0.0
 
     def on_multirun_start(self, config: DictConfig, **kwargs: Any) -> None:
@@ -56,11 +57,12 @@ class SweepTracking(Callback):
             raise SystemExit(f"lrdecay: {exc}") from None
         if not conf.tracking.enabled:
             return
+        self.report = conf.report
         hc = config.hydra
         sweep_dir = Path(hc.sweep.dir)
         store = Path(hc.runtime.cwd) / conf.tracking.store_dir
         uri = resolve_uri(conf.tracking.uri, store)
-        tracker = MlflowTracker(uri, experiment_name(conf), default_artifact_root(uri, store),
+        tracker = MlflowTracker(uri, experiment_name(conf), default_artifact_root(uri),
                                 log_plot=False)
         try:
             tracker.connect()
@@ -86,6 +88,9 @@ class SweepTracking(Callback):
                    f"in {time.monotonic() - self.started:.0f} s")
         lines = ["", table, "", summary]
         if self.tracker is not None:
+            report = self._write_report(sweep_dir)
+            if report is not None:
+                lines += ["", f"Report (tables, figures, the study's claims): {report}"]
             lines += ["", "Compare the runs in the MLflow UI:",
                       ui_command(self.tracker.uri, self.tracker.experiment_id)]
             self._close_parent(table, counts)
@@ -95,6 +100,19 @@ class SweepTracking(Callback):
         if counts["failed"]:
             raise SystemExit(f"lrdecay: {counts['failed']} job(s) failed; see the table above "
                              "and each job's log under " + str(sweep_dir))
+
+    def _write_report(self, sweep_dir: Path) -> Path | None:
+        """The sweep's report in ``<sweep_dir>/report`` (also logged to the parent run)."""
+        if self.report is None or not self.report.enabled or self.tracker is None:
+            return None
+        from lrdecay.report import write_report
+
+        try:
+            return write_report(self.tracker.client, parent_run_id=self.tracker.run_id,
+                                out_dir=sweep_dir / "report", target=self.report.target)
+        except Exception as exc:  # a report problem must never cost the sweep's results
+            log.warning("no report written: %s", str(exc).splitlines()[0] if str(exc) else exc)
+            return None
 
     def _close_parent(self, table: str, counts: dict[str, int]) -> None:
         tracker = self.tracker

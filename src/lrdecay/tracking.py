@@ -51,10 +51,11 @@ def resolve_uri(uri: str | None, store_dir: Path) -> str:
     return f"sqlite:///{(store_dir / 'mlflow.db').resolve()}"
 
 
-def default_artifact_root(uri: str, store_dir: Path) -> str | None:
-    """Artifacts of the embedded SQLite store live beside it; servers choose their own."""
-    if uri.startswith("sqlite:///") and Path(uri[len("sqlite:///"):]).parent == store_dir.resolve():
-        return (store_dir.resolve() / "artifacts").as_uri()
+def default_artifact_root(uri: str) -> str | None:
+    """Artifacts of a SQLite store live beside its file (``<db folder>/artifacts``), never in
+    the working directory; servers choose their own."""
+    if uri.startswith("sqlite:///"):
+        return (Path(uri[len("sqlite:///"):]).resolve().parent / "artifacts").as_uri()
     return None
 
 

@@ -1,0 +1,259 @@
+"""The report command: reads a study's runs back from MLflow and writes its tables and figures.
+
+    lrdecay-report --experiment lrdecay-digits            # every run of the experiment
+    lrdecay-report --parent-run-id <id>                   # the runs of one sweep
+
+writes ``table.md``, ``table.csv``, ``table.tex``, five PNG figures and ``report.md`` (which embeds
+them and checks the reference study's claims) into ``reports/<experiment>/``, and logs the folder
+to the sweep's parent run under ``report/``. :func:`write_report` is the same as a library call.
+"""
+
+from __future__ import annotations
+
+import argparse
+import logging
+import os
+import sys
+import warnings
+from collections.abc import Sequence
+from datetime import datetime, timezone
+from pathlib import Path
+
+from mlflow.exceptions import MlflowException
+from mlflow.tracking import MlflowClient
+
+from lrdecay.report_claims import check_claims
+from lrdecay.report_figures import Figure, write_figures
+from lrdecay.report_stats import (
+    ReportError,
+    RunSet,
+    SettingSummary,
+    default_target,
+    load_runs,
+    summarise,
+)
+from lrdecay.report_tables import build_table, to_csv, to_latex, to_markdown
+from lrdecay.tracking import redact_uri
+
+log = logging.getLogger("lrdecay")
+
+DEFAULT_URI = "sqlite:///mlruns/mlflow.db"
+ARTIFACT_DIR = "report"
+
+
+def default_uri() -> str:
+    """``MLFLOW_TRACKING_URI`` if set, else the project's SQLite store under ``./mlruns``."""
+    return os.environ.get("MLFLOW_TRACKING_URI") or DEFAULT_URI
+
+
+def _client(client_or_uri: MlflowClient | str) -> MlflowClient:
+    """A client for ``client_or_uri``; refuses a SQLite file that does not exist (MLflow would
+    silently create an empty store there)."""
+    if isinstance(client_or_uri, MlflowClient):
+        return client_or_uri
+    uri = client_or_uri
+    if uri.startswith("sqlite:///") and not Path(uri[len("sqlite:///") :]).is_file():
+        raise ReportError(
+            f"no MLflow store at {uri}: run from the project root or pass "
+            "--tracking-uri (or set MLFLOW_TRACKING_URI)"
+        )
+    return MlflowClient(tracking_uri=uri)
+
+
+def _notes(runset: RunSet, rows: Sequence[SettingSummary], target: float | None) -> list[str]:
+    notes = []
+    if runset.excluded:
+        parts = ", ".join(f"{n} {why}" for why, n in sorted(runset.excluded.items()))
+        notes.append(f"Left out of every number: {parts}.")
+    if runset.untagged:
+        notes.append(
+            f"Ignored {runset.untagged} run(s) without a `setting` tag (sweep parent runs)."
+        )
+    diverged = sum(s.n_diverged for s in rows)
+    if diverged:
+        names = ", ".join(f"{s.setting} ({s.n_diverged})" for s in rows if s.n_diverged)
+        notes.append(f"{diverged} run(s) diverged and count only in the Diverged column: {names}.")
+    missing = [s.setting for s in rows if s.ok_runs and s.final_acc is None]
+    if missing:
+        notes.append(f"No final accuracy recorded for: {', '.join(missing)} (cells n/a).")
+    if len(runset.datasets) > 1:
+        notes.append(f"These runs mix data sets ({', '.join(runset.datasets)}).")
+    if target is None:
+        notes.append("No target accuracy given or recorded: epochs-to-target is n/a.")
+    return notes
+
+
+def render_markdown(
+    runset: RunSet,
+    rows: Sequence[SettingSummary],
+    table_md: str,
+    figures: Sequence[Figure],
+    target: float | None,
+    out_dir: Path,
+) -> str:
+    """``report.md``: what was run, the table, the figures, and the study's claims checked."""
+    seeds = sorted({r.seed for r in runset.runs}, key=lambda s: (len(s), s))
+    source = (
+        f"sweep `{runset.parent_run_id}` of experiment `{runset.experiment}`"
+        if runset.parent_run_id
+        else f"experiment `{runset.experiment}`"
+    )
+    stamp = datetime.now(timezone.utc).strftime("%Y-%m-%d %H:%M UTC")
+    lines = [
+        f"# Learning-rate decay study: {runset.experiment}",
+        "",
+        f"Runs of {source} on {', '.join(runset.datasets)}: {len(runset.runs)} runs in "
+        f"{len(rows)} settings, seeds {', '.join(seeds)}"
+        + (f", target accuracy {target:g}" if target is not None else "")
+        + f". Written {stamp}.",
+        "",
+    ]
+    lines += [f"> {note}" for note in _notes(runset, rows, target)]
+    lines += [
+        "",
+        "## Results",
+        "",
+        table_md,
+        "Also as [CSV](table.csv) and [LaTeX](table.tex).",
+        "",
+        "## Figures",
+        "",
+    ]
+    for fig in figures:
+        rel = fig.path.relative_to(out_dir).as_posix()
+        lines += [f"![{fig.title}]({rel})", "", f"*{fig.caption}*", ""]
+    lines += [
+        "## The study's claims, checked",
+        "",
+        "Yang & Huang (2019) report single runs; here each claim is weighed against the "
+        "seeds above (95% CIs, Welch's t-tests at p<0.05, the counted rate advances).",
+        "",
+    ]
+    for claim in check_claims(rows):
+        lines += [f"- {claim.markdown(runset.datasets)}"]
+    return "\n".join(lines) + "\n"
+
+
+def write_report(
+    client_or_uri: MlflowClient | str,
+    *,
+    experiment: str | None = None,
+    parent_run_id: str | None = None,
+    out_dir: Path | str,
+    target: float | None = None,
+    log_to_parent: bool = True,
+) -> Path:
+    """Write the report of ``experiment`` (or of the sweep ``parent_run_id``) into ``out_dir``.
+
+    ``target`` is the epochs-to-target threshold (default: the runs' ``dataset.target_accuracy``).
+    When ``parent_run_id`` is given and ``log_to_parent``, the folder is also logged to that run
+    under ``report/``. Returns the path of ``report.md``; raises :class:`ReportError` when there is
+    nothing to report on.
+    """
+    client = _client(client_or_uri)
+    runset = load_runs(client, experiment=experiment, parent_run_id=parent_run_id)
+    target = target if target is not None else default_target(runset.runs)
+    rows = summarise(runset.runs, target)
+    out = Path(out_dir)
+    out.mkdir(parents=True, exist_ok=True)
+
+    table = build_table(rows, target)
+    table_md = to_markdown(table)
+    (out / "table.md").write_text(table_md, encoding="utf-8")
+    (out / "table.csv").write_text(to_csv(rows, target), encoding="utf-8")
+    (out / "table.tex").write_text(to_latex(table), encoding="utf-8")
+    with warnings.catch_warnings():  # tight_layout/constant-input chatter is not the user's
+        warnings.simplefilter("ignore")
+        figures = write_figures(rows, out)
+        report = render_markdown(runset, rows, table_md, figures, target, out)
+    path = out / "report.md"
+    path.write_text(report, encoding="utf-8")
+
+    if parent_run_id is not None and log_to_parent:
+        try:
+            client.log_artifacts(parent_run_id, str(out), artifact_path=ARTIFACT_DIR)
+        except (MlflowException, OSError) as exc:
+            log.warning(
+                "report written to %s but not logged to run %s: %s",
+                out,
+                parent_run_id,
+                str(exc).splitlines()[0],
+            )
+    return path
+
+
+def _parser() -> argparse.ArgumentParser:
+    p = argparse.ArgumentParser(
+        prog="lrdecay-report",
+        description="Tables, figures and a claim-by-claim report of a learning-rate decay "
+        "study, read back from MLflow.",
+    )
+    which = p.add_mutually_exclusive_group(required=True)
+    which.add_argument("--experiment", help="MLflow experiment name, e.g. lrdecay-digits")
+    which.add_argument("--parent-run-id", help="the parent run of one sweep: report its runs")
+    p.add_argument(
+        "--tracking-uri",
+        default=None,
+        help=f"MLflow tracking URI (default: $MLFLOW_TRACKING_URI, else {DEFAULT_URI})",
+    )
+    p.add_argument(
+        "--out", type=Path, default=None, help="output folder (default: reports/<experiment>/)"
+    )
+    p.add_argument(
+        "--target",
+        type=float,
+        default=None,
+        help="accuracy for the epochs-to-target column "
+        "(default: the runs' dataset.target_accuracy)",
+    )
+    p.add_argument(
+        "--no-log", action="store_true", help="do not log the report to the sweep's parent run"
+    )
+    return p
+
+
+def main(argv: Sequence[str] | None = None) -> int:
+    """Command-line entry point; returns the exit status (0, or 1 with one line on stderr)."""
+    args = _parser().parse_args(argv)
+    uri = args.tracking_uri or default_uri()
+    try:
+        if args.target is not None and not 0 < args.target <= 1:
+            raise ReportError(f"--target must be an accuracy in (0, 1], got {args.target}")
+        client = _client(uri)
+        out = args.out
+        if out is None:
+            name = args.experiment
+            if name is None:
+                try:
+                    run = client.get_run(args.parent_run_id)
+                    name = client.get_experiment(run.info.experiment_id).name
+                except MlflowException as exc:
+                    raise ReportError(
+                        f"no run with id '{args.parent_run_id}' at "
+                        f"{redact_uri(uri)}; check --parent-run-id"
+                    ) from exc
+            out = Path("reports") / name
+        path = write_report(
+            client,
+            experiment=args.experiment,
+            parent_run_id=args.parent_run_id,
+            out_dir=out,
+            target=args.target,
+            log_to_parent=not args.no_log,
+        )
+    except ReportError as exc:
+        print(f"lrdecay-report: {exc}", file=sys.stderr)
+        return 1
+    except MlflowException as exc:
+        print(
+            f"lrdecay-report: cannot read the MLflow store at {redact_uri(uri)}: "
+            f"{str(exc).splitlines()[0]}",
+            file=sys.stderr,
+        )
+        return 1
+    print(f"report written to {path}")
+    return 0
+
+
+if __name__ == "__main__":
+    sys.exit(main())

@@ -1,0 +1,434 @@
+"""Runs read back from MLflow and reduced to per-setting statistics for the report.
+
+Loading sorts every run into *included* (finished, or diverged: counted but never averaged) or
+*excluded* (still running, killed, crashed), so that no table cell silently mixes them. Each
+setting's numbers are means with t-distribution 95% confidence intervals over seeds, and its final
+accuracy is tested against the SGD baseline.
+"""
+
+from __future__ import annotations
+
+import math
+from collections import Counter
+from collections.abc import Iterable, Sequence
+from dataclasses import dataclass, field
+
+import numpy as np
+from mlflow.entities import Run, ViewType
+from mlflow.exceptions import MlflowException
+from mlflow.tracking import MlflowClient
+from scipy import stats
+
+from lrdecay.errors import LrdecayError
+from lrdecay.metrics import epochs_to_target
+
+#: Per-epoch metrics the report reads back (MLflow step = epoch, 1-based).
+HISTORY_KEYS = ("val_acc", "val_loss", "lr", "lr_advances")
+#: Row groups of the study's Tables 1 and 2, in order.
+GROUPS = ("Benchmark", "By Epoch", "By Cutoff", "By Oscillate", "Other")
+SEQUENCES = ("seq1", "seq2", "seq3", "seq4")
+STRATEGY_GROUP = {"epoch": "By Epoch", "cutoff": "By Cutoff", "oscillate": "By Oscillate"}
+BASELINE_SGD = "sgd-fixed"
+BASELINE_ADAM = "adam-fixed"
+#: Significance level used by the tests and the claims.
+ALPHA = 0.05
+#: Smallest group size at which Welch's t-test is run at all (both sides).
+MIN_N_TEST = 2
+#: Below this size on either side the t-test leans on normality; flagged in the table.
+SMALL_N = 5
+#: Params that must agree across the seeds of one setting for their mean to mean anything.
+CONSISTENCY_PARAMS = (
+    "dataset.name",
+    "optimizer.lr",
+    "trainer.max_epochs",
+    "dataset.val_fraction",
+    "model.name",
+)
+
+
+class ReportError(LrdecayError):
+    """Nothing to report on (unknown experiment, no runs, unreachable store); one-line message."""
+
+
+@dataclass
+class RunRecord:
+    """One training run as the report needs it: identity, outcome, run-level metrics, history."""
+
+    run_id: str
+    setting: str
+    optimizer: str
+    sequence: str
+    strategy: str
+    seed: str
+    dataset: str
+    status: str
+    diverged: bool
+    metrics: dict[str, float]
+    params: dict[str, str]
+    history: dict[str, dict[int, float]] = field(default_factory=dict)
+
+    def metric(self, key: str) -> float | None:
+        """A run-level metric, or None when it is missing or not finite."""
+        value = self.metrics.get(key)
+        return value if value is not None and math.isfinite(value) else None
+
+    def series(self, key: str) -> tuple[list[int], list[float]]:
+        """Epochs and values of a per-epoch metric, sorted by epoch (empty when not logged)."""
+        points = sorted(self.history.get(key, {}).items())
+        return [e for e, _ in points], [v for _, v in points]
+
+    def max_epochs(self) -> int | None:
+        """The epoch budget the run was given (``trainer.max_epochs``), if recorded."""
+        try:
+            return int(float(self.params["trainer.max_epochs"]))
+        except (KeyError, ValueError):
+            return None
+
+
+@dataclass
+class RunSet:
+    """The runs of one experiment (or one sweep), split into included and excluded."""
+
+    experiment: str
+    experiment_id: str
+    parent_run_id: str | None
+    runs: list[RunRecord]
+    excluded: dict[str, int] = field(default_factory=dict)
+    untagged: int = 0
+
+    @property
+    def datasets(self) -> list[str]:
+        """The data sets the included runs trained on, most common first."""
+        return [d for d, _ in Counter(r.dataset for r in self.runs).most_common()]
+
+
+def _status_reason(run: Run) -> str | None:
+    """None when the run belongs in the table; otherwise why it is left out."""
+    status = run.info.status
+    if status == "FINISHED":
+        return None
+    if status == "FAILED":
+        return None if run.data.tags.get("diverged") == "true" else "failed (crashed, not diverged)"
+    if status == "KILLED":
+        return "killed"
+    return "still running" if status == "RUNNING" else f"status {status.lower()}"
+
+
+def _search_all(client: MlflowClient, experiment_id: str, filter_string: str) -> list[Run]:
+    """Every active run matching ``filter_string``, following MLflow's pagination."""
+    runs: list[Run] = []
+    token: str | None = None
+    while True:
+        page = client.search_runs(
+            [experiment_id],
+            filter_string=filter_string,
+            run_view_type=ViewType.ACTIVE_ONLY,
+            max_results=1000,
+            page_token=token,
+        )
+        runs.extend(page)
+        token = page.token
+        if not token:
+            return runs
+
+
+def _history(client: MlflowClient, run_id: str) -> dict[str, dict[int, float]]:
+    """Per-epoch values of :data:`HISTORY_KEYS` by epoch (the latest value logged wins)."""
+    out: dict[str, dict[int, float]] = {}
+    for key in HISTORY_KEYS:
+        points = sorted(client.get_metric_history(run_id, key), key=lambda m: m.timestamp)
+        if points:
+            out[key] = {int(m.step): float(m.value) for m in points}
+    return out
+
+
+def _record(client: MlflowClient, run: Run) -> RunRecord:
+    """The :class:`RunRecord` of an MLflow run that carries a ``setting`` tag."""
+    tags = run.data.tags
+    return RunRecord(
+        run_id=run.info.run_id,
+        setting=tags["setting"],
+        optimizer=tags.get("optimizer", "?"),
+        sequence=tags.get("sequence", "?"),
+        strategy=tags.get("strategy", "?"),
+        seed=tags.get("seed", "?"),
+        dataset=tags.get("dataset", "?"),
+        status=run.info.status,
+        diverged=run.info.status == "FAILED" and tags.get("diverged") == "true",
+        metrics=dict(run.data.metrics),
+        params=dict(run.data.params),
+        history=_history(client, run.info.run_id),
+    )
+
+
+def load_runs(
+    client: MlflowClient, experiment: str | None = None, parent_run_id: str | None = None
+) -> RunSet:
+    """The training runs of ``experiment``, or the children of sweep ``parent_run_id``.
+
+    Raises :class:`ReportError` when the experiment or parent run does not exist or holds no
+    training runs. Runs without a ``setting`` tag (a sweep's parent) are ignored and counted.
+    """
+    if experiment is None and parent_run_id is None:
+        raise ReportError("name the runs to report on: --experiment NAME or --parent-run-id ID")
+    try:
+        if parent_run_id is not None:
+            try:
+                parent = client.get_run(parent_run_id)
+            except MlflowException as exc:
+                raise ReportError(
+                    f"no run with id '{parent_run_id}' in this tracking store; "
+                    "check --parent-run-id and --tracking-uri"
+                ) from exc
+            experiment_id = parent.info.experiment_id
+            found = client.get_experiment(experiment_id)
+            if experiment is not None and found.name != experiment:
+                raise ReportError(
+                    f"run {parent_run_id} belongs to experiment '{found.name}', not '{experiment}'"
+                )
+            filter_string = f"tags.`mlflow.parentRunId` = '{parent_run_id}'"
+        else:
+            found = client.get_experiment_by_name(experiment)
+            if found is None or found.lifecycle_stage == "deleted":
+                names = sorted(e.name for e in client.search_experiments())
+                hint = f" (experiments here: {', '.join(names)})" if names else ""
+                raise ReportError(
+                    f"no experiment named '{experiment}' in this tracking store{hint}"
+                )
+            experiment_id = found.experiment_id
+            filter_string = ""
+        raw = _search_all(client, experiment_id, filter_string)
+    except MlflowException as exc:
+        raise ReportError(f"cannot read the tracking store: {str(exc).splitlines()[0]}") from exc
+
+    what = f"sweep {parent_run_id}" if parent_run_id else f"experiment '{found.name}'"
+    training = [r for r in raw if "setting" in r.data.tags]
+    excluded: Counter[str] = Counter()
+    runs: list[RunRecord] = []
+    for run in training:
+        reason = _status_reason(run)
+        if reason is None:
+            runs.append(_record(client, run))
+        else:
+            excluded[reason] += 1
+    if not runs:
+        detail = f" ({_excluded_text(excluded)})" if excluded else ""
+        raise ReportError(f"{what} has no finished or diverged training runs to report on{detail}")
+    runs.sort(key=lambda r: (r.setting, r.seed, r.run_id))
+    return RunSet(
+        found.name, experiment_id, parent_run_id, runs, dict(excluded), len(raw) - len(training)
+    )
+
+
+def _excluded_text(excluded: dict[str, int]) -> str:
+    return ", ".join(f"{n} {reason}" for reason, n in sorted(excluded.items()))
+
+
+# --------------------------------------------------------------------------- statistics
+
+
+@dataclass(frozen=True)
+class Stat:
+    """Mean of ``n`` values with the half-width of its 95% t-interval (None when n < 2)."""
+
+    mean: float
+    half: float | None
+    n: int
+    lo: float
+    hi: float
+
+    @classmethod
+    def of(cls, values: Iterable[float | None]) -> Stat | None:
+        """The statistic of the finite values given; None when there are none."""
+        xs = np.array([v for v in values if v is not None and math.isfinite(v)], dtype=float)
+        if xs.size == 0:
+            return None
+        half = None
+        if xs.size >= 2:
+            half = float(stats.t.ppf(0.975, xs.size - 1) * stats.sem(xs))
+        return cls(float(xs.mean()), half, int(xs.size), float(xs.min()), float(xs.max()))
+
+
+def required(stat: Stat | None) -> Stat:
+    """``stat`` where the caller has already kept only settings that have values."""
+    if stat is None:
+        raise ValueError("statistic missing for a setting expected to have it")
+    return stat
+
+
+@dataclass(frozen=True)
+class Comparison:
+    """A two-sample test of final accuracy: its p-value and the test's name."""
+
+    p: float | None
+    test: str
+    note: str = ""
+
+
+def compare(a: Sequence[float], b: Sequence[float]) -> Comparison:
+    """Welch's t-test of ``a`` against ``b`` (two-sided), when both have at least two values.
+
+    Why not Mann–Whitney U for small groups: its exact two-sided p-value cannot fall below 0.33
+    (2 seeds a side), 0.1 (3) or 0.029 (4, and only when the groups do not overlap at all), so
+    at the seed counts a study affords it can hardly ever flag a difference. Welch's test can,
+    at the price of assuming roughly normal seed-to-seed noise, which the table flags when
+    either side has fewer than :data:`SMALL_N` seeds.
+    """
+    if len(a) < MIN_N_TEST or len(b) < MIN_N_TEST:
+        return Comparison(None, "none", f"n={min(len(a), len(b))}")
+    if np.var(a) == 0 and np.var(b) == 0:
+        return Comparison(None, "none", "no seed variance")
+    p = float(stats.ttest_ind(a, b, equal_var=False).pvalue)
+    return Comparison(
+        p if math.isfinite(p) else None, "welch", "small n" if min(len(a), len(b)) < SMALL_N else ""
+    )
+
+
+@dataclass
+class SettingSummary:
+    """One table row: a setting's runs and the statistics of each column."""
+
+    setting: str
+    group: str
+    label: str
+    order: int
+    runs: list[RunRecord]
+    target: float | None
+    final_acc: Stat | None = None
+    convergence: Stat | None = None
+    best_acc: Stat | None = None
+    to_target: Stat | None = None
+    test_acc: Stat | None = None
+    advances: Stat | None = None
+    epochs_run: Stat | None = None
+    comparison: Comparison | None = None
+
+    def mean(self, column: str) -> float:
+        """Mean of a column (``final_acc``, ``convergence``, ``advances``…); NaN without values."""
+        stat: Stat | None = getattr(self, column)
+        return stat.mean if stat is not None else math.nan
+
+    @property
+    def ok_runs(self) -> list[RunRecord]:
+        """The runs whose numbers enter the means: every included run that did not diverge."""
+        return [r for r in self.runs if not r.diverged]
+
+    @property
+    def n_runs(self) -> int:
+        return len(self.runs)
+
+    @property
+    def n_diverged(self) -> int:
+        return sum(r.diverged for r in self.runs)
+
+    @property
+    def finals(self) -> list[float]:
+        """Final validation accuracy of each non-diverged run that recorded it."""
+        return [v for r in self.ok_runs if (v := r.metric("final_val_acc")) is not None]
+
+    @property
+    def reached(self) -> int:
+        """How many non-diverged runs with a history reached the target accuracy."""
+        return self.to_target.n if self.to_target else 0
+
+    @property
+    def with_history(self) -> int:
+        return sum(bool(r.history.get("val_acc")) for r in self.ok_runs)
+
+    @property
+    def budget_hits(self) -> int:
+        """Runs whose convergence epoch is the epoch budget: they never settled by the rule."""
+        hits = 0
+        for r in self.ok_runs:
+            conv, budget = r.metric("convergence_epoch"), r.max_epochs()
+            hits += conv is not None and budget is not None and int(conv) >= budget
+        return hits
+
+    @property
+    def mixed_params(self) -> list[str]:
+        """Params that differ between this setting's runs (their mean would mix configs)."""
+        return [k for k in CONSISTENCY_PARAMS if len({r.params.get(k) for r in self.runs}) > 1]
+
+
+def classify(optimizer: str, sequence: str, strategy: str, setting: str) -> tuple[str, str, int]:
+    """(group, row label, order within group) of a setting, as in the study's tables."""
+    if strategy == "fixed" and setting in (BASELINE_SGD, BASELINE_ADAM):
+        return "Benchmark", "SGD" if optimizer == "sgd" else "Adam", 0 if optimizer == "sgd" else 1
+    if optimizer == "sgd" and sequence in SEQUENCES and strategy in STRATEGY_GROUP:
+        return STRATEGY_GROUP[strategy], sequence, SEQUENCES.index(sequence)
+    return "Other", setting, 0
+
+
+def _to_target(run: RunRecord, target: float | None) -> float | None:
+    if target is None:
+        return None
+    _, accs = run.series("val_acc")
+    if not accs:
+        return None
+    hit = epochs_to_target(accs, target)
+    return float(hit) if hit is not None else None
+
+
+def default_target(runs: Sequence[RunRecord]) -> float | None:
+    """The runs' ``dataset.target_accuracy`` (the most common value if they disagree)."""
+    values = Counter(
+        r.params["dataset.target_accuracy"]
+        for r in runs
+        if r.params.get("dataset.target_accuracy") not in (None, "None")
+    )
+    for value, _ in values.most_common():
+        try:
+            return float(value)
+        except ValueError:
+            continue
+    return None
+
+
+def summarise(runs: Sequence[RunRecord], target: float | None) -> list[SettingSummary]:
+    """One :class:`SettingSummary` per setting, in table order (group, then sequence)."""
+    by_setting: dict[str, list[RunRecord]] = {}
+    for run in runs:
+        by_setting.setdefault(run.setting, []).append(run)
+    rows: list[SettingSummary] = []
+    for setting, members in by_setting.items():
+        first = members[0]
+        group, label, order = classify(first.optimizer, first.sequence, first.strategy, setting)
+        row = SettingSummary(setting, group, label, order, members, target)
+        ok = row.ok_runs
+        row.final_acc = Stat.of(r.metric("final_val_acc") for r in ok)
+        row.convergence = Stat.of(r.metric("convergence_epoch") for r in ok)
+        row.best_acc = Stat.of(r.metric("best_val_acc") for r in ok)
+        row.to_target = Stat.of(_to_target(r, target) for r in ok)
+        row.test_acc = Stat.of(r.metric("test_acc") for r in ok)
+        row.advances = Stat.of(
+            r.series("lr_advances")[1][-1] if r.series("lr_advances")[1] else None for r in ok
+        )
+        row.epochs_run = Stat.of(r.metric("epochs_run") for r in ok)
+        rows.append(row)
+    rows.sort(key=lambda s: (GROUPS.index(s.group), s.order, s.setting))
+    baseline = next((s for s in rows if s.setting == BASELINE_SGD), None)
+    for row in rows:
+        if baseline is not None and row is not baseline:
+            row.comparison = compare(row.finals, baseline.finals)
+    return rows
+
+
+def find(rows: Sequence[SettingSummary], setting: str) -> SettingSummary | None:
+    """The row of ``setting``, if these runs have it."""
+    return next((s for s in rows if s.setting == setting), None)
+
+
+def best_rows(rows: Sequence[SettingSummary], column: str, highest: bool, digits: int) -> set[str]:
+    """Settings whose mean in ``column`` is best, compared at the displayed precision.
+
+    Empty when every setting ties: marking them all would single nothing out.
+    """
+    means = {
+        s.setting: round(stat.mean, digits)
+        for s in rows
+        if (stat := getattr(s, column)) is not None
+    }
+    if not means or (len(means) > 1 and len(set(means.values())) == 1):
+        return set()
+    best = max(means.values()) if highest else min(means.values())
+    return {k for k, v in means.items() if v == best}

@@ -1,0 +1,304 @@
+"""The study's Tables 1 and 2 rebuilt from tracked runs, as Markdown, CSV and LaTeX.
+
+Rows are grouped Benchmark / By Epoch / By Cutoff / By Oscillate (/ Other); the best final
+accuracy and the fastest convergence are bold. With several seeds every cell is
+``mean ± 95% CI half-width (n=…)``; the CSV carries the same numbers unformatted.
+"""
+
+from __future__ import annotations
+
+import csv
+import io
+import re
+from collections.abc import Sequence
+from dataclasses import dataclass
+
+from lrdecay.report_stats import (
+    ALPHA,
+    BASELINE_SGD,
+    SMALL_N,
+    SettingSummary,
+    Stat,
+    best_rows,
+)
+
+ACC_DIGITS = 4
+EPOCH_DIGITS = 1
+MISSING = "n/a"
+ALL_DIVERGED = "– (all diverged)"
+
+
+@dataclass(frozen=True)
+class Cell:
+    """One table cell: its text (Unicode, Markdown-neutral) and whether it is the column's best."""
+
+    text: str
+    bold: bool = False
+
+
+@dataclass
+class Table:
+    """Header, grouped rows of cells and the footnotes that explain them."""
+
+    header: list[str]
+    rows: list[tuple[str, list[Cell]]]  # (group, cells)
+    footnotes: list[str]
+
+
+def fmt_stat(stat: Stat | None, digits: int, show_n: bool, integer_single: bool = False) -> str:
+    """``mean ± half (n=k)``; a single value alone (``(n=1)`` only when ``show_n``)."""
+    if stat is None:
+        return MISSING
+    if stat.n == 1:
+        value = f"{stat.mean:.0f}" if integer_single else f"{stat.mean:.{digits}f}"
+        return f"{value} (n=1)" if show_n else value
+    assert stat.half is not None
+    return f"{stat.mean:.{digits}f} ± {stat.half:.{digits}f} (n={stat.n})"
+
+
+def fmt_p(row: SettingSummary) -> str:
+    """The p-value cell of a row (final accuracy against the SGD baseline)."""
+    if row.setting == BASELINE_SGD:
+        return "baseline"
+    c = row.comparison
+    if c is None:
+        return MISSING
+    if c.p is None:
+        return f"{MISSING} ({c.note})"
+    text = "<0.001" if c.p < 0.001 else f"{c.p:.3f}"
+    return text + ("†" if c.note == "small n" else "")
+
+
+def _target_cell(row: SettingSummary, show_n: bool) -> str:
+    if row.target is None or row.with_history == 0:
+        return MISSING
+    if row.to_target is None:
+        return f"not reached (0/{row.with_history})"
+    text = fmt_stat(row.to_target, EPOCH_DIGITS, show_n, integer_single=True)
+    if row.reached < row.with_history:
+        text += f"; {row.reached}/{row.with_history} reached"
+    return text
+
+
+def build_table(rows: Sequence[SettingSummary], target: float | None) -> Table:
+    """The report table of ``rows`` (already in table order) with its footnotes."""
+    multi = any(s.final_acc is not None and s.final_acc.n >= 2 for s in rows)
+    has_test = any(s.test_acc is not None for s in rows)
+    has_baseline = any(s.setting == BASELINE_SGD for s in rows)
+    show_p = multi and has_baseline
+    best_acc = best_rows(rows, "final_acc", highest=True, digits=ACC_DIGITS)
+    best_conv = best_rows(rows, "convergence", highest=False, digits=EPOCH_DIGITS)
+    target_text = f"{target:g}" if target is not None else "target"
+
+    header = [
+        "Group",
+        "Setting",
+        "Final accuracy",
+        "Convergence epoch",
+        "Best accuracy",
+        f"Epochs to {target_text}",
+        "Diverged",
+    ]
+    if has_test:
+        header.append("Test accuracy")
+    if show_p:
+        header.append("p vs SGD")
+
+    body: list[tuple[str, list[Cell]]] = []
+    for s in rows:
+        label = s.label + (" ‡" if s.n_diverged else "")
+        cells = [
+            Cell(label),
+            Cell(fmt_stat(s.final_acc, ACC_DIGITS, multi), s.setting in best_acc),
+            Cell(
+                fmt_stat(s.convergence, EPOCH_DIGITS, multi, integer_single=True),
+                s.setting in best_conv,
+            ),
+            Cell(fmt_stat(s.best_acc, ACC_DIGITS, multi)),
+            Cell(_target_cell(s, multi)),
+            Cell(f"{s.n_diverged}/{s.n_runs}"),
+        ]
+        if has_test:
+            cells.append(Cell(fmt_stat(s.test_acc, ACC_DIGITS, multi)))
+        if show_p:
+            cells.append(Cell(fmt_p(s)))
+        if not s.ok_runs:  # nothing to average: say why instead of a bare n/a
+            cells = [c if c.text != MISSING else Cell(ALL_DIVERGED) for c in cells]
+        body.append((s.group, cells))
+    return Table(header, body, footnotes(rows, target, multi, has_baseline))
+
+
+def footnotes(
+    rows: Sequence[SettingSummary], target: float | None, multi: bool, has_baseline: bool
+) -> list[str]:
+    """What a reader needs to read the table right: statistics, tests, exclusions."""
+    notes = [
+        "Final accuracy: validation accuracy at the last epoch run; convergence epoch: the "
+        "study's rule (first epoch after which accuracy moves less than the threshold over "
+        "the window), the epoch budget if never. Bold: best mean in the column "
+        "(highest accuracy, lowest convergence epoch)."
+    ]
+    if multi:
+        notes.append(
+            "Cells: mean ± half-width of the 95% confidence interval of the mean "
+            "(t-distribution, n−1 degrees of freedom) over seeds, with n runs."
+        )
+        if has_baseline:
+            tested = sum(1 for s in rows if s.comparison is not None and s.comparison.p is not None)
+            notes.append(
+                "p vs SGD: Welch's two-sided t-test (unequal variances) of final accuracy "
+                f"against the SGD baseline, run when both sides have at least 2 seeds. † marks "
+                f"fewer than {SMALL_N} seeds on a side: the test then assumes roughly normal "
+                "seed noise (Mann–Whitney U was not used: with 3 or fewer seeds a side it "
+                "cannot reach p < 0.05, with 4 only if the groups do not overlap). p-values "
+                "are not corrected for multiple comparisons"
+                + (
+                    f"; with {tested} tests, Bonferroni's threshold is {ALPHA / tested:.2g}."
+                    if tested > 1
+                    else "."
+                )
+            )
+        else:
+            notes.append("No SGD baseline runs: no p-values.")
+    else:
+        notes.append("One run per setting: single values, no confidence intervals or tests.")
+    if target is not None:
+        notes.append(
+            f"Epochs to {target:g}: first epoch whose validation accuracy reaches "
+            f"{target:g}, averaged over the runs that reached it (k/n reached)."
+        )
+    if any(s.n_diverged for s in rows):
+        notes.append(
+            "‡ Some runs of this setting diverged (non-finite loss): they are counted "
+            "under Diverged and left out of every mean."
+        )
+    for s in rows:
+        if s.mixed_params:
+            notes.append(
+                f"{s.setting}: its runs differ in {', '.join(s.mixed_params)}; "
+                "the mean mixes configurations."
+            )
+    return notes
+
+
+def _md_escape(text: str) -> str:
+    return text.replace("|", "\\|")
+
+
+def to_markdown(table: Table) -> str:
+    """A GitHub-flavoured Markdown table, group named on its first row, footnotes below."""
+    lines = [
+        "| " + " | ".join(table.header) + " |",
+        "|" + "|".join([":--", ":--"] + ["--:"] * (len(table.header) - 2)) + "|",
+    ]
+    previous = None
+    for group, cells in table.rows:
+        shown = f"**{group}**" if group != previous else ""
+        previous = group
+        texts = [f"**{_md_escape(c.text)}**" if c.bold else _md_escape(c.text) for c in cells]
+        lines.append("| " + " | ".join([shown, *texts]) + " |")
+    lines.append("")
+    lines += [f"- {note}" for note in table.footnotes]
+    return "\n".join(lines) + "\n"
+
+
+_TEX = {
+    "\\": r"\textbackslash{}",
+    "&": r"\&",
+    "%": r"\%",
+    "$": r"\$",
+    "#": r"\#",
+    "_": r"\_",
+    "{": r"\{",
+    "}": r"\}",
+    "~": r"\textasciitilde{}",
+    "^": r"\textasciicircum{}",
+    "±": r"$\pm$",
+    "−": "-",
+    "–": "--",
+    "≥": r"$\geq$",
+    "†": r"$^\dagger$",
+    "<": r"$<$",
+    "‡": r"$^\ddagger$",
+}
+_TEX_RE = re.compile("|".join(re.escape(k) for k in _TEX))
+
+
+def tex_escape(text: str) -> str:
+    """``text`` safe inside a LaTeX tabular (special characters escaped, symbols as math)."""
+    return _TEX_RE.sub(lambda m: _TEX[m.group(0)], text)
+
+
+def to_latex(table: Table) -> str:
+    """A booktabs ``tabular`` with a spanning row per group and the footnotes after it."""
+    ncols = len(table.header) - 1  # the group becomes a spanning row, not a column
+    lines = [
+        r"% requires \usepackage{booktabs}",
+        r"\begin{tabular}{l" + "r" * (ncols - 1) + "}",
+        r"\toprule",
+        " & ".join(tex_escape(h) for h in table.header[1:]) + r" \\",
+        r"\midrule",
+    ]
+    previous = None
+    for group, cells in table.rows:
+        if group != previous:
+            if previous is not None:
+                lines.append(r"\midrule")
+            lines.append(rf"\multicolumn{{{ncols}}}{{l}}{{\emph{{{tex_escape(group)}}}}} \\")
+            previous = group
+        texts = [
+            rf"\textbf{{{tex_escape(c.text)}}}" if c.bold else tex_escape(c.text) for c in cells
+        ]
+        lines.append(" & ".join(texts) + r" \\")
+    lines += [r"\bottomrule", r"\end{tabular}", ""]
+    lines += [rf"\par\footnotesize {tex_escape(note)}" for note in table.footnotes]
+    return "\n".join(lines) + "\n"
+
+
+def _num(value: float | None, digits: int = 6) -> str:
+    return "" if value is None else f"{value:.{digits}g}"
+
+
+def _stat_fields(prefix: str, stat: Stat | None) -> dict[str, str]:
+    return {
+        f"{prefix}_mean": _num(stat.mean if stat else None),
+        f"{prefix}_ci95": _num(stat.half if stat else None),
+        f"{prefix}_n": str(stat.n) if stat else "0",
+    }
+
+
+def to_csv(rows: Sequence[SettingSummary], target: float | None) -> str:
+    """One line per setting with every number unformatted (empty when missing)."""
+    best_acc = best_rows(rows, "final_acc", highest=True, digits=ACC_DIGITS)
+    best_conv = best_rows(rows, "convergence", highest=False, digits=EPOCH_DIGITS)
+    records = []
+    for s in rows:
+        record = {
+            "group": s.group,
+            "setting": s.setting,
+            "label": s.label,
+            "optimizer": s.runs[0].optimizer,
+            "sequence": s.runs[0].sequence,
+            "strategy": s.runs[0].strategy,
+            "runs": str(s.n_runs),
+            "diverged": str(s.n_diverged),
+        }
+        record |= _stat_fields("final_acc", s.final_acc)
+        record |= _stat_fields("convergence_epoch", s.convergence)
+        record |= _stat_fields("best_acc", s.best_acc)
+        record |= _stat_fields("epochs_to_target", s.to_target)
+        record["target"] = _num(target)
+        record["reached_target"] = str(s.reached)
+        record |= _stat_fields("test_acc", s.test_acc)
+        record |= _stat_fields("lr_advances", s.advances)
+        c = s.comparison
+        record["p_vs_sgd"] = _num(c.p if c else None)
+        record["test"] = c.test if c and c.p is not None else ""
+        record["best_final_acc"] = str(s.setting in best_acc).lower()
+        record["best_convergence"] = str(s.setting in best_conv).lower()
+        records.append(record)
+    out = io.StringIO()
+    writer = csv.DictWriter(out, fieldnames=list(records[0]), lineterminator="\n")
+    writer.writeheader()
+    writer.writerows(records)
+    return out.getvalue()
