@@ -127,6 +127,7 @@ class Engine:
         self.settings = settings
         self.listeners = list(listeners)
         self.history: list[EpochRecord] = []
+        self.elapsed = 0.0  # seconds of fitting so far, across resumes
         self.generator = torch.Generator().manual_seed(settings.seed)
 
     def _train_epoch(self) -> tuple[float, float]:
@@ -167,7 +168,7 @@ class Engine:
         for listener in self.listeners:
             listener.on_fit_start(self)
         status = "finished"
-        start = time.perf_counter()
+        start, base = time.perf_counter(), self.elapsed
         for epoch in range(len(self.history) + 1, s.max_epochs + 1):
             t0 = time.perf_counter()
             lr = float(self.scheduler.get_last_lr()[0])
@@ -179,6 +180,7 @@ class Engine:
             record = EpochRecord(epoch, train_loss, train_acc, val_loss, val_acc, lr,
                                  self.scheduler.advances, time.perf_counter() - t0)
             self.history.append(record)
+            self.elapsed = base + time.perf_counter() - start
             try:
                 for listener in self.listeners:
                     listener.on_epoch_end(record)
@@ -191,8 +193,8 @@ class Engine:
             if should_early_stop([r.val_loss for r in self.history], s.early_stop_tol):
                 status = "early_stopped"
                 break
-        seconds = time.perf_counter() - start
-        summary = self._summarise(status, seconds)
+        self.elapsed = base + time.perf_counter() - start
+        summary = self._summarise(status, self.elapsed)
         for listener in self.listeners:
             listener.on_fit_end(summary)
         return summary
