@@ -139,6 +139,8 @@ class TrainerConfig:
     convergence_window: int = 4
     convergence_threshold: float = 0.009
     progress: str = "auto"
+    checkpoint: bool = True
+    keep_checkpoint: bool = False
 
     def __post_init__(self) -> None:
         _check(self.max_epochs >= 1, "trainer.max_epochs", f"must be >= 1, got {self.max_epochs}")
@@ -162,6 +164,13 @@ class TrackingConfig:
 
     def __post_init__(self) -> None:
         _check(bool(self.store_dir), "tracking.store_dir", "must be a directory path")
+
+
+@dataclass
+class SweepConfig:
+    """How a re-launched sweep treats settings it has already run."""
+
+    rerun: bool = False  # true: train every setting again, even those already FINISHED
 
 
 @dataclass
@@ -204,8 +213,10 @@ class LrdecayConfig:
     trainer: TrainerConfig = field(default_factory=TrainerConfig)
     tracking: TrackingConfig = field(default_factory=TrackingConfig)
     report: ReportConfig = field(default_factory=ReportConfig)
+    sweep: SweepConfig = field(default_factory=SweepConfig)
     trial: TrialConfig = field(default_factory=TrialConfig)
     objective: list[str] = field(default_factory=lambda: ["val_acc"])
+    resume: bool = False
     seed: int = 42
     device: str = "auto"
     threads: int | None = None

@@ -32,12 +32,14 @@ class JobResult:
     seconds: float | None = None
     run_id: str | None = None
     error: str | None = None
+    note: str | None = None
     overrides: list[str] = field(default_factory=list)
 
     @property
     def ok(self) -> bool:
-        """True when the job trained to its end (including an early stop)."""
-        return self.status in ("finished", "early_stopped")
+        """True when the job has a complete run: trained to its end (an early stop included),
+        or skipped because an identical run had already finished."""
+        return self.status in ("finished", "early_stopped", "skipped")
 
 
 def _write_json(path: Path, payload: dict) -> None:
@@ -122,8 +124,9 @@ def format_table(results: list[JobResult]) -> str:
     out = [line, "-" * len(line)]
     out += ["  ".join(c.ljust(w) for c, w in zip(row, widths, strict=True)).rstrip()
             for row in rows]
-    failures = [r for r in results if r.error]
-    if failures:
+    remarks = [r for r in results if r.error or r.note]
+    if remarks:
         out.append("")
-        out += [f"job {_fmt(r.job_num, 'd')} ({r.setting}): {r.error}" for r in failures]
+        out += [f"job {_fmt(r.job_num, 'd')} ({r.setting}): {r.error or r.note}"
+                for r in remarks]
     return "\n".join(out)

@@ -14,6 +14,7 @@ from typing import Any
 import torch
 from omegaconf import DictConfig, OmegaConf
 
+from lrdecay.checkpoint import CHECKPOINT_FILE, CheckpointListener, load_checkpoint, restore
 from lrdecay.config import LrdecayConfig, OptimizerConfig, validate
 from lrdecay.data import load_data
 from lrdecay.engine import Engine, Listener, RunSummary, TrainerSettings
@@ -21,6 +22,14 @@ from lrdecay.models import build_model
 from lrdecay.progress import EpochLogLine, ProgressBar
 from lrdecay.resources import resolve_device, seed_everything, set_threads
 from lrdecay.results import JobResult, write_result
+from lrdecay.resume import (
+    CHECKPOINT_TAG,
+    FINGERPRINT_TAG,
+    Prior,
+    find_prior,
+    fingerprint,
+    summary_from_run,
+)
 from lrdecay.schedules import SequenceScheduler, make_sequence, make_strategy
 from lrdecay.tracking import (
     MlflowTracker,
@@ -95,6 +104,9 @@ def _tags(conf: LrdecayConfig, ctx: RunContext, threads: int) -> dict[str, str]:
         tags["hydra.sweep_dir"] = ctx.sweep_dir
     if ctx.output_dir is not None:
         tags["hydra.output_dir"] = str(ctx.output_dir)
+    if conf.trial.number is not None:  # a trial of an Optuna study
+        tags["optuna.trial"] = str(conf.trial.number)
+        tags["optuna.study"] = str(conf.trial.study_name)
     return tags
 
 
@@ -102,8 +114,9 @@ def _params(cfg: DictConfig | LrdecayConfig) -> dict[str, str]:
     resolved: Any = OmegaConf.to_container(OmegaConf.structured(cfg) if isinstance(
         cfg, LrdecayConfig) else cfg, resolve=True)
     params = flatten(resolved)
-    if params.get("tracking.uri") not in (None, "None"):
-        params["tracking.uri"] = redact_uri(params["tracking.uri"])
+    for key in ("tracking.uri", "trial.storage"):
+        if params.get(key) not in (None, "None"):
+            params[key] = redact_uri(params[key])
     return params
 
 
@@ -139,21 +152,56 @@ def run(cfg: DictConfig, ctx: RunContext | None = None,
             write_result(ctx.output_dir, outcome)
 
 
+def _connect(conf: LrdecayConfig, ctx: RunContext) -> MlflowTracker | None:
+    """The run's tracker, connected (store reachable, experiment there), or None if off."""
+    if not conf.tracking.enabled:
+        return None
+    uri = resolve_uri(conf.tracking.uri, ctx.base_dir / conf.tracking.store_dir)
+    tracker = MlflowTracker(uri, experiment_name(conf), default_artifact_root(uri),
+                            log_plot=conf.tracking.log_plot)
+    tracker.connect()
+    return tracker
+
+
+def _idempotent(conf: LrdecayConfig, ctx: RunContext) -> bool:
+    """Look for an earlier twin: always in a sweep (unless sweep.rerun), with resume=true alone.
+    Search trials never: each trial is its own experiment point."""
+    if conf.trial.number is not None:
+        return False
+    return conf.resume or (ctx.job_num is not None and not conf.sweep.rerun)
+
+
+def _skip(prior: Prior, tracker: MlflowTracker, ctx: RunContext,
+          outcome: JobResult) -> RunSummary:
+    """Reuse a FINISHED twin: no training; the run joins this sweep's parent."""
+    assert prior.run is not None
+    run_id = prior.run.info.run_id
+    tracker.run_id = run_id
+    if ctx.parent_run_id:
+        tracker.set_tags({"mlflow.parentRunId": ctx.parent_run_id})
+    log.info("%s skipped: already FINISHED as run %s (sweep.rerun=true trains it again)",
+             outcome.setting, run_id)
+    outcome.run_id, outcome.note = run_id, f"skipped: FINISHED as run {run_id}"
+    summary = summary_from_run(prior.run)
+    summary.status = "skipped"
+    return summary
+
+
 def _train(cfg: DictConfig, ctx: RunContext, outcome: JobResult,
            extra_listeners: Iterable[Listener]) -> RunSummary:
     """The body of :func:`run`; fills ``outcome`` with what is known as soon as it is known."""
     conf = validate(cfg)
-    outcome.setting = conf.tracking.run_name or run_name(conf)
+    outcome.setting = label = conf.tracking.run_name or run_name(conf)
     seed_everything(conf.seed)
     threads = set_threads(conf.threads, ctx.n_workers)
     device = resolve_device(conf.device, ctx.job_num)
-    tracker = None
-    if conf.tracking.enabled:
-        store = ctx.base_dir / conf.tracking.store_dir
-        uri = resolve_uri(conf.tracking.uri, store)
-        tracker = MlflowTracker(uri, experiment_name(conf), default_artifact_root(uri),
-                                log_plot=conf.tracking.log_plot)
-        tracker.connect()
+    tracker = _connect(conf, ctx)
+    fp = fingerprint(cfg)
+    prior = Prior("fresh")
+    if tracker is not None and tracker.experiment_id and _idempotent(conf, ctx):
+        prior = find_prior(tracker.client, tracker.experiment_id, fp)
+        if prior.action == "skip":
+            return _skip(prior, tracker, ctx, outcome)
 
     data = load_data(conf.dataset, conf.data, device)
     model = build_model(conf.model, data.input_shape, data.num_classes).to(device)
@@ -162,29 +210,49 @@ def _train(cfg: DictConfig, ctx: RunContext, outcome: JobResult,
         optimizer,
         make_sequence(conf.sequence.name, conf.sequence.gamma, conf.sequence.period),
         make_strategy(conf.strategy.name, conf.strategy.rate, conf.strategy.shrink))
-    label = outcome.setting
-    listeners: list[Listener] = [EpochLogLine(label), ProgressBar(conf.trainer.progress)]
-    listeners += list(extra_listeners)
-    if tracker is not None:
-        tracker.start(label, _tags(conf, ctx, threads), _params(cfg), ctx.parent_run_id)
-        tracker.log_text(OmegaConf.to_yaml(cfg, resolve=True), "config.yaml")
-        tracker.log_text("\n".join(ctx.overrides) + "\n", "overrides.txt")
-        outcome.run_id = tracker.run_id
-        log.info("tracking run %s (%s) in experiment '%s' at %s", tracker.run_id, label,
-                 tracker.experiment, redact_uri(tracker.uri))
-        listeners.append(tracker)
-    if conf.trial.number is not None:  # a trial of an Optuna study: report, maybe prune
-        # (after the tracker, so a pruned epoch is still logged)
-        from lrdecay.pruning import PruningListener
-
-        listeners.append(PruningListener(conf.trial))
-
     settings = TrainerSettings(
         max_epochs=conf.trainer.max_epochs, batch_size=conf.dataset.batch_size,
         eval_batch_size=conf.dataset.eval_batch_size, early_stop_tol=conf.trainer.early_stop_tol,
         convergence_window=conf.trainer.convergence_window,
         convergence_threshold=conf.trainer.convergence_threshold, seed=conf.seed)
+    listeners: list[Listener] = [EpochLogLine(label), ProgressBar(conf.trainer.progress),
+                                 *extra_listeners]
     engine = Engine(model, optimizer, scheduler, data, settings, listeners)
+    if prior.action == "resume":
+        assert prior.checkpoint is not None
+        restore(engine, load_checkpoint(prior.checkpoint))
+        outcome.note = f"resumed after epoch {len(engine.history)}"
+        log.info("%s resumes after epoch %d from %s", label, len(engine.history),
+                 prior.checkpoint)
+
+    ckpt = (ctx.output_dir / CHECKPOINT_FILE
+            if ctx.output_dir is not None and conf.trainer.checkpoint else None)
+    if tracker is not None:
+        if prior.action == "resume" and prior.run is not None:
+            tracker.reopen(prior.run.info.run_id, ctx.parent_run_id)
+            flushed = tracker.flush_history(engine.history)
+            if flushed:
+                log.info("%s: logged %d epoch(s) the store was missing", label, flushed)
+        else:
+            tags = {**_tags(conf, ctx, threads), FINGERPRINT_TAG: fp}
+            tracker.start(label, tags, _params(cfg), ctx.parent_run_id)
+            tracker.log_text(OmegaConf.to_yaml(cfg, resolve=True), "config.yaml")
+            tracker.log_text("\n".join(ctx.overrides) + "\n", "overrides.txt")
+        if ckpt is not None:
+            tracker.set_tags({CHECKPOINT_TAG: str(ckpt.resolve())})
+        outcome.run_id = tracker.run_id
+        log.info("tracking run %s (%s) in experiment '%s' at %s", tracker.run_id, label,
+                 tracker.experiment, redact_uri(tracker.uri))
+    if ckpt is not None:  # before the tracker: whatever is logged is also in the checkpoint
+        engine.listeners.append(CheckpointListener(ckpt, outcome.run_id))
+    if tracker is not None:
+        engine.listeners.append(tracker)
+    if conf.trial.number is not None:  # a trial of an Optuna study: report, maybe prune
+        # (after the tracker, so a pruned epoch is still logged)
+        from lrdecay.pruning import PruningListener
+
+        engine.listeners.append(PruningListener(conf.trial))
+
     status = "FAILED"
     try:
         summary = engine.fit()
@@ -199,3 +267,5 @@ def _train(cfg: DictConfig, ctx: RunContext, outcome: JobResult,
     finally:
         if tracker is not None:
             tracker.end(status)
+        if status == "FINISHED" and ckpt is not None and not conf.trainer.keep_checkpoint:
+            ckpt.unlink(missing_ok=True)  # a finished run is skipped on re-launch, not resumed

@@ -13,9 +13,11 @@ import os
 import subprocess
 import tempfile
 import time
-from collections.abc import Mapping
+import urllib.error
+import urllib.request
+from collections.abc import Callable, Iterable, Mapping
 from pathlib import Path
-from typing import Any
+from typing import Any, TypeVar
 from urllib.parse import urlsplit, urlunsplit
 
 from mlflow.entities import Metric, Param, RunTag
@@ -26,8 +28,29 @@ from lrdecay.engine import Engine, EpochRecord, Listener, RunSummary
 from lrdecay.errors import TrackingError
 
 log = logging.getLogger(__name__)
+T = TypeVar("T")
 
 PARAM_BATCH = 100  # MLflow's limit of params per log_batch call
+SCHEMES = ("sqlite", "http", "https", "file", "postgresql", "mysql", "mssql", "databricks")
+
+# MLflow's own HTTP client retries a dead server for minutes per call; this module retries with
+# its own, shorter backoff and keeps training meanwhile. Users can still override both.
+os.environ.setdefault("MLFLOW_HTTP_REQUEST_MAX_RETRIES", "1")
+os.environ.setdefault("MLFLOW_HTTP_REQUEST_TIMEOUT", "10")
+
+
+def with_retry(fn: Callable[[], T], attempts: int, first_delay: float = 0.5) -> T:
+    """Call ``fn``, retrying failures with exponential backoff; re-raise the last failure."""
+    delay = first_delay
+    for attempt in range(1, attempts + 1):
+        try:
+            return fn()
+        except Exception:
+            if attempt == attempts:
+                raise
+            time.sleep(delay)
+            delay = min(delay * 2, 8.0)
+    raise AssertionError("unreachable")
 
 
 def redact_uri(uri: str) -> str:
@@ -107,12 +130,39 @@ class MlflowTracker(Listener):
         self.experiment = experiment
         self.artifact_root = artifact_root
         self.log_plot = log_plot
-        self.client = MlflowClient(tracking_uri=uri)
+        scheme = uri.split(":", 1)[0].split("+", 1)[0] if ":" in uri else "file"
+        if scheme not in SCHEMES:
+            raise TrackingError(f"tracking.uri={redact_uri(uri)} has an unknown scheme "
+                                f"'{scheme}'; use one of {', '.join(SCHEMES)} "
+                                "(e.g. sqlite:///mlruns/mlflow.db or http://127.0.0.1:5000)")
+        try:
+            self.client = MlflowClient(tracking_uri=uri)
+        except MlflowException as exc:
+            raise TrackingError(f"cannot use tracking.uri={redact_uri(uri)}: "
+                                f"{str(exc).splitlines()[0]}") from exc
         self.run_id: str | None = None
         self.experiment_id: str | None = None
+        self.pending: list[tuple[int, dict[str, float]]] = []
+        self.warned = False
+
+    def _check_server(self) -> None:
+        """Fail in seconds, with one clear line, when an HTTP tracking server is not there."""
+        if not self.uri.startswith(("http://", "https://")):
+            return
+        try:
+            with urllib.request.urlopen(self.uri.rstrip("/") + "/health", timeout=5):
+                pass
+        except urllib.error.HTTPError:
+            return  # something answers; MLflow's own calls will tell if it is not MLflow
+        except (OSError, ValueError) as exc:
+            reason = getattr(exc, "reason", exc)
+            raise TrackingError(f"the MLflow server at {redact_uri(self.uri)} is unreachable "
+                                f"({reason}). Fix: start it (mlflow server --host 127.0.0.1 "
+                                "--port ...), or point tracking.uri at another store") from exc
 
     def connect(self) -> str:
         """Reach the store and make sure the experiment exists, before any data loads."""
+        self._check_server()
         try:
             self.experiment_id = ensure_experiment(self.client, self.experiment,
                                                    self.artifact_root)
@@ -136,12 +186,53 @@ class MlflowTracker(Listener):
             self.client.log_batch(self.run_id, params=items[i:i + PARAM_BATCH])
         return self.run_id
 
-    def log_metrics(self, values: Mapping[str, float], step: int) -> None:
-        """All ``values`` at ``step`` in one batched call."""
+    def reopen(self, run_id: str, parent_run_id: str | None = None) -> None:
+        """Continue the existing run ``run_id`` (a resume): RUNNING again, under ``parent``."""
+        self.run_id = run_id
+        with_retry(lambda: self.client.update_run(run_id, status="RUNNING"), attempts=3)
+        if parent_run_id:
+            self.set_tags({"mlflow.parentRunId": parent_run_id})
+
+    def log_metrics(self, values: Mapping[str, float], step: int, attempts: int = 3) -> None:
+        """All ``values`` at ``step`` in one batched call, retried with backoff."""
         assert self.run_id is not None, "start() first"
-        now = int(time.time() * 1000)
-        self.client.log_batch(self.run_id, metrics=[Metric(k, float(v), now, step)
-                                                    for k, v in values.items()])
+        run_id, now = self.run_id, int(time.time() * 1000)
+        metrics = [Metric(k, float(v), now, step) for k, v in values.items()]
+        with_retry(lambda: self.client.log_batch(run_id, metrics=metrics), attempts)
+
+    def logged_epochs(self) -> set[int]:
+        """Epochs whose metrics the store already holds (read from ``val_acc``'s history)."""
+        assert self.run_id is not None, "start() first"
+        history = with_retry(lambda: self.client.get_metric_history(self.run_id, "val_acc"), 3)
+        return {m.step for m in history}
+
+    def flush_history(self, history: Iterable[EpochRecord]) -> int:
+        """Log the epochs of ``history`` the store lacks (after a resume); returns how many."""
+        done = self.logged_epochs()
+        missing = [r for r in history if r.epoch not in done]
+        for record in missing:
+            self.log_metrics(record.metrics(), step=record.epoch)
+        return len(missing)
+
+    def _flush_pending(self, attempts: int) -> bool:
+        """Log queued epochs in order; False (and the queue kept) while the store is away."""
+        while self.pending:
+            step, values = self.pending[0]
+            try:
+                self.log_metrics(values, step, attempts)
+            except Exception as exc:
+                if not self.warned:
+                    log.warning("tracking store %s unavailable (%s); training goes on, %d "
+                                "epoch(s) queued and kept in the checkpoint",
+                                redact_uri(self.uri), str(exc).splitlines()[0][:200],
+                                len(self.pending))
+                    self.warned = True
+                return False
+            self.pending.pop(0)
+        if self.warned:
+            log.info("tracking store reachable again; queued epochs logged")
+            self.warned = False
+        return True
 
     def set_tags(self, tags: Mapping[str, str]) -> None:
         assert self.run_id is not None, "start() first"
@@ -155,9 +246,15 @@ class MlflowTracker(Listener):
         self.set_tags({"device": str(engine.data.train.x.device)})
 
     def on_epoch_end(self, record: EpochRecord) -> None:
-        self.log_metrics(record.metrics(), step=record.epoch)
+        self.pending.append((record.epoch, record.metrics()))
+        self._flush_pending(attempts=3)
 
     def on_fit_end(self, summary: RunSummary) -> None:
+        if not self._flush_pending(attempts=8):
+            raise TrackingError(f"{len(self.pending)} epoch(s) could not be logged to "
+                                f"{redact_uri(self.uri)}; they are in the run's checkpoint. "
+                                "Fix: once the store is back, run the same command again "
+                                "(resume=true for a single run) to log them")
         self.log_metrics(summary.metrics(), step=summary.epochs_run)
         tags = {"outcome": summary.status, "diverged": str(summary.diverged).lower()}
         if summary.status == "pruned":
@@ -172,6 +269,12 @@ class MlflowTracker(Listener):
                 self.client.log_artifact(self.run_id, str(path))
 
     def end(self, status: str) -> None:
-        """Close the run as FINISHED, FAILED or KILLED."""
-        if self.run_id is not None:
-            self.client.set_terminated(self.run_id, status=status)
+        """Close the run as FINISHED, FAILED or KILLED (left RUNNING if the store is away)."""
+        if self.run_id is None:
+            return
+        run_id = self.run_id
+        try:
+            with_retry(lambda: self.client.set_terminated(run_id, status=status), attempts=3)
+        except Exception as exc:
+            log.error("could not mark run %s %s: %s", run_id, status,
+                      str(exc).splitlines()[0][:200])

@@ -1,0 +1,114 @@
+"""Atomic per-epoch checkpoints and resuming from them.
+
+A checkpoint holds everything the next epoch depends on — model, optimizer, scheduler, every
+RNG, the metric history, elapsed seconds — plus the MLflow run id, as tensors and plain Python
+values only, so that it loads with ``torch.load(weights_only=True)`` (no arbitrary unpickling).
+It is written to a temporary file and renamed, so a kill at any moment leaves either the old or
+the new checkpoint, never half of one.
+"""
+
+from __future__ import annotations
+
+import logging
+import os
+import random
+from dataclasses import asdict
+from pathlib import Path
+from typing import Any
+
+import numpy as np
+import torch
+
+from lrdecay.engine import Engine, EpochRecord, Listener
+from lrdecay.errors import LrdecayError
+
+log = logging.getLogger(__name__)
+
+CHECKPOINT_FILE = "checkpoint.pt"
+FORMAT_VERSION = 1
+
+
+def _rng_state(engine: Engine) -> dict[str, Any]:
+    """Every random source a later epoch draws from, as tensors and plain values."""
+    kind, keys, pos, has_gauss, gauss = np.random.get_state()
+    state: dict[str, Any] = {
+        "torch": torch.get_rng_state(),
+        "shuffle": engine.generator.get_state(),
+        "numpy": {"kind": kind, "keys": torch.from_numpy(keys.astype(np.int64)), "pos": pos,
+                  "has_gauss": has_gauss, "gauss": gauss},
+        "python": [list(x) if isinstance(x, tuple) else x for x in random.getstate()],
+    }
+    if torch.cuda.is_available() and torch.cuda.is_initialized():
+        state["cuda"] = torch.cuda.get_rng_state_all()
+    return state
+
+
+def _set_rng_state(engine: Engine, state: dict[str, Any]) -> None:
+    torch.set_rng_state(state["torch"])
+    engine.generator.set_state(state["shuffle"])
+    npy = state["numpy"]
+    np.random.set_state((npy["kind"], npy["keys"].numpy().astype(np.uint32), npy["pos"],
+                         npy["has_gauss"], npy["gauss"]))
+    version, internal, gauss = state["python"]
+    random.setstate((version, tuple(internal), gauss))
+    if "cuda" in state and torch.cuda.is_available():
+        torch.cuda.set_rng_state_all(state["cuda"])
+
+
+def save_checkpoint(path: Path, engine: Engine, run_id: str | None) -> Path:
+    """Write the engine's state after its last epoch to ``path``, atomically."""
+    payload = {
+        "version": FORMAT_VERSION,
+        "run_id": run_id,
+        "elapsed": engine.elapsed,
+        "history": [asdict(r) for r in engine.history],
+        "model": engine.model.state_dict(),
+        "optimizer": engine.optimizer.state_dict(),
+        "scheduler": engine.scheduler.state_dict(),
+        "rng": _rng_state(engine),
+    }
+    path.parent.mkdir(parents=True, exist_ok=True)
+    tmp = path.with_name(f".{path.name}.{os.getpid()}.tmp")
+    torch.save(payload, tmp)
+    os.replace(tmp, path)
+    return path
+
+
+def load_checkpoint(path: Path) -> dict[str, Any]:
+    """Read a checkpoint safely (tensors and plain values only)."""
+    try:
+        state = torch.load(path, map_location="cpu", weights_only=True)
+    except Exception as exc:
+        raise LrdecayError(f"checkpoint {path} is unreadable ({type(exc).__name__}); delete it "
+                           "to start that run afresh") from exc
+    if state.get("version") != FORMAT_VERSION:
+        raise LrdecayError(f"checkpoint {path} has format {state.get('version')}, expected "
+                           f"{FORMAT_VERSION}; delete it to start that run afresh")
+    return state
+
+
+def restore(engine: Engine, state: dict[str, Any]) -> None:
+    """Put ``engine`` back where the checkpoint left it: the next epoch continues the run."""
+    engine.model.load_state_dict(state["model"])
+    engine.optimizer.load_state_dict(state["optimizer"])
+    engine.scheduler.load_state_dict(state["scheduler"])
+    engine.history = [EpochRecord(**r) for r in state["history"]]
+    engine.elapsed = float(state["elapsed"])
+    _set_rng_state(engine, state["rng"])
+
+
+class CheckpointListener(Listener):
+    """Saves a checkpoint after every epoch (before tracking logs it, so nothing logged is
+    ever missing from the checkpoint)."""
+
+    def __init__(self, path: Path, run_id: str | None = None) -> None:
+        self.path = path
+        self.run_id = run_id
+        self.engine: Engine | None = None
+
+    def on_fit_start(self, engine: Engine) -> None:
+        self.engine = engine
+
+    def on_epoch_end(self, record: EpochRecord) -> None:
+        assert self.engine is not None
+        save_checkpoint(self.path, self.engine, self.run_id)

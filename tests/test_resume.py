@@ -1,0 +1,77 @@
+"""Checkpoints, resume in the same MLflow run, and idempotent re-runs."""
+
+from __future__ import annotations
+
+from pathlib import Path
+
+import pytest
+import torch
+from mlflow.tracking import MlflowClient
+
+from lrdecay.checkpoint import CHECKPOINT_FILE
+from lrdecay.engine import EPOCH_METRICS, EpochRecord, Listener
+from lrdecay.run import RunContext, run
+from tests.conftest import compose_config
+
+
+class InterruptAt(Listener):
+    """Ctrl-C after a given epoch: what a user or a scheduler does mid-run."""
+
+    def __init__(self, epoch: int) -> None:
+        self.epoch = epoch
+
+    def on_epoch_end(self, record: EpochRecord) -> None:
+        if record.epoch == self.epoch:
+            raise KeyboardInterrupt
+
+
+def _cfg(tmp: Path, store: str, *extra: str):
+    return compose_config(["dataset=digits", f"tracking.uri=sqlite:///{tmp / store}",
+                           "trainer.progress=off", "tracking.log_plot=false",
+                           "trainer.max_epochs=5", "model=cifar_cnn", "dataset.channels=1",
+                           *extra])
+
+
+def _ctx(tmp: Path, name: str) -> RunContext:
+    return RunContext(base_dir=tmp, output_dir=tmp / name)
+
+
+def test_resumed_run_equals_an_uninterrupted_one(tmp_path: Path) -> None:
+    """cifar_cnn on digits: dropout and shuffling both draw from the restored RNGs."""
+    torch.use_deterministic_algorithms(True)
+    try:
+        whole = run(_cfg(tmp_path, "a.db"), _ctx(tmp_path, "a"))
+        with pytest.raises(KeyboardInterrupt):
+            run(_cfg(tmp_path, "b.db"), _ctx(tmp_path, "b1"), extra_listeners=[InterruptAt(3)])
+        assert (tmp_path / "b1" / CHECKPOINT_FILE).is_file()
+        resumed = run(_cfg(tmp_path, "b.db", "resume=true"), _ctx(tmp_path, "b2"))
+    finally:
+        torch.use_deterministic_algorithms(False)
+    assert [r.val_loss for r in resumed.history] == [r.val_loss for r in whole.history]
+    assert resumed.final_val_acc == whole.final_val_acc  # bit-identical on CPU
+
+    client = MlflowClient(f"sqlite:///{tmp_path / 'b.db'}")
+    (r,) = client.search_runs([client.get_experiment_by_name("lrdecay-digits").experiment_id])
+    assert r.info.status == "FINISHED"
+    for name in EPOCH_METRICS:
+        steps = [m.step for m in client.get_metric_history(r.info.run_id, name)]
+        assert sorted(steps) == [1, 2, 3, 4, 5], name  # no gap, no duplicate
+    assert not (tmp_path / "b2" / CHECKPOINT_FILE).exists()  # finished: nothing to resume
+
+
+def test_finished_twin_is_skipped_and_rerun_trains_again(tmp_path: Path) -> None:
+    first = run(_cfg(tmp_path, "s.db", "resume=true"), _ctx(tmp_path, "one"))
+    again = run(_cfg(tmp_path, "s.db", "resume=true"), _ctx(tmp_path, "two"))
+    assert again.status == "skipped" and again.history == []
+    assert again.final_val_acc == pytest.approx(first.final_val_acc)
+    run(_cfg(tmp_path, "s.db"), _ctx(tmp_path, "three"))  # resume=false: a fresh run
+    client = MlflowClient(f"sqlite:///{tmp_path / 's.db'}")
+    runs = client.search_runs([client.get_experiment_by_name("lrdecay-digits").experiment_id])
+    assert len(runs) == 2
+
+
+def test_checkpoint_loads_without_unpickling(tmp_path: Path) -> None:
+    with pytest.raises(KeyboardInterrupt):
+        run(_cfg(tmp_path, "c.db"), _ctx(tmp_path, "c"), extra_listeners=[InterruptAt(2)])
+    state = torch.load(tmp_path / "c" / CHECKPOINT_FILE, weights_only=True)
+    assert len(state["history"]) == 1 and state["run_id"]
