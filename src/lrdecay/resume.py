@@ -4,14 +4,15 @@ A run's fingerprint hashes the resolved config minus what does not change the co
 (tracking, progress display, data location, device, threads). Re-launching a sweep looks each
 job's fingerprint up in the experiment: a FINISHED run is skipped, an interrupted one (RUNNING
 after a kill, KILLED, or FAILED by an exception) resumes from its checkpoint in the same MLflow
-run, and the rest start afresh.
+run, and the rest start afresh (a twin killed before it logged any epoch is deleted, so the
+experiment holds each setting once).
 """
 
 from __future__ import annotations
 
 import hashlib
 import json
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
@@ -45,6 +46,7 @@ class Prior:
     action: str  # "skip", "resume" or "fresh"
     run: Run | None = None
     checkpoint: Path | None = None
+    stale: list[str] = field(default_factory=list)  # twins killed before their first epoch
 
 
 def find_prior(client: MlflowClient, experiment_id: str, fp: str) -> Prior:
@@ -54,13 +56,13 @@ def find_prior(client: MlflowClient, experiment_id: str, fp: str) -> Prior:
     for run in runs:
         if run.info.status == "FINISHED":
             return Prior("skip", run)
-    for run in runs:
-        diverged = run.data.tags.get("diverged") == "true"
+    interrupted = [r for r in runs if r.info.status in ("RUNNING", "KILLED", "FAILED")
+                   and r.data.tags.get("diverged") != "true"]
+    for run in interrupted:
         path = run.data.tags.get(CHECKPOINT_TAG)
-        if run.info.status in ("RUNNING", "KILLED", "FAILED") and not diverged and path \
-                and Path(path).is_file():
+        if path and Path(path).is_file():
             return Prior("resume", run, Path(path))
-    return Prior("fresh")
+    return Prior("fresh", stale=[r.info.run_id for r in interrupted if not r.data.metrics])
 
 
 def summary_from_run(run: Run) -> RunSummary:

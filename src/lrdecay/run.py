@@ -202,6 +202,8 @@ def _train(cfg: DictConfig, ctx: RunContext, outcome: JobResult,
         prior = find_prior(tracker.client, tracker.experiment_id, fp)
         if prior.action == "skip":
             return _skip(prior, tracker, ctx, outcome)
+        for run_id in prior.stale:  # killed before its first epoch: nothing worth keeping
+            tracker.client.delete_run(run_id)
 
     data = load_data(conf.dataset, conf.data, device)
     model = build_model(conf.model, data.input_shape, data.num_classes).to(device)
