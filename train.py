@@ -8,17 +8,20 @@ from __future__ import annotations
 import logging
 import sys
 from pathlib import Path
+from typing import TYPE_CHECKING
 
 import hydra
 from hydra.core.hydra_config import HydraConfig
 from hydra.types import RunMode
 from omegaconf import DictConfig
 
-from lrdecay.config import register_configs
+from lrdecay.config import register_configs, validate
 from lrdecay.errors import LrdecayError
 from lrdecay.resources import available_cores
 from lrdecay.results import read_parent
-from lrdecay.run import RunContext, objective_values, run
+
+if TYPE_CHECKING:
+    from lrdecay.run import RunContext
 
 log = logging.getLogger("lrdecay")
 register_configs()
@@ -26,6 +29,8 @@ register_configs()
 
 def hydra_context() -> RunContext:
     """What Hydra knows about this job: folders, job number, overrides, parallel workers."""
+    from lrdecay.run import RunContext  # torch and MLflow load only once a run is due
+
     hc = HydraConfig.get()
     if hc.mode != RunMode.MULTIRUN:
         return RunContext(base_dir=Path(hc.runtime.cwd), output_dir=Path(hc.runtime.output_dir),
@@ -45,6 +50,15 @@ def main(cfg: DictConfig) -> float | list[float]:
     A single run that fails exits non-zero with one message. In a sweep, a failing job is
     recorded (MLflow, result.json, the summary table) and the other jobs go on.
     """
+    try:
+        validate(cfg)  # bad input fails here, before torch or MLflow are even imported
+    except LrdecayError as exc:
+        log.error("%s", exc)
+        if HydraConfig.get().mode != RunMode.MULTIRUN:
+            sys.exit(2)
+        return _failed(cfg)
+    from lrdecay.run import objective_values, run
+
     ctx = hydra_context()
     try:
         summary = run(cfg, ctx)

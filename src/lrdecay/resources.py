@@ -9,11 +9,12 @@ from __future__ import annotations
 import logging
 import os
 import random
-
-import numpy as np
-import torch
+from typing import TYPE_CHECKING
 
 from lrdecay.errors import ConfigError
+
+if TYPE_CHECKING:
+    import torch
 
 log = logging.getLogger(__name__)
 
@@ -31,6 +32,8 @@ def resolve_device(name: str, job_num: int | None = None) -> torch.device:
 
     On CUDA, job ``k`` of a sweep uses GPU ``k % device_count`` so parallel jobs spread out.
     """
+    import torch  # here, not at module level: the CLI's error paths should start fast
+
     if name == "auto":
         if torch.cuda.is_available():
             name = "cuda"
@@ -61,6 +64,8 @@ def threads_per_worker(n_workers: int) -> int:
 def set_threads(threads: int | None, n_workers: int = 1) -> int:
     """Set torch's intra-op threads (default: this worker's share of the cores); return it."""
     n = threads if threads is not None else threads_per_worker(n_workers)
+    import torch
+
     torch.set_num_threads(n)
     return n
 
@@ -68,5 +73,8 @@ def set_threads(threads: int | None, n_workers: int = 1) -> int:
 def seed_everything(seed: int) -> None:
     """Seed Python, NumPy and torch (CPU and every GPU) so a run repeats."""
     random.seed(seed)
+    import numpy as np
+    import torch
+
     np.random.seed(seed % 2**32)
     torch.manual_seed(seed)

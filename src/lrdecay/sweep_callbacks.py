@@ -10,7 +10,7 @@ import copy
 import logging
 import time
 from pathlib import Path
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 from hydra.experimental.callback import Callback
 from omegaconf import DictConfig, open_dict
@@ -18,8 +18,9 @@ from omegaconf import DictConfig, open_dict
 from lrdecay.config import ReportConfig, validate
 from lrdecay.errors import LrdecayError
 from lrdecay.results import JobResult, format_table, read_results, write_parent
-from lrdecay.run import experiment_name
-from lrdecay.tracking import MlflowTracker, default_artifact_root, redact_uri, resolve_uri
+
+if TYPE_CHECKING:  # Hydra builds this callback for every run: keep MLflow and torch lazy
+    from lrdecay.tracking import MlflowTracker
 
 log = logging.getLogger("lrdecay")
 
@@ -34,6 +35,8 @@ def _job_config(config: DictConfig) -> DictConfig:
 
 def ui_command(uri: str, experiment_id: str | None) -> str:
     """How to open the MLflow UI on this store's experiment (a local UI bound to 127.0.0.1)."""
+    from lrdecay.tracking import redact_uri
+
     page = f"#/experiments/{experiment_id}" if experiment_id else ""
     if uri.startswith(("http://", "https://")):
         return f"open {redact_uri(uri).rstrip('/')}/{page}"
@@ -61,6 +64,9 @@ class SweepTracking(Callback):
         hc = config.hydra
         sweep_dir = Path(hc.sweep.dir)
         store = Path(hc.runtime.cwd) / conf.tracking.store_dir
+        from lrdecay.run import experiment_name
+        from lrdecay.tracking import MlflowTracker, default_artifact_root, redact_uri, resolve_uri
+
         uri = resolve_uri(conf.tracking.uri, store)
         tracker = MlflowTracker(uri, experiment_name(conf), default_artifact_root(uri),
                                 log_plot=False)
@@ -83,8 +89,9 @@ class SweepTracking(Callback):
         results = read_results(sweep_dir) if sweep_dir.is_dir() else []
         table = format_table(results)
         counts = _counts(results)
+        pruned = f", {counts['pruned']} pruned" if counts["pruned"] else ""
         summary = (f"{counts['total']} jobs: {counts['finished']} finished, "
-                   f"{counts['diverged']} diverged, {counts['failed']} failed "
+                   f"{counts['diverged']} diverged, {counts['failed']} failed{pruned} "
                    f"in {time.monotonic() - self.started:.0f} s")
         lines = ["", table, "", summary]
         if self.tracker is not None:
@@ -119,13 +126,15 @@ class SweepTracking(Callback):
         assert tracker is not None
         tracker.log_metrics({f"children_{k}": float(v) for k, v in counts.items()}, step=0)
         tracker.log_text(table + "\n", "summary.txt")
-        all_ok = counts["total"] > 0 and counts["finished"] == counts["total"]
+        all_ok = counts["total"] > 0 and counts["finished"] + counts["pruned"] == counts["total"]
         tracker.end("FINISHED" if all_ok else "FAILED")
 
 
 def _counts(results: list[JobResult]) -> dict[str, int]:
-    """How many jobs finished, diverged, failed (raised, killed or died)."""
+    """How many jobs finished, diverged, were pruned by a search, failed (raised, killed or
+    died)."""
     finished = sum(r.ok for r in results)
     diverged = sum(r.status == "diverged" for r in results)
+    pruned = sum(r.status == "pruned" for r in results)
     return {"total": len(results), "finished": finished, "diverged": diverged,
-            "failed": len(results) - finished - diverged}
+            "pruned": pruned, "failed": len(results) - finished - diverged - pruned}

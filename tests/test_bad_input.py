@@ -1,0 +1,106 @@
+"""Bad input never shows a traceback: property-based overrides against validation and the CLI."""
+
+from __future__ import annotations
+
+import tempfile
+from concurrent.futures import ThreadPoolExecutor
+from pathlib import Path
+
+import pytest
+from hydra.errors import HydraException
+from hypothesis import HealthCheck, given, settings
+from hypothesis import strategies as st
+from omegaconf.errors import OmegaConfBaseException
+
+from lrdecay.config import LrdecayConfig, validate
+from lrdecay.errors import LrdecayError
+from tests.conftest import compose_config, run_cli
+
+#: Leaves a user may set, with a value that is valid for each (to mix into the bad ones).
+NUMERIC = {"optimizer.lr": 0.01, "optimizer.momentum": 0.5, "trainer.max_epochs": 3,
+           "dataset.batch_size": 32, "dataset.val_fraction": 0.1, "sequence.gamma": 0.9,
+           "sequence.period": 10, "strategy.rate": 0.01, "strategy.shrink": 0.2,
+           "trainer.convergence_window": 4, "trainer.convergence_threshold": 0.009,
+           "seed": 1, "threads": 1, "report.target": 0.9}
+GROUPS = {"dataset": "digits", "optimizer": "sgd", "sequence": "seq1", "strategy": "epoch",
+          "model": "mnist_cnn", "setting": "sgd-fixed"}
+CHOICES = {"device": "cpu", "trainer.progress": "off"}
+
+words = st.text(st.characters(codec="ascii", categories=["L", "N"]), min_size=1, max_size=8)
+junk = st.text(st.characters(codec="ascii", exclude_characters="\x00\n\r"), max_size=12)
+
+def _not_a_number(word: str) -> bool:
+    try:
+        float(word)
+    except ValueError:
+        return word.lower() not in ("null", "true", "false")
+    return False
+
+
+out_of_range = st.one_of(
+    st.sampled_from(sorted(NUMERIC)).flatmap(
+        lambda k: st.sampled_from([-1, -0.5, -1e-9, -1e9]).map(lambda v: f"{k}={v}")),
+    st.sampled_from(["dataset.val_fraction=1", "optimizer.momentum=1", "sequence.gamma=0",
+                     "sequence.gamma=1.5", "strategy.shrink=2", "report.target=1.5"]))
+wrong_type = st.tuples(st.sampled_from(sorted(NUMERIC)), words.filter(_not_a_number)).map(
+    lambda kv: f"{kv[0]}={kv[1]}")
+unknown_key = words.map(lambda w: f"nokey{w}=1")
+unknown_option = st.tuples(st.sampled_from(sorted(GROUPS)), words).map(
+    lambda kv: f"{kv[0]}=none_{kv[1]}")
+bad_choice = st.tuples(st.sampled_from(sorted(CHOICES)), words).map(
+    lambda kv: f"{kv[0]}=x{kv[1]}")
+malformed = junk.map(lambda j: f"optimizer.lr=[{j}")
+bad_override = st.one_of(out_of_range, wrong_type, unknown_key, unknown_option, bad_choice,
+                         malformed)
+
+valid_override = st.one_of(
+    st.sampled_from([f"{k}={v}" for k, v in NUMERIC.items()]),
+    st.sampled_from([f"{k}={v}" for k, v in GROUPS.items()]),
+    st.sampled_from([f"{k}={v}" for k, v in CHOICES.items()]))
+
+CLEAR_ERRORS = (LrdecayError, HydraException, OmegaConfBaseException)
+
+
+@settings(max_examples=200, deadline=None, suppress_health_check=[HealthCheck.too_slow])
+@given(st.lists(st.one_of(valid_override, bad_override), min_size=1, max_size=4))
+def test_any_override_gives_a_valid_config_or_a_clear_error(overrides: list[str]) -> None:
+    try:
+        conf = validate(compose_config(overrides))
+    except CLEAR_ERRORS as exc:
+        assert str(exc).strip(), overrides
+        return
+    assert isinstance(conf, LrdecayConfig)
+    assert conf.optimizer.lr > 0 and conf.trainer.max_epochs >= 1
+
+
+def _cli(args: list[str], cwd: Path) -> tuple[int, str]:
+    """``python train.py args`` as a user runs it; returns exit code and all output."""
+    proc = run_cli(["dataset=digits", "tracking.enabled=false", "trainer.max_epochs=1",
+                    "trainer.progress=off", *args], cwd=cwd, timeout=60)
+    return proc.returncode, proc.stdout + proc.stderr
+
+
+@pytest.mark.slow
+@settings(max_examples=1, deadline=None, database=None,
+          suppress_health_check=list(HealthCheck))
+@given(cases=st.lists(st.tuples(bad_override, st.lists(valid_override, max_size=2)),
+                      min_size=200, max_size=200))
+def test_200_bad_overrides_exit_nonzero_with_a_message_and_no_traceback(cases) -> None:
+    """The real CLI, 200 generated bad inputs, two at a time: no traceback, no hang."""
+    with tempfile.TemporaryDirectory() as tmp, ThreadPoolExecutor(2) as pool:
+        outcomes = list(pool.map(lambda c: (c, *_cli([*c[1], c[0]], Path(tmp))), cases))
+    for (bad, extra), code, output in outcomes:
+        assert code != 0, (bad, extra, output[-500:])
+        assert "Traceback" not in output, (bad, output)
+        assert output.strip(), bad
+
+
+@pytest.mark.parametrize("args", [
+    ["dataset=mnist", "data.root=/etc/hostname"],
+    ["tracking.enabled=true", "tracking.uri=foo://somewhere"],
+    ["tracking.enabled=true", "tracking.uri=http://127.0.0.1:9"],
+])
+def test_bad_paths_and_stores_are_one_line(args, tmp_path: Path) -> None:
+    code, output = _cli(args, tmp_path)
+    errors = [line for line in output.splitlines() if "ERROR" in line]
+    assert code == 2 and len(errors) == 1 and "Traceback" not in output, output
