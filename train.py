@@ -17,6 +17,7 @@ from omegaconf import DictConfig
 
 from lrdecay.config import register_configs, validate
 from lrdecay.errors import LrdecayError
+from lrdecay.redact import redact_logging
 from lrdecay.resources import available_cores
 from lrdecay.results import read_parent
 
@@ -50,6 +51,7 @@ def main(cfg: DictConfig) -> float | list[float]:
     A single run that fails exits non-zero with one message. In a sweep, a failing job is
     recorded (MLflow, result.json, the summary table) and the other jobs go on.
     """
+    redact_logging()
     try:
         validate(cfg)  # bad input fails here, before torch or MLflow are even imported
     except LrdecayError as exc:

@@ -20,6 +20,7 @@ from lrdecay.data import load_data
 from lrdecay.engine import Engine, Listener, RunSummary, TrainerSettings
 from lrdecay.models import build_model
 from lrdecay.progress import EpochLogLine, ProgressBar
+from lrdecay.redact import redact_text
 from lrdecay.resources import resolve_device, seed_everything, set_threads
 from lrdecay.results import JobResult, write_result
 from lrdecay.resume import (
@@ -131,6 +132,7 @@ def run(cfg: DictConfig, ctx: RunContext | None = None,
     run ends, for the sweep's summary.
     """
     ctx = ctx or RunContext()
+    ctx.overrides = [redact_text(o) for o in ctx.overrides]
     outcome = JobResult(setting=" ".join(ctx.overrides) or "run", status="failed",
                         job_num=ctx.job_num, overrides=list(ctx.overrides))
     try:

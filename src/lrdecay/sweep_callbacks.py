@@ -17,6 +17,7 @@ from omegaconf import DictConfig, open_dict
 
 from lrdecay.config import ReportConfig, validate
 from lrdecay.errors import LrdecayError
+from lrdecay.redact import redact_logging, redact_text
 from lrdecay.results import JobResult, format_table, read_results, write_parent
 
 if TYPE_CHECKING:  # Hydra builds this callback for every run: keep MLflow and torch lazy
@@ -54,6 +55,7 @@ class SweepTracking(Callback):
 
     def on_multirun_start(self, config: DictConfig, **kwargs: Any) -> None:
         self.started = time.monotonic()
+        redact_logging()  # the launcher logs each job's overrides, tracking.uri included
         try:
             conf = validate(_job_config(config))
         except LrdecayError as exc:
@@ -78,7 +80,7 @@ class SweepTracking(Callback):
         tracker.start(f"{preset}-{sweep_dir.name}",
                       tags={"lrdecay.role": "sweep", "hydra.sweep_dir": str(sweep_dir),
                             "dataset": conf.dataset.name},
-                      params={"overrides": " ".join(hc.overrides.task)[:6000]})
+                      params={"overrides": redact_text(" ".join(hc.overrides.task))[:6000]})
         assert tracker.run_id and tracker.experiment_id
         write_parent(sweep_dir, tracker.run_id, tracker.experiment_id, redact_uri(uri))
         self.tracker = tracker

@@ -8,6 +8,7 @@ share a worker process.
 
 from __future__ import annotations
 
+import base64
 import logging
 import os
 import subprocess
@@ -26,6 +27,7 @@ from mlflow.tracking import MlflowClient
 
 from lrdecay.engine import Engine, EpochRecord, Listener, RunSummary
 from lrdecay.errors import TrackingError
+from lrdecay.redact import redact_uri
 
 log = logging.getLogger(__name__)
 T = TypeVar("T")
@@ -37,6 +39,8 @@ SCHEMES = ("sqlite", "http", "https", "file", "postgresql", "mysql", "mssql", "d
 # its own, shorter backoff and keeps training meanwhile. Users can still override both.
 os.environ.setdefault("MLFLOW_HTTP_REQUEST_MAX_RETRIES", "1")
 os.environ.setdefault("MLFLOW_HTTP_REQUEST_TIMEOUT", "10")
+# MLflow prints each run's URL, credentials included; our own log line names the run instead.
+os.environ.setdefault("MLFLOW_SUPPRESS_PRINTING_URL_TO_STDOUT", "true")
 
 
 def with_retry(fn: Callable[[], T], attempts: int, first_delay: float = 0.5) -> T:
@@ -51,17 +55,6 @@ def with_retry(fn: Callable[[], T], attempts: int, first_delay: float = 0.5) -> 
             time.sleep(delay)
             delay = min(delay * 2, 8.0)
     raise AssertionError("unreachable")
-
-
-def redact_uri(uri: str) -> str:
-    """``uri`` with any password replaced by ``***``, safe to print or log."""
-    parts = urlsplit(uri)
-    if parts.password is None:
-        return uri
-    host = parts.hostname or ""
-    if parts.port:
-        host += f":{parts.port}"
-    return urlunsplit(parts._replace(netloc=f"{parts.username}:***@{host}"))
 
 
 def resolve_uri(uri: str | None, store_dir: Path) -> str:
@@ -149,8 +142,15 @@ class MlflowTracker(Listener):
         """Fail in seconds, with one clear line, when an HTTP tracking server is not there."""
         if not self.uri.startswith(("http://", "https://")):
             return
+        parts = urlsplit(self.uri)
+        host = f"{parts.hostname}:{parts.port}" if parts.port else (parts.hostname or "")
+        request = urllib.request.Request(
+            urlunsplit(parts._replace(netloc=host)).rstrip("/") + "/health")
+        if parts.username:
+            token = base64.b64encode(f"{parts.username}:{parts.password or ''}".encode())
+            request.add_header("Authorization", f"Basic {token.decode()}")
         try:
-            with urllib.request.urlopen(self.uri.rstrip("/") + "/health", timeout=5):
+            with urllib.request.urlopen(request, timeout=5):
                 pass
         except urllib.error.HTTPError:
             return  # something answers; MLflow's own calls will tell if it is not MLflow

@@ -1,0 +1,75 @@
+"""Tracking against a real `mlflow server` on loopback: sweeps, outages, credentials."""
+
+from __future__ import annotations
+
+from pathlib import Path
+
+import pytest
+from mlflow.tracking import MlflowClient
+
+from lrdecay.engine import EPOCH_METRICS, EpochRecord, Listener
+from lrdecay.run import RunContext, run
+from tests.conftest import MlflowServer, compose_config, run_cli
+
+pytestmark = pytest.mark.slow
+
+
+def test_sweep_against_a_server_never_shows_credentials(tmp_path: Path, mlflow_server) -> None:
+    uri = mlflow_server.uri.replace("http://", "http://alice:s3cret@")
+    proc = run_cli(["-m", "sequence=seq1,seq3", "dataset=digits", "trainer.max_epochs=3",
+                    f"tracking.uri={uri}"], cwd=tmp_path, timeout=600)
+    assert proc.returncode == 0, proc.stderr[-3000:]
+    assert "s3cret" not in proc.stdout + proc.stderr
+    assert "alice:***@" in proc.stdout + proc.stderr
+    client = MlflowClient(mlflow_server.uri)
+    exp = client.get_experiment_by_name("lrdecay-digits")
+    runs = client.search_runs([exp.experiment_id])
+    children = [r for r in runs if "mlflow.parentRunId" in r.data.tags]
+    assert len(children) == 2 and all(r.info.status == "FINISHED" for r in children)
+    for r in runs:
+        blob = str(r.data.params) + str(r.data.tags)
+        assert "s3cret" not in blob
+    for r in children:
+        steps = [m.step for m in client.get_metric_history(r.info.run_id, "val_acc")]
+        assert sorted(steps) == [1, 2, 3]
+
+
+class Outage(Listener):
+    """Stops the server after one epoch and brings it back after a later one."""
+
+    def __init__(self, server: MlflowServer, down_after: int, up_after: int) -> None:
+        self.server, self.down_after, self.up_after = server, down_after, up_after
+
+    def on_epoch_end(self, record: EpochRecord) -> None:
+        if record.epoch == self.down_after:
+            self.server.stop()
+        elif record.epoch == self.up_after:
+            self.server.start()
+
+
+def test_server_restart_mid_run_loses_no_metric(tmp_path: Path, mlflow_server) -> None:
+    cfg = compose_config(["dataset=digits", "trainer.max_epochs=6", "trainer.progress=off",
+                          f"tracking.uri={mlflow_server.uri}", "tracking.log_plot=false"])
+    summary = run(cfg, RunContext(base_dir=tmp_path, output_dir=tmp_path / "job"),
+                  extra_listeners=[Outage(mlflow_server, down_after=2, up_after=4)])
+    assert summary.status == "finished" and summary.epochs_run == 6
+    client = MlflowClient(mlflow_server.uri)
+    (r,) = client.search_runs([client.get_experiment_by_name("lrdecay-digits").experiment_id])
+    assert r.info.status == "FINISHED"
+    for name in EPOCH_METRICS:
+        steps = [m.step for m in client.get_metric_history(r.info.run_id, name)]
+        assert sorted(steps) == [1, 2, 3, 4, 5, 6], name
+
+
+def test_unreachable_server_is_one_line_before_training(tmp_path: Path) -> None:
+    import time
+
+    from tests.conftest import free_port
+
+    start = time.monotonic()
+    proc = run_cli(["dataset=digits", f"tracking.uri=http://127.0.0.1:{free_port()}"],
+                   cwd=tmp_path, timeout=120)
+    assert time.monotonic() - start < 20
+    assert proc.returncode == 2
+    out = proc.stdout + proc.stderr
+    assert "unreachable" in out and "Traceback" not in out and "epoch 1" not in out
