@@ -36,11 +36,27 @@ def hydra_context() -> RunContext:
     if hc.mode != RunMode.MULTIRUN:
         return RunContext(base_dir=Path(hc.runtime.cwd), output_dir=Path(hc.runtime.output_dir),
                           overrides=list(hc.overrides.task))
-    n_jobs = int(hc.launcher.get("n_jobs", 1) or 1)
     return RunContext(base_dir=Path(hc.runtime.cwd), output_dir=Path(hc.runtime.output_dir),
                       job_num=hc.job.num, sweep_dir=hc.sweep.dir,
                       overrides=list(hc.overrides.task), parent_run_id=read_parent(hc.sweep.dir),
-                      n_workers=available_cores() if n_jobs < 1 else n_jobs)
+                      n_workers=concurrent_jobs(hc.launcher))
+
+
+def concurrent_jobs(launcher: DictConfig) -> int:
+    """How many jobs share this machine's cores, so each takes its share of torch threads.
+
+    joblib: ``n_jobs`` (-1: one per core). submitit: each job is given ``cpus_per_task`` cores
+    (all of them on a cluster node where the scheduler limits the process's CPU set); local
+    submitit jobs all run at once, so one core each.
+    """
+    cores = available_cores()
+    if "n_jobs" in launcher:
+        n_jobs = int(launcher.n_jobs or 1)
+        return cores if n_jobs < 1 else n_jobs
+    per_task = launcher.get("cpus_per_task")
+    if per_task:
+        return max(1, cores // int(per_task))
+    return cores if "Local" in str(launcher.get("_target_", "")) else 1
 
 
 @hydra.main(version_base="1.3", config_path="conf", config_name="config")

@@ -177,3 +177,23 @@ def test_stress_many_parallel_jobs_on_a_fresh_store(tmp_path) -> None:
     assert sorted(int(c.data.tags["seed"]) for c in children) == list(range(16))
     for child in children:
         _assert_complete_history(client, child, 5)
+
+
+def test_submitit_local_launcher_runs_a_sweep(tmp_path) -> None:
+    proc = run_cli(["-m", "sequence=seq1,seq3", "dataset=digits", "trainer.max_epochs=2",
+                    "hydra/launcher=submitit_local", "report.enabled=false"], cwd=tmp_path,
+                   timeout=900)
+    assert proc.returncode == 0, proc.stderr[-3000:]
+    _, children = _sweep_runs(_store(tmp_path))
+    assert sorted(c.info.run_name for c in children) == ["seq1-epoch", "seq3-epoch"]
+    assert all(c.info.status == "FINISHED" for c in children)
+
+
+def test_slurm_cluster_preset_composes_for_submitit(tmp_path) -> None:
+    """What cannot run here (no SLURM) is at least composed exactly as a cluster would get it."""
+    proc = run_cli(["experiment=paper", "hydra/launcher=submitit_slurm", "cluster=slurm",
+                    "hydra.launcher.partition=gpu",
+                    "--cfg", "hydra", "--package", "hydra.launcher"], cwd=tmp_path, timeout=120)
+    assert proc.returncode == 0, proc.stderr[-3000:]
+    assert "SlurmLauncher" in proc.stdout and "partition: gpu" in proc.stdout
+    assert "cpus_per_task: 4" in proc.stdout
