@@ -65,9 +65,10 @@ def free_port() -> int:
 class MlflowServer:
     """A real ``mlflow server`` on 127.0.0.1, backed by SQLite, that tests can stop and restart."""
 
-    def __init__(self, folder: Path, port: int | None = None) -> None:
+    def __init__(self, folder: Path, port: int | None = None, db: Path | None = None) -> None:
         self.folder = folder
         self.port = port or free_port()
+        self.db = db or folder / "server.db"
         self.proc = None
 
     @property
@@ -82,7 +83,7 @@ class MlflowServer:
         mlflow_bin = Path(sys.executable).with_name("mlflow")
         self.proc = subprocess.Popen(
             [str(mlflow_bin), "server", "--backend-store-uri",
-             f"sqlite:///{self.folder / 'server.db'}", "--artifacts-destination",
+             f"sqlite:///{self.db}", "--artifacts-destination",
              str(self.folder / "server-artifacts"), "--host", "127.0.0.1",
              "--port", str(self.port), "--workers", "1"],
             cwd=self.folder, stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)

@@ -73,3 +73,28 @@ def test_unreachable_server_is_one_line_before_training(tmp_path: Path) -> None:
     assert proc.returncode == 2
     out = proc.stdout + proc.stderr
     assert "unreachable" in out and "Traceback" not in out and "epoch 1" not in out
+
+
+def test_report_from_a_server_equals_the_report_from_sqlite(tmp_path: Path) -> None:
+    import re
+
+    from lrdecay.report import write_report
+
+    proc = run_cli(["-m", "setting=seq1-epoch,seq3-oscillate,sgd-fixed", "seed=1,2",
+                    "dataset=digits", "trainer.max_epochs=3", "report.enabled=false"],
+                   cwd=tmp_path, timeout=600)
+    assert proc.returncode == 0, proc.stderr[-3000:]
+    db = tmp_path / "mlruns" / "mlflow.db"
+    from_file = write_report(f"sqlite:///{db}", experiment="lrdecay-digits",
+                             out_dir=tmp_path / "file", log_to_parent=False)
+    server = MlflowServer(tmp_path, db=db).start()
+    try:
+        from_server = write_report(server.uri, experiment="lrdecay-digits",
+                                   out_dir=tmp_path / "server", log_to_parent=False)
+    finally:
+        server.stop()
+    for name in ("table.md", "table.csv", "table.tex"):
+        assert (tmp_path / "file" / name).read_text() == (tmp_path / "server" / name).read_text()
+    stamp = re.compile(r"Written \S+ \S+")
+    assert stamp.sub("", from_file.read_text()) == stamp.sub("", from_server.read_text())
+    assert "n=2" in (tmp_path / "file" / "table.md").read_text()
