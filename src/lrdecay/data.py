@@ -107,7 +107,7 @@ def _stage_idx_files(raw_dir: Path, fallbacks: tuple[Path, ...]) -> None:
             if packed.is_file():
                 raw_dir.mkdir(parents=True, exist_ok=True)
                 log.info("unpacking %s into %s", packed, raw_dir)
-                tmp = target.with_suffix(".part")
+                tmp = target.with_name(f".{name}.{os.getpid()}.part")  # parallel jobs race
                 with gzip.open(packed, "rb") as src, open(tmp, "wb") as dst:
                     shutil.copyfileobj(src, dst)
                 os.replace(tmp, target)
