@@ -1,0 +1,213 @@
+"""Settings of the Optuna sweeper, registered in Hydra's ConfigStore.
+
+``hydra/sweeper=optuna`` selects it; ``hydra/sweeper/sampler=tpe|random|cmaes|grid|nsgaii|qmc|gp``
+and ``hydra/sweeper/pruner=none|median|hyperband|percentile|successive_halving`` pick the
+sampler and pruner; every field below is overridable as ``hydra.sweeper.<field>=...``. The
+surface follows Hydra's stock Optuna sweeper (which pins Optuna < 3 and is not used here), so
+knowledge of one carries over to the other.
+"""
+
+from dataclasses import dataclass, field
+from typing import Any
+
+from hydra.core.config_store import ConfigStore
+from omegaconf import MISSING
+
+PROVIDER = "lrdecay_optuna_sweeper"
+
+
+@dataclass
+class SamplerConfig:
+    """An Optuna sampler, built with ``hydra.utils.instantiate``."""
+
+    _target_: str = MISSING
+
+
+@dataclass
+class TPESamplerConfig(SamplerConfig):
+    """Tree-structured Parzen estimator; handles several objectives too. ``constant_liar``
+    keeps parallel trials from all sampling the same region."""
+
+    _target_: str = "optuna.samplers.TPESampler"
+    seed: int | None = None
+    n_startup_trials: int = 10
+    n_ei_candidates: int = 24
+    multivariate: bool | None = None
+    group: bool = False
+    constant_liar: bool = True
+
+
+@dataclass
+class RandomSamplerConfig(SamplerConfig):
+    """Independent uniform sampling."""
+
+    _target_: str = "optuna.samplers.RandomSampler"
+    seed: int | None = None
+
+
+@dataclass
+class CmaEsSamplerConfig(SamplerConfig):
+    """CMA-ES for continuous parameters (categorical ones are sampled at random)."""
+
+    _target_: str = "optuna.samplers.CmaEsSampler"
+    seed: int | None = None
+    sigma0: float | None = None
+    n_startup_trials: int = 1
+    restart_strategy: str | None = None
+    use_separable_cma: bool = False
+    with_margin: bool = False
+    consider_pruned_trials: bool = False
+    warn_independent_sampling: bool = True
+
+
+@dataclass
+class GridSamplerConfig(SamplerConfig):
+    """Every point of a discrete search space once; the grid is built from ``params``
+    (``choice``, ``range``, or ``interval`` with ints), and ``n_trials`` is capped at its size."""
+
+    _target_: str = "optuna.samplers.GridSampler"
+    _partial_: bool = True
+    seed: int | None = None
+
+
+@dataclass
+class NSGAIISamplerConfig(SamplerConfig):
+    """The genetic multi-objective sampler NSGA-II."""
+
+    _target_: str = "optuna.samplers.NSGAIISampler"
+    seed: int | None = None
+    population_size: int = 50
+    mutation_prob: float | None = None
+    crossover_prob: float = 0.9
+    swapping_prob: float = 0.5
+
+
+@dataclass
+class QMCSamplerConfig(SamplerConfig):
+    """Quasi-Monte Carlo (Sobol or Halton) points: an even cover of the space."""
+
+    _target_: str = "optuna.samplers.QMCSampler"
+    seed: int | None = None
+    qmc_type: str = "sobol"
+    scramble: bool = False
+    warn_asynchronous_seeding: bool = False
+    warn_independent_sampling: bool = True
+
+
+@dataclass
+class GPSamplerConfig(SamplerConfig):
+    """Gaussian-process Bayesian optimisation (needs torch and scipy, both installed)."""
+
+    _target_: str = "optuna.samplers.GPSampler"
+    seed: int | None = None
+    n_startup_trials: int = 10
+    deterministic_objective: bool = False
+
+
+@dataclass
+class PrunerConfig:
+    """An Optuna pruner by name (see ``lrdecay.pruning.PRUNERS``) with its arguments; each job
+    rebuilds it from these settings, which the sweeper stores on the trial."""
+
+    name: str = "none"
+
+
+@dataclass
+class MedianPrunerConfig(PrunerConfig):
+    """Stop a trial whose value at an epoch is worse than the median of the finished trials'
+    values at that epoch, once ``n_startup_trials`` have finished and after the warm-up."""
+
+    name: str = "median"
+    n_startup_trials: int = 5
+    n_warmup_steps: int = 0
+    interval_steps: int = 1
+    n_min_trials: int = 1
+
+
+@dataclass
+class PercentilePrunerConfig(PrunerConfig):
+    """Keep the trials in the top ``percentile`` percent at each epoch (75.0: prune the
+    bottom quarter; 50.0 is the median pruner)."""
+
+    name: str = "percentile"
+    percentile: float = 75.0
+    n_startup_trials: int = 5
+    n_warmup_steps: int = 0
+    interval_steps: int = 1
+    n_min_trials: int = 1
+
+
+@dataclass
+class HyperbandPrunerConfig(PrunerConfig):
+    """Hyperband over epochs: ``max_resource`` ``auto`` takes the longest finished trial."""
+
+    name: str = "hyperband"
+    min_resource: int = 1
+    max_resource: Any = "auto"
+    reduction_factor: int = 3
+    bootstrap_count: int = 0
+
+
+@dataclass
+class SuccessiveHalvingPrunerConfig(PrunerConfig):
+    """Asynchronous successive halving (one Hyperband bracket)."""
+
+    name: str = "successive_halving"
+    min_resource: Any = "auto"
+    reduction_factor: int = 4
+    min_early_stopping_rate: int = 0
+    bootstrap_count: int = 0
+
+
+@dataclass
+class OptunaSweeperConf:
+    """``hydra/sweeper=optuna``.
+
+    ``n_trials`` counts the study's finished (complete or pruned) trials, so re-running a
+    command resumes it and a larger ``n_trials`` extends it. ``storage`` null with a
+    ``study_name`` means ``sqlite:///<launch dir>/optuna.db``; with neither, the study lives in
+    ``<sweep dir>/optuna.db`` under the name ``<experiment or 'search'>-<dataset>``.
+    ``direction`` null takes each objective's natural direction (accuracies maximised;
+    convergence epoch, seconds and epochs minimised).
+    """
+
+    _target_: str = "hydra_plugins.lrdecay_optuna_sweeper.optuna_sweeper.OptunaSweeper"
+    defaults: list[Any] = field(default_factory=lambda: [{"sampler": "tpe"},
+                                                         {"pruner": "none"}])
+    sampler: SamplerConfig = MISSING
+    pruner: PrunerConfig = MISSING
+    # maximize | minimize, or one per objective; null: from the objective names
+    direction: Any = None
+    # an Optuna RDB URL (sqlite:///..., postgresql://...); see the class docstring for null
+    storage: str | None = None
+    study_name: str | None = None
+    # finished (complete + pruned) trials the study should have when the sweep ends
+    n_trials: int = 20
+    # trials running at once; the joblib launcher's pool is sized to match
+    n_jobs: int = 2
+    # stop launching once this many trials of this sweep failed (a crash, a NaN objective)
+    max_failures: int = 5
+    # the search space in Hydra's sweep syntax, e.g. {optimizer.lr: tag(log, interval(1e-4, 0.1))}
+    params: dict[str, Any] | None = None
+    # dotted path of fn(cfg: DictConfig, trial: optuna.Trial) -> None that suggests more params
+    custom_search_space: str | None = None
+
+
+def register() -> None:
+    """Register the sweeper and its sampler and pruner options (Hydra imports this module
+    when it scans the ``hydra_plugins`` namespace)."""
+    cs = ConfigStore.instance()
+    cs.store(group="hydra/sweeper", name="optuna", node=OptunaSweeperConf, provider=PROVIDER)
+    samplers = {"tpe": TPESamplerConfig, "random": RandomSamplerConfig,
+                "cmaes": CmaEsSamplerConfig, "grid": GridSamplerConfig,
+                "nsgaii": NSGAIISamplerConfig, "qmc": QMCSamplerConfig, "gp": GPSamplerConfig}
+    for name, node in samplers.items():
+        cs.store(group="hydra/sweeper/sampler", name=name, node=node, provider=PROVIDER)
+    pruners = {"none": PrunerConfig, "median": MedianPrunerConfig,
+               "percentile": PercentilePrunerConfig, "hyperband": HyperbandPrunerConfig,
+               "successive_halving": SuccessiveHalvingPrunerConfig}
+    for name, node in pruners.items():
+        cs.store(group="hydra/sweeper/pruner", name=name, node=node, provider=PROVIDER)
+
+
+register()

@@ -1,0 +1,131 @@
+"""The Optuna side of one run: its study's storage, its pruner, and the pruning listener.
+
+A job launched by the project's Optuna sweeper gets ``trial.storage``, ``trial.study_name``,
+``trial.number`` and ``trial.pruner`` as overrides. :class:`PruningListener` then reports the
+per-epoch metric to that trial through the study's storage and stops the run (status
+``pruned``) when the pruner says so. The sweeper, not the job, tells the study how the trial
+ended; the job only reports.
+"""
+
+from __future__ import annotations
+
+import logging
+import math
+from collections.abc import Mapping
+from typing import TYPE_CHECKING, Any
+
+from lrdecay.config import TrialConfig
+from lrdecay.engine import Engine, EpochRecord, Listener, StopRun
+from lrdecay.errors import ConfigError
+from lrdecay.tracking import redact_uri
+
+if TYPE_CHECKING:
+    import optuna
+
+log = logging.getLogger("lrdecay")
+
+#: Per-epoch values a trial can report to its pruner (fields of :class:`EpochRecord`).
+REPORTABLE = ("val_acc", "val_loss", "train_acc", "train_loss")
+
+#: Pruners by the names the sweeper's ``hydra/sweeper/pruner`` options use.
+PRUNERS = {"none": "NopPruner", "median": "MedianPruner", "hyperband": "HyperbandPruner",
+           "percentile": "PercentilePruner", "successive_halving": "SuccessiveHalvingPruner"}
+
+#: Trial system attribute holding the pruner's settings, written by the sweeper.
+PRUNER_ATTR = "lrdecay:pruner"
+
+#: Seconds a SQLite writer waits for a lock: parallel jobs and the sweeper share one file.
+SQLITE_TIMEOUT_S = 60
+
+
+def open_storage(url: str, create_tables: bool = True) -> optuna.storages.RDBStorage:
+    """An Optuna RDB storage at ``url``; SQLite files get a long lock timeout, because the
+    sweeper and its parallel jobs write to the same file."""
+    import optuna
+
+    engine_kwargs: dict[str, Any] = {}
+    if url.startswith("sqlite:"):
+        engine_kwargs["connect_args"] = {"timeout": SQLITE_TIMEOUT_S}
+    return optuna.storages.RDBStorage(url, engine_kwargs=engine_kwargs,
+                                      skip_table_creation=not create_tables)
+
+
+def make_pruner(spec: str | Mapping[str, Any]) -> optuna.pruners.BasePruner:
+    """The pruner named by ``spec``: a name (``none``, ``median``, ``hyperband``, …) or a
+    mapping ``{"name": ..., **keyword arguments of the Optuna pruner}``."""
+    import optuna
+
+    settings = {"name": spec} if isinstance(spec, str) else dict(spec)
+    name = str(settings.pop("name", "none"))
+    if name not in PRUNERS:
+        raise ConfigError(f"trial.pruner: '{name}' is not one of {', '.join(PRUNERS)}")
+    return getattr(optuna.pruners, PRUNERS[name])(**settings)
+
+
+class PruningListener(Listener):
+    """Reports ``trial.metric`` after every epoch to trial ``trial.number`` of the study
+    ``trial.study_name`` and raises :class:`StopRun` (``pruned``) when its pruner says so.
+
+    With ``trial.pruner`` ``none``, and in multi-objective studies (which Optuna cannot
+    prune), the listener stays silent: the per-epoch history is in MLflow anyway. The last
+    epoch is reported but never pruned, since there is nothing left to save.
+    """
+
+    def __init__(self, trial: TrialConfig) -> None:
+        if not trial.storage or not trial.study_name or trial.number is None:
+            raise ConfigError("trial: storage, study_name and number are set together by the "
+                              "Optuna sweeper; leave trial.* alone in plain runs")
+        if trial.metric not in REPORTABLE:
+            raise ConfigError(f"trial.metric: '{trial.metric}' is not one of "
+                              f"{', '.join(REPORTABLE)}")
+        self.metric = trial.metric
+        self.number = trial.number
+        self.pruner_name = trial.pruner
+        self.max_epochs: int | None = None
+        self.trial: optuna.Trial | None = None
+        if trial.pruner == "none":
+            return
+        import optuna
+
+        try:
+            storage = open_storage(trial.storage, create_tables=False)
+            study_id = storage.get_study_id_from_name(trial.study_name)
+            trial_id = storage.get_trial_id_from_study_id_trial_number(study_id, trial.number)
+            spec = storage.get_trial_system_attrs(trial_id).get(PRUNER_ATTR) or trial.pruner
+            study = optuna.load_study(study_name=trial.study_name, storage=storage,
+                                      pruner=make_pruner(spec),
+                                      sampler=optuna.samplers.RandomSampler())
+            if len(study.directions) == 1:
+                self.trial = optuna.Trial(study, trial_id)
+        except ConfigError:
+            raise
+        except Exception as exc:
+            raise ConfigError(
+                f"trial: cannot reach trial {trial.number} of study '{trial.study_name}' at "
+                f"{redact_uri(trial.storage)} ({type(exc).__name__}: "
+                f"{str(exc).splitlines()[0] if str(exc) else ''}). Fix: run searches through "
+                "hydra/sweeper=optuna, which sets trial.*") from exc
+
+    def on_fit_start(self, engine: Engine) -> None:
+        self.max_epochs = engine.settings.max_epochs
+
+    def on_epoch_end(self, record: EpochRecord) -> None:
+        if self.trial is None:
+            return
+        value = float(getattr(record, self.metric))
+        if not math.isfinite(value):  # divergence: the engine ends the run itself
+            return
+        try:
+            self.trial.report(value, record.epoch)
+            last = self.max_epochs is not None and record.epoch >= self.max_epochs
+            prune = not last and self.trial.should_prune()
+        except Exception as exc:  # e.g. the trial was closed by a restarted sweeper
+            log.warning("trial %d: cannot report to the study any more (%s); pruning is off "
+                        "for the rest of this run", self.number, str(exc).splitlines()[0])
+            self.trial = None
+            return
+        if prune:
+            reason = (f"trial {self.number} pruned by the {self.pruner_name} pruner at epoch "
+                      f"{record.epoch}: {self.metric} {value:.4f}")
+            log.info("%s", reason)
+            raise StopRun("pruned", reason)
