@@ -141,6 +141,9 @@ class TrainerConfig:
     progress: str = "auto"
     checkpoint: bool = True
     keep_checkpoint: bool = False
+    precision: str = "fp32"  # speed options: see lrdecay.acceleration
+    channels_last: bool = False
+    compile: bool = False
 
     def __post_init__(self) -> None:
         _check(self.max_epochs >= 1, "trainer.max_epochs", f"must be >= 1, got {self.max_epochs}")
@@ -149,6 +152,7 @@ class TrainerConfig:
         _check(self.convergence_window >= 1, "trainer.convergence_window", "must be >= 1")
         _check(self.convergence_threshold > 0, "trainer.convergence_threshold", "must be > 0")
         _one_of(self.progress, ("auto", "bar", "off"), "trainer.progress")
+        _one_of(self.precision, ("fp32", "bf16"), "trainer.precision")
 
 
 @dataclass

@@ -16,6 +16,7 @@ import torch
 import torch.nn.functional as F
 from torch import nn
 
+from lrdecay.acceleration import autocast
 from lrdecay.data import DataBundle, Split
 from lrdecay.metrics import convergence_epoch, should_early_stop
 from lrdecay.schedules import SequenceScheduler
@@ -112,6 +113,7 @@ class TrainerSettings:
     convergence_window: int = 4
     convergence_threshold: float = 0.009
     seed: int = 0
+    precision: str = "fp32"  # or "bf16": forward and loss under autocast
 
 
 class Engine:
@@ -137,13 +139,15 @@ class Engine:
         device = train.x.device
         loss_sum = torch.zeros((), device=device)
         hits = torch.zeros((), dtype=torch.int64, device=device)
+        amp = autocast(device, self.settings.precision)
         for x, y in train.batches(self.settings.batch_size, self.generator):
             self.optimizer.zero_grad(set_to_none=True)
-            logits = self.model(x)
-            loss = F.cross_entropy(logits, y)
+            with amp:
+                logits = self.model(x)
+                loss = F.cross_entropy(logits, y)
             loss.backward()
             self.optimizer.step()
-            loss_sum += loss.detach() * y.shape[0]
+            loss_sum.add_(loss.detach(), alpha=y.shape[0])  # one kernel, no host sync
             hits += (logits.detach().argmax(1) == y).sum()
         n = len(train)
         return loss_sum.item() / n, hits.item() / n
@@ -154,7 +158,7 @@ class Engine:
         device = split.x.device
         loss_sum = torch.zeros((), device=device)
         hits = torch.zeros((), dtype=torch.int64, device=device)
-        with torch.inference_mode():
+        with torch.inference_mode(), autocast(device, self.settings.precision):
             for x, y in split.batches(self.settings.eval_batch_size):
                 logits = self.model(x)
                 loss_sum += F.cross_entropy(logits, y, reduction="sum")

@@ -14,6 +14,7 @@ from typing import Any
 import torch
 from omegaconf import DictConfig, OmegaConf
 
+from lrdecay.acceleration import accelerate
 from lrdecay.checkpoint import CHECKPOINT_FILE, CheckpointListener, load_checkpoint, restore
 from lrdecay.config import LrdecayConfig, OptimizerConfig, validate
 from lrdecay.data import load_data
@@ -208,7 +209,8 @@ def _train(cfg: DictConfig, ctx: RunContext, outcome: JobResult,
             tracker.client.delete_run(run_id)
 
     data = load_data(conf.dataset, conf.data, device)
-    model = build_model(conf.model, data.input_shape, data.num_classes).to(device)
+    model = accelerate(build_model(conf.model, data.input_shape, data.num_classes), device,
+                       conf.trainer)
     optimizer = build_optimizer(conf.optimizer, model.parameters())
     scheduler = SequenceScheduler(
         optimizer,
@@ -218,7 +220,8 @@ def _train(cfg: DictConfig, ctx: RunContext, outcome: JobResult,
         max_epochs=conf.trainer.max_epochs, batch_size=conf.dataset.batch_size,
         eval_batch_size=conf.dataset.eval_batch_size, early_stop_tol=conf.trainer.early_stop_tol,
         convergence_window=conf.trainer.convergence_window,
-        convergence_threshold=conf.trainer.convergence_threshold, seed=conf.seed)
+        convergence_threshold=conf.trainer.convergence_threshold, seed=conf.seed,
+        precision=conf.trainer.precision)
     listeners: list[Listener] = [EpochLogLine(label), ProgressBar(conf.trainer.progress),
                                  *extra_listeners]
     engine = Engine(model, optimizer, scheduler, data, settings, listeners)
