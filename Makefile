@@ -28,7 +28,6 @@ test: setup
 
 lint: setup
 	$(PY) -m ruff check .
-	$(PY) -m ruff format --check .
 
 ui: setup
 	$(VENV)/bin/mlflow ui --backend-store-uri sqlite:///mlruns/mlflow.db --default-artifact-root mlruns/artifacts --host 127.0.0.1 --port 5000
