@@ -190,8 +190,9 @@ def test_search_survives_a_kill_resumes_and_extends(tmp_path: Path) -> None:
     retried = {t.user_attrs["retry_of"]: t for t in finished if "retry_of" in t.user_attrs}
     sampled = [t for t in failed if t.params]  # (a kill can land between ask and sampling)
     assert sampled and sorted(retried) == sorted(t.number for t in sampled)  # ran again...
-    for t in sampled:
-        assert retried[t.number].params == t.params  # ...with its own parameters
+    for t in sampled:  # ...with its own parameters (a kill mid-sampling leaves only some of
+        # them; the sampler then draws the rest)
+        assert t.params.items() <= retried[t.number].params.items()
     fresh = [tuple(sorted(t.params.items())) for t in finished if "retry_of" not in t.user_attrs]
     assert len(set(fresh)) == len(fresh)  # the resumed seeded sampler drew new points
     results = yaml.safe_load(next(tmp_path.glob("multirun/*/*/optimization_results.yaml"))
