@@ -44,10 +44,6 @@ class EpochRecord:
         """The per-epoch metrics by name (``epoch`` excluded: it is the step)."""
         return {k: float(v) for k, v in asdict(self).items() if k != "epoch"}
 
-    @property
-    def finite(self) -> bool:
-        return math.isfinite(self.train_loss) and math.isfinite(self.val_loss)
-
 
 @dataclass
 class RunSummary:

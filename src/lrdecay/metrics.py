@@ -2,7 +2,6 @@
 
 from __future__ import annotations
 
-import math
 from collections.abc import Sequence
 
 
@@ -33,7 +32,3 @@ def should_early_stop(val_losses: Sequence[float], tol: float | None) -> bool:
         return False
     return abs(val_losses[-1] - val_losses[-3]) < tol
 
-
-def is_finite(value: float) -> bool:
-    """False for NaN and ±inf: the sign of a diverged run."""
-    return math.isfinite(value)
