@@ -7,7 +7,8 @@ Two parts, both through lrdecay's normal paths (Hydra config, the data loaders, 
 tracking into a temporary SQLite store):
 
 1. samples/s of one epoch (training + validation, steady state: the first epoch is left out)
-   for every data set, once per ``--options`` entry (fp32, bf16, channels_last, compile);
+   for every data set, once per ``--options`` entry (fp32 = the defaults, bf16, channels_last,
+   nchw, compile);
 2. the wall time of ``train.py -m experiment=paper`` on MNIST-format and CIFAR-format data at
    the data sets' full epoch budgets (50 and 25), with ``--jobs`` parallel jobs (default 14:
    every setting at once, so several runs share each GPU).
@@ -45,7 +46,8 @@ sys.path.insert(0, str(ROOT / "src"))  # usable before `pip install -e .` too
 GOALS = {"mnist": 120.0, "cifar10": 240.0}
 DEBIAN_FASHION_MNIST = Path("/usr/share/datasets/fashion-mnist")
 OPTION_OVERRIDES = {"fp32": [], "bf16": ["trainer.precision=bf16"],
-                    "channels_last": ["trainer.channels_last=true"],
+                    "channels_last": ["trainer.channels_last=on"],
+                    "nchw": ["trainer.channels_last=off"],
                     "compile": ["trainer.compile=true"]}
 
 

@@ -6,7 +6,7 @@ from __future__ import annotations
 import pytest
 import torch
 
-from lrdecay.acceleration import accelerate, autocast, check_precision
+from lrdecay.acceleration import accelerate, autocast, check_precision, uses_channels_last
 from lrdecay.config import TrainerConfig
 from lrdecay.errors import ConfigError
 from lrdecay.models import CifarCNN, MnistCNN
@@ -42,12 +42,32 @@ def test_bf16_autocast_trains_close_to_fp32(make_cfg, fp32) -> None:
         assert abs(va - va0) <= 0.03
 
 
-def test_channels_last_matches_fp32(make_cfg, fp32) -> None:
-    summary = run(make_cfg(*EPOCHS, "trainer.channels_last=true"))
-    for (tl, vl, va), (tl0, vl0, va0) in zip(_curves(summary), _curves(fp32), strict=True):
+def test_channels_last_changes_the_layout_not_the_computation(make_cfg, fp32) -> None:
+    nchw = run(make_cfg(*EPOCHS, "trainer.channels_last=off"))
+    forced = run(make_cfg(*EPOCHS, "trainer.channels_last=true"))  # bool spelling = on
+    assert _curves(forced) == _curves(fp32)  # CPU default (auto) is NHWC
+    for (tl, vl, va), (tl0, vl0, va0) in zip(_curves(nchw), _curves(fp32), strict=True):
         assert tl == pytest.approx(tl0, rel=1e-3)
         assert vl == pytest.approx(vl0, rel=1e-3)
         assert abs(va - va0) <= 0.01
+
+
+def test_channels_last_auto_is_on_where_it_was_measured_faster() -> None:
+    cuda = torch.device("cuda", 0)
+    assert uses_channels_last("auto", CPU, "fp32")
+    assert uses_channels_last("auto", cuda, "bf16")
+    assert not uses_channels_last("auto", cuda, "fp32")
+    assert not uses_channels_last("auto", torch.device("mps"), "fp32")
+    assert not uses_channels_last("off", CPU, "fp32")
+    assert uses_channels_last("on", cuda, "fp32")
+    model = accelerate(CifarCNN((3, 32, 32)), CPU, TrainerConfig(channels_last="off"))
+    assert not model.features[0].weight.is_contiguous(memory_format=torch.channels_last)
+
+
+def test_an_unknown_channels_last_setting_is_refused_by_name(make_cfg) -> None:
+    with pytest.raises(ConfigError, match=r"trainer\.channels_last: 'sometimes' is not one of "
+                                          r"auto, on, off"):
+        run(make_cfg("trainer.channels_last=sometimes"))
 
 
 @pytest.mark.slow  # the first torch.compile on a CPU builds C++ kernels: about a minute cold
@@ -63,7 +83,7 @@ def test_accelerate_keeps_weights_fp32_names_and_layout() -> None:
     plain = CifarCNN((3, 32, 32))
     names = list(plain.state_dict())
     model = accelerate(CifarCNN((3, 32, 32)), CPU,
-                       TrainerConfig(precision="bf16", channels_last=True, compile=True))
+                       TrainerConfig(precision="bf16", channels_last="on", compile=True))
     assert list(model.state_dict()) == names  # checkpoints load either way
     conv = model.features[0].weight
     assert conv.dtype == torch.float32

@@ -23,6 +23,11 @@ SEQUENCES = ("seq1", "seq2", "seq3", "seq4", "constant")
 STRATEGIES = ("epoch", "cutoff", "oscillate", "fixed")
 
 
+#: Spellings of a three-way switch (a bare ``true``/``false`` from the command line included).
+SWITCHES = {"auto": "auto", "on": "on", "true": "on", "yes": "on", "off": "off",
+            "false": "off", "no": "off"}
+
+
 def _check(ok: bool, key: str, message: str) -> None:
     """Raise a :class:`ConfigError` naming the dotted ``key`` unless ``ok``."""
     if not ok:
@@ -142,7 +147,7 @@ class TrainerConfig:
     checkpoint: bool = True
     keep_checkpoint: bool = False
     precision: str = "fp32"  # speed options: see lrdecay.acceleration
-    channels_last: bool = False
+    channels_last: str = "auto"  # auto | on | off (true/false accepted)
     compile: bool = False
 
     def __post_init__(self) -> None:
@@ -153,6 +158,8 @@ class TrainerConfig:
         _check(self.convergence_threshold > 0, "trainer.convergence_threshold", "must be > 0")
         _one_of(self.progress, ("auto", "bar", "off"), "trainer.progress")
         _one_of(self.precision, ("fp32", "bf16"), "trainer.precision")
+        self.channels_last = SWITCHES.get(str(self.channels_last).lower(), self.channels_last)
+        _one_of(self.channels_last, ("auto", "on", "off"), "trainer.channels_last")
 
 
 @dataclass

@@ -1,14 +1,18 @@
-"""Figures of one run's epoch history: loss, accuracy and learning rate against epoch."""
+"""Figures of one run's epoch history: loss, accuracy and learning rate against epoch.
+
+Every run draws one at its end, so it is kept cheap (about 0.1 s instead of 0.33 s): an Agg
+figure without pyplot's global state, a fixed layout instead of ``tight_layout``, no minor
+ticks on the log axis, and fast PNG compression.
+"""
 
 from __future__ import annotations
 
 from collections.abc import Sequence
 from pathlib import Path
 
-import matplotlib
-
-matplotlib.use("Agg")  # files only, never a window: runs happen on headless workers
-import matplotlib.pyplot as plt
+from matplotlib.backends.backend_agg import FigureCanvasAgg
+from matplotlib.figure import Figure
+from matplotlib.ticker import MaxNLocator, NullLocator
 
 from lrdecay.engine import EpochRecord
 
@@ -16,23 +20,30 @@ from lrdecay.engine import EpochRecord
 def plot_history(history: Sequence[EpochRecord], path: Path, title: str = "") -> Path:
     """Write a three-panel PNG (loss, accuracy, learning rate per epoch) to ``path``."""
     epochs = [r.epoch for r in history]
-    fig, (ax_loss, ax_acc, ax_lr) = plt.subplots(1, 3, figsize=(13, 3.6))
-    ax_loss.plot(epochs, [r.train_loss for r in history], label="train")
-    ax_loss.plot(epochs, [r.val_loss for r in history], label="validation")
+    dots = {"marker": "o", "markersize": 3} if len(epochs) <= 15 else {}  # short runs: visible
+    fig = Figure(figsize=(13, 3.6), dpi=100)
+    FigureCanvasAgg(fig)  # headless: files only, never a window, whatever the default backend
+    ax_loss, ax_acc, ax_lr = fig.subplots(1, 3)
+    ax_loss.plot(epochs, [r.train_loss for r in history], label="train", **dots)
+    ax_loss.plot(epochs, [r.val_loss for r in history], label="validation", **dots)
     ax_loss.set(title="loss", xlabel="epoch")
-    ax_acc.plot(epochs, [r.train_acc for r in history], label="train")
-    ax_acc.plot(epochs, [r.val_acc for r in history], label="validation")
+    ax_acc.plot(epochs, [r.train_acc for r in history], label="train", **dots)
+    ax_acc.plot(epochs, [r.val_acc for r in history], label="validation", **dots)
     ax_acc.set(title="accuracy", xlabel="epoch")
-    ax_lr.step(epochs, [r.lr for r in history], where="post", color="tab:green")
+    ax_lr.step(epochs, [r.lr for r in history], where="post", color="tab:green", **dots)
     ax_lr.set(title="learning rate", xlabel="epoch", yscale="log")
+    ax_lr.yaxis.set_minor_locator(NullLocator())
     for ax in (ax_loss, ax_acc):
         ax.legend()
     for ax in (ax_loss, ax_acc, ax_lr):
         ax.grid(alpha=0.3)
+        ax.xaxis.set_major_locator(MaxNLocator(integer=True))
+        if len(epochs) == 1:  # matplotlib would otherwise tick fractions of an epoch
+            ax.set_xlim(epochs[0] - 1, epochs[0] + 1)
     if title:
         fig.suptitle(title)
-    fig.tight_layout()
+    fig.subplots_adjust(left=0.05, right=0.985, bottom=0.14, top=0.82 if title else 0.9,
+                        wspace=0.22)
     path.parent.mkdir(parents=True, exist_ok=True)
-    fig.savefig(path, dpi=100)
-    plt.close(fig)
+    fig.savefig(path, pil_kwargs={"compress_level": 1})
     return path

@@ -30,6 +30,7 @@ class JobResult:
     convergence_epoch: int | None = None
     epochs_run: int | None = None
     seconds: float | None = None
+    samples_per_second: float | None = None  # training samples over ``seconds`` (fit time)
     run_id: str | None = None
     error: str | None = None
     note: str | None = None

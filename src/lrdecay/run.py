@@ -143,6 +143,7 @@ def run(cfg: DictConfig, ctx: RunContext | None = None,
         outcome.convergence_epoch = summary.convergence_epoch
         outcome.epochs_run = summary.epochs_run
         outcome.seconds = summary.train_seconds
+        outcome.samples_per_second = summary.samples_per_second
         return summary
     except KeyboardInterrupt:
         outcome.status, outcome.error = "killed", "interrupted"
