@@ -83,6 +83,19 @@ def test_gzipped_idx_files_are_unpacked(tmp_path: Path) -> None:
     assert (tmp_path / "FashionMNIST" / "raw" / "train-images-idx3-ubyte").is_file()
 
 
+def test_the_next_job_in_a_worker_reuses_the_data_until_a_file_changes(tmp_path: Path) -> None:
+    write_mnist(tmp_path)
+    cfg, data = DatasetConfig(name="mnist"), _offline(tmp_path)
+    first = load_data(cfg, data, CPU)
+    assert load_data(cfg, data, CPU) is first  # a sweep worker's next job: no re-read
+    assert load_data(DatasetConfig(name="mnist", val_fraction=0.5), data, CPU) is not first
+    train_x, _ = write_mnist(tmp_path, n_train=30)  # the files are replaced in place
+    fresh = load_data(cfg, data, CPU)
+    assert len(fresh.train) == 30
+    assert torch.allclose(fresh.train.x[:, 0],
+                          (torch.as_tensor(train_x, dtype=torch.float32) / 255 - 0.5) / 0.5)
+
+
 def test_cifar_pickled_batches_load_channels_first(tmp_path: Path) -> None:
     first = write_cifar(tmp_path)
     cfg = DatasetConfig(name="cifar10", channels=3, height=32, width=32, batch_size=20)
