@@ -1,0 +1,49 @@
+"""The benchmark scripts run where CI runs: each one's smallest mode, end to end, printing its
+table with plausible figures (the speed itself is measured by hand, not asserted here)."""
+
+from __future__ import annotations
+
+import re
+import subprocess
+import sys
+from pathlib import Path
+
+import pytest
+
+ROOT = Path(__file__).resolve().parents[1]
+
+
+def _run(cmd: list[str], timeout: float) -> str:
+    proc = subprocess.run(cmd, cwd=ROOT, capture_output=True, text=True, timeout=timeout,
+                          check=False)
+    assert proc.returncode == 0, proc.stderr[-3000:]
+    return proc.stdout
+
+
+def test_epoch_throughput_smoke_prints_all_variants_on_the_same_computation() -> None:
+    out = _run([sys.executable, "benchmarks/epoch_throughput.py", "--smoke", "--threads", "1"],
+               timeout=300)
+    for name in ("(a) reference DataLoader loop", "(b) plain loop over tensors",
+                 "(c) lrdecay engine, MLflow on", "(d) lrdecay engine, tracking off",
+                 "(c) with trainer.channels_last=off"):
+        row = next(line for line in out.splitlines() if line.startswith(name))
+        rate = float(row[len(name):].split()[0])
+        assert rate > 0, row
+    assert re.search(r"ratios \(median wall\): c/a [\d.]+ +c/b [\d.]+ +c/d [\d.]+", out)
+    assert re.search(r"the epoch alone .* c/d [\d.]+", out)
+    assert "same validation accuracy in the NCHW variants (a, b, c+nchw): yes" in out
+    # the NHWC default of (c) and (d) agrees with them to within a few samples of 1 024
+    for delta in re.findall(r"net ([+-]\d+) correct of 1024", out):
+        assert abs(int(delta)) <= 5
+
+
+@pytest.mark.slow  # two 14-setting sweeps plus eight single runs: about a minute or two
+def test_gpu_study_smoke_runs_on_a_cpu() -> None:
+    out = _run(["bash", "benchmarks/gpu_study.sh", "--smoke"], timeout=900)
+    assert "SMOKE" in out
+    for dataset in ("mnist", "fashion_mnist", "cifar10", "digits"):
+        assert re.search(rf"samples/s {dataset} \(fp32\) .* [1-9]\d*\s", out), dataset
+    for dataset in ("mnist", "cifar10"):
+        row = next(line for line in out.splitlines()
+                   if line.startswith(f"experiment=paper {dataset}"))
+        assert row.split()[4] == "14", row  # runs column: all 14 settings finished
