@@ -52,9 +52,10 @@ from lrdecay.acceleration import accelerate
 from lrdecay.checkpoint import CheckpointListener
 from lrdecay.config import DataConfig, DatasetConfig, LrdecayConfig, TrainerConfig
 from lrdecay.data import DataBundle, Split, load_data
-from lrdecay.engine import Engine, EpochRecord, Listener, RunSummary, TrainerSettings
+from lrdecay.engine import Engine, TrainerSettings
 from lrdecay.models import MnistCNN
 from lrdecay.progress import EpochLogLine, ProgressBar
+from lrdecay.records import EpochRecord, Listener, RunSummary
 from lrdecay.resources import available_cores
 from lrdecay.schedules import SequenceScheduler, make_sequence, make_strategy
 from lrdecay.tracking import MlflowTracker, default_artifact_root, flatten

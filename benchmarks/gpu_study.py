@@ -147,7 +147,8 @@ def throughput(dataset: str, root: str, option: str, epochs: int, store: Path,
     from hydra import compose, initialize_config_dir
 
     from lrdecay.config import register_configs
-    from lrdecay.engine import Engine, Listener
+    from lrdecay.engine import Engine
+    from lrdecay.records import Listener
     from lrdecay.run import run
 
     class Size(Listener):

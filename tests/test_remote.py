@@ -7,7 +7,7 @@ from pathlib import Path
 import pytest
 from mlflow.tracking import MlflowClient
 
-from lrdecay.engine import EPOCH_METRICS, EpochRecord, Listener
+from lrdecay.records import EPOCH_METRICS, EpochRecord, Listener
 from lrdecay.run import RunContext, run
 from tests.conftest import MlflowServer, compose_config, run_cli
 

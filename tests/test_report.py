@@ -19,7 +19,7 @@ from mlflow.tracking import MlflowClient
 from scipy import stats
 
 from lrdecay.config import register_configs
-from lrdecay.engine import EpochRecord, Listener
+from lrdecay.records import EpochRecord, Listener
 from lrdecay.report import main, write_report
 from lrdecay.report_claims import check_claims
 from lrdecay.report_stats import RunRecord, Stat, compare, summarise

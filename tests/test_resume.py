@@ -9,7 +9,7 @@ import torch
 from mlflow.tracking import MlflowClient
 
 from lrdecay.checkpoint import CHECKPOINT_FILE
-from lrdecay.engine import EPOCH_METRICS, EpochRecord, Listener
+from lrdecay.records import EPOCH_METRICS, EpochRecord, Listener
 from lrdecay.run import RunContext, run
 from tests.conftest import compose_config
 

@@ -6,8 +6,8 @@ import pytest
 from mlflow.tracking import MlflowClient
 
 from lrdecay.config import validate
-from lrdecay.engine import EPOCH_METRICS
 from lrdecay.errors import ConfigError
+from lrdecay.records import EPOCH_METRICS
 from lrdecay.run import run
 
 

@@ -13,7 +13,7 @@ from pathlib import Path
 import pytest
 from mlflow.tracking import MlflowClient
 
-from lrdecay.engine import EPOCH_METRICS
+from lrdecay.records import EPOCH_METRICS
 from tests.conftest import run_cli
 
 pytestmark = pytest.mark.slow

@@ -19,8 +19,9 @@ from typing import Any
 import numpy as np
 import torch
 
-from lrdecay.engine import Engine, EpochRecord, Listener
+from lrdecay.engine import Engine
 from lrdecay.errors import LrdecayError
+from lrdecay.records import EpochRecord, Listener
 
 log = logging.getLogger(__name__)
 

@@ -14,7 +14,7 @@ from matplotlib.backends.backend_agg import FigureCanvasAgg
 from matplotlib.figure import Figure
 from matplotlib.ticker import MaxNLocator, NullLocator
 
-from lrdecay.engine import EpochRecord
+from lrdecay.records import EpochRecord
 
 
 def plot_history(history: Sequence[EpochRecord], path: Path, title: str = "") -> Path:

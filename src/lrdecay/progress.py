@@ -4,10 +4,14 @@ from __future__ import annotations
 
 import logging
 import sys
+from typing import TYPE_CHECKING
 
 from tqdm import tqdm
 
-from lrdecay.engine import Engine, EpochRecord, Listener, RunSummary
+from lrdecay.records import EpochRecord, Listener, RunSummary
+
+if TYPE_CHECKING:
+    from lrdecay.engine import Engine
 
 log = logging.getLogger("lrdecay")
 

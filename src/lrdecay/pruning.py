@@ -15,9 +15,12 @@ from collections.abc import Mapping
 from typing import TYPE_CHECKING, Any
 
 from lrdecay.config import TrialConfig
-from lrdecay.engine import Engine, EpochRecord, Listener, StopRun
 from lrdecay.errors import ConfigError
+from lrdecay.records import EpochRecord, Listener, StopRun
 from lrdecay.tracking import redact_uri
+
+if TYPE_CHECKING:
+    from lrdecay.engine import Engine
 
 if TYPE_CHECKING:
     import optuna

@@ -18,9 +18,10 @@ from lrdecay.acceleration import accelerate
 from lrdecay.checkpoint import CHECKPOINT_FILE, CheckpointListener, load_checkpoint, restore
 from lrdecay.config import LrdecayConfig, OptimizerConfig, validate
 from lrdecay.data import load_data
-from lrdecay.engine import Engine, Listener, RunSummary, TrainerSettings
+from lrdecay.engine import Engine, TrainerSettings
 from lrdecay.models import build_model
 from lrdecay.progress import EpochLogLine, ProgressBar
+from lrdecay.records import Listener, RunSummary
 from lrdecay.redact import redact_text
 from lrdecay.resources import resolve_device, seed_everything, set_threads
 from lrdecay.results import JobResult, write_result
@@ -36,6 +37,7 @@ from lrdecay.schedules import SequenceScheduler, make_sequence, make_strategy
 from lrdecay.tracking import (
     MlflowTracker,
     default_artifact_root,
+    experiment_name,
     flatten,
     git_commit,
     redact_uri,
@@ -63,11 +65,6 @@ def run_name(conf: LrdecayConfig) -> str:
     if conf.strategy.name == "fixed":
         return f"{conf.optimizer.name}-fixed"
     return f"{conf.sequence.name}-{conf.strategy.name}"
-
-
-def experiment_name(conf: LrdecayConfig) -> str:
-    """``tracking.experiment`` or ``lrdecay-<dataset>``."""
-    return conf.tracking.experiment or f"lrdecay-{conf.dataset.name}"
 
 
 #: Names a sweeper may ask for as ``objective``, and the summary metric each one reads.

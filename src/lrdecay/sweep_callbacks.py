@@ -66,8 +66,13 @@ class SweepTracking(Callback):
         hc = config.hydra
         sweep_dir = Path(hc.sweep.dir)
         store = Path(hc.runtime.cwd) / conf.tracking.store_dir
-        from lrdecay.run import experiment_name
-        from lrdecay.tracking import MlflowTracker, default_artifact_root, redact_uri, resolve_uri
+        from lrdecay.tracking import (
+            MlflowTracker,
+            default_artifact_root,
+            experiment_name,
+            redact_uri,
+            resolve_uri,
+        )
 
         uri = resolve_uri(conf.tracking.uri, store)
         tracker = MlflowTracker(uri, experiment_name(conf), default_artifact_root(uri),

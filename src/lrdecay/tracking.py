@@ -18,16 +18,20 @@ import urllib.error
 import urllib.request
 from collections.abc import Callable, Iterable, Mapping
 from pathlib import Path
-from typing import Any, TypeVar
+from typing import TYPE_CHECKING, Any, TypeVar
 from urllib.parse import urlsplit, urlunsplit
 
 from mlflow.entities import Metric, Param, RunTag
 from mlflow.exceptions import MlflowException
 from mlflow.tracking import MlflowClient
 
-from lrdecay.engine import Engine, EpochRecord, Listener, RunSummary
 from lrdecay.errors import TrackingError
+from lrdecay.records import EpochRecord, Listener, RunSummary
 from lrdecay.redact import redact_uri
+
+if TYPE_CHECKING:
+    from lrdecay.config import LrdecayConfig
+    from lrdecay.engine import Engine
 
 log = logging.getLogger(__name__)
 T = TypeVar("T")
@@ -65,6 +69,11 @@ def resolve_uri(uri: str | None, store_dir: Path) -> str:
         return os.environ["MLFLOW_TRACKING_URI"]
     store_dir.mkdir(parents=True, exist_ok=True)
     return f"sqlite:///{(store_dir / 'mlflow.db').resolve()}"
+
+
+def experiment_name(conf: LrdecayConfig) -> str:
+    """``tracking.experiment`` or ``lrdecay-<dataset>``: one experiment per data set."""
+    return conf.tracking.experiment or f"lrdecay-{conf.dataset.name}"
 
 
 def default_artifact_root(uri: str) -> str | None:
