@@ -1,6 +1,6 @@
 """Samples per second of one Fashion-MNIST training epoch, four ways, on the same computation.
 
-    python benchmarks/epoch_throughput.py [--repeats 3] [--threads N] [--smoke]
+    python benchmarks/epoch_throughput.py [--repeats 5] [--threads N] [--smoke]
         [--samples N] [--only a b c d] [--options [nchw] [bf16]]
 
 Every variant trains ``MnistCNN`` for one epoch (batch 64, SGD lr 0.01 momentum 0.9) and then
@@ -285,7 +285,7 @@ def subset(bundle: DataBundle, n_train: int, n_test: int) -> DataBundle:
 def main(argv: list[str] | None = None) -> dict[str, list[Outcome]]:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("--repeats", type=int, default=None,
-                        help="timed epochs per variant (default 3; 1 with --smoke)")
+                        help="timed epochs per variant (default 5; 1 with --smoke)")
     parser.add_argument("--threads", type=int, default=available_cores(),
                         help="torch intra-op threads for every variant (default: all cores)")
     parser.add_argument("--smoke", action="store_true",
@@ -297,7 +297,7 @@ def main(argv: list[str] | None = None) -> dict[str, list[Outcome]]:
     parser.add_argument("--options", nargs="*", choices=list(OPTIONS), default=["nchw"],
                         help="extra rows: (c) with these trainer options (none: no extra rows)")
     args = parser.parse_args(argv)
-    repeats = args.repeats or (1 if args.smoke else 3)
+    repeats = args.repeats or (1 if args.smoke else 5)
     torch.set_num_threads(args.threads)
 
     with tempfile.TemporaryDirectory(prefix="epoch-throughput-") as tmp:
