@@ -38,6 +38,7 @@ def test_every_epoch_is_logged_with_the_rate_used(make_cfg, tracking_uri) -> Non
     tags = r.data.tags
     assert (tags["dataset"], tags["sequence"], tags["strategy"], tags["optimizer"],
             tags["seed"]) == ("digits", "seq3", "epoch", "sgd", "42")
+    assert tags["layout"] == "NHWC"  # what trainer.channels_last=auto chose on this CPU
     assert r.data.params["optimizer.lr"] == "0.01"
     assert r.data.params["trainer.max_epochs"] == "12"
     arts = {a.path for a in client.list_artifacts(r.info.run_id)}

@@ -14,7 +14,7 @@ from typing import Any
 import torch
 from omegaconf import DictConfig, OmegaConf
 
-from lrdecay.acceleration import accelerate
+from lrdecay.acceleration import accelerate, uses_channels_last
 from lrdecay.checkpoint import CHECKPOINT_FILE, CheckpointListener, load_checkpoint, restore
 from lrdecay.config import LrdecayConfig, OptimizerConfig, validate
 from lrdecay.data import load_data
@@ -89,11 +89,14 @@ def build_optimizer(cfg: OptimizerConfig, params: Iterable[torch.nn.Parameter]
                             weight_decay=cfg.weight_decay)
 
 
-def _tags(conf: LrdecayConfig, ctx: RunContext, threads: int) -> dict[str, str]:
+def _tags(conf: LrdecayConfig, ctx: RunContext, threads: int,
+          device: torch.device) -> dict[str, str]:
+    # "layout" records what channels_last=auto chose on this device (it changes summation order)
+    nhwc = uses_channels_last(conf.trainer.channels_last, device, conf.trainer.precision)
     tags = {"dataset": conf.dataset.name, "sequence": conf.sequence.name,
             "strategy": conf.strategy.name, "optimizer": conf.optimizer.name,
             "model": conf.model.name, "seed": str(conf.seed), "threads": str(threads),
-            "setting": run_name(conf)}
+            "setting": run_name(conf), "layout": "NHWC" if nhwc else "NCHW"}
     commit = git_commit(ctx.base_dir)
     if commit:
         tags["mlflow.source.git.commit"] = commit
@@ -239,7 +242,7 @@ def _train(cfg: DictConfig, ctx: RunContext, outcome: JobResult,
             if flushed:
                 log.info("%s: logged %d epoch(s) the store was missing", label, flushed)
         else:
-            tags = {**_tags(conf, ctx, threads), FINGERPRINT_TAG: fp}
+            tags = {**_tags(conf, ctx, threads, device), FINGERPRINT_TAG: fp}
             tracker.start(label, tags, _params(cfg), ctx.parent_run_id)
             tracker.log_text(OmegaConf.to_yaml(cfg, resolve=True), "config.yaml")
             tracker.log_text("\n".join(ctx.overrides) + "\n", "overrides.txt")
