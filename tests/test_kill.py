@@ -48,8 +48,13 @@ def test_kill_9_mid_sweep_then_rerun_finishes_each_setting_once(tmp_path: Path) 
 
     client = MlflowClient(f"sqlite:///{tmp_path / 'mlruns' / 'mlflow.db'}")
     exp = client.get_experiment_by_name("lrdecay-digits")
-    runs = [r for r in client.search_runs([exp.experiment_id], max_results=500)
-            if r.data.tags.get("lrdecay.role") != "sweep"]
+    every = client.search_runs([exp.experiment_id], max_results=500)
+    parents = sorted((r for r in every if r.data.tags.get("lrdecay.role") == "sweep"),
+                     key=lambda r: r.info.start_time)
+    # the killed launcher's parent could never close itself: the re-launch closed it
+    assert [p.info.status for p in parents] == ["KILLED", "FINISHED"]
+    assert "closed 1 sweep parent run(s) whose launcher had died" in again.stdout
+    runs = [r for r in every if r.data.tags.get("lrdecay.role") != "sweep"]
     finished = [r for r in runs if r.info.status == "FINISHED"]
     assert len(finished) == 14 and len({r.info.run_name for r in finished}) == 14
     assert len(runs) == 14  # interrupted runs were resumed, not duplicated

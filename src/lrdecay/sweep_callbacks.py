@@ -8,6 +8,8 @@ from __future__ import annotations
 
 import copy
 import logging
+import os
+import socket
 import time
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
@@ -24,6 +26,9 @@ if TYPE_CHECKING:  # Hydra builds this callback for every run: keep MLflow and t
     from lrdecay.tracking import MlflowTracker
 
 log = logging.getLogger("lrdecay")
+#: Tags of a sweep's parent run naming its launching process, so that a later sweep can tell
+#: a parent whose launcher died (still RUNNING, never to be closed) from a live one.
+HOST_TAG, PID_TAG = "lrdecay.launcher_host", "lrdecay.launcher_pid"
 
 
 def _job_config(config: DictConfig) -> DictConfig:
@@ -82,9 +87,11 @@ class SweepTracking(Callback):
         except LrdecayError as exc:
             raise SystemExit(f"lrdecay: {exc}") from None
         preset = hc.runtime.choices.get("experiment") or "sweep"
+        close_dead_parents(tracker)
         tracker.start(f"{preset}-{sweep_dir.name}",
                       tags={"lrdecay.role": "sweep", "hydra.sweep_dir": str(sweep_dir),
-                            "dataset": conf.dataset.name},
+                            "dataset": conf.dataset.name, HOST_TAG: socket.gethostname(),
+                            PID_TAG: str(os.getpid())},
                       params={"overrides": redact_text(" ".join(hc.overrides.task))[:6000]})
         assert tracker.run_id and tracker.experiment_id
         write_parent(sweep_dir, tracker.run_id, tracker.experiment_id, redact_uri(uri))
@@ -135,6 +142,46 @@ class SweepTracking(Callback):
         tracker.log_text(table + "\n", "summary.txt")
         all_ok = counts["total"] > 0 and counts["finished"] + counts["pruned"] == counts["total"]
         tracker.end("FINISHED" if all_ok else "FAILED")
+
+
+def _alive(pid: int) -> bool:
+    """Whether process ``pid`` exists on this host (one we may not signal counts as alive)."""
+    try:
+        os.kill(pid, 0)
+    except ProcessLookupError:
+        return False
+    except (PermissionError, OverflowError, ValueError):
+        return True
+    return True
+
+
+def close_dead_parents(tracker: MlflowTracker) -> list[str]:
+    """Mark KILLED the RUNNING sweep parents of this experiment whose launching process, on this
+    host, is gone (a launcher killed with SIGKILL can never close its own parent run).
+
+    Parents launched on other hosts are left alone: their process cannot be checked from here.
+    Returns the ids of the runs closed.
+    """
+    assert tracker.experiment_id is not None
+    host = socket.gethostname()
+    try:
+        stale = tracker.client.search_runs(
+            [tracker.experiment_id], max_results=1000,
+            filter_string=(f"tags.`lrdecay.role` = 'sweep' and attributes.status = 'RUNNING' "
+                           f"and tags.`{HOST_TAG}` = '{host}'"))
+    except Exception as exc:  # tidying up must never stop a sweep
+        log.warning("could not look for dead sweep parents: %s", str(exc).splitlines()[0])
+        return []
+    closed = []
+    for run in stale:
+        pid = run.data.tags.get(PID_TAG, "")
+        if pid.isdigit() and int(pid) != os.getpid() and not _alive(int(pid)):
+            tracker.client.set_terminated(run.info.run_id, status="KILLED")
+            closed.append(run.info.run_id)
+    if closed:
+        log.info("closed %d sweep parent run(s) whose launcher had died: %s", len(closed),
+                 ", ".join(closed))
+    return closed
 
 
 def _counts(results: list[JobResult]) -> dict[str, int]:
