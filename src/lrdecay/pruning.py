@@ -17,13 +17,12 @@ from typing import TYPE_CHECKING, Any
 from lrdecay.config import TrialConfig
 from lrdecay.errors import ConfigError
 from lrdecay.records import EpochRecord, Listener, StopRun
-from lrdecay.tracking import redact_uri
-
-if TYPE_CHECKING:
-    from lrdecay.engine import Engine
+from lrdecay.redact import redact_uri
 
 if TYPE_CHECKING:
     import optuna
+
+    from lrdecay.engine import Engine
 
 log = logging.getLogger("lrdecay")
 

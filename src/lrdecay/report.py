@@ -22,6 +22,7 @@ from pathlib import Path
 from mlflow.exceptions import MlflowException
 from mlflow.tracking import MlflowClient
 
+from lrdecay.redact import redact_uri
 from lrdecay.report_claims import check_claims
 from lrdecay.report_figures import Figure, write_figures
 from lrdecay.report_stats import (
@@ -33,7 +34,6 @@ from lrdecay.report_stats import (
     summarise,
 )
 from lrdecay.report_tables import build_table, to_csv, to_latex, to_markdown
-from lrdecay.tracking import redact_uri
 
 log = logging.getLogger("lrdecay")
 

@@ -22,7 +22,7 @@ from lrdecay.engine import Engine, TrainerSettings
 from lrdecay.models import build_model
 from lrdecay.progress import EpochLogLine, ProgressBar
 from lrdecay.records import Listener, RunSummary
-from lrdecay.redact import redact_text
+from lrdecay.redact import redact_text, redact_uri
 from lrdecay.resources import resolve_device, seed_everything, set_threads
 from lrdecay.results import JobResult, write_result
 from lrdecay.resume import (
@@ -40,7 +40,6 @@ from lrdecay.tracking import (
     experiment_name,
     flatten,
     git_commit,
-    redact_uri,
     resolve_uri,
 )
 

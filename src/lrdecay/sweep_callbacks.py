@@ -19,7 +19,7 @@ from omegaconf import DictConfig, open_dict
 
 from lrdecay.config import ReportConfig, validate
 from lrdecay.errors import LrdecayError
-from lrdecay.redact import redact_logging, redact_text
+from lrdecay.redact import redact_logging, redact_text, redact_uri
 from lrdecay.results import JobResult, format_table, read_results, write_parent
 
 if TYPE_CHECKING:  # Hydra builds this callback for every run: keep MLflow and torch lazy
@@ -41,8 +41,6 @@ def _job_config(config: DictConfig) -> DictConfig:
 
 def ui_command(uri: str, experiment_id: str | None) -> str:
     """How to open the MLflow UI on this store's experiment (a local UI bound to 127.0.0.1)."""
-    from lrdecay.tracking import redact_uri
-
     page = f"#/experiments/{experiment_id}" if experiment_id else ""
     if uri.startswith(("http://", "https://")):
         return f"open {redact_uri(uri).rstrip('/')}/{page}"
@@ -75,7 +73,6 @@ class SweepTracking(Callback):
             MlflowTracker,
             default_artifact_root,
             experiment_name,
-            redact_uri,
             resolve_uri,
         )
 

@@ -29,7 +29,7 @@ from optuna.distributions import BaseDistribution
 from optuna.trial import FrozenTrial, Trial, TrialState
 
 from lrdecay.pruning import PRUNER_ATTR, make_pruner, open_storage
-from lrdecay.tracking import redact_uri
+from lrdecay.redact import redact_uri
 
 from ._space import (
     SweepError,
