@@ -35,8 +35,6 @@ from torch import nn
 
 from lrdecay.errors import ConfigError
 
-PRECISIONS = ("fp32", "bf16")
-
 
 class SpeedOptions(Protocol):
     """What :func:`accelerate` reads (``TrainerConfig`` has these fields)."""
@@ -47,10 +45,8 @@ class SpeedOptions(Protocol):
 
 
 def check_precision(precision: str, device: torch.device) -> None:
-    """Refuse a precision the device cannot run, naming the fix."""
-    if precision not in PRECISIONS:
-        raise ConfigError(f"trainer.precision: '{precision}' is not one of "
-                          f"{', '.join(PRECISIONS)}")
+    """Refuse a precision the device cannot run, naming the fix (the name itself is checked
+    with the rest of the config, by ``TrainerConfig``)."""
     if precision != "bf16":
         return
     if device.type == "cuda" and not torch.cuda.is_bf16_supported():
@@ -73,7 +69,7 @@ def uses_channels_last(setting: str, device: torch.device, precision: str) -> bo
     CUDA under bf16 (see the module's notes for the measurements behind it)."""
     if setting == "auto":
         return device.type == "cpu" or (device.type == "cuda" and precision == "bf16")
-    return setting in ("on", True)
+    return setting == "on"
 
 
 def accelerate(model: nn.Module, device: torch.device, options: SpeedOptions) -> nn.Module:

@@ -23,6 +23,7 @@ SEQUENCES = ("seq1", "seq2", "seq3", "seq4", "constant")
 STRATEGIES = ("epoch", "cutoff", "oscillate", "fixed")
 
 
+PRECISIONS = ("fp32", "bf16")  # see lrdecay.acceleration
 #: Spellings of a three-way switch (a bare ``true``/``false`` from the command line included).
 SWITCHES = {"auto": "auto", "on": "on", "true": "on", "yes": "on", "off": "off",
             "false": "off", "no": "off"}
@@ -157,7 +158,7 @@ class TrainerConfig:
         _check(self.convergence_window >= 1, "trainer.convergence_window", "must be >= 1")
         _check(self.convergence_threshold > 0, "trainer.convergence_threshold", "must be > 0")
         _one_of(self.progress, ("auto", "bar", "off"), "trainer.progress")
-        _one_of(self.precision, ("fp32", "bf16"), "trainer.precision")
+        _one_of(self.precision, PRECISIONS, "trainer.precision")
         self.channels_last = SWITCHES.get(str(self.channels_last).lower(), self.channels_last)
         _one_of(self.channels_last, ("auto", "on", "off"), "trainer.channels_last")
 

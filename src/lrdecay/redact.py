@@ -23,10 +23,7 @@ def redact_uri(uri: str) -> str:
 def redact_text(text: str) -> str:
     """Every ``scheme://user:password@`` in ``text`` with the password replaced by ``***``
     (also when Hydra escaped the colon as ``\\:``)."""
-    text = text.replace("\\:", "\x00")
-    text = _USERINFO.sub(lambda m: f"{m['scheme']}{m['user']}:***@",
-                         text.replace("\x00", ":"))
-    return text
+    return _USERINFO.sub(lambda m: f"{m['scheme']}{m['user']}:***@", text.replace("\\:", ":"))
 
 
 _installed = False
