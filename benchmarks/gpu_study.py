@@ -44,7 +44,6 @@ sys.path.insert(0, str(ROOT / "src"))  # usable before `pip install -e .` too
 
 #: Goals of the full study on one GPU, in seconds of wall time (none for a CPU).
 GOALS = {"mnist": 120.0, "cifar10": 240.0}
-DEBIAN_FASHION_MNIST = Path("/usr/share/datasets/fashion-mnist")
 OPTION_OVERRIDES = {"fp32": [], "bf16": ["trainer.precision=bf16"],
                     "channels_last": ["trainer.channels_last=on"],
                     "nchw": ["trainer.channels_last=off"],
@@ -100,6 +99,8 @@ def _has_idx(folder: Path) -> bool:
 
 def data_roots(real_root: Path, tmp: Path, smoke: bool) -> dict[str, tuple[str, str]]:
     """Per data set: the ``data.root`` to use and whether its files are real or generated."""
+    from lrdecay.data import DEBIAN_FASHION_MNIST
+
     n_train, n_test = (640, 320) if smoke else (60_000, 10_000)
     roots: dict[str, tuple[str, str]] = {"digits": (str(tmp), "bundled")}
     if not smoke and _has_idx(real_root / "MNIST" / "raw"):

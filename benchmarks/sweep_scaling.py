@@ -18,7 +18,6 @@ pays the unpacking. Torch threads per job follow the product's rule (cores // n_
 from __future__ import annotations
 
 import argparse
-import json
 import os
 import subprocess
 import sys
@@ -26,6 +25,8 @@ import tempfile
 import time
 from dataclasses import dataclass
 from pathlib import Path
+
+from lrdecay.results import read_results
 
 ROOT = Path(__file__).resolve().parents[1]
 SETTINGS = 14
@@ -63,21 +64,23 @@ def stage_data(dataset: str, root: Path) -> None:
 def launch(n_jobs: int, threads: int, dataset: str, data_root: Path, extra: list[str]) -> Row:
     """One `train.py -m experiment=paper` launch at ``n_jobs`` workers, timed and read back."""
     with tempfile.TemporaryDirectory() as tmp:
+        sweep_dir = Path(tmp) / "sweep"
         cmd = [sys.executable, str(ROOT / "train.py"), "-m", "experiment=paper",
                f"dataset={dataset}", f"data.root={data_root}", f"hydra.launcher.n_jobs={n_jobs}",
-               f"threads={threads}", "trainer.progress=off", *extra]
+               f"threads={threads}", "trainer.progress=off", f"hydra.sweep.dir={sweep_dir}",
+               *extra]
         start = time.perf_counter()
         proc = subprocess.run(cmd, cwd=tmp, capture_output=True, text=True, check=False)
         wall = time.perf_counter() - start
         if proc.returncode != 0:
             sys.exit(f"n_jobs={n_jobs} failed:\n{proc.stderr[-3000:]}")
-        results = [json.loads(p.read_text()) for p in Path(tmp).glob("multirun/*/*/*/result.json")]
-        finished = [r for r in results if r["status"] in ("finished", "early_stopped")]
+        finished = [r for r in read_results(sweep_dir)
+                    if r.status in ("finished", "early_stopped")]
         if len(finished) != SETTINGS:
             sys.exit(f"n_jobs={n_jobs}: {len(finished)} of {SETTINGS} settings finished:\n"
                      f"{proc.stdout[-3000:]}")
-        samples = sum(r["samples_per_second"] * r["seconds"] for r in finished)
-        return Row(n_jobs, threads, wall, samples, sum(r["seconds"] for r in finished))
+        samples = sum((r.samples_per_second or 0.0) * (r.seconds or 0.0) for r in finished)
+        return Row(n_jobs, threads, wall, samples, sum(r.seconds or 0.0 for r in finished))
 
 
 def main() -> None:

@@ -58,13 +58,19 @@ def write_result(output_dir: Path, result: JobResult) -> Path:
     return path
 
 
+def read_result(job_dir: Path) -> JobResult | None:
+    """The result a job left in ``job_dir``, or None if it wrote none (it died)."""
+    path = job_dir / RESULT_FILE
+    return JobResult(**json.loads(path.read_text())) if path.is_file() else None
+
+
 def read_results(sweep_dir: Path) -> list[JobResult]:
     """Every job's result under ``sweep_dir``, ordered by job number; dead jobs included."""
     results = []
     for job_dir in sorted(p for p in sweep_dir.iterdir() if (p / ".hydra").is_dir()):
-        path = job_dir / RESULT_FILE
-        if path.is_file():
-            results.append(JobResult(**json.loads(path.read_text())))
+        result = read_result(job_dir)
+        if result is not None:
+            results.append(result)
         else:
             overrides = _hydra_overrides(job_dir)
             num = int(job_dir.name) if job_dir.name.isdigit() else None

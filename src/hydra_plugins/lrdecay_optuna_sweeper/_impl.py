@@ -396,20 +396,15 @@ class OptunaSweeperImpl:
 
     def _job_result(self, ret: JobReturn) -> Any:
         """The job's ``result.json`` (a ``JobResult``), if this project's job wrote one."""
-        from lrdecay.results import RESULT_FILE, JobResult
+        from lrdecay.results import read_result
 
         hydra_cfg = getattr(ret, "hydra_cfg", None)
         output_dir = OmegaConf.select(hydra_cfg, "hydra.runtime.output_dir",
                                       default=None) if hydra_cfg is not None else None
         if not output_dir:
             return None
-        path = Path(str(output_dir)) / RESULT_FILE
-        if not path.is_file():
-            return None
-        import json
-
         try:
-            return JobResult(**json.loads(path.read_text()))
+            return read_result(Path(str(output_dir)))
         except (OSError, ValueError, TypeError):
             return None
 
