@@ -52,13 +52,19 @@ class Row:
 
 
 def stage_data(dataset: str, root: Path) -> None:
-    """Unpack / generate the data set once into ``root`` (the jobs then only read it)."""
+    """Unpack / generate the data set once into ``root`` (the jobs then only read it), with
+    the data set's own config group (its shape), as the jobs compose it."""
     import torch
+    from hydra import compose, initialize_config_dir
 
-    from lrdecay.config import DataConfig, DatasetConfig
+    from lrdecay.config import register_configs, validate
     from lrdecay.data import load_data
 
-    load_data(DatasetConfig(name=dataset), DataConfig(root=str(root)), torch.device("cpu"))
+    register_configs()
+    with initialize_config_dir(config_dir=str(ROOT / "conf"), version_base="1.3"):
+        conf = validate(compose("config", overrides=[f"dataset={dataset}",
+                                                     f"data.root={root}"]))
+    load_data(conf.dataset, conf.data, torch.device("cpu"))
 
 
 def launch(n_jobs: int, threads: int, dataset: str, data_root: Path, extra: list[str]) -> Row:
