@@ -75,3 +75,29 @@ def test_checkpoint_loads_without_unpickling(tmp_path: Path) -> None:
         run(_cfg(tmp_path, "c.db"), _ctx(tmp_path, "c"), extra_listeners=[InterruptAt(2)])
     state = torch.load(tmp_path / "c" / CHECKPOINT_FILE, weights_only=True)
     assert len(state["history"]) == 1 and state["run_id"]
+
+
+#: Overrides that change what a run computes (each must change the fingerprint) ...
+DEFINING = ["dataset.batch_size=32", "dataset.val_fraction=0.1", "dataset.split_seed=3",
+            "model.dropout=0.5", "optimizer=adam", "optimizer.lr=0.02", "sequence=seq1",
+            "sequence.gamma=0.8", "strategy=cutoff", "strategy.rate=0.02",
+            "trainer.max_epochs=7", "trainer.early_stop_tol=0.001",
+            "trainer.convergence_window=3", "trainer.precision=bf16", "seed=7"]
+#: ... and overrides that do not (a re-launch with any of them retrains nothing).
+INCIDENTAL = ["trainer.keep_checkpoint=true", "trainer.checkpoint=false", "objective=[test_acc]",
+              "trainer.progress=off", "trainer.channels_last=off", "trainer.compile=true",
+              "tracking.store_dir=elsewhere", "tracking.log_plot=false", "data.root=/x",
+              "data.download=false", "device=cpu", "threads=1", "resume=true",
+              "sweep.rerun=true", "report.enabled=false", "dataset.eval_batch_size=64",
+              "dataset.target_accuracy=0.9", "trial.number=3"]
+
+
+def test_fingerprint_is_what_defines_the_experiment() -> None:
+    from lrdecay.resume import fingerprint
+
+    base = fingerprint(compose_config(["dataset=digits"]))
+    assert fingerprint(compose_config(["dataset=digits"])) == base  # stable
+    for override in DEFINING:
+        assert fingerprint(compose_config(["dataset=digits", override])) != base, override
+    for override in INCIDENTAL:
+        assert fingerprint(compose_config(["dataset=digits", override])) == base, override
