@@ -12,8 +12,9 @@ import pytest
 import torch
 
 from lrdecay.config import DataConfig, DatasetConfig
-from lrdecay.data import DEBIAN_FASHION_MNIST, load_data
+from lrdecay.data import load_data
 from lrdecay.errors import DataError
+from tests.conftest import require_debian_package, require_fashion_mnist
 
 CPU = torch.device("cpu")
 
@@ -157,7 +158,21 @@ def test_batches_cover_the_split_once_in_shuffled_order(tmp_path: Path) -> None:
 
 def test_fashion_mnist_from_the_debian_package(tmp_path: Path) -> None:
     """With Debian's dataset-fashion-mnist installed, an empty data.root needs no network."""
-    assert (DEBIAN_FASHION_MNIST / "train-images-idx3-ubyte.gz").is_file(), (
-        "install Debian's dataset-fashion-mnist package (.ci/run does)")
+    require_fashion_mnist()
     bundle = load_data(DatasetConfig(name="fashion_mnist"), _offline(tmp_path), CPU)
     assert (len(bundle.train), len(bundle.val)) == (60000, 10000)
+
+
+def test_a_missing_debian_data_set_skips_naming_the_command_and_fails_under_ci(
+        tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
+    """On a fresh machine such tests skip, saying how to enable them; CI (which installs the
+    package) must not skip them silently."""
+    absent = tmp_path / "absent.gz"
+    monkeypatch.delenv("CI", raising=False)
+    with pytest.raises(pytest.skip.Exception, match="apt-get install dataset-fashion-mnist"):
+        require_debian_package("dataset-fashion-mnist", absent)
+    monkeypatch.setenv("CI", "true")
+    with pytest.raises(pytest.fail.Exception, match="dataset-fashion-mnist"):
+        require_debian_package("dataset-fashion-mnist", absent)
+    absent.write_bytes(b"")
+    require_debian_package("dataset-fashion-mnist", absent)  # present: nothing happens
