@@ -77,6 +77,27 @@ def test_checkpoint_loads_without_unpickling(tmp_path: Path) -> None:
     assert len(state["history"]) == 1 and state["run_id"]
 
 
+@pytest.mark.parametrize("damage", ["missing entries", "another model's weights"])
+def test_a_checkpoint_of_the_wrong_structure_is_one_clear_error(tmp_path: Path,
+                                                               damage: str) -> None:
+    """resume=true onto a checkpoint that is not this run's: an error naming the file and the
+    fix, never a KeyError or a state-dict traceback."""
+    from lrdecay.errors import LrdecayError
+
+    with pytest.raises(KeyboardInterrupt):
+        run(_cfg(tmp_path, "w.db"), _ctx(tmp_path, "w"), extra_listeners=[InterruptAt(2)])
+    path = tmp_path / "w" / CHECKPOINT_FILE
+    state = torch.load(path, weights_only=True)
+    if damage == "missing entries":
+        state = {"version": state["version"], "model": state["model"]}
+    else:
+        state["model"] = {"conv.weight": torch.zeros(3, 3)}
+    torch.save(state, path)
+    with pytest.raises(LrdecayError, match=rf"checkpoint {path}.*delete it") as caught:
+        run(_cfg(tmp_path, "w.db", "resume=true"), _ctx(tmp_path, "w2"))
+    assert "\n" not in str(caught.value)
+
+
 #: Overrides that change what a run computes (each must change the fingerprint) ...
 DEFINING = ["dataset.batch_size=32", "dataset.val_fraction=0.1", "dataset.split_seed=3",
             "model.dropout=0.5", "optimizer=adam", "optimizer.lr=0.02", "sequence=seq1",

@@ -6,7 +6,8 @@ dataclass's ``__post_init__``, which runs when :func:`validate` turns the config
 
 from __future__ import annotations
 
-from dataclasses import dataclass, field
+import math
+from dataclasses import dataclass, field, fields, is_dataclass
 from typing import Any
 
 from hydra.core.config_store import ConfigStore
@@ -33,6 +34,23 @@ def _check(ok: bool, key: str, message: str) -> None:
     """Raise a :class:`ConfigError` naming the dotted ``key`` unless ``ok``."""
     if not ok:
         raise ConfigError(f"{key}: {message}")
+
+
+#: Seeds go to torch, NumPy and Python's ``random``; torch takes at most a 64-bit integer.
+MAX_SEED = 2**63 - 1
+
+
+def _finite(node: Any, key: str) -> None:
+    """Reject ``inf`` and ``nan`` anywhere in ``node`` (a config object, list or value): no
+    setting of this project means anything at a non-finite value."""
+    if is_dataclass(node):
+        for f in fields(node):
+            _finite(getattr(node, f.name), f"{key}.{f.name}" if key else f.name)
+    elif isinstance(node, list | tuple):
+        for item in node:
+            _finite(item, key)
+    elif isinstance(node, float):
+        _check(math.isfinite(node), key, f"must be a finite number, got {node}")
 
 
 def _one_of(value: str, options: tuple[str, ...], key: str) -> None:
@@ -239,7 +257,8 @@ class LrdecayConfig:
         for name in self.objective:
             _one_of(name, OBJECTIVE_NAMES, "objective")
         _check(self.threads is None or self.threads >= 1, "threads", "must be >= 1 or null")
-        _check(self.seed >= 0, "seed", "must be >= 0")
+        _check(0 <= self.seed <= MAX_SEED, "seed", f"must be in [0, {MAX_SEED}], got {self.seed}")
+        _finite(self, "")
 
 
 def register_configs() -> None:

@@ -15,6 +15,7 @@ import os
 import pickle
 import shutil
 import socket
+import tempfile
 from collections.abc import Callable, Iterator
 from dataclasses import dataclass
 from pathlib import Path
@@ -151,6 +152,13 @@ def _read_torchvision(name: str, data: DataConfig) -> tuple[Split, Split]:
                 ds = cls(root=str(root), train=train, download=data.download)
         except RuntimeError as exc:  # torchvision's "not found" and "error downloading"
             raise _missing_data_error(name, root, data.download, exc) from exc
+        except OSError as exc:
+            why = _unwritable(root) if data.download else None
+            if why is None:
+                raise
+            raise DataError(f"data.root={root} cannot be written ({why}), so {name} cannot be "
+                            "downloaded into it. Fix: point data.root at a writable folder, or "
+                            "put the files there and set data.download=false") from exc
         images = ds.data if isinstance(ds.data, np.ndarray) else ds.data.numpy()
         if images.ndim == 3:
             images = images[:, None, :, :]
@@ -159,6 +167,16 @@ def _read_torchvision(name: str, data: DataConfig) -> tuple[Split, Split]:
         labels = torch.as_tensor(np.asarray(ds.targets), dtype=torch.int64)
         splits.append(Split(normalise(images, 255.0), labels))
     return splits[0], splits[1]
+
+
+def _unwritable(root: Path) -> str | None:
+    """Why files cannot be created under ``root`` (made if missing), or None if they can."""
+    try:
+        root.mkdir(parents=True, exist_ok=True)
+        tempfile.TemporaryFile(dir=root).close()
+    except OSError as exc:
+        return exc.strerror or type(exc).__name__
+    return None
 
 
 def _missing_data_error(name: str, root: Path, download: bool, exc: Exception) -> DataError:

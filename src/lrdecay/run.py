@@ -227,7 +227,7 @@ def _train(cfg: DictConfig, ctx: RunContext, outcome: JobResult,
     engine = Engine(model, optimizer, scheduler, data, settings, listeners)
     if prior.action == "resume":
         assert prior.checkpoint is not None
-        restore(engine, load_checkpoint(prior.checkpoint))
+        restore(engine, load_checkpoint(prior.checkpoint), prior.checkpoint)
         outcome.note = f"resumed after epoch {len(engine.history)}"
         log.info("%s resumes after epoch %d from %s", label, len(engine.history),
                  prior.checkpoint)

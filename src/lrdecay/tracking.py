@@ -67,8 +67,31 @@ def resolve_uri(uri: str | None, store_dir: Path) -> str:
         return uri
     if os.environ.get("MLFLOW_TRACKING_URI"):
         return os.environ["MLFLOW_TRACKING_URI"]
-    store_dir.mkdir(parents=True, exist_ok=True)
+    try:
+        store_dir.mkdir(parents=True, exist_ok=True)
+    except OSError as exc:
+        raise TrackingError(f"tracking.store_dir={store_dir} cannot be created "
+                            f"({exc.strerror or type(exc).__name__}). Fix: point "
+                            "tracking.store_dir at a writable folder") from exc
     return f"sqlite:///{(store_dir / 'mlflow.db').resolve()}"
+
+
+def check_writable(uri: str) -> None:
+    """Fail with one line when a SQLite store's file or folder cannot be written (a run would
+    otherwise fail deep inside MLflow, or after training, when it logs)."""
+    if not uri.startswith("sqlite:///"):
+        return
+    db = Path(uri[len("sqlite:///"):])
+    try:
+        db.parent.mkdir(parents=True, exist_ok=True)
+        tempfile.TemporaryFile(dir=db.parent).close()  # SQLite writes its journal beside it
+        if db.exists():
+            with db.open("r+b"):
+                pass
+    except OSError as exc:
+        raise TrackingError(f"the MLflow store {db} is not writable "
+                            f"({exc.strerror or type(exc).__name__}). Fix: point "
+                            "tracking.store_dir (or tracking.uri) at a writable place") from exc
 
 
 def experiment_name(conf: LrdecayConfig) -> str:
@@ -137,6 +160,7 @@ class MlflowTracker(Listener):
             raise TrackingError(f"tracking.uri={redact_uri(uri)} has an unknown scheme "
                                 f"'{scheme}'; use one of {', '.join(SCHEMES)} "
                                 "(e.g. sqlite:///mlruns/mlflow.db or http://127.0.0.1:5000)")
+        check_writable(uri)
         try:
             self.client = MlflowClient(tracking_uri=uri)
         except MlflowException as exc:
