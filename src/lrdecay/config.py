@@ -39,6 +39,18 @@ def _one_of(value: str, options: tuple[str, ...], key: str) -> None:
     _check(value in options, key, f"'{value}' is not one of {', '.join(options)}")
 
 
+def is_folder_name(name: str) -> bool:
+    """Whether ``name`` is one plain folder name: it can never lead outside the folder it is
+    joined to (no separators, no leading dot, so no ``..``, no control characters)."""
+    return (
+        bool(name)
+        and not name.startswith(".")
+        and "/" not in name
+        and "\\" not in name
+        and all(ch.isprintable() for ch in name)
+    )
+
+
 @dataclass
 class DatasetConfig:
     """Where the samples come from, their shape, and how they are split and batched."""
@@ -176,6 +188,12 @@ class TrackingConfig:
 
     def __post_init__(self) -> None:
         _check(bool(self.store_dir), "tracking.store_dir", "must be a directory path")
+        _check(
+            not self.experiment or is_folder_name(self.experiment),
+            "tracking.experiment",
+            f"{self.experiment!r} names the experiment's artifact folder: use no '/', '\\', "
+            "leading '.' or control characters",
+        )
 
 
 @dataclass
