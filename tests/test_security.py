@@ -3,13 +3,72 @@ they are unpickled, and credentials never reach a file."""
 
 from __future__ import annotations
 
+import pickle
 from pathlib import Path
 
 import pytest
+import torch
 
-from lrdecay.config import validate
-from lrdecay.errors import ConfigError
+from lrdecay.config import DataConfig, DatasetConfig, validate
+from lrdecay.data import load_data
+from lrdecay.errors import ConfigError, DataError
 from tests.conftest import compose_config, run_cli
+
+CIFAR_FILES = [*(f"data_batch_{i}" for i in range(1, 6)), "test_batch", "batches.meta"]
+
+
+class _CreatesFile:
+    """A pickle that, when loaded, creates the file ``marker`` (any code could run instead)."""
+
+    def __init__(self, marker: Path) -> None:
+        self.marker = marker
+
+    def __reduce__(self) -> tuple:
+        return open, (str(self.marker), "w")
+
+
+def write_crafted_cifar(root: Path, marker: Path) -> Path:
+    """A ``cifar-10-batches-py`` folder whose every file is a pickle that creates ``marker``."""
+    folder = root / "cifar-10-batches-py"
+    folder.mkdir(parents=True)
+    for name in CIFAR_FILES:
+        (folder / name).write_bytes(pickle.dumps(_CreatesFile(marker)))
+    return folder
+
+
+def test_crafted_cifar_files_are_refused_before_unpickling(tmp_path: Path) -> None:
+    marker = tmp_path / "payload-ran"
+    folder = write_crafted_cifar(tmp_path / "data", marker)
+    cifar = DatasetConfig(name="cifar10", channels=3, height=32, width=32)
+    with pytest.raises(DataError, match="data_batch_1 is not the official CIFAR-10 file"):
+        load_data(
+            cifar, DataConfig(root=str(tmp_path / "data"), download=False), torch.device("cpu")
+        )
+    assert not marker.exists()
+    assert folder.is_dir()
+
+
+@pytest.mark.slow
+def test_cli_refuses_a_crafted_cifar_folder_in_one_line(tmp_path: Path) -> None:
+    marker = tmp_path / "payload-ran"
+    write_crafted_cifar(tmp_path / "data", marker)
+    proc = run_cli(
+        [
+            "dataset=cifar10",
+            f"data.root={tmp_path / 'data'}",
+            "data.download=false",
+            "tracking.enabled=false",
+            "trainer.max_epochs=1",
+        ],
+        cwd=tmp_path,
+        timeout=120,
+    )
+    output = proc.stdout + proc.stderr
+    assert proc.returncode == 2, output[-2000:]
+    errors = [line for line in output.splitlines() if "ERROR" in line]
+    assert len(errors) == 1 and "cifar-10-batches-py/data_batch_1" in errors[0], output
+    assert "Traceback" not in output
+    assert not marker.exists()
 
 
 def _outside(top: Path, inside: Path) -> list[Path]:
