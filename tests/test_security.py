@@ -130,3 +130,77 @@ def test_run_name_never_becomes_a_path(tmp_path: Path) -> None:
     )
     assert proc.returncode == 0, proc.stderr[-2000:]
     assert _outside(tmp_path, work) == []
+
+
+def _files_holding(top: Path, secret: bytes) -> list[Path]:
+    """Every file under ``top`` whose bytes contain ``secret``."""
+    return [p for p in top.rglob("*") if p.is_file() and secret in p.read_bytes()]
+
+
+@pytest.mark.slow
+def test_a_password_in_tracking_uri_reaches_no_file_and_no_output(tmp_path: Path) -> None:
+    from mlflow.tracking import MlflowClient
+
+    from tests.conftest import MlflowServer
+
+    server = MlflowServer(tmp_path / "server")
+    server.folder.mkdir()
+    server.start()
+    try:
+        uri = server.uri.replace("http://", "http://alice:S3cr3tPW@")
+        work = tmp_path / "work"
+        work.mkdir()
+        base = ["dataset=digits", "trainer.max_epochs=1", "trainer.progress=off"]
+        sweep = run_cli(["-m", *base, f"tracking.uri={uri}"], cwd=work, timeout=300)
+        single = run_cli([*base, f"tracking.uri={uri}"], cwd=work, timeout=300)
+        for proc in (sweep, single):
+            output = proc.stdout + proc.stderr
+            assert proc.returncode == 0, output[-3000:]
+            assert "S3cr3tPW" not in output
+            assert "credentials in tracking.uri go to MLflow" in output
+        client = MlflowClient(server.uri)
+        exp = client.get_experiment_by_name("lrdecay-digits")
+        runs = client.search_runs([exp.experiment_id])
+        children = [r for r in runs if r.data.tags.get("setting")]
+        assert len(children) == 2 and all(r.info.status == "FINISHED" for r in children)
+    finally:
+        server.stop()
+    assert list((work / "multirun").rglob("multirun.yaml"))  # the places looked into exist
+    assert list((work / "outputs").rglob("overrides.yaml"))
+    assert list((tmp_path / "server" / "server-artifacts").rglob("config.yaml"))
+    assert _files_holding(tmp_path, b"S3cr3tPW") == []
+
+
+def test_config_file_passwords_are_refused() -> None:
+    with pytest.raises(ConfigError, match=r"^tracking\.uri: holds a password"):
+        validate(compose_config(["tracking.uri=http://alice:S3cr3tPW@127.0.0.1:5077"]))
+
+
+def test_passwords_move_from_the_command_line_into_the_environment() -> None:
+    from lrdecay.credentials import STORAGE_PASSWORD_ENV, move_credentials, storage_url
+
+    environ = {"MLFLOW_TRACKING_URI": "https://carol:pw%403@mlflow.example:443/x"}
+    argv, moved = move_credentials(
+        [
+            "-m",
+            "tracking.uri=http://alice:S3cr3tPW@127.0.0.1:5077",
+            "hydra.sweeper.storage='postgresql://bob:pw2@db/optuna'",
+            "seed=1",
+        ],
+        environ,
+    )
+    assert argv == [
+        "-m",
+        "tracking.uri=http://127.0.0.1:5077",
+        "hydra.sweeper.storage='postgresql://bob@db/optuna'",
+        "seed=1",
+    ]
+    assert moved == ["MLFLOW_TRACKING_URI", "tracking.uri", "hydra.sweeper.storage"]
+    assert environ == {
+        "MLFLOW_TRACKING_URI": "https://mlflow.example:443/x",
+        "MLFLOW_TRACKING_USERNAME": "alice",  # the command line wins over the environment
+        "MLFLOW_TRACKING_PASSWORD": "S3cr3tPW",
+        STORAGE_PASSWORD_ENV: "pw2",
+    }
+    assert storage_url("postgresql://bob@db/optuna", environ) == ("postgresql://bob:pw2@db/optuna")
+    assert storage_url("sqlite:////tmp/o.db", environ) == "sqlite:////tmp/o.db"

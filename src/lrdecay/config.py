@@ -12,6 +12,7 @@ from typing import Any
 from hydra.core.config_store import ConfigStore
 from omegaconf import DictConfig, OmegaConf
 
+from lrdecay.credentials import PASSWORD_ENV, USERNAME_ENV, split_credentials
 from lrdecay.errors import ConfigError
 from lrdecay.resources import available_cores
 
@@ -193,6 +194,12 @@ class TrackingConfig:
             "tracking.experiment",
             f"{self.experiment!r} names the experiment's artifact folder: use no '/', '\\', "
             "leading '.' or control characters",
+        )
+        _check(
+            not self.uri or split_credentials(self.uri)[2] is None,
+            "tracking.uri",
+            f"holds a password; set {USERNAME_ENV} and {PASSWORD_ENV} instead (a password in "
+            "a config file ends up in every saved copy of the config)",
         )
 
 
