@@ -3,7 +3,6 @@
 from __future__ import annotations
 
 import gzip
-import pickle
 import struct
 from pathlib import Path
 
@@ -12,7 +11,7 @@ import pytest
 import torch
 
 from lrdecay.config import DataConfig, DatasetConfig
-from lrdecay.data import load_data
+from lrdecay.data import channels_first, load_data
 from lrdecay.errors import DataError
 from tests.conftest import require_debian_package, require_fashion_mnist
 
@@ -43,23 +42,6 @@ def write_mnist(root: Path, folder: str = "MNIST", n_train: int = 40, n_test: in
     write_idx(raw / "t10k-images-idx3-ubyte", rng.integers(0, 256, (n_test, 28, 28)), compress)
     write_idx(raw / "t10k-labels-idx1-ubyte", rng.integers(0, 10, n_test), compress)
     return train_x, train_y
-
-
-def write_cifar(root: Path, per_batch: int = 6, n_test: int = 8) -> np.ndarray:
-    """Write CIFAR-10's python-pickle batches; returns the first training batch's images."""
-    rng = np.random.default_rng(1)
-    folder = root / "cifar-10-batches-py"
-    folder.mkdir(parents=True)
-    first = None
-    for name, n in [*[(f"data_batch_{i}", per_batch) for i in range(1, 6)], ("test_batch", n_test)]:
-        data = rng.integers(0, 256, (n, 3 * 32 * 32), dtype=np.uint8)
-        first = data if first is None else first
-        with open(folder / name, "wb") as fh:
-            pickle.dump({"data": data, "labels": rng.integers(0, 10, n).tolist()}, fh)
-    with open(folder / "batches.meta", "wb") as fh:
-        pickle.dump({"label_names": [f"c{i}" for i in range(10)]}, fh)
-    assert first is not None
-    return first
 
 
 def _offline(root: Path, **kw) -> DataConfig:
@@ -97,14 +79,13 @@ def test_the_next_job_in_a_worker_reuses_the_data_until_a_file_changes(tmp_path:
                           (torch.as_tensor(train_x, dtype=torch.float32) / 255 - 0.5) / 0.5)
 
 
-def test_cifar_pickled_batches_load_channels_first(tmp_path: Path) -> None:
-    first = write_cifar(tmp_path)
-    cfg = DatasetConfig(name="cifar10", channels=3, height=32, width=32, batch_size=20)
-    bundle = load_data(cfg, _offline(tmp_path), CPU)
-    assert bundle.input_shape == (3, 32, 32)
-    assert (len(bundle.train), len(bundle.val)) == (30, 8)
-    img0 = first[0].reshape(3, 32, 32).astype(np.float32)
-    assert torch.allclose(bundle.train.x[0], torch.as_tensor((img0 / 255 - 0.5) / 0.5))
+def test_cifar_images_are_made_channels_first() -> None:
+    """CIFAR-10's arrays are (N, H, W, C); the bundle holds (N, C, H, W), MNIST's get C=1."""
+    cifar = np.arange(2 * 32 * 32 * 3, dtype=np.uint8).reshape(2, 32, 32, 3)
+    out = channels_first(cifar)
+    assert out.shape == (2, 3, 32, 32)
+    assert out[1, 2, 5, 7] == cifar[1, 5, 7, 2]
+    assert channels_first(np.zeros((4, 28, 28), np.uint8)).shape == (4, 1, 28, 28)
 
 
 def test_val_fraction_holds_out_train_and_reports_test(tmp_path: Path) -> None:

@@ -13,6 +13,7 @@ from typing import Any
 from hydra.core.config_store import ConfigStore
 from omegaconf import DictConfig, OmegaConf
 
+from lrdecay.credentials import PASSWORD_ENV, USERNAME_ENV, split_credentials
 from lrdecay.errors import ConfigError
 from lrdecay.resources import available_cores
 
@@ -55,6 +56,18 @@ def _finite(node: Any, key: str) -> None:
 
 def _one_of(value: str, options: tuple[str, ...], key: str) -> None:
     _check(value in options, key, f"'{value}' is not one of {', '.join(options)}")
+
+
+def is_folder_name(name: str) -> bool:
+    """Whether ``name`` is one plain folder name: it can never lead outside the folder it is
+    joined to (no separators, no leading dot, so no ``..``, no control characters)."""
+    return (
+        bool(name)
+        and not name.startswith(".")
+        and "/" not in name
+        and "\\" not in name
+        and all(ch.isprintable() for ch in name)
+    )
 
 
 @dataclass
@@ -194,6 +207,18 @@ class TrackingConfig:
 
     def __post_init__(self) -> None:
         _check(bool(self.store_dir), "tracking.store_dir", "must be a directory path")
+        _check(
+            not self.experiment or is_folder_name(self.experiment),
+            "tracking.experiment",
+            f"{self.experiment!r} names the experiment's artifact folder: use no '/', '\\', "
+            "leading '.' or control characters",
+        )
+        _check(
+            not self.uri or split_credentials(self.uri)[2] is None,
+            "tracking.uri",
+            f"holds a password; set {USERNAME_ENV} and {PASSWORD_ENV} instead (a password in "
+            "a config file ends up in every saved copy of the config)",
+        )
 
 
 @dataclass

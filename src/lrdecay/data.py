@@ -119,20 +119,36 @@ def _torchvision_class(name: str) -> type:
     """The torchvision dataset class for ``name``, imported only when needed (it is slow)."""
     from torchvision.datasets import CIFAR10, MNIST, FashionMNIST
 
-    class CIFAR10Files(CIFAR10):
-        """CIFAR10 that trusts files that are present (its md5 list fits only the official
-        files); the download itself is still verified against the archive's md5."""
+    return {"mnist": MNIST, "fashion_mnist": FashionMNIST, "cifar10": CIFAR10}[name]
 
-        def _check_integrity(self) -> bool:
-            folder = Path(self.root) / self.base_folder
-            names = [name for name, _ in (*self.train_list, *self.test_list)]
-            return all((folder / n).is_file() for n in (*names, self.meta["filename"]))
 
-        def _load_meta(self) -> None:
-            self.classes = [str(i) for i in range(10)]
-            self.class_to_idx = {c: i for i, c in enumerate(self.classes)}
+def verify_cifar10(root: Path) -> None:
+    """Refuse any CIFAR-10 file under ``root`` whose md5 is not torchvision's for the official
+    file, before anything unpickles it: a crafted pickle runs code when loaded."""
+    from torchvision.datasets import CIFAR10
+    from torchvision.datasets.utils import check_integrity
 
-    return {"mnist": MNIST, "fashion_mnist": FashionMNIST, "cifar10": CIFAR10Files}[name]
+    folder = root / CIFAR10.base_folder
+    expected = [
+        *CIFAR10.train_list,
+        *CIFAR10.test_list,
+        (CIFAR10.meta["filename"], CIFAR10.meta["md5"]),
+    ]
+    for name, md5 in expected:
+        path = folder / name
+        if path.exists() and not check_integrity(str(path), md5):
+            raise DataError(
+                f"{path} is not the official CIFAR-10 file (its md5 differs); refusing to "
+                f"unpickle it. Fix: delete {folder} and load it again with data.download=true"
+            )
+
+
+def channels_first(images: np.ndarray) -> np.ndarray:
+    """Images as (N, C, H, W): MNIST's (N, H, W) get one channel, CIFAR's (N, H, W, C) are
+    transposed."""
+    if images.ndim == 3:
+        return images[:, None, :, :]
+    return images.transpose(0, 3, 1, 2)
 
 
 def _read_torchvision(name: str, data: DataConfig) -> tuple[Split, Split]:
@@ -141,7 +157,9 @@ def _read_torchvision(name: str, data: DataConfig) -> tuple[Split, Split]:
     if root.exists() and not root.is_dir():
         raise DataError(f"data.root={root} is a file, not a directory; point data.root at a folder")
     cls = _torchvision_class(name)
-    if name != "cifar10":
+    if name == "cifar10":
+        verify_cifar10(root)
+    else:
         fallbacks = (DEBIAN_FASHION_MNIST,) if name == "fashion_mnist" else ()
         _stage_idx_files(root / ("MNIST" if name == "mnist" else "FashionMNIST") / "raw",
                          fallbacks)
@@ -159,11 +177,7 @@ def _read_torchvision(name: str, data: DataConfig) -> tuple[Split, Split]:
             raise DataError(f"data.root={root} cannot be written ({why}), so {name} cannot be "
                             "downloaded into it. Fix: point data.root at a writable folder, or "
                             "put the files there and set data.download=false") from exc
-        images = ds.data if isinstance(ds.data, np.ndarray) else ds.data.numpy()
-        if images.ndim == 3:
-            images = images[:, None, :, :]
-        else:  # CIFAR: N, H, W, C
-            images = images.transpose(0, 3, 1, 2)
+        images = channels_first(ds.data if isinstance(ds.data, np.ndarray) else ds.data.numpy())
         labels = torch.as_tensor(np.asarray(ds.targets), dtype=torch.int64)
         splits.append(Split(normalise(images, 255.0), labels))
     return splits[0], splits[1]

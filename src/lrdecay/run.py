@@ -243,7 +243,7 @@ def _train(cfg: DictConfig, ctx: RunContext, outcome: JobResult,
         else:
             tags = {**_tags(conf, ctx, threads, device), FINGERPRINT_TAG: fp}
             tracker.start(label, tags, _params(cfg), ctx.parent_run_id)
-            tracker.log_text(OmegaConf.to_yaml(cfg, resolve=True), "config.yaml")
+            tracker.log_text(redact_text(OmegaConf.to_yaml(cfg, resolve=True)), "config.yaml")
             tracker.log_text("\n".join(ctx.overrides) + "\n", "overrides.txt")
         if ckpt is not None:
             tracker.set_tags({CHECKPOINT_TAG: str(ckpt.resolve())})

@@ -25,6 +25,7 @@ from mlflow.entities import Metric, Param, RunTag
 from mlflow.exceptions import MlflowException
 from mlflow.tracking import MlflowClient
 
+from lrdecay.credentials import PASSWORD_ENV, USERNAME_ENV
 from lrdecay.errors import TrackingError
 from lrdecay.records import EpochRecord, Listener, RunSummary
 from lrdecay.redact import redact_uri
@@ -179,8 +180,10 @@ class MlflowTracker(Listener):
         host = f"{parts.hostname}:{parts.port}" if parts.port else (parts.hostname or "")
         request = urllib.request.Request(
             urlunsplit(parts._replace(netloc=host)).rstrip("/") + "/health")
-        if parts.username:
-            token = base64.b64encode(f"{parts.username}:{parts.password or ''}".encode())
+        user = parts.username or os.environ.get(USERNAME_ENV)
+        if user:
+            password = parts.password or os.environ.get(PASSWORD_ENV, "")
+            token = base64.b64encode(f"{user}:{password}".encode())
             request.add_header("Authorization", f"Basic {token.decode()}")
         try:
             with urllib.request.urlopen(request, timeout=5):
