@@ -157,3 +157,21 @@ def test_a_missing_debian_data_set_skips_naming_the_command_and_fails_under_ci(
         require_debian_package("dataset-fashion-mnist", absent)
     absent.write_bytes(b"")
     require_debian_package("dataset-fashion-mnist", absent)  # present: nothing happens
+
+
+def test_cifar10_from_a_numpy_archive_needs_no_unpickling(tmp_path: Path) -> None:
+    """CIFAR-10 copies that are not the official pickles load from ``cifar10.npz``."""
+    rng = np.random.default_rng(0)
+    x_train = rng.integers(0, 256, (40, 32, 32, 3), dtype=np.uint8)
+    x_test = rng.integers(0, 256, (20, 32, 32, 3), dtype=np.uint8)
+    np.savez(tmp_path / "cifar10.npz", x_train=x_train, y_train=np.arange(40) % 10,
+             x_test=x_test, y_test=np.arange(20) % 10)
+    config = DatasetConfig(name="cifar10", channels=3, height=32, width=32)
+    bundle = load_data(config, _offline(tmp_path), CPU)
+    assert tuple(bundle.train.x.shape) == (40, 3, 32, 32) and len(bundle.val) == 20
+    assert bundle.train.x[3, 2, 5, 7].item() == pytest.approx(x_train[3, 5, 7, 2] / 127.5 - 1)
+    assert bundle.train.y.tolist() == [i % 10 for i in range(40)]
+    np.savez(tmp_path / "cifar10.npz", x_train=x_train)  # arrays missing: one clear error
+    with pytest.raises(DataError, match="y_train"):
+        load_data(DatasetConfig(name="cifar10", channels=3, height=32, width=32, split_seed=1),
+                  _offline(tmp_path), CPU)

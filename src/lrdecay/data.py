@@ -151,11 +151,38 @@ def channels_first(images: np.ndarray) -> np.ndarray:
     return images.transpose(0, 3, 1, 2)
 
 
+#: CIFAR-10 as a NumPy archive under ``data.root``: arrays ``x_train``/``x_test`` (N, 32, 32, 3)
+#: uint8 and ``y_train``/``y_test``, read with ``allow_pickle=False``. A form of the data set that
+#: needs no unpickling, for copies that are not the official (md5-checked) pickled batches.
+CIFAR10_NPZ = "cifar10.npz"
+NPZ_ARRAYS = ("x_train", "y_train", "x_test", "y_test")
+
+
+def _read_npz(path: Path) -> tuple[Split, Split]:
+    """The train and test splits of a NumPy archive of images (N, H, W, C) and labels."""
+    try:
+        with np.load(path, allow_pickle=False) as archive:
+            x_tr, y_tr, x_te, y_te = (np.asarray(archive[k]) for k in NPZ_ARRAYS)
+    except (KeyError, ValueError, OSError) as exc:
+        raise DataError(f"{path} is not an archive of arrays {', '.join(NPZ_ARRAYS)} "
+                        f"({str(exc).splitlines()[0] if str(exc) else type(exc).__name__}); "
+                        "fix or delete it") from exc
+
+    def split(x: np.ndarray, y: np.ndarray) -> Split:
+        return Split(normalise(channels_first(x), 255.0),
+                     torch.as_tensor(y.reshape(-1).astype(np.int64)))
+
+    return split(x_tr, y_tr), split(x_te, y_te)
+
+
 def _read_torchvision(name: str, data: DataConfig) -> tuple[Split, Split]:
-    """Read the official train and test splits of a torchvision data set, downloading if allowed."""
+    """Read the official train and test splits of a torchvision data set, downloading if allowed
+    (CIFAR-10 from a NumPy archive instead when ``data.root`` holds one)."""
     root = Path(data.root).expanduser()
     if root.exists() and not root.is_dir():
         raise DataError(f"data.root={root} is a file, not a directory; point data.root at a folder")
+    if name == "cifar10" and (root / CIFAR10_NPZ).is_file():
+        return _read_npz(root / CIFAR10_NPZ)
     cls = _torchvision_class(name)
     if name == "cifar10":
         verify_cifar10(root)
