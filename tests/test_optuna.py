@@ -25,6 +25,7 @@ from hydra.core.override_parser.overrides_parser import OverridesParser
 from mlflow.tracking import MlflowClient
 from optuna.distributions import CategoricalDistribution, FloatDistribution, IntDistribution
 from optuna.trial import TrialState
+from packaging.requirements import Requirement
 
 from hydra_plugins.lrdecay_optuna_sweeper._space import (
     SweepError,
@@ -102,6 +103,18 @@ def test_storage_and_pruner_helpers(tmp_path: Path) -> None:
     assert isinstance(make_pruner("none"), optuna.pruners.NopPruner)
     median = make_pruner({"name": "median", "n_startup_trials": 2})
     assert isinstance(median, optuna.pruners.MedianPruner)
+
+
+#: What each sampler imports beyond Optuna's own dependencies (``hydra/sweeper/sampler=...``).
+SAMPLER_PACKAGES = {"cmaes": {"cmaes"}, "qmc": {"scipy"}, "gp": {"torch", "scipy"}}
+
+
+def test_every_sampler_needs_only_declared_dependencies() -> None:
+    tomllib = pytest.importorskip("tomllib")
+    project = tomllib.loads((ROOT / "pyproject.toml").read_text())["project"]
+    declared = {Requirement(line).name for line in project["dependencies"]}
+    for sampler, packages in SAMPLER_PACKAGES.items():
+        assert packages <= declared, f"hydra/sweeper/sampler={sampler} needs {packages}"
 
 
 def _compose(*overrides: str):

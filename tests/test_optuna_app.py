@@ -1,0 +1,83 @@
+"""The Optuna sweeper driven through Hydra's CLI, as Hydra's own plugin tests drive it: every
+sampler past its start-up trials, and searches whose jobs fail. The task is
+``tests/sweeper_app.py`` (a quadratic, no training), so each search takes seconds."""
+
+from __future__ import annotations
+
+import subprocess
+import sys
+from pathlib import Path
+
+import optuna
+import pytest
+from optuna.trial import TrialState
+
+from tests.conftest import ROOT
+
+pytestmark = pytest.mark.slow
+
+APP = ROOT / "tests" / "sweeper_app.py"
+STUDY = "app"
+#: x a stepped float range, y an int range: both ordered, so every model sampler takes them.
+SPACE = ["x=range(-2.0, 2.5, step=0.5)", "y=range(-2, 3)"]
+
+
+def run_app(args: list[str], cwd: Path) -> subprocess.CompletedProcess[str]:
+    """``python tests/sweeper_app.py -m hydra/sweeper=optuna args`` in ``cwd``; its study is
+    ``cwd/optuna.db``."""
+    return subprocess.run(
+        [
+            sys.executable,
+            str(APP),
+            "-m",
+            "hydra/sweeper=optuna",
+            f"hydra.sweeper.study_name={STUDY}",
+            f"hydra.sweep.dir={cwd}/multirun",
+            "hydra.sweeper.n_jobs=1",
+            *args,
+        ],
+        cwd=cwd,
+        capture_output=True,
+        text=True,
+        timeout=120,
+    )
+
+
+def load_study(cwd: Path) -> optuna.Study:
+    return optuna.load_study(study_name=STUDY, storage=f"sqlite:///{cwd / 'optuna.db'}")
+
+
+#: Per sampler, the overrides that end its start-up (random) phase after 2 trials at most, so
+#: that the 4 trials run reach the sampler's own model.
+SAMPLERS = {
+    "tpe": ["hydra.sweeper.sampler.n_startup_trials=2"],
+    "gp": ["hydra.sweeper.sampler.n_startup_trials=2"],
+    "cmaes": ["hydra.sweeper.sampler.n_startup_trials=1"],
+    "nsgaii": ["hydra.sweeper.sampler.population_size=2"],
+    "qmc": [],
+    "random": [],
+    "grid": [],
+}
+
+
+@pytest.mark.parametrize("sampler", sorted(SAMPLERS))
+def test_every_sampler_runs_its_model(sampler: str, tmp_path: Path) -> None:
+    proc = run_app(
+        [
+            f"hydra/sweeper/sampler={sampler}",
+            "hydra.sweeper.sampler.seed=0",
+            *SAMPLERS[sampler],
+            "hydra.sweeper.n_trials=4",
+            *SPACE,
+        ],
+        tmp_path,
+    )
+    assert proc.returncode == 0, proc.stderr[-3000:]
+    # a model sampler that cannot take a parameter falls back to random for it, and says so
+    assert "sampled independently" not in proc.stderr, proc.stderr[-3000:]
+    trials = load_study(tmp_path).trials
+    assert [t.state for t in trials] == [TrialState.COMPLETE] * 4
+    for t in trials:
+        assert t.params["x"] in [-2.0 + 0.5 * i for i in range(9)]
+        assert t.params["y"] in range(-2, 3)
+        assert t.value == pytest.approx((t.params["x"] - 1) ** 2 + (t.params["y"] - 1) ** 2)
