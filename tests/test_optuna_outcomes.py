@@ -1,6 +1,6 @@
 """The Optuna sweeper driven through Hydra's CLI, as Hydra's own plugin tests drive it: every
-sampler past its start-up trials, and searches whose jobs fail. The task is
-``tests/sweeper_app.py`` (a quadratic, no training), so each search takes seconds."""
+sampler past its start-up trials, and how failing and diverging jobs end a trial and a search.
+The task is mostly ``tests/sweeper_app.py`` (a quadratic, no training): seconds a search."""
 
 from __future__ import annotations
 
@@ -81,3 +81,33 @@ def test_every_sampler_runs_its_model(sampler: str, tmp_path: Path) -> None:
         assert t.params["x"] in [-2.0 + 0.5 * i for i in range(9)]
         assert t.params["y"] in range(-2, 3)
         assert t.value == pytest.approx((t.params["x"] - 1) ** 2 + (t.params["y"] - 1) ** 2)
+
+
+def test_a_grid_whose_jobs_all_raise_exits_non_zero_with_the_error(tmp_path: Path) -> None:
+    """Fewer failures than max_failures, but no complete trial: no best parameters."""
+    proc = run_app(
+        ["hydra/sweeper/sampler=grid", "error=true", "hydra.sweeper.n_trials=2", "x=choice(0,1)"],
+        tmp_path,
+    )
+    assert proc.returncode != 0
+    last = proc.stderr.strip().splitlines()[-1]
+    assert "no complete trial" in last and "RuntimeError: cfg.error is True" in last
+    assert "Traceback" not in proc.stderr
+    assert [t.state for t in load_study(tmp_path).trials] == [TrialState.FAIL] * 2
+
+
+def test_max_failures_stops_the_search_non_zero(tmp_path: Path) -> None:
+    proc = run_app(
+        ["error=true", "hydra.sweeper.n_trials=5", "hydra.sweeper.max_failures=2", *SPACE], tmp_path
+    )
+    assert proc.returncode != 0
+    last = proc.stderr.strip().splitlines()[-1]
+    assert "max_failures=2" in last and "RuntimeError: cfg.error is True" in last
+    assert [t.state for t in load_study(tmp_path).trials] == [TrialState.FAIL] * 2
+
+
+def test_a_misspelled_searched_key_exits_non_zero_naming_it(tmp_path: Path) -> None:
+    proc = run_app(["hydra.sweeper.n_trials=2", "xx=interval(0, 1)"], tmp_path)
+    assert proc.returncode != 0
+    last = proc.stderr.strip().splitlines()[-1]
+    assert "Could not override 'xx'" in last and "+xx=" in last  # the key and Hydra's fix
