@@ -4,15 +4,17 @@ The task is mostly ``tests/sweeper_app.py`` (a quadratic, no training): seconds 
 
 from __future__ import annotations
 
+import re
 import subprocess
 import sys
 from pathlib import Path
 
 import optuna
 import pytest
+from mlflow.tracking import MlflowClient
 from optuna.trial import TrialState
 
-from tests.conftest import ROOT
+from tests.conftest import ROOT, run_cli
 
 pytestmark = pytest.mark.slow
 
@@ -111,3 +113,35 @@ def test_a_misspelled_searched_key_exits_non_zero_naming_it(tmp_path: Path) -> N
     assert proc.returncode != 0
     last = proc.stderr.strip().splitlines()[-1]
     assert "Could not override 'xx'" in last and "+xx=" in last  # the key and Hydra's fix
+
+
+def test_a_diverged_run_is_a_failed_trial(tmp_path: Path) -> None:
+    """r0 = 1e6 diverges in its first epoch: a FAIL, not its chance-level accuracy; the search
+    still ends well, its best trial the one that learned."""
+    proc = run_cli(
+        [
+            "-m",
+            "hydra/sweeper=optuna",
+            "hydra/sweeper/sampler=grid",
+            "hydra/launcher=basic",
+            "dataset=digits",
+            "trainer.progress=off",
+            "tracking.log_plot=false",
+            "report.enabled=false",
+            "trainer.max_epochs=1",
+            "optimizer.lr=choice(0.05,1e6)",
+            "hydra.sweeper.n_jobs=1",
+            f"hydra.sweeper.study_name={STUDY}",
+            "hydra.sweeper.n_trials=2",
+        ],
+        cwd=tmp_path,
+    )
+    assert proc.returncode == 0, proc.stderr[-3000:]
+    # the sweeper's log line for the trial says why
+    assert re.search(r"trial \d failed in [\d.]+ s: the run diverged at epoch 1", proc.stdout)
+    trials = {t.params["optimizer.lr"]: t for t in load_study(tmp_path).trials}
+    assert trials[1e6].state == TrialState.FAIL and trials[1e6].values is None
+    assert trials[0.05].state == TrialState.COMPLETE
+    client = MlflowClient(f"sqlite:///{tmp_path / 'mlruns' / 'mlflow.db'}")
+    run = client.get_run(trials[1e6].user_attrs["mlflow_run_id"])
+    assert run.data.tags["optuna.state"] == "FAIL" and run.data.tags["diverged"] == "true"

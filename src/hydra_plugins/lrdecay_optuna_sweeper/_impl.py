@@ -17,7 +17,7 @@ from collections.abc import Mapping, Sequence
 from concurrent.futures import FIRST_COMPLETED, Future, ThreadPoolExecutor, wait
 from dataclasses import dataclass
 from pathlib import Path
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 import optuna
 from hydra.core.plugins import Plugins
@@ -40,6 +40,9 @@ from ._space import (
     resolve_directions,
     sqlite_absolute,
 )
+
+if TYPE_CHECKING:
+    from lrdecay.results import JobResult
 
 log = logging.getLogger("lrdecay.optuna")
 
@@ -418,6 +421,8 @@ class OptunaSweeperImpl:
                             run_id=run_id)
         if result is not None and result.status == "pruned":
             return _Outcome(TrialState.PRUNED, run_id=run_id, epochs=epochs)
+        if result is not None and not result.ok:  # diverged, failed: its value means nothing
+            return _Outcome(TrialState.FAIL, reason=failure_reason(result), run_id=run_id)
         raw = ret.return_value
         raw_list = list(raw) if isinstance(raw, list | tuple | ListConfig) else [raw]
         try:
@@ -429,8 +434,8 @@ class OptunaSweeperImpl:
             return _Outcome(TrialState.FAIL, run_id=run_id,
                             reason=f"{len(values)} value(s) for {n_objectives} objective(s)")
         if not all(math.isfinite(v) for v in values):
-            why = result.error if result is not None and result.error else "no objective value"
-            return _Outcome(TrialState.FAIL, reason=why, run_id=run_id)
+            return _Outcome(TrialState.FAIL, reason=f"no objective value: the job returned "
+                            f"{raw!r}", run_id=run_id)
         return _Outcome(TrialState.COMPLETE, values, run_id=run_id, epochs=epochs)
 
     def _job_result(self, ret: JobReturn) -> Any:
@@ -565,6 +570,14 @@ class OptunaSweeperImpl:
                     client.log_metric(parent, "best_value", float(results["best_value"]))
             except Exception as exc:
                 log.warning("could not log the results to MLflow run %s: %s", parent, exc)
+
+
+def failure_reason(result: JobResult) -> str:
+    """Why a job that wrote ``result`` is a failed trial: a diverged run has no error, only a
+    chance-level accuracy, so its divergence is the reason."""
+    if result.status == "diverged":
+        return f"the run diverged at epoch {result.epochs_run} (non-finite loss)"
+    return result.error or f"the run ended {result.status}"
 
 
 def trial_rows(trials: Sequence[FrozenTrial], names: Sequence[str], directions: Sequence[str],
