@@ -46,6 +46,7 @@ def run_app(args: list[str], cwd: Path) -> subprocess.CompletedProcess[str]:
 
 
 def load_study(cwd: Path) -> optuna.Study:
+    """The study a search run by :func:`run_app` or ``run_cli`` in ``cwd`` left."""
     return optuna.load_study(study_name=STUDY, storage=f"sqlite:///{cwd / 'optuna.db'}")
 
 
