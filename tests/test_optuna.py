@@ -35,6 +35,7 @@ from hydra_plugins.lrdecay_optuna_sweeper._space import (
     resolve_directions,
     sqlite_absolute,
 )
+from lrdecay.errors import LrdecayError
 from lrdecay.pruning import make_pruner
 from tests.conftest import CONF_DIR, ROOT, run_cli
 
@@ -98,7 +99,7 @@ def test_directions_follow_the_objectives_unless_given() -> None:
 def test_storage_and_pruner_helpers(tmp_path: Path) -> None:
     assert sqlite_absolute("sqlite:///s.db", tmp_path) == f"sqlite:///{tmp_path}/s.db"
     assert sqlite_absolute("sqlite:////abs/s.db", tmp_path) == "sqlite:////abs/s.db"
-    with pytest.raises(SweepError, match="in-memory"):
+    with pytest.raises(LrdecayError, match="in-memory"):  # a user's fix: one line, no traceback
         sqlite_absolute("sqlite://", tmp_path)
     assert isinstance(make_pruner("none"), optuna.pruners.NopPruner)
     median = make_pruner({"name": "median", "n_startup_trials": 2})

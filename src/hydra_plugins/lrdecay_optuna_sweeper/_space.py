@@ -26,13 +26,15 @@ from optuna.distributions import (
     IntDistribution,
 )
 
+from lrdecay.errors import LrdecayError
+
 #: The natural direction of each objective a run can return (``objective`` in the config).
 OBJECTIVE_DIRECTIONS = {"val_acc": "maximize", "best_val_acc": "maximize",
                         "test_acc": "maximize", "convergence_epoch": "minimize",
                         "train_seconds": "minimize", "epochs_run": "minimize"}
 
 
-class SweepError(Exception):
+class SweepError(LrdecayError):
     """A search that cannot start or go on; its message names the fix."""
 
 
