@@ -277,7 +277,7 @@ def test_cli_reports_an_experiment_with_a_chosen_target(
     table = (out / "table.md").read_text(encoding="utf-8")
     assert "Epochs to 0.5" in table.splitlines()[0]
     rows = _csv_rows(out / "table.csv")
-    assert int(rows["adam-fixed"]["reached_target"]) == 2
+    assert int(rows["adam-fixed"]["epochs_to_target_reached"]) == 2
     assert rows["adam-fixed"]["target"] == "0.5"
     assert "Ignored 1 run(s) without a `setting` tag" in (out / "report.md").read_text()
 

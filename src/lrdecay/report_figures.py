@@ -10,7 +10,7 @@ data's range and the epoch budget, and legends sit outside the plotting area.
 from __future__ import annotations
 
 from collections.abc import Sequence
-from dataclasses import dataclass
+from dataclasses import dataclass, replace
 from pathlib import Path
 
 import matplotlib
@@ -38,9 +38,14 @@ SEQUENCE_LINES = {"seq1": "-", "seq2": "--", "seq3": "-.", "seq4": (0, (5, 1, 1,
 SEQUENCE_MARKERS = {"seq1": "o", "seq2": "s", "seq3": "^", "seq4": "v"}
 BASELINE_MARKERS = {BASELINE_SGD: "D", BASELINE_ADAM: "X"}
 BASELINE_LINE = (0, (1, 1.5))
+STRATEGY_LINES = {"epoch": "-", "cutoff": "--", "oscillate": "-."}
 STRATEGY_MARKERS = {"epoch": "o", "cutoff": "s", "oscillate": "^", "fixed": "D"}
-#: About this many markers per curve, so curves stay readable at any epoch count.
+#: About this many markers per curve, so curves stay readable at any epoch count; curves of one
+#: panel put theirs on different epochs, so coinciding curves still show every marker.
 MARKERS_PER_CURVE = 10
+#: Horizontal offset between the sequences of one strategy in the scatter, in epochs, so that
+#: settings with identical results (a rate that never moved) do not hide one another.
+DODGE = 0.15
 STRATEGY_PANELS = (("epoch", "By Epoch"), ("cutoff", "By Cutoff"), ("oscillate", "By Oscillate"))
 BAND = "band: lowest to highest seed"
 DPI = 110
@@ -60,9 +65,10 @@ class Style:
     """How one setting is drawn in every figure."""
 
     color: str
-    line: str
+    line: str | tuple
     marker: str
     label: str
+    phase: int = 0  # which epochs carry this curve's markers (see MARKERS_PER_CURVE)
 
 
 def styles(rows: Sequence[SettingSummary]) -> dict[str, Style]:
@@ -76,6 +82,7 @@ def styles(rows: Sequence[SettingSummary]) -> dict[str, Style]:
                 BASELINE_LINE,
                 BASELINE_MARKERS[s.setting],
                 f"{s.label} (fixed)",
+                phase=len(SEQUENCE_COLORS) + s.order,
             )
         elif s.group != "Other":
             out[s.setting] = Style(
@@ -83,6 +90,7 @@ def styles(rows: Sequence[SettingSummary]) -> dict[str, Style]:
                 SEQUENCE_LINES[s.label],
                 SEQUENCE_MARKERS[s.label],
                 s.setting,
+                phase=s.order,
             )
         else:
             out[s.setting] = Style(next(others), ":", "P", s.setting)
@@ -130,11 +138,18 @@ def _plot_mean(ax: Axes, row: SettingSummary, key: str, style: Style, label: str
         label=label,
         marker=style.marker,
         markersize=5,
-        markevery=max(1, len(epochs) // MARKERS_PER_CURVE),
+        markevery=_markevery(len(epochs), style.phase),
     )
     if sum(bool(r.series(key)[0]) for r in row.ok_runs) > 1:  # a band needs two seeds
         ax.fill_between(epochs, lo, hi, color=style.color, alpha=0.15, linewidth=0)
     return True
+
+
+def _markevery(n_points: int, phase: int) -> tuple[int, int]:
+    """(start, step) of a curve's markers: about :data:`MARKERS_PER_CURVE` of them, and curves
+    of different ``phase`` on different epochs while the step allows."""
+    step = max(len(SEQUENCE_COLORS) + len(BASELINE_COLORS), n_points // MARKERS_PER_CURVE)
+    return phase % step, step
 
 
 def _save(fig: plt.Figure, path: Path) -> Path:
@@ -198,8 +213,8 @@ def _panel_rows(rows: Sequence[SettingSummary], strategy: str) -> list[SettingSu
 
 
 def zoom_range(rows: Sequence[SettingSummary], key: str) -> tuple[float, float] | None:
-    """The top of a metric's range where the settings of the grid end: from a little below the
-    lowest final seed-mean of a decay scheme to the highest value any band reaches."""
+    """The top of a metric's range where the decay schemes among ``rows`` end: from a little
+    below their lowest final seed-mean to the highest value any band reaches."""
     finals, tops = [], []
     for s in rows:
         curve = mean_curve(s, key)
@@ -237,20 +252,22 @@ def plot_curves(
     """One panel per strategy: its sequences and both baselines, ``key`` against epoch; with
     ``zoom``, a second row showing only the top of the range, where the settings differ."""
     st = styles(rows)
-    window = zoom_range(rows, key) if zoom else None
-    n_rows = 2 if window else 1
-    fig, axes = plt.subplots(n_rows, 3, figsize=(15, 4.6 * n_rows), sharey="row", squeeze=False)
+    windows = [zoom_range(_panel_rows(rows, strategy), key) for strategy, _ in STRATEGY_PANELS]
+    n_rows = 2 if zoom and any(windows) else 1
+    fig, axes = plt.subplots(n_rows, 3, figsize=(15, 4.6 * n_rows), squeeze=False)
     last = budget(rows)
     for r, row_axes in enumerate(axes):
-        for ax, (strategy, name) in zip(row_axes, STRATEGY_PANELS, strict=True):
+        for i, (ax, (strategy, name)) in enumerate(zip(row_axes, STRATEGY_PANELS, strict=True)):
+            if r == 0 and i:
+                ax.sharey(row_axes[0])  # the full view compares panels on one scale
             _draw_panel(ax, rows, strategy, key, st)
             ax.set_title(name if r == 0 else f"{name}: top of the range", fontsize=13)
             _epoch_axis(ax, last)
             ax.grid(alpha=0.3)
             if log_y:
                 _plain_log_ticks(ax)
-            if r == 1 and window:
-                ax.set_ylim(*window)
+            if r == 1 and windows[i]:
+                ax.set_ylim(*windows[i])
         row_axes[0].set_ylabel(ylabel + (" (zoom)" if r else ""), fontsize=11)
     fig.suptitle(f"{title} (mean over seeds; {BAND})", fontsize=14)
     fig.tight_layout(rect=(0, 0.07 / n_rows, 1, 1))
@@ -273,7 +290,7 @@ def plot_rates(rows: Sequence[SettingSummary], path: Path) -> Path:
             ]
         for s in chosen:
             _plot_rate_runs(ax, s, st[s.setting])
-        ax.plot([], [], "v", color="0.3", label="▼ first epoch at a new rate")
+        ax.plot([], [], "v", color="0.3", label="first epoch at a new rate")
         ax.set_title(name, fontsize=13)
         _epoch_axis(ax, last)
         _plain_log_ticks(ax)
@@ -326,6 +343,14 @@ def best_per_strategy(rows: Sequence[SettingSummary]) -> list[SettingSummary]:
     return best
 
 
+def _by_strategy(style: Style, row: SettingSummary) -> Style:
+    """``style`` with the line and marker of the row's strategy: tells apart the same sequence
+    under two strategies when they share a figure."""
+    if row.strategy not in STRATEGY_LINES:
+        return style
+    return replace(style, line=STRATEGY_LINES[row.strategy], marker=STRATEGY_MARKERS[row.strategy])
+
+
 def plot_best(rows: Sequence[SettingSummary], path: Path) -> Path:
     """The best setting of each strategy against the baselines: accuracy and loss per epoch."""
     st = styles(rows)
@@ -334,9 +359,10 @@ def plot_best(rows: Sequence[SettingSummary], path: Path) -> Path:
     for ax, (key, ylabel) in zip(
         axes, (("val_acc", "validation accuracy"), ("val_loss", "validation loss")), strict=True
     ):
-        for s in chosen:
+        for i, s in enumerate(chosen):
             final = f" (final {s.mean('final_acc'):.4f})" if s.final_acc else ""
-            _plot_mean(ax, s, key, st[s.setting], st[s.setting].label + final)
+            style = replace(_by_strategy(st[s.setting], s), phase=i)
+            _plot_mean(ax, s, key, style, st[s.setting].label + final)
         _epoch_axis(ax, budget(rows))
         ax.set_ylabel(ylabel, fontsize=11)
         ax.grid(alpha=0.3)
@@ -359,10 +385,11 @@ def plot_scatter(rows: Sequence[SettingSummary], path: Path) -> Path:
     for s in shown:
         style, conv, acc = st[s.setting], required_censored(s), required(s.final_acc)
         x = conv.median if conv.median is not None else float(last)
+        x += (s.order - 1.5) * DODGE if s.group.startswith("By ") else 0.0
         ax.errorbar(
             x,
             acc.mean,
-            xerr=[[x - min(conv.lo, x)], [max(conv.horizon, x) - x]],
+            xerr=[[max(x - conv.lo, 0.0)], [max(conv.horizon - x, 0.0)]],  # ends on the seeds
             yerr=[[acc.mean - acc.lo], [acc.hi - acc.mean]],
             fmt=STRATEGY_MARKERS.get(s.strategy, "P"),
             color=style.color,
@@ -373,7 +400,8 @@ def plot_scatter(rows: Sequence[SettingSummary], path: Path) -> Path:
             alpha=0.9,
             label=f"{s.setting} ({conv.k}/{conv.n} converged)",
         )
-    ax.set_xlim(0.5, last + 0.5)
+    first = min((required_censored(s).lo for s in shown), default=1.0)
+    ax.set_xlim(max(0.5, first - 1), last + 0.5)
     ax.legend(
         fontsize=9, loc="upper left", bbox_to_anchor=(1.01, 1.0), frameon=False, title="setting"
     )

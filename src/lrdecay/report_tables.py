@@ -81,13 +81,19 @@ def fmt_p(row: SettingSummary) -> str:
     return format_p(c.p_holm) + ("" if c.test == "paired t" else f" ({c.test})")
 
 
-def fmt_moves(row: SettingSummary, show_n: bool) -> str:
+def fmt_moves(row: SettingSummary) -> str:
     """Rate moves per run (from the logged rate), flagged when the rate never moved."""
     if row.never_moved:
         return f"0 {NEVER_MOVED}"
-    text = fmt_stat(row.moves, EPOCH_DIGITS, show_n, integer_single=True)
+    moves = row.moves
+    if moves is None:
+        return MISSING
+    if moves.n == 1 or moves.lo == moves.hi:
+        text = f"{moves.mean:.{EPOCH_DIGITS}f}"
+    else:  # counts: the seeds' range says more than an interval that may dip below 0
+        text = f"{moves.mean:.{EPOCH_DIGITS}f} ({moves.lo:.0f}–{moves.hi:.0f})"
     still = row.still_runs
-    return text + (f"; {still}/{row.moves.n} never moved" if still and row.moves else "")
+    return text + (f"; {still}/{moves.n} never moved" if still else "")
 
 
 def _target_cell(row: SettingSummary) -> str:
@@ -132,7 +138,7 @@ def build_table(rows: Sequence[SettingSummary], target: float | None) -> Table:
             Cell(fmt_censored(s.convergence), s.setting in best_conv),
             Cell(fmt_stat(s.best_acc, ACC_DIGITS, multi)),
             Cell(_target_cell(s)),
-            Cell(fmt_moves(s, multi)),
+            Cell(fmt_moves(s)),
             Cell(f"{s.n_diverged}/{s.n_runs}"),
         ]
         if has_test:
@@ -182,7 +188,8 @@ def footnotes(
         )
     notes.append(
         "Rate moves: how often the training rate changed between epochs, read from the logged "
-        "rate (an advance after the last epoch trains nothing and is not counted)."
+        "rate (an advance after the last epoch trains nothing and is not counted); mean over "
+        "seeds with their range."
     )
     still = [s.setting for s in rows if s.never_moved]
     if still:
