@@ -16,15 +16,21 @@ from collections.abc import Callable
 from dataclasses import dataclass, field
 from pathlib import Path
 
+import matplotlib.pyplot as plt
 import numpy as np
 import pytest
+from matplotlib.axes import Axes
+from matplotlib.collections import LineCollection
+from matplotlib.figure import Figure
+from matplotlib.transforms import Bbox
 from mlflow.entities import Metric
 from mlflow.tracking import MlflowClient
 
 from lrdecay.report import write_report
 from lrdecay.report_claims import Claim, check_claims
+from lrdecay.report_figures import curves_figure, rates_figure, scatter_figure
 from lrdecay.report_inference import compare_means, compare_times, holm
-from lrdecay.report_stats import load_runs, summarise
+from lrdecay.report_stats import SettingSummary, load_runs, summarise
 
 BUDGET = 20
 R0 = 0.01
@@ -186,14 +192,19 @@ def _never_or_late(setting: str, seed: int) -> int | None:
 
 
 @pytest.fixture(scope="module")
-def censored_report(tmp_path_factory: pytest.TempPathFactory) -> Path:
+def censored_store(tmp_path_factory: pytest.TempPathFactory) -> MlflowClient:
     """A 3-seed store where some settings never converge and by oscillate never moves."""
-    root = tmp_path_factory.mktemp("censored")
     still = tuple(f"{q}-oscillate" for q in SEQUENCES)
     truth = Truth(seeds=3, noise=0.003, convergence=_never_or_late, still=still)
-    client = write_store(root, truth, "cifar10", rng_seed=4)
-    write_report(client, experiment="synthetic", out_dir=root / "out")
-    return root / "out"
+    return write_store(tmp_path_factory.mktemp("censored"), truth, "cifar10", rng_seed=4)
+
+
+@pytest.fixture(scope="module")
+def censored_report(censored_store: MlflowClient, tmp_path_factory: pytest.TempPathFactory) -> Path:
+    """The report of :func:`censored_store`, written once."""
+    out = tmp_path_factory.mktemp("censored-report")
+    write_report(censored_store, experiment="synthetic", out_dir=out)
+    return out
 
 
 def _table_cells(out: Path) -> dict[tuple[str, str], dict[str, str]]:
@@ -268,3 +279,64 @@ def test_censored_times_compare_by_order_within_seed() -> None:
     c = compare_times(fast, never)
     assert c.test == "log-rank" and c.p is not None and c.p < 0.05 and c.diff == -np.inf
     assert compare_times(never, never).p is None
+
+
+# --------------------------------------------------------------------------- figures
+
+
+@pytest.fixture(scope="module")
+def censored_rows(censored_store: MlflowClient) -> list[SettingSummary]:
+    return summarise(load_runs(censored_store, experiment="synthetic").runs, target=0.95)
+
+
+def _outside(fig: Figure, inner: Bbox, ax: Axes) -> bool:
+    """True when ``inner`` (a legend's box, drawn) does not overlap the plotting area of ``ax``."""
+    fig.canvas.draw()
+    return not inner.overlaps(ax.get_window_extent())
+
+
+def test_scatter_has_no_labels_in_the_plot_and_stays_within_the_budget(
+    censored_rows: list[SettingSummary],
+) -> None:
+    fig = scatter_figure(censored_rows)
+    ax = fig.axes[0]
+    try:
+        assert not ax.texts  # names live in the legend, where no bar can cross them
+        assert _outside(fig, ax.get_legend().get_window_extent(), ax)
+        assert BUDGET <= ax.get_xlim()[1] <= BUDGET + 0.5
+        bar_xs = [
+            x
+            for c in ax.collections
+            for seg in c.get_segments()
+            for x, _ in seg
+            if isinstance(c, LineCollection)
+        ]
+        assert bar_xs and min(bar_xs) >= 1 and max(bar_xs) <= BUDGET
+    finally:
+        plt.close(fig)
+
+
+def test_curves_tell_sequences_apart_and_zoom_on_the_top(
+    censored_rows: list[SettingSummary],
+) -> None:
+    fig = curves_figure(censored_rows, "val_acc", "validation accuracy", "acc", zoom=True)
+    try:
+        assert len(fig.axes) == 6  # the three strategies, and their zoomed row
+        for ax in fig.axes[:3]:
+            grid = [ln for ln in ax.get_lines() if ln.get_label().startswith("seq")]
+            looks = {(str(ln.get_linestyle()), ln.get_marker()) for ln in grid}
+            assert len(grid) == 4 and len(looks) == 4, ax.get_title()
+            assert ax.get_xlim()[1] <= BUDGET + 0.5
+        for full, zoom in zip(fig.axes[:3], fig.axes[3:], strict=True):
+            assert zoom.get_ylim()[0] > full.get_ylim()[0]  # the zoom starts higher up
+    finally:
+        plt.close(fig)
+
+
+def test_rate_legends_sit_outside_the_data(censored_rows: list[SettingSummary]) -> None:
+    fig = rates_figure(censored_rows)
+    try:
+        for ax in fig.axes:
+            assert _outside(fig, ax.get_legend().get_window_extent(), ax), ax.get_title()
+    finally:
+        plt.close(fig)

@@ -107,6 +107,16 @@ def _notes(runset: RunSet, rows: Sequence[SettingSummary], target: float | None)
             f"The rate never moved in any run of {', '.join(still)} (marked §): each trained "
             "at a fixed r0 throughout, the same experiment whatever its sequence."
         )
+    partly = [
+        f"{s.still_runs} of {len(s.ok_runs)} runs of {s.setting}"
+        for s in rows
+        if s.still_runs and not s.never_moved
+    ]
+    if partly:
+        notes.append(
+            f"The rate never moved in {', '.join(partly)}: those runs trained at a fixed r0 "
+            "throughout, and runs of the same seed among them are the same experiment."
+        )
     missing = [s.setting for s in rows if s.ok_runs and s.final_acc is None]
     if missing:
         notes.append(f"No final accuracy recorded for: {', '.join(missing)} (cells n/a).")

@@ -136,12 +136,15 @@ def scheme_matters_little(rows: Sequence[SettingSummary], margin: float = LITTLE
     differ = holm([compare_means(a.finals_by_seed(), b.finals_by_seed()) for a, b in pairs])
     n_differ = sum(c.decided for c in differ)
     worst = max(range(len(pairs)), key=lambda i: _p_or_inf(equiv[i].p))
+    widest = max(range(len(pairs)), key=lambda i: abs(_diff(beyond[i])))
     wa, wb = pairs[worst]
     numbers += (
         f" Equivalence (TOST, paired by seed) of all {len(pairs)} pairs of the {len(seeded)} "
         f"schemes with several seeds: the least certain pair is {wa.setting} vs {wb.setting}, "
-        f"p={format_p(equiv[worst].p)}; {n_differ} of {len(pairs)} pairs differ at all "
-        "(paired t, Holm)."
+        f"p={format_p(equiv[worst].p)}. The widest pair, {pairs[widest][0].setting} vs "
+        f"{pairs[widest][1].setting}, differs by {100 * abs(_diff(beyond[widest])):.2f} points; "
+        f"beyond the margin: Holm p={format_p(beyond[widest].p_holm)} over the {len(pairs)} "
+        f"pairs. {n_differ} of {len(pairs)} pairs differ at all (paired t, Holm)."
     )
     if all(c.p is not None and c.p < ALPHA for c in equiv):
         return Claim(

@@ -249,6 +249,18 @@ def plot_curves(
     log_y: bool = False,
     zoom: bool = False,
 ) -> Path:
+    """Write :func:`curves_figure` to ``path``."""
+    return _save(curves_figure(rows, key, ylabel, title, log_y, zoom), path)
+
+
+def curves_figure(
+    rows: Sequence[SettingSummary],
+    key: str,
+    ylabel: str,
+    title: str,
+    log_y: bool = False,
+    zoom: bool = False,
+) -> plt.Figure:
     """One panel per strategy: its sequences and both baselines, ``key`` against epoch; with
     ``zoom``, a second row showing only the top of the range, where the settings differ."""
     st = styles(rows)
@@ -272,15 +284,21 @@ def plot_curves(
     fig.suptitle(f"{title} (mean over seeds; {BAND})", fontsize=14)
     fig.tight_layout(rect=(0, 0.07 / n_rows, 1, 1))
     _sequence_legend(fig, rows, st)
-    return _save(fig, path)
+    return fig
 
 
 def plot_rates(rows: Sequence[SettingSummary], path: Path) -> Path:
+    """Write :func:`rates_figure` to ``path``."""
+    return _save(rates_figure(rows), path)
+
+
+def rates_figure(rows: Sequence[SettingSummary]) -> plt.Figure:
     """The learning rate each run actually used per epoch, ▼ where it moved."""
     st = styles(rows)
     panels = [*STRATEGY_PANELS, ("fixed", "Benchmark and other")]
     fig, axes = plt.subplots(1, len(panels), figsize=(18, 5.4), sharey=True)
     last = budget(rows)
+    logged = any(r.series("lr")[0] for s in rows for r in s.ok_runs)
     for ax, (strategy, name) in zip(axes, panels, strict=True):
         if strategy == "fixed":
             chosen = [s for s in rows if s.group in ("Benchmark", "Other")]
@@ -293,13 +311,14 @@ def plot_rates(rows: Sequence[SettingSummary], path: Path) -> Path:
         ax.plot([], [], "v", color="0.3", label="first epoch at a new rate")
         ax.set_title(name, fontsize=13)
         _epoch_axis(ax, last)
-        _plain_log_ticks(ax)
+        if logged:  # a log axis without data has no range to draw
+            _plain_log_ticks(ax)
         ax.grid(alpha=0.3, which="both")
         ax.legend(fontsize=8, loc="upper center", bbox_to_anchor=(0.5, -0.16), frameon=False)
     axes[0].set_ylabel("learning rate used in the epoch", fontsize=11)
     fig.suptitle("Realised learning rate per run (rate moves listed per seed)", fontsize=14)
     fig.tight_layout()
-    return _save(fig, path)
+    return fig
 
 
 def _plot_rate_runs(ax: Axes, s: SettingSummary, style: Style) -> None:
@@ -376,6 +395,11 @@ def plot_best(rows: Sequence[SettingSummary], path: Path) -> Path:
 
 
 def plot_scatter(rows: Sequence[SettingSummary], path: Path) -> Path:
+    """Write :func:`scatter_figure` to ``path``."""
+    return _save(scatter_figure(rows), path)
+
+
+def scatter_figure(rows: Sequence[SettingSummary]) -> plt.Figure:
     """Mean final accuracy against median convergence epoch, bars from lowest to highest seed;
     a setting whose median was not reached sits at the budget as a hollow marker."""
     st = styles(rows)
@@ -417,7 +441,7 @@ def plot_scatter(rows: Sequence[SettingSummary], path: Path) -> Path:
     )
     ax.grid(alpha=0.3)
     fig.tight_layout()
-    return _save(fig, path)
+    return fig
 
 
 def required_censored(row: SettingSummary) -> Censored:
