@@ -88,18 +88,29 @@ def _hydra_overrides(job_dir: Path) -> list[str]:
     return [line[2:].strip() for line in path.read_text().splitlines() if line.startswith("- ")]
 
 
-def write_parent(sweep_dir: Path, run_id: str, experiment_id: str, uri: str) -> None:
-    """Record the sweep's parent run for its workers."""
-    _write_json(sweep_dir / PARENT_FILE,
-                {"run_id": run_id, "experiment_id": experiment_id, "uri": uri})
+def write_parent(sweep_dir: Path, run_id: str, experiment_id: str, uri: str,
+                 swept: list[str] | None = None) -> None:
+    """Record the sweep's parent run, and the keys the sweep varies, for its workers."""
+    _write_json(sweep_dir / PARENT_FILE, {"run_id": run_id, "experiment_id": experiment_id,
+                                          "uri": uri, "swept": swept or []})
+
+
+def _parent_record(sweep_dir: str | Path | None) -> dict:
+    """What :func:`write_parent` recorded for the sweep at ``sweep_dir`` (empty if nothing)."""
+    if not sweep_dir:
+        return {}
+    path = Path(sweep_dir) / PARENT_FILE
+    return json.loads(path.read_text()) if path.is_file() else {}
 
 
 def read_parent(sweep_dir: str | Path | None) -> str | None:
     """The parent run id of the sweep at ``sweep_dir``, if one was recorded."""
-    if not sweep_dir:
-        return None
-    path = Path(sweep_dir) / PARENT_FILE
-    return json.loads(path.read_text())["run_id"] if path.is_file() else None
+    return _parent_record(sweep_dir).get("run_id")
+
+
+def read_swept(sweep_dir: str | Path | None) -> list[str]:
+    """The config keys the sweep at ``sweep_dir`` varies (``seed``, ``setting``...)."""
+    return list(_parent_record(sweep_dir).get("swept", []))
 
 
 def _fmt(value: float | int | None, spec: str) -> str:

@@ -42,11 +42,23 @@ def _job_config(config: DictConfig) -> DictConfig:
 
 def ui_command(uri: str, experiment_id: str | None) -> str:
     """How to open the MLflow UI on this store's experiment (a local UI bound to 127.0.0.1)."""
-    page = f"#/experiments/{experiment_id}" if experiment_id else ""
-    if uri.startswith(("http://", "https://")):
-        return f"open {redact_uri(uri).rstrip('/')}/{page}"
+    from lrdecay.ui import experiment_url
+
+    remote = uri.startswith(("http://", "https://"))
+    base = redact_uri(uri).rstrip("/") if remote else "http://127.0.0.1:5000"
+    url = experiment_url(base, experiment_id) if experiment_id else f"{base}/"
+    if remote:
+        return f"open {url}"
     return (f"mlflow ui --backend-store-uri {uri} --host 127.0.0.1 --port 5000\n"
-            f"then open http://127.0.0.1:5000/{page}")
+            f"then open {url}")
+
+
+def sweep_keys(hc: DictConfig) -> list[str]:
+    """The keys this multirun varies: swept on the command line or in ``hydra.sweeper.params``."""
+    from lrdecay.ui import swept_keys
+
+    params = hc.sweeper.get("params") or {}
+    return swept_keys([*hc.overrides.task, *(f"{k}={v}" for k, v in params.items())])
 
 
 class SweepTracking(Callback):
@@ -93,7 +105,8 @@ class SweepTracking(Callback):
                             PID_TAG: str(os.getpid())},
                       params={"overrides": redact_text(" ".join(hc.overrides.task))[:6000]})
         assert tracker.run_id and tracker.experiment_id
-        write_parent(sweep_dir, tracker.run_id, tracker.experiment_id, redact_uri(uri))
+        write_parent(sweep_dir, tracker.run_id, tracker.experiment_id, redact_uri(uri),
+                     swept=sweep_keys(hc))
         self.tracker = tracker
         log.info("sweep parent run %s in experiment '%s'", tracker.run_id, tracker.experiment)
 
@@ -137,7 +150,8 @@ class SweepTracking(Callback):
     def _close_parent(self, table: str, counts: dict[str, int]) -> None:
         tracker = self.tracker
         assert tracker is not None
-        tracker.log_metrics({f"children_{k}": float(v) for k, v in counts.items()}, step=0)
+        # tags, not metrics: counters are no curves, and would open the UI's chart view
+        tracker.set_tags({f"children_{k}": str(v) for k, v in counts.items()})
         tracker.log_text(table + "\n", "summary.txt")
         all_ok = counts["total"] > 0 and counts["finished"] + counts["pruned"] == counts["total"]
         tracker.end("FINISHED" if all_ok else "FAILED")
