@@ -89,6 +89,7 @@ class SweepTracking(Callback):
             experiment_name,
             resolve_uri,
         )
+        from lrdecay.ui import RUN_COLOR_TAG, SWEEP_COLOUR
 
         try:
             uri = resolve_uri(conf.tracking.uri, store)
@@ -102,7 +103,7 @@ class SweepTracking(Callback):
         tracker.start(f"{preset}-{sweep_dir.name}",
                       tags={"lrdecay.role": "sweep", "hydra.sweep_dir": str(sweep_dir),
                             "dataset": conf.dataset.name, HOST_TAG: socket.gethostname(),
-                            PID_TAG: str(os.getpid())},
+                            PID_TAG: str(os.getpid()), RUN_COLOR_TAG: SWEEP_COLOUR},
                       params={"overrides": redact_text(" ".join(hc.overrides.task))[:6000]})
         assert tracker.run_id and tracker.experiment_id
         write_parent(sweep_dir, tracker.run_id, tracker.experiment_id, redact_uri(uri),

@@ -20,6 +20,8 @@ MODEL_TRAINING_KIND = "custom_model_development"
 MODEL_TRAINING_QUERY = "workflowType=machine_learning"
 #: Run tag holding the colour MLflow's UI draws a run with (runs table, charts, compare view).
 RUN_COLOR_TAG = "mlflow.runColor"
+#: A sweep's parent run: neutral grey, so that colours mean settings.
+SWEEP_COLOUR = "#b0b0b0"
 
 #: Config keys that belong to one option of a group: kept as params only where that option runs.
 OPTION_KEYS = {
