@@ -8,12 +8,13 @@ from __future__ import annotations
 
 from pathlib import Path
 
+import pytest
 from mlflow.tracking import MlflowClient
 
 from lrdecay.config import validate
 from lrdecay.run import RunContext, run
 from lrdecay.sweep_callbacks import ui_command
-from tests.conftest import compose_config
+from tests.conftest import compose_config, run_cli
 
 SETTINGS = [p.stem for p in (Path(__file__).resolve().parents[1] / "conf" / "setting").glob("*")]
 
@@ -120,3 +121,35 @@ def test_printed_url_opens_the_classic_runs_view() -> None:
     assert local.endswith("http://127.0.0.1:5000/#/experiments/3?workflowType=machine_learning")
     remote = ui_command("http://127.0.0.1:5001", "7")
     assert remote == "open http://127.0.0.1:5001/#/experiments/7?workflowType=machine_learning"
+
+
+@pytest.mark.slow
+def test_a_sweep_names_seeds_apart_and_shows_its_progress_not_every_epoch(tmp_path) -> None:
+    proc = run_cli(
+        [
+            "-m",
+            "dataset=digits",
+            "setting=seq3-epoch,adam-fixed",
+            "seed=0,1",
+            "trainer.max_epochs=2",
+            "report.enabled=false",
+            "tracking.log_plot=false",
+            "hydra.launcher.n_jobs=2",
+            f"data.root={tmp_path}/data",
+        ],
+        cwd=tmp_path,
+    )
+    assert proc.returncode == 0, proc.stderr[-3000:]
+    terminal = proc.stdout + proc.stderr
+    assert "sweep: 4/4 done (0 failed), 0 running" in terminal
+    assert " epoch 1/2 " not in terminal  # per-epoch lines stay in each job's log
+    (job_log,) = (tmp_path / "multirun").glob("*/*/0/*.log")
+    assert " epoch 1/2 " in job_log.read_text()
+    client = MlflowClient(f"sqlite:///{tmp_path / 'mlruns' / 'mlflow.db'}")
+    exp = client.get_experiment_by_name("lrdecay-digits")
+    runs = client.search_runs([exp.experiment_id])
+    names = sorted(r.info.run_name for r in runs if "setting" in r.data.tags)
+    assert names == ["adam-fixed s0", "adam-fixed s1", "seq3-epoch s0", "seq3-epoch s1"]
+    (parent,) = [r for r in runs if r.data.tags.get("lrdecay.role") == "sweep"]
+    assert not parent.data.metrics  # counters are tags: nothing for the chart view to plot
+    assert parent.data.tags["children_finished"] == "4"

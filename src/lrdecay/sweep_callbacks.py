@@ -21,7 +21,13 @@ from lrdecay.config import ReportConfig, validate
 from lrdecay.errors import ConfigError, LrdecayError
 from lrdecay.redact import redact_logging, redact_text, redact_uri
 from lrdecay.resources import available_cores
-from lrdecay.results import JobResult, format_table, read_results, write_parent
+from lrdecay.results import (
+    JobResult,
+    format_table,
+    read_results,
+    sweep_progress,
+    write_parent,
+)
 
 if TYPE_CHECKING:  # Hydra builds this callback for every run: keep MLflow and torch lazy
     from lrdecay.tracking import MlflowTracker
@@ -53,12 +59,35 @@ def ui_command(uri: str, experiment_id: str | None) -> str:
             f"then open {url}")
 
 
+def _sweep_arguments(hc: DictConfig) -> list[str]:
+    """The multirun's overrides: the command line's and ``hydra.sweeper.params``."""
+    params = hc.sweeper.get("params") or {}
+    return [*hc.overrides.task, *(f"{k}={v}" for k, v in params.items())]
+
+
 def sweep_keys(hc: DictConfig) -> list[str]:
     """The keys this multirun varies: swept on the command line or in ``hydra.sweeper.params``."""
     from lrdecay.ui import swept_keys
 
-    params = hc.sweeper.get("params") or {}
-    return swept_keys([*hc.overrides.task, *(f"{k}={v}" for k, v in params.items())])
+    return swept_keys(_sweep_arguments(hc))
+
+
+def sweep_size(hc: DictConfig) -> int | None:
+    """How many jobs this multirun launches: a search's ``n_trials``, else the product of its
+    swept lists; None where that is not countable (an interval without ``n_trials``)."""
+    from hydra.core.override_parser.overrides_parser import OverridesParser
+    from hydra.errors import HydraException
+
+    if hc.sweeper.get("n_trials"):
+        return int(hc.sweeper.n_trials)
+    size = 1
+    for override in OverridesParser.create().parse_overrides(_sweep_arguments(hc)):
+        if override.is_sweep_override():
+            try:
+                size *= len(list(override.sweep_iterator()))
+            except HydraException:
+                return None
+    return size
 
 
 class SweepTracking(Callback):
@@ -107,9 +136,20 @@ class SweepTracking(Callback):
                       params={"overrides": redact_text(" ".join(hc.overrides.task))[:6000]})
         assert tracker.run_id and tracker.experiment_id
         write_parent(sweep_dir, tracker.run_id, tracker.experiment_id, redact_uri(uri),
-                     swept=sweep_keys(hc))
+                     swept=sweep_keys(hc), jobs=sweep_size(hc))
         self.tracker = tracker
         log.info("sweep parent run %s in experiment '%s'", tracker.run_id, tracker.experiment)
+
+    def on_job_start(self, config: DictConfig, **kwargs: Any) -> None:
+        """In each job: per-epoch lines to the job's log only, unless sweep.console_epochs."""
+        if not config.get("sweep", {}).get("console_epochs", False):
+            from lrdecay.progress import keep_epochs_off_console
+
+            keep_epochs_off_console()
+
+    def on_job_end(self, config: DictConfig, **kwargs: Any) -> None:
+        """In each job, once it ended: the sweep's progress, one line on the terminal."""
+        print(sweep_progress(config.hydra.sweep.dir), flush=True)
 
     def on_multirun_end(self, config: DictConfig, **kwargs: Any) -> None:
         sweep_dir = Path(config.hydra.sweep.dir)
