@@ -266,3 +266,21 @@ def test_a_child_run_page_lists_only_its_own_params(browser, sweep, ui, shots) -
         ):
             assert key not in text, (setting, key)
     browser.save_screenshot(str(shots / "run_page.png"))
+
+
+def test_experiment_list_opens_the_runs_table_once_model_training_is_chosen(
+    browser, sweep, ui, shots
+) -> None:
+    """The README's promise for the list entry point: the toggle is remembered."""
+    from selenium.webdriver.common.by import By
+
+    browser.get(f"{ui}/#/experiments")
+    assert _until(lambda: bool(browser.find_elements(By.PARTIAL_LINK_TEXT, "lrdecay-digits")))
+    browser.find_element(By.XPATH, "//*[text()='Model training']").click()
+    browser.get(f"{ui}/#/experiments")
+    assert _until(lambda: bool(browser.find_elements(By.PARTIAL_LINK_TEXT, "lrdecay-digits")))
+    browser.find_element(By.PARTIAL_LINK_TEXT, "lrdecay-digits").click()
+    assert _until(lambda: "Run Name" in _text(browser)), _text(browser)[:500]
+    assert "/runs" in browser.current_url and "workflowType=machine_learning" in (
+        browser.current_url
+    )
