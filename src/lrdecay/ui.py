@@ -54,14 +54,14 @@ def name_suffix(swept: Iterable[str], job_overrides: Iterable[str]) -> str:
     for key in swept:
         if key in NAMED_BY_SETTING or key not in values:
             continue
-        value = readable(values[key], digits=4)
+        value = readable(values[key])
         parts.append(f"s{value}" if key == "seed" else f"{key.rsplit('.', 1)[-1]}={value}")
     return " ".join(parts)
 
 
-def readable(value: str, digits: int = 10) -> str:
-    """A number as a person reads it, at most ``digits`` significant digits
-    (``0.008100000000000001`` becomes ``0.0081``); integers and text as they are."""
+def readable(value: str, digits: int = 4) -> str:
+    """A number as a label shows it, at most ``digits`` significant digits (``0.0034567891``
+    becomes ``0.003457``); integers and text as they are."""
     try:
         number = float(value)
     except ValueError:
@@ -73,7 +73,7 @@ def readable(value: str, digits: int = 10) -> str:
 
 def run_params(params: Mapping[str, str], choices: Mapping[str, str]) -> dict[str, str]:
     """The params a run actually uses: no other option's constants (``optimizer.betas``
-    under SGD), no sweep, report or search settings; numbers readable."""
+    under SGD), no sweep, report or search settings. Values stay exact: they record the run."""
     kept = {}
     for key, value in params.items():
         if key.startswith(NOT_RUN_SECTIONS):
@@ -82,7 +82,7 @@ def run_params(params: Mapping[str, str], choices: Mapping[str, str]) -> dict[st
         owners = OPTION_KEYS.get(group, {}).get(leaf)
         if owners is not None and choices.get(group) not in owners:
             continue
-        kept[key] = readable(value)
+        kept[key] = value
     return kept
 
 
