@@ -141,15 +141,17 @@ class SweepTracking(Callback):
         log.info("sweep parent run %s in experiment '%s'", tracker.run_id, tracker.experiment)
 
     def on_job_start(self, config: DictConfig, **kwargs: Any) -> None:
-        """In each job: per-epoch lines to the job's log only, unless sweep.console_epochs."""
-        if not config.get("sweep", {}).get("console_epochs", False):
+        """In each job of a sweep: per-epoch lines to the job's log only, unless
+        ``sweep.console_epochs``."""
+        if _in_sweep() and not config.get("sweep", {}).get("console_epochs", False):
             from lrdecay.progress import keep_epochs_off_console
 
             keep_epochs_off_console()
 
     def on_job_end(self, config: DictConfig, **kwargs: Any) -> None:
-        """In each job, once it ended: the sweep's progress, one line on the terminal."""
-        print(sweep_progress(config.hydra.sweep.dir), flush=True)
+        """In each job of a sweep, once it ended: the sweep's progress, one terminal line."""
+        if _in_sweep():
+            print(sweep_progress(config.hydra.sweep.dir), flush=True)
 
     def on_multirun_end(self, config: DictConfig, **kwargs: Any) -> None:
         sweep_dir = Path(config.hydra.sweep.dir)
@@ -196,6 +198,14 @@ class SweepTracking(Callback):
         tracker.log_text(table + "\n", "summary.txt")
         all_ok = counts["total"] > 0 and counts["finished"] + counts["pruned"] == counts["total"]
         tracker.end("FINISHED" if all_ok else "FAILED")
+
+
+def _in_sweep() -> bool:
+    """Whether the current Hydra job is one of a multirun (callbacks also run for single runs)."""
+    from hydra.core.hydra_config import HydraConfig
+    from hydra.types import RunMode
+
+    return HydraConfig.initialized() and HydraConfig.get().mode == RunMode.MULTIRUN
 
 
 def check_launcher(launcher: DictConfig) -> None:
