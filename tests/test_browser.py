@@ -69,7 +69,9 @@ def sweep(tmp_path_factory) -> dict:
     runs = client.search_runs(
         [client.get_experiment_by_name("lrdecay-digits").experiment_id], max_results=100
     )
-    return {"folder": folder, "url": url.group(1), "runs": runs}
+    best_first = re.search(r"best final accuracy first: (\S+)", proc.stdout)
+    assert best_first, proc.stdout[-2000:]
+    return {"folder": folder, "url": url.group(1), "best_first": best_first.group(1), "runs": runs}
 
 
 @pytest.fixture(scope="module")
@@ -163,9 +165,9 @@ def _close_assistant(driver) -> None:
         button.click()
 
 
-def _open_runs_table(driver, sweep: dict, ui: str) -> None:
-    """Open the URL the sweep printed, on this test's port; wait for the runs table."""
-    printed = urllib.parse.urlsplit(sweep["url"])
+def _open_runs_table(driver, sweep: dict, ui: str, printed_url: str = "url") -> None:
+    """Open a URL the sweep printed, on this test's port; wait for the runs table."""
+    printed = urllib.parse.urlsplit(sweep[printed_url])
     driver.get(ui + printed.path + "#" + printed.fragment)
     assert _until(lambda: "Run Name" in _text(driver)), _text(driver)[:500]
     _close_assistant(driver)
@@ -284,3 +286,18 @@ def test_experiment_list_opens_the_runs_table_once_model_training_is_chosen(
     assert "/runs" in browser.current_url and "workflowType=machine_learning" in (
         browser.current_url
     )
+
+
+def test_printed_sweep_url_lists_its_runs_best_first(browser, sweep, ui, shots) -> None:
+    _open_runs_table(browser, sweep, ui, printed_url="best_first")
+    assert _until(lambda: "28 matching runs" in _text(browser)), _text(browser)[:1500]
+    browser.save_screenshot(str(shots / "sweep_best_first.png"))
+    best = max(r.data.metrics["final_val_acc"] for r in _children(sweep))
+    leaders = {r.info.run_name for r in _children(sweep) if r.data.metrics["final_val_acc"] == best}
+    table = _text(browser).split("Run Name", 1)[1]
+    first = min(
+        (table.find(r.info.run_name), r.info.run_name)
+        for r in _children(sweep)
+        if r.info.run_name in table
+    )[1]
+    assert first in leaders, (first, leaders)

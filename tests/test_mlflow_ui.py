@@ -119,6 +119,7 @@ def test_names_tell_apart_what_the_sweep_varies() -> None:
 def test_printed_url_opens_the_classic_runs_view() -> None:
     local = ui_command("sqlite:////tmp/x/mlflow.db", "3")
     assert local.endswith("http://127.0.0.1:5000/#/experiments/3?workflowType=machine_learning")
+    assert "this sweep's runs" not in local  # no parent run, no sweep line
     remote = ui_command("http://127.0.0.1:5001", "7")
     assert remote == "open http://127.0.0.1:5001/#/experiments/7?workflowType=machine_learning"
 

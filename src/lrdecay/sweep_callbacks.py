@@ -46,17 +46,20 @@ def _job_config(config: DictConfig) -> DictConfig:
     return cfg
 
 
-def ui_command(uri: str, experiment_id: str | None) -> str:
-    """How to open the MLflow UI on this store's experiment (a local UI bound to 127.0.0.1)."""
-    from lrdecay.ui import experiment_url
+def ui_command(uri: str, experiment_id: str | None, parent_run_id: str | None = None) -> str:
+    """How to open the MLflow UI on this store's experiment (a local UI bound to 127.0.0.1),
+    and, given the sweep's parent run, on that sweep's runs alone."""
+    from lrdecay.ui import experiment_url, sweep_url
 
     remote = uri.startswith(("http://", "https://"))
     base = redact_uri(uri).rstrip("/") if remote else "http://127.0.0.1:5000"
     url = experiment_url(base, experiment_id) if experiment_id else f"{base}/"
-    if remote:
-        return f"open {url}"
-    return (f"mlflow ui --backend-store-uri {uri} --host 127.0.0.1 --port 5000\n"
-            f"then open {url}")
+    lines = [f"open {url}"] if remote else [
+        f"mlflow ui --backend-store-uri {uri} --host 127.0.0.1 --port 5000", f"then open {url}"]
+    if experiment_id and parent_run_id:
+        lines.append(f"this sweep's runs, best final accuracy first: "
+                     f"{sweep_url(base, experiment_id, parent_run_id)}")
+    return "\n".join(lines)
 
 
 def _sweep_arguments(hc: DictConfig) -> list[str]:
@@ -168,7 +171,8 @@ class SweepTracking(Callback):
             if report is not None:
                 lines += ["", f"Report (tables, figures, the study's claims): {report}"]
             lines += ["", "Compare the runs in the MLflow UI:",
-                      ui_command(self.tracker.uri, self.tracker.experiment_id)]
+                      ui_command(self.tracker.uri, self.tracker.experiment_id,
+                                 self.tracker.run_id)]
             self._close_parent(table, counts)
         print("\n".join(lines), flush=True)
         if sweep_dir.is_dir():

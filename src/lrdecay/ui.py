@@ -10,6 +10,7 @@ from __future__ import annotations
 
 import math
 from collections.abc import Iterable, Mapping
+from urllib.parse import urlencode
 
 from hydra.core.override_parser.overrides_parser import OverridesParser
 
@@ -38,6 +39,21 @@ NAMED_BY_SETTING = ("setting", "optimizer", "sequence", "strategy")
 def experiment_url(base: str, experiment_id: str) -> str:
     """The URL that opens experiment ``experiment_id`` on its runs table at ``base``."""
     return f"{base.rstrip('/')}/#/experiments/{experiment_id}?{MODEL_TRAINING_QUERY}"
+
+
+def sweep_url(base: str, experiment_id: str, parent_run_id: str) -> str:
+    """The URL of one sweep's runs alone, best final accuracy first (MLflow keeps a search
+    and a sort in the URL of the runs page, not in the experiment's)."""
+    from lrdecay.records import FINAL_ACC_METRIC
+
+    query = urlencode(
+        {
+            "searchFilter": f"tags.`mlflow.parentRunId` = '{parent_run_id}'",
+            "orderByKey": f"metrics.`{FINAL_ACC_METRIC}`",
+            "orderByAsc": "false",
+        }
+    )
+    return f"{base.rstrip('/')}/#/experiments/{experiment_id}/runs?{MODEL_TRAINING_QUERY}&{query}"
 
 
 def swept_keys(overrides: Iterable[str]) -> list[str]:
