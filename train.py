@@ -21,7 +21,7 @@ from lrdecay.credentials import move_credentials
 from lrdecay.errors import LrdecayError
 from lrdecay.redact import redact_logging
 from lrdecay.resources import available_cores
-from lrdecay.results import read_parent
+from lrdecay.results import read_parent, read_swept
 
 if TYPE_CHECKING:
     from lrdecay.run import RunContext
@@ -41,6 +41,7 @@ def hydra_context() -> RunContext:
     return RunContext(base_dir=Path(hc.runtime.cwd), output_dir=Path(hc.runtime.output_dir),
                       job_num=hc.job.num, sweep_dir=hc.sweep.dir,
                       overrides=list(hc.overrides.task), parent_run_id=read_parent(hc.sweep.dir),
+                      swept=read_swept(hc.sweep.dir),
                       n_workers=concurrent_jobs(hc.launcher))
 
 

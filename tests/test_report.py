@@ -443,3 +443,14 @@ def test_claims_on_their_own_data_set_with_clear_effects() -> None:
         assert claims[key].verdict.startswith("supported"), claims[key]
         assert "cannot test it directly" not in claims[key].markdown(["cifar10"])
     assert "cannot test it directly" in claims["mnist_little"].markdown(["cifar10"])
+
+
+def test_html_report_shows_the_figures_inside_mlflow(sweep: Sweep) -> None:
+    """MLflow's artifact viewer shows report.md's images as link text; report.html beside it
+    carries them inline."""
+    page = (sweep.out / "report.html").read_text(encoding="utf-8")
+    assert page.count('src="data:image/png;base64,') == len(FIGURES)
+    assert "<h2>Results</h2>" in page and "By Cutoff" in page
+    assert not any(f"]({name})" in page for name in FIGURES)  # no figure left as link text
+    logged = {a.path for a in sweep.client.list_artifacts(sweep.parent_id, "report")}
+    assert "report/report.html" in logged

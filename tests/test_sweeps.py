@@ -60,7 +60,7 @@ def test_paper_preset_runs_the_14_settings_under_one_parent(paper_sweep: Path) -
     assert {c.info.run_name for c in children} == PAPER_NAMES and len(children) == 14
     assert all(c.info.status == "FINISHED" for c in children)
     assert parent.info.status == "FINISHED"
-    assert parent.data.metrics["children_finished"] == 14
+    assert parent.data.tags["children_finished"] == "14"
     for child in children:
         _assert_complete_history(client, child, 3)
         if child.info.run_name.endswith("-fixed"):
@@ -145,7 +145,7 @@ def test_grid_gives_twelve_finished_children_and_a_diverging_job_is_isolated(tmp
     assert status["0.01"].info.status == "FINISHED"
     assert status["1000000.0"].info.status == "FAILED"
     assert status["1000000.0"].data.tags["diverged"] == "true"
-    assert parent.info.status == "FAILED" and parent.data.metrics["children_diverged"] == 1
+    assert parent.info.status == "FAILED" and parent.data.tags["children_diverged"] == "1"
     assert "diverged" in proc.stdout and "1 diverged" in proc.stdout
 
 

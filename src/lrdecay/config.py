@@ -226,6 +226,7 @@ class SweepConfig:
     """How a re-launched sweep treats settings it has already run."""
 
     rerun: bool = False  # true: train every setting again, even those already FINISHED
+    console_epochs: bool = False  # true: jobs print per-epoch lines on the terminal too
 
 
 @dataclass

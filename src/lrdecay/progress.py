@@ -14,6 +14,25 @@ if TYPE_CHECKING:
     from lrdecay.engine import Engine
 
 log = logging.getLogger("lrdecay")
+#: The logger of per-epoch lines: a sweep keeps it off the terminal (see keep_epochs_off_console).
+EPOCH_LOGGER = "lrdecay.epochs"
+epoch_log = logging.getLogger(EPOCH_LOGGER)
+
+
+class _NoEpochLines(logging.Filter):
+    """Drops per-epoch lines (they still reach every other handler, e.g. the job's log)."""
+
+    def filter(self, record: logging.LogRecord) -> bool:
+        return record.name != EPOCH_LOGGER
+
+
+def keep_epochs_off_console() -> None:
+    """Per-epoch lines go to the job's log file only, not to the terminal: parallel jobs
+    would otherwise interleave hundreds of them there."""
+    for handler in logging.getLogger().handlers:
+        if isinstance(handler, logging.StreamHandler) and not isinstance(
+                handler, logging.FileHandler):
+            handler.addFilter(_NoEpochLines())
 
 
 class EpochLogLine(Listener):
@@ -27,10 +46,10 @@ class EpochLogLine(Listener):
         self.max_epochs = engine.settings.max_epochs
 
     def on_epoch_end(self, r: EpochRecord) -> None:
-        log.info("%s epoch %d/%d  train_loss %.4f  train_acc %.4f  val_loss %.4f  val_acc %.4f  "
-                 "lr %.3g  advances %d  %.1fs", self.label, r.epoch, self.max_epochs,
-                 r.train_loss, r.train_acc, r.val_loss, r.val_acc, r.lr, r.lr_advances,
-                 r.epoch_seconds)
+        epoch_log.info("%s epoch %d/%d  train_loss %.4f  train_acc %.4f  val_loss %.4f  "
+                       "val_acc %.4f  lr %.3g  advances %d  %.1fs", self.label, r.epoch,
+                       self.max_epochs, r.train_loss, r.train_acc, r.val_loss, r.val_acc, r.lr,
+                       r.lr_advances, r.epoch_seconds)
 
     def on_fit_end(self, s: RunSummary) -> None:
         test = f"  test_acc {s.test_acc:.4f}" if s.test_acc is not None else ""

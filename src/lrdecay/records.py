@@ -14,6 +14,8 @@ if TYPE_CHECKING:
     from lrdecay.engine import Engine
 
 #: Per-epoch metric names, in the order they are recorded.
+#: The run-level metric of the final validation accuracy (what a sweep is sorted by).
+FINAL_ACC_METRIC = "final_val_acc"
 EPOCH_METRICS = ("train_loss", "train_acc", "val_loss", "val_acc", "lr", "lr_advances",
                  "epoch_seconds")
 
@@ -59,7 +61,7 @@ class RunSummary:
 
     def metrics(self) -> dict[str, float]:
         """The run-level metrics by name (test metrics only when a test split was scored)."""
-        out = {"final_val_acc": self.final_val_acc, "best_val_acc": self.best_val_acc,
+        out = {FINAL_ACC_METRIC: self.final_val_acc, "best_val_acc": self.best_val_acc,
                "convergence_epoch": float(self.convergence_epoch),
                "epochs_run": float(self.epochs_run), "train_seconds": self.train_seconds,
                "samples_per_second": self.samples_per_second}

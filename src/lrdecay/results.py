@@ -11,6 +11,7 @@ from __future__ import annotations
 import json
 import math
 import os
+import time
 from dataclasses import asdict, dataclass, field
 from pathlib import Path
 
@@ -88,18 +89,57 @@ def _hydra_overrides(job_dir: Path) -> list[str]:
     return [line[2:].strip() for line in path.read_text().splitlines() if line.startswith("- ")]
 
 
-def write_parent(sweep_dir: Path, run_id: str, experiment_id: str, uri: str) -> None:
-    """Record the sweep's parent run for its workers."""
-    _write_json(sweep_dir / PARENT_FILE,
-                {"run_id": run_id, "experiment_id": experiment_id, "uri": uri})
+def write_parent(sweep_dir: Path, run_id: str, experiment_id: str, uri: str,
+                 swept: list[str] | None = None, jobs: int | None = None) -> None:
+    """Record the sweep's parent run, the keys the sweep varies, how many jobs it has (None:
+    unknown) and when it started, for its workers."""
+    _write_json(sweep_dir / PARENT_FILE, {"run_id": run_id, "experiment_id": experiment_id,
+                                          "uri": uri, "swept": swept or [], "jobs": jobs,
+                                          "started": time.time()})
+
+
+def _parent_record(sweep_dir: str | Path | None) -> dict:
+    """What :func:`write_parent` recorded for the sweep at ``sweep_dir`` (empty if nothing)."""
+    if not sweep_dir:
+        return {}
+    path = Path(sweep_dir) / PARENT_FILE
+    return json.loads(path.read_text()) if path.is_file() else {}
 
 
 def read_parent(sweep_dir: str | Path | None) -> str | None:
     """The parent run id of the sweep at ``sweep_dir``, if one was recorded."""
-    if not sweep_dir:
-        return None
-    path = Path(sweep_dir) / PARENT_FILE
-    return json.loads(path.read_text())["run_id"] if path.is_file() else None
+    return _parent_record(sweep_dir).get("run_id")
+
+
+def read_swept(sweep_dir: str | Path | None) -> list[str]:
+    """The config keys the sweep at ``sweep_dir`` varies (``seed``, ``setting``...)."""
+    return list(_parent_record(sweep_dir).get("swept", []))
+
+
+def _duration(seconds: float) -> str:
+    """``42 s``, ``3 min``, ``1.5 h``: how long, as a person says it."""
+    if seconds < 90:
+        return f"{seconds:.0f} s"
+    return f"{seconds / 60:.0f} min" if seconds < 5400 else f"{seconds / 3600:.1f} h"
+
+
+def sweep_progress(sweep_dir: str | Path) -> str:
+    """One line on a running sweep: jobs done of all, finished, failed, running, time spent
+    and, once a job is done, a rough estimate of the time left."""
+    results = read_results(Path(sweep_dir))
+    running = sum(r.status == "died" for r in results)  # started, no result yet
+    done = len(results) - running
+    failed = sum(r.status in ("failed", "killed") for r in results)
+    record = _parent_record(sweep_dir)
+    total = record.get("jobs")
+    line = f"sweep: {done}/{total or '?'} done ({failed} failed), {running} running"
+    if "started" not in record:
+        return line
+    elapsed = max(time.time() - record["started"], 0.0)
+    line += f", {_duration(elapsed)} elapsed"
+    if total and done:
+        line += f", about {_duration(elapsed / done * max(total - done, 0))} left"
+    return line
 
 
 def _fmt(value: float | int | None, spec: str) -> str:

@@ -42,6 +42,7 @@ from lrdecay.tracking import (
     git_commit,
     resolve_uri,
 )
+from lrdecay.ui import OPTION_KEYS, RUN_COLOR_TAG, name_suffix, run_params, setting_colour
 
 log = logging.getLogger("lrdecay")
 
@@ -57,6 +58,7 @@ class RunContext:
     overrides: list[str] = field(default_factory=list)
     parent_run_id: str | None = None
     n_workers: int = 1
+    swept: list[str] = field(default_factory=list)  # the keys the sweep varies
 
 
 def run_name(conf: LrdecayConfig) -> str:
@@ -64,6 +66,14 @@ def run_name(conf: LrdecayConfig) -> str:
     if conf.strategy.name == "fixed":
         return f"{conf.optimizer.name}-fixed"
     return f"{conf.sequence.name}-{conf.strategy.name}"
+
+
+def display_name(conf: LrdecayConfig, ctx: RunContext) -> str:
+    """The run's name in MLflow and logs: ``tracking.run_name``, else its setting plus what
+    the sweep varies besides it (``seq3-epoch s1``, ``seq3-epoch lr=0.05``)."""
+    if conf.tracking.run_name:
+        return conf.tracking.run_name
+    return f"{run_name(conf)} {name_suffix(ctx.swept, ctx.overrides)}".rstrip()
 
 
 #: Names a sweeper may ask for as ``objective``, and the summary metric each one reads.
@@ -96,6 +106,9 @@ def _tags(conf: LrdecayConfig, ctx: RunContext, threads: int,
             "strategy": conf.strategy.name, "optimizer": conf.optimizer.name,
             "model": conf.model.name, "seed": str(conf.seed), "threads": str(threads),
             "setting": run_name(conf), "layout": "NHWC" if nhwc else "NCHW"}
+    colour = setting_colour(run_name(conf), conf.sequence.name, conf.strategy.name)
+    if colour:  # the seeds of one setting share its colour in the UI's tables and charts
+        tags[RUN_COLOR_TAG] = colour
     commit = git_commit(ctx.base_dir)
     if commit:
         tags["mlflow.source.git.commit"] = commit
@@ -112,13 +125,15 @@ def _tags(conf: LrdecayConfig, ctx: RunContext, threads: int,
 
 
 def _params(cfg: DictConfig | LrdecayConfig) -> dict[str, str]:
+    """The config's leaves this run uses, as MLflow params (store credentials redacted)."""
     resolved: Any = OmegaConf.to_container(OmegaConf.structured(cfg) if isinstance(
         cfg, LrdecayConfig) else cfg, resolve=True)
     params = flatten(resolved)
     for key in ("tracking.uri", "trial.storage"):
         if params.get(key) not in (None, "None"):
             params[key] = redact_uri(params[key])
-    return params
+    choices = {group: params.get(f"{group}.name", "") for group in OPTION_KEYS}
+    return run_params(params, choices)
 
 
 def run(cfg: DictConfig, ctx: RunContext | None = None,
@@ -194,7 +209,8 @@ def _train(cfg: DictConfig, ctx: RunContext, outcome: JobResult,
            extra_listeners: Iterable[Listener]) -> RunSummary:
     """The body of :func:`run`; fills ``outcome`` with what is known as soon as it is known."""
     conf = validate(cfg)
-    outcome.setting = label = conf.tracking.run_name or run_name(conf)
+    outcome.setting = conf.tracking.run_name or run_name(conf)
+    label = display_name(conf, ctx)
     seed_everything(conf.seed)
     threads = set_threads(conf.threads, ctx.n_workers)
     device = resolve_device(conf.device, ctx.job_num)
@@ -276,3 +292,5 @@ def _train(cfg: DictConfig, ctx: RunContext, outcome: JobResult,
             tracker.end(status)
         if status == "FINISHED" and ckpt is not None and not conf.trainer.keep_checkpoint:
             ckpt.unlink(missing_ok=True)  # a finished run is skipped on re-launch, not resumed
+            if tracker is not None:
+                tracker.delete_tag(CHECKPOINT_TAG)  # no tag pointing at a deleted file

@@ -21,7 +21,13 @@ from lrdecay.config import ReportConfig, validate
 from lrdecay.errors import ConfigError, LrdecayError
 from lrdecay.redact import redact_logging, redact_text, redact_uri
 from lrdecay.resources import available_cores
-from lrdecay.results import JobResult, format_table, read_results, write_parent
+from lrdecay.results import (
+    JobResult,
+    format_table,
+    read_results,
+    sweep_progress,
+    write_parent,
+)
 
 if TYPE_CHECKING:  # Hydra builds this callback for every run: keep MLflow and torch lazy
     from lrdecay.tracking import MlflowTracker
@@ -40,13 +46,51 @@ def _job_config(config: DictConfig) -> DictConfig:
     return cfg
 
 
-def ui_command(uri: str, experiment_id: str | None) -> str:
-    """How to open the MLflow UI on this store's experiment (a local UI bound to 127.0.0.1)."""
-    page = f"#/experiments/{experiment_id}" if experiment_id else ""
-    if uri.startswith(("http://", "https://")):
-        return f"open {redact_uri(uri).rstrip('/')}/{page}"
-    return (f"mlflow ui --backend-store-uri {uri} --host 127.0.0.1 --port 5000\n"
-            f"then open http://127.0.0.1:5000/{page}")
+def ui_command(uri: str, experiment_id: str | None, parent_run_id: str | None = None) -> str:
+    """How to open the MLflow UI on this store's experiment (a local UI bound to 127.0.0.1),
+    and, given the sweep's parent run, on that sweep's runs alone."""
+    from lrdecay.ui import experiment_url, sweep_url
+
+    remote = uri.startswith(("http://", "https://"))
+    base = redact_uri(uri).rstrip("/") if remote else "http://127.0.0.1:5000"
+    url = experiment_url(base, experiment_id) if experiment_id else f"{base}/"
+    lines = [f"open {url}"] if remote else [
+        f"mlflow ui --backend-store-uri {uri} --host 127.0.0.1 --port 5000", f"then open {url}"]
+    if experiment_id and parent_run_id:
+        lines.append(f"this sweep's runs, best final accuracy first: "
+                     f"{sweep_url(base, experiment_id, parent_run_id)}")
+    return "\n".join(lines)
+
+
+def _sweep_arguments(hc: DictConfig) -> list[str]:
+    """The multirun's overrides: the command line's and ``hydra.sweeper.params``."""
+    params = hc.sweeper.get("params") or {}
+    return [*hc.overrides.task, *(f"{k}={v}" for k, v in params.items())]
+
+
+def sweep_keys(hc: DictConfig) -> list[str]:
+    """The keys this multirun varies: swept on the command line or in ``hydra.sweeper.params``."""
+    from lrdecay.ui import swept_keys
+
+    return swept_keys(_sweep_arguments(hc))
+
+
+def sweep_size(hc: DictConfig) -> int | None:
+    """How many jobs this multirun launches: a search's ``n_trials``, else the product of its
+    swept lists; None where that is not countable (an interval without ``n_trials``)."""
+    from hydra.core.override_parser.overrides_parser import OverridesParser
+    from hydra.errors import HydraException
+
+    if hc.sweeper.get("n_trials"):
+        return int(hc.sweeper.n_trials)
+    size = 1
+    for override in OverridesParser.create().parse_overrides(_sweep_arguments(hc)):
+        if override.is_sweep_override():
+            try:
+                size *= len(list(override.sweep_iterator()))
+            except HydraException:
+                return None
+    return size
 
 
 class SweepTracking(Callback):
@@ -77,6 +121,7 @@ class SweepTracking(Callback):
             experiment_name,
             resolve_uri,
         )
+        from lrdecay.ui import RUN_COLOR_TAG, SWEEP_COLOUR
 
         try:
             uri = resolve_uri(conf.tracking.uri, store)
@@ -90,12 +135,26 @@ class SweepTracking(Callback):
         tracker.start(f"{preset}-{sweep_dir.name}",
                       tags={"lrdecay.role": "sweep", "hydra.sweep_dir": str(sweep_dir),
                             "dataset": conf.dataset.name, HOST_TAG: socket.gethostname(),
-                            PID_TAG: str(os.getpid())},
+                            PID_TAG: str(os.getpid()), RUN_COLOR_TAG: SWEEP_COLOUR},
                       params={"overrides": redact_text(" ".join(hc.overrides.task))[:6000]})
         assert tracker.run_id and tracker.experiment_id
-        write_parent(sweep_dir, tracker.run_id, tracker.experiment_id, redact_uri(uri))
+        write_parent(sweep_dir, tracker.run_id, tracker.experiment_id, redact_uri(uri),
+                     swept=sweep_keys(hc), jobs=sweep_size(hc))
         self.tracker = tracker
         log.info("sweep parent run %s in experiment '%s'", tracker.run_id, tracker.experiment)
+
+    def on_job_start(self, config: DictConfig, **kwargs: Any) -> None:
+        """In each job of a sweep: per-epoch lines to the job's log only, unless
+        ``sweep.console_epochs``."""
+        if _in_sweep() and not config.get("sweep", {}).get("console_epochs", False):
+            from lrdecay.progress import keep_epochs_off_console
+
+            keep_epochs_off_console()
+
+    def on_job_end(self, config: DictConfig, **kwargs: Any) -> None:
+        """In each job of a sweep, once it ended: the sweep's progress, one terminal line."""
+        if _in_sweep():
+            print(sweep_progress(config.hydra.sweep.dir), flush=True)
 
     def on_multirun_end(self, config: DictConfig, **kwargs: Any) -> None:
         sweep_dir = Path(config.hydra.sweep.dir)
@@ -112,7 +171,8 @@ class SweepTracking(Callback):
             if report is not None:
                 lines += ["", f"Report (tables, figures, the study's claims): {report}"]
             lines += ["", "Compare the runs in the MLflow UI:",
-                      ui_command(self.tracker.uri, self.tracker.experiment_id)]
+                      ui_command(self.tracker.uri, self.tracker.experiment_id,
+                                 self.tracker.run_id)]
             self._close_parent(table, counts)
         print("\n".join(lines), flush=True)
         if sweep_dir.is_dir():
@@ -137,10 +197,19 @@ class SweepTracking(Callback):
     def _close_parent(self, table: str, counts: dict[str, int]) -> None:
         tracker = self.tracker
         assert tracker is not None
-        tracker.log_metrics({f"children_{k}": float(v) for k, v in counts.items()}, step=0)
+        # tags, not metrics: counters are no curves, and would open the UI's chart view
+        tracker.set_tags({f"children_{k}": str(v) for k, v in counts.items()})
         tracker.log_text(table + "\n", "summary.txt")
         all_ok = counts["total"] > 0 and counts["finished"] + counts["pruned"] == counts["total"]
         tracker.end("FINISHED" if all_ok else "FAILED")
+
+
+def _in_sweep() -> bool:
+    """Whether the current Hydra job is one of a multirun (callbacks also run for single runs)."""
+    from hydra.core.hydra_config import HydraConfig
+    from hydra.types import RunMode
+
+    return HydraConfig.initialized() and HydraConfig.get().mode == RunMode.MULTIRUN
 
 
 def check_launcher(launcher: DictConfig) -> None:

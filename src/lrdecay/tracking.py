@@ -29,6 +29,7 @@ from lrdecay.credentials import PASSWORD_ENV, USERNAME_ENV
 from lrdecay.errors import TrackingError
 from lrdecay.records import EpochRecord, Listener, RunSummary
 from lrdecay.redact import redact_uri
+from lrdecay.ui import EXPERIMENT_KIND_TAG, MODEL_TRAINING_KIND
 
 if TYPE_CHECKING:
     from lrdecay.config import LrdecayConfig
@@ -114,10 +115,14 @@ def ensure_experiment(client: MlflowClient, name: str, artifact_root: str | None
     if found is not None:
         if found.lifecycle_stage == "deleted":
             client.restore_experiment(found.experiment_id)
+        if EXPERIMENT_KIND_TAG not in found.tags:  # made before the project tagged its kind
+            client.set_experiment_tag(found.experiment_id, EXPERIMENT_KIND_TAG,
+                                      MODEL_TRAINING_KIND)
         return found.experiment_id
     location = f"{artifact_root}/{name}" if artifact_root else None
     try:
-        return client.create_experiment(name, artifact_location=location)
+        return client.create_experiment(name, artifact_location=location,
+                                        tags={EXPERIMENT_KIND_TAG: MODEL_TRAINING_KIND})
     except MlflowException:
         found = client.get_experiment_by_name(name)
         if found is None:
@@ -273,6 +278,16 @@ class MlflowTracker(Listener):
     def set_tags(self, tags: Mapping[str, str]) -> None:
         assert self.run_id is not None, "start() first"
         self.client.log_batch(self.run_id, tags=[RunTag(k, str(v)) for k, v in tags.items()])
+
+    def delete_tag(self, key: str) -> None:
+        """Remove tag ``key`` from the run; a store that is away only costs a warning."""
+        assert self.run_id is not None, "start() first"
+        run_id = self.run_id
+        try:
+            with_retry(lambda: self.client.delete_tag(run_id, key), attempts=3)
+        except Exception as exc:
+            log.warning("could not remove tag %s from run %s: %s", key, run_id,
+                        str(exc).splitlines()[0][:200])
 
     def log_text(self, text: str, artifact_file: str) -> None:
         assert self.run_id is not None, "start() first"

@@ -1,0 +1,303 @@
+"""The MLflow UI as a person sees it: a real sweep, a real ``mlflow ui``, Debian's headless
+Chromium driven by selenium. Screenshots go to ``$LRDECAY_SCREENSHOTS`` (else the test's tmp).
+
+Needs ``apt-get install chromium chromium-driver`` (skipped without, failed under CI=true).
+"""
+
+from __future__ import annotations
+
+import json
+import os
+import re
+import subprocess
+import sys
+import tempfile
+import time
+import urllib.parse
+import urllib.request
+from collections.abc import Callable, Iterator
+from pathlib import Path
+
+import pytest
+from mlflow.tracking import MlflowClient
+
+from tests.conftest import free_port, require_debian_package, run_cli
+
+pytestmark = pytest.mark.slow
+
+CHROMIUM, CHROMEDRIVER = Path("/usr/bin/chromium"), Path("/usr/bin/chromedriver")
+CHROMIUM_FLAGS = (
+    "--headless=new",
+    "--no-sandbox",
+    "--disable-gpu",
+    "--disable-background-networking",
+    "--disable-component-update",
+    "--disable-sync",
+    "--no-first-run",
+    "--window-size=1600,1000",
+)
+SEEDS = (0, 1)
+OTHER_KEYS = {"sgd": ("optimizer.betas",), "adam": ("optimizer.momentum",)}
+
+
+@pytest.fixture(scope="module")
+def sweep(tmp_path_factory) -> dict:
+    """The study's 14 settings x 2 seeds on digits at 2 epochs; its store, URL and runs."""
+    require_debian_package("chromium", CHROMIUM)
+    require_debian_package("chromium-driver", CHROMEDRIVER)
+    pytest.importorskip("selenium", reason="pip install selenium (the dev extras)")
+    folder = tmp_path_factory.mktemp("browser")
+    proc = run_cli(
+        [
+            "-m",
+            "experiment=paper",
+            "dataset=digits",
+            "seed=0,1",
+            "trainer.max_epochs=2",
+            "report.enabled=false",
+            "tracking.log_plot=false",
+            "trainer.progress=off",
+            f"data.root={folder}/data",
+        ],
+        cwd=folder,
+        timeout=900,
+    )
+    assert proc.returncode == 0, proc.stderr[-3000:]
+    url = re.search(r"then open (\S+)", proc.stdout)
+    assert url, proc.stdout[-2000:]
+    client = MlflowClient(f"sqlite:///{folder / 'mlruns' / 'mlflow.db'}")
+    runs = client.search_runs(
+        [client.get_experiment_by_name("lrdecay-digits").experiment_id], max_results=100
+    )
+    best_first = re.search(r"best final accuracy first: (\S+)", proc.stdout)
+    assert best_first, proc.stdout[-2000:]
+    return {"folder": folder, "url": url.group(1), "best_first": best_first.group(1), "runs": runs}
+
+
+@pytest.fixture(scope="module")
+def ui(sweep: dict) -> Iterator[str]:
+    """The README's ``mlflow ui`` on the sweep's store, on a free port; yields its base URL."""
+    port = free_port()
+    store = f"sqlite:///{sweep['folder'] / 'mlruns' / 'mlflow.db'}"
+    proc = subprocess.Popen(
+        [
+            str(Path(sys.executable).with_name("mlflow")),
+            "ui",
+            "--backend-store-uri",
+            store,
+            "--host",
+            "127.0.0.1",
+            "--port",
+            str(port),
+        ],
+        cwd=sweep["folder"],
+        stdout=subprocess.DEVNULL,
+        stderr=subprocess.DEVNULL,
+    )
+    base = f"http://127.0.0.1:{port}"
+    try:
+        _wait_for(base + "/health", 120)
+        yield base
+    finally:
+        proc.terminate()
+        proc.wait(timeout=30)
+
+
+def _wait_for(url: str, seconds: float) -> None:
+    deadline = time.monotonic() + seconds
+    while True:
+        try:
+            with urllib.request.urlopen(url, timeout=2):
+                return
+        except OSError:
+            if time.monotonic() > deadline:
+                raise
+            time.sleep(0.5)
+
+
+@pytest.fixture
+def browser() -> Iterator:
+    """A fresh headless Chromium profile, as a first-time user has."""
+    from selenium import webdriver
+    from selenium.webdriver.chrome.service import Service
+
+    options = webdriver.ChromeOptions()
+    options.binary_location = str(CHROMIUM)
+    for flag in (*CHROMIUM_FLAGS, f"--user-data-dir={tempfile.mkdtemp(prefix='chromium-')}"):
+        options.add_argument(flag)
+    driver = webdriver.Chrome(service=Service(str(CHROMEDRIVER)), options=options)
+    driver.implicitly_wait(2)
+    yield driver
+    driver.quit()
+
+
+@pytest.fixture(scope="module")
+def shots(tmp_path_factory) -> Path:
+    """Where screenshots go: ``$LRDECAY_SCREENSHOTS`` to keep them, else a tmp folder."""
+    folder = Path(os.environ.get("LRDECAY_SCREENSHOTS") or tmp_path_factory.mktemp("shots"))
+    folder.mkdir(parents=True, exist_ok=True)
+    return folder
+
+
+def _until(check: Callable[[], bool], seconds: float = 30) -> bool:
+    """Poll ``check`` until it holds (True) or ``seconds`` pass (False)."""
+    deadline = time.monotonic() + seconds
+    while time.monotonic() < deadline:
+        if check():
+            return True
+        time.sleep(0.5)
+    return check()
+
+
+def _text(driver) -> str:
+    from selenium.webdriver.common.by import By
+
+    return driver.find_element(By.TAG_NAME, "body").text
+
+
+def _close_assistant(driver) -> None:
+    """Close MLflow's assistant side panel, if open, so the screenshots show the runs."""
+    from selenium.webdriver.common.by import By
+
+    for button in driver.find_elements(
+        By.CSS_SELECTOR, "[data-component-id='mlflow.assistant.chat_panel.close']"
+    ):
+        button.click()
+
+
+def _open_runs_table(driver, sweep: dict, ui: str, printed_url: str = "url") -> None:
+    """Open a URL the sweep printed, on this test's port; wait for the runs table."""
+    printed = urllib.parse.urlsplit(sweep[printed_url])
+    driver.get(ui + printed.path + "#" + printed.fragment)
+    assert _until(lambda: "Run Name" in _text(driver)), _text(driver)[:500]
+    _close_assistant(driver)
+
+
+def _expand_sweep(driver) -> None:
+    """Unfold the sweep's parent run in the runs table, showing its children."""
+    from selenium.webdriver.common.by import By
+
+    selector = "button[data-component-id*='runnamecellrenderer']"
+    assert _until(lambda: bool(driver.find_elements(By.CSS_SELECTOR, selector)))
+    driver.find_element(By.CSS_SELECTOR, selector).click()
+
+
+def _children(sweep: dict) -> list:
+    return [r for r in sweep["runs"] if "setting" in r.data.tags]
+
+
+def test_printed_url_opens_the_runs_table_with_children_nested(browser, sweep, ui, shots) -> None:
+
+    _open_runs_table(browser, sweep, ui)
+    assert "/runs" in browser.current_url and "workflowType=machine_learning" in browser.current_url
+    assert "Traces 0" not in _text(browser) and "No data available" not in _text(browser)
+    (parent,) = [r for r in sweep["runs"] if r.data.tags.get("lrdecay.role") == "sweep"]
+    assert _until(lambda: parent.info.run_name in _text(browser))
+    assert "seq3-epoch s1" not in _text(browser)  # children are folded under the sweep
+    _expand_sweep(browser)
+    assert _until(lambda: "seq3-epoch s1" in _text(browser)), _text(browser)[:1500]
+    browser.save_screenshot(str(shots / "runs_table.png"))
+    names = [r.info.run_name for r in _children(sweep)]
+    assert len(names) == 28 and len(set(names)) == 28  # seeds differ by name
+    colours = {}
+    for child in _children(sweep):  # seeds of a setting share a colour, settings differ
+        colours.setdefault(child.data.tags["setting"], set()).add(
+            child.data.tags["mlflow.runColor"]
+        )
+    assert all(len(c) == 1 for c in colours.values())
+    assert len({c for cs in colours.values() for c in cs}) == 14
+
+
+def test_chart_view_plots_the_curves_and_not_the_sweep_counters(browser, sweep, ui, shots) -> None:
+    from selenium.webdriver.common.by import By
+
+    _open_runs_table(browser, sweep, ui)
+    _expand_sweep(browser)  # the chart view plots the runs the table shows
+    chart = browser.find_element(By.XPATH, "//input[@name='runs-view-mode' and @value='CHART']")
+    browser.execute_script("arguments[0].click();", chart)  # the radio's styled label covers it
+    assert _until(lambda: "Model metrics" in _text(browser)), _text(browser)[:1500]
+    time.sleep(2)  # let the charts draw before the screenshot
+    browser.save_screenshot(str(shots / "chart_view.png"))
+    # 13 per-run metrics, none of them the parent's counters (tags now, no charts)
+    assert re.search(r"Model metrics\s*\(13\)", _text(browser)), _text(browser)[:1500]
+    assert "children_" not in _text(browser)
+    search = browser.find_element(By.CSS_SELECTOR, "input[placeholder='Search metric charts']")
+    search.send_keys("val_")
+    assert _until(lambda: "val_loss" in _text(browser) and "val_acc" in _text(browser))
+    time.sleep(2)
+    browser.save_screenshot(str(shots / "chart_view_val.png"))
+
+
+def test_compare_view_tells_the_seeds_apart(browser, sweep, ui, shots) -> None:
+    pair = sorted(
+        (r for r in _children(sweep) if r.data.tags["setting"] == "seq3-epoch"),
+        key=lambda r: r.info.run_name,
+    )
+    query = urllib.parse.urlencode(
+        {
+            "runs": json.dumps([r.info.run_id for r in pair]),
+            "experiments": json.dumps([pair[0].info.experiment_id]),
+        }
+    )
+    browser.get(f"{ui}/#/compare-runs?{query}&workflowType=machine_learning")
+    assert _until(lambda: all(r.info.run_name in _text(browser) for r in pair)), _text(browser)[
+        :1500
+    ]
+    _close_assistant(browser)
+    time.sleep(2)
+    browser.save_screenshot(str(shots / "compare_view.png"))
+    assert [r.info.run_name for r in pair] == ["seq3-epoch s0", "seq3-epoch s1"]
+
+
+def test_a_child_run_page_lists_only_its_own_params(browser, sweep, ui, shots) -> None:
+    for setting, optimizer in (("seq1-cutoff", "sgd"), ("adam-fixed", "adam")):
+        child = next(r for r in _children(sweep) if r.data.tags["setting"] == setting)
+        browser.get(
+            f"{ui}/#/experiments/{child.info.experiment_id}/runs/{child.info.run_id}"
+            "?workflowType=machine_learning"
+        )
+        assert _until(lambda: "optimizer.lr" in _text(browser)), _text(browser)[:1500]
+        _close_assistant(browser)
+        text = _text(browser)
+        for key in (
+            *OTHER_KEYS[optimizer],
+            "report.",
+            "trial.",
+            "sequence.gamma",
+            "sequence.period",
+        ):
+            assert key not in text, (setting, key)
+    browser.save_screenshot(str(shots / "run_page.png"))
+
+
+def test_experiment_list_opens_the_runs_table_once_model_training_is_chosen(
+    browser, sweep, ui, shots
+) -> None:
+    """The README's promise for the list entry point: the toggle is remembered."""
+    from selenium.webdriver.common.by import By
+
+    browser.get(f"{ui}/#/experiments")
+    assert _until(lambda: bool(browser.find_elements(By.PARTIAL_LINK_TEXT, "lrdecay-digits")))
+    browser.find_element(By.XPATH, "//*[text()='Model training']").click()
+    browser.get(f"{ui}/#/experiments")
+    assert _until(lambda: bool(browser.find_elements(By.PARTIAL_LINK_TEXT, "lrdecay-digits")))
+    browser.find_element(By.PARTIAL_LINK_TEXT, "lrdecay-digits").click()
+    assert _until(lambda: "Run Name" in _text(browser)), _text(browser)[:500]
+    assert "/runs" in browser.current_url and "workflowType=machine_learning" in (
+        browser.current_url
+    )
+
+
+def test_printed_sweep_url_lists_its_runs_best_first(browser, sweep, ui, shots) -> None:
+    _open_runs_table(browser, sweep, ui, printed_url="best_first")
+    assert _until(lambda: "28 matching runs" in _text(browser)), _text(browser)[:1500]
+    browser.save_screenshot(str(shots / "sweep_best_first.png"))
+    best = max(r.data.metrics["final_val_acc"] for r in _children(sweep))
+    leaders = {r.info.run_name for r in _children(sweep) if r.data.metrics["final_val_acc"] == best}
+    table = _text(browser).split("Run Name", 1)[1]
+    first = min(
+        (table.find(r.info.run_name), r.info.run_name)
+        for r in _children(sweep)
+        if r.info.run_name in table
+    )[1]
+    assert first in leaders, (first, leaders)

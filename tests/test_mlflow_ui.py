@@ -1,0 +1,156 @@
+"""What a run shows in the MLflow UI: its params, tags, colour, name, and the experiment's kind.
+
+Tag names are MLflow's own (``mlflow.runColor``, ``mlflow.experimentKind``), spelled here as
+MLflow's UI spells them, so a test fails if the project ever writes a name the UI ignores.
+"""
+
+from __future__ import annotations
+
+from pathlib import Path
+
+import pytest
+from mlflow.tracking import MlflowClient
+
+from lrdecay.config import validate
+from lrdecay.run import RunContext, run
+from lrdecay.sweep_callbacks import ui_command
+from tests.conftest import compose_config, run_cli
+
+SETTINGS = [p.stem for p in (Path(__file__).resolve().parents[1] / "conf" / "setting").glob("*")]
+
+
+def _only_run(uri: str):
+    client = MlflowClient(uri)
+    exp = client.get_experiment_by_name("lrdecay-digits")
+    (found,) = client.search_runs([exp.experiment_id])
+    return client, exp, found
+
+
+def test_a_run_logs_only_the_params_it_uses_and_no_dangling_checkpoint(
+    make_cfg, tracking_uri: str, tmp_path: Path
+) -> None:
+    run(
+        make_cfg("setting=seq1-epoch", "trainer.max_epochs=1"),
+        RunContext(base_dir=tmp_path, output_dir=tmp_path / "job"),
+    )
+    _, _, found = _only_run(tracking_uri)
+    params = found.data.params
+    assert params["optimizer.name"] == "sgd" and params["optimizer.momentum"] == "0.9"
+    for absent in (
+        "optimizer.betas",
+        "sequence.gamma",
+        "sequence.period",
+        "strategy.rate",
+        "strategy.shrink",
+    ):
+        assert absent not in params, absent
+    assert not [k for k in params if k.startswith(("report.", "trial.", "sweep."))]
+    assert params["trainer.max_epochs"] == "1"  # what the report reads stays
+    assert not (tmp_path / "job" / "checkpoint.pt").exists()
+    assert "lrdecay.checkpoint" not in found.data.tags  # the file was deleted at FINISHED
+
+
+def test_adam_keeps_its_betas_and_seq3_its_gamma(
+    make_cfg, tracking_uri: str, tmp_path: Path
+) -> None:
+    run(
+        make_cfg("optimizer=adam", "sequence=seq3", "strategy=cutoff", "trainer.max_epochs=1"),
+        RunContext(base_dir=tmp_path),
+    )
+    params = _only_run(tracking_uri)[2].data.params
+    assert params["optimizer.betas"] == "[0.9, 0.999]" and "optimizer.momentum" not in params
+    assert params["sequence.gamma"] == "0.9" and "sequence.period" not in params
+    assert params["strategy.rate"] == "0.01" and params["strategy.shrink"] == "0.2"
+
+
+def test_run_is_coloured_by_its_setting_and_experiment_is_model_training(
+    make_cfg, tracking_uri: str, tmp_path: Path
+) -> None:
+    run(make_cfg("setting=seq4-cutoff", "trainer.max_epochs=1"), RunContext(base_dir=tmp_path))
+    _, exp, found = _only_run(tracking_uri)
+    assert exp.tags["mlflow.experimentKind"] == "custom_model_development"
+    colour = found.data.tags["mlflow.runColor"]
+    assert colour.startswith("#") and len(colour) == 7
+
+
+def _rgb(colour: str) -> tuple[int, ...]:
+    return tuple(int(colour[i : i + 2], 16) for i in (1, 3, 5))
+
+
+def test_fourteen_settings_get_fourteen_distinguishable_colours() -> None:
+    from lrdecay.report_figures import SEQUENCE_COLORS
+    from lrdecay.ui import setting_colour
+
+    colours = {}
+    for setting in SETTINGS:
+        conf = validate(compose_config([f"setting={setting}"]))
+        colours[setting] = setting_colour(setting, conf.sequence.name, conf.strategy.name)
+    assert len(SETTINGS) == 14 and len(set(colours.values())) == 14
+    assert colours["seq2-epoch"] == SEQUENCE_COLORS["seq2"]  # the report figures' own hue
+    rgbs = [_rgb(c) for c in colours.values()]
+    closest = min(
+        sum((x - y) ** 2 for x, y in zip(a, b, strict=True)) ** 0.5
+        for i, a in enumerate(rgbs)
+        for b in rgbs[i + 1 :]
+    )
+    assert closest > 40, closest
+
+
+def test_names_tell_apart_what_the_sweep_varies() -> None:
+    from lrdecay.ui import name_suffix, swept_keys
+
+    swept = swept_keys(
+        [
+            "dataset=digits",
+            "seed=0,1,2",
+            "+setting=seq1-epoch,sgd-fixed",
+            "optimizer.lr=0.05,0.1",
+            "hydra.launcher.n_jobs=2",
+        ]
+    )
+    assert swept == ["seed", "setting", "optimizer.lr"]
+    assert (
+        name_suffix(swept, ["+setting=seq3-epoch", "seed=1", "optimizer.lr=0.05"]) == "s1 lr=0.05"
+    )
+    assert name_suffix(["optimizer.lr"], ["optimizer.lr=0.0034567891"]) == "lr=0.003457"
+    assert name_suffix(["setting"], ["setting=seq3-epoch", "seed=4"]) == ""
+
+
+def test_printed_url_opens_the_classic_runs_view() -> None:
+    local = ui_command("sqlite:////tmp/x/mlflow.db", "3")
+    assert local.endswith("http://127.0.0.1:5000/#/experiments/3?workflowType=machine_learning")
+    assert "this sweep's runs" not in local  # no parent run, no sweep line
+    remote = ui_command("http://127.0.0.1:5001", "7")
+    assert remote == "open http://127.0.0.1:5001/#/experiments/7?workflowType=machine_learning"
+
+
+@pytest.mark.slow
+def test_a_sweep_names_seeds_apart_and_shows_its_progress_not_every_epoch(tmp_path) -> None:
+    proc = run_cli(
+        [
+            "-m",
+            "dataset=digits",
+            "setting=seq3-epoch,adam-fixed",
+            "seed=0,1",
+            "trainer.max_epochs=2",
+            "report.enabled=false",
+            "tracking.log_plot=false",
+            "hydra.launcher.n_jobs=2",
+            f"data.root={tmp_path}/data",
+        ],
+        cwd=tmp_path,
+    )
+    assert proc.returncode == 0, proc.stderr[-3000:]
+    terminal = proc.stdout + proc.stderr
+    assert "sweep: 4/4 done (0 failed), 0 running" in terminal
+    assert " epoch 1/2 " not in terminal  # per-epoch lines stay in each job's log
+    (job_log,) = (tmp_path / "multirun").glob("*/*/0/*.log")
+    assert " epoch 1/2 " in job_log.read_text()
+    client = MlflowClient(f"sqlite:///{tmp_path / 'mlruns' / 'mlflow.db'}")
+    exp = client.get_experiment_by_name("lrdecay-digits")
+    runs = client.search_runs([exp.experiment_id])
+    names = sorted(r.info.run_name for r in runs if "setting" in r.data.tags)
+    assert names == ["adam-fixed s0", "adam-fixed s1", "seq3-epoch s0", "seq3-epoch s1"]
+    (parent,) = [r for r in runs if r.data.tags.get("lrdecay.role") == "sweep"]
+    assert not parent.data.metrics  # counters are tags: nothing for the chart view to plot
+    assert parent.data.tags["children_finished"] == "4"
