@@ -31,6 +31,7 @@ from lrdecay.resume import (
     Prior,
     find_prior,
     fingerprint,
+    replace_stale,
     summary_from_run,
 )
 from lrdecay.schedules import SequenceScheduler, make_sequence, make_strategy
@@ -205,8 +206,6 @@ def _train(cfg: DictConfig, ctx: RunContext, outcome: JobResult,
         prior = find_prior(tracker.client, tracker.experiment_id, fp)
         if prior.action == "skip":
             return _skip(prior, tracker, ctx, outcome)
-        for run_id in prior.stale:  # killed before its first epoch: nothing worth keeping
-            tracker.client.delete_run(run_id)
 
     data = load_data(conf.dataset, conf.data, device)
     model = accelerate(build_model(conf.model, data.input_shape, data.num_classes), device,
@@ -237,12 +236,14 @@ def _train(cfg: DictConfig, ctx: RunContext, outcome: JobResult,
     if tracker is not None:
         if prior.action == "resume" and prior.run is not None:
             tracker.reopen(prior.run.info.run_id, ctx.parent_run_id)
+            replace_stale(tracker.client, prior, prior.run.info.run_id)
             flushed = tracker.flush_history(engine.history)
             if flushed:
                 log.info("%s: logged %d epoch(s) the store was missing", label, flushed)
         else:
             tags = {**_tags(conf, ctx, threads, device), FINGERPRINT_TAG: fp}
             tracker.start(label, tags, _params(cfg), ctx.parent_run_id)
+            replace_stale(tracker.client, prior, tracker.run_id)
             tracker.log_text(OmegaConf.to_yaml(cfg, resolve=True), "config.yaml")
             tracker.log_text("\n".join(ctx.overrides) + "\n", "overrides.txt")
         if ckpt is not None:
