@@ -10,7 +10,7 @@ from pathlib import Path
 import pytest
 from mlflow.tracking import MlflowClient
 
-from tests.conftest import ROOT
+from tests.conftest import ROOT, run_cli
 
 pytestmark = pytest.mark.slow
 
@@ -66,3 +66,15 @@ def test_sweeps_launched_at_once_into_a_fresh_store(tmp_path: Path) -> None:
         assert len(parents) == SWEEPS and len(children) == SWEEPS, round_
         assert {c.data.tags.get("mlflow.parentRunId") for c in children} == parents, round_
         assert all(r.info.status == "FINISHED" for r in runs), round_
+
+
+def test_sweep_without_its_parent_run_stops_before_any_job(tmp_path: Path) -> None:
+    """A store that cannot hold the parent run: one line, non-zero, and no job launched."""
+    (tmp_path / "broken.db").write_bytes(b"not a SQLite database, not even close" * 100)
+    done = run_cli(["-m", "dataset=digits", "trainer.max_epochs=1", "seed=1,2",
+                    f"tracking.uri=sqlite:///{tmp_path / 'broken.db'}", "report.enabled=false",
+                    f"hydra.sweep.dir={tmp_path / 'sweep'}"], cwd=tmp_path, timeout=300)
+    assert done.returncode != 0
+    assert "Traceback" not in done.stderr and "UserWarning" not in done.stderr
+    assert "lrdecay: " in done.stderr and "parent run" in done.stderr
+    assert not list((tmp_path / "sweep").glob("*/result.json"))  # no job ran

@@ -66,9 +66,7 @@ class SweepTracking(Callback):
         if not conf.tracking.enabled:
             return
         self.report = conf.report
-        hc = config.hydra
-        sweep_dir = Path(hc.sweep.dir)
-        store = Path(hc.runtime.cwd) / conf.tracking.store_dir
+        store = Path(config.hydra.runtime.cwd) / conf.tracking.store_dir
         from lrdecay.tracking import (
             MlflowTracker,
             default_artifact_root,
@@ -77,23 +75,34 @@ class SweepTracking(Callback):
         )
 
         uri = resolve_uri(conf.tracking.uri, store)
-        tracker = MlflowTracker(uri, experiment_name(conf), default_artifact_root(uri),
-                                log_plot=False)
         try:
+            tracker = MlflowTracker(uri, experiment_name(conf), default_artifact_root(uri),
+                                    log_plot=False)
             tracker.connect()
+            close_dead_parents(tracker)
+            self._open_parent(tracker, config, conf.dataset.name)
         except LrdecayError as exc:
             raise SystemExit(f"lrdecay: {exc}") from None
+        except Exception as exc:  # no parent run: stop before any job starts
+            raise SystemExit(f"lrdecay: could not create the sweep's parent run in "
+                             f"{redact_uri(uri)} ({str(exc).splitlines()[0][:300]}); no job "
+                             "was started. Fix: point tracking.uri at a working store (or "
+                             "move this one aside), then run again") from None
+        self.tracker = tracker
+        log.info("sweep parent run %s in experiment '%s'", tracker.run_id, tracker.experiment)
+
+    def _open_parent(self, tracker: MlflowTracker, config: DictConfig, dataset: str) -> None:
+        """Create the sweep's parent run and record it where the jobs will look for it."""
+        hc = config.hydra
+        sweep_dir = Path(hc.sweep.dir)
         preset = hc.runtime.choices.get("experiment") or "sweep"
-        close_dead_parents(tracker)
         tracker.start(f"{preset}-{sweep_dir.name}",
                       tags={"lrdecay.role": "sweep", "hydra.sweep_dir": str(sweep_dir),
-                            "dataset": conf.dataset.name, HOST_TAG: socket.gethostname(),
+                            "dataset": dataset, HOST_TAG: socket.gethostname(),
                             PID_TAG: str(os.getpid())},
                       params={"overrides": redact_text(" ".join(hc.overrides.task))[:6000]})
         assert tracker.run_id and tracker.experiment_id
-        write_parent(sweep_dir, tracker.run_id, tracker.experiment_id, redact_uri(uri))
-        self.tracker = tracker
-        log.info("sweep parent run %s in experiment '%s'", tracker.run_id, tracker.experiment)
+        write_parent(sweep_dir, tracker.run_id, tracker.experiment_id, redact_uri(tracker.uri))
 
     def on_multirun_end(self, config: DictConfig, **kwargs: Any) -> None:
         sweep_dir = Path(config.hydra.sweep.dir)

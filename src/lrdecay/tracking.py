@@ -100,8 +100,12 @@ def leftover_migration_tables(db: Path) -> list[str]:
     """Tables an interrupted schema upgrade left in a SQLite store (``_alembic_tmp_*``)."""
     if not db.is_file():
         return []
-    with contextlib.closing(sqlite3.connect(f"{db.resolve().as_uri()}?mode=ro", uri=True)) as con:
-        rows = con.execute("SELECT name FROM sqlite_master WHERE type = 'table'").fetchall()
+    try:
+        with contextlib.closing(sqlite3.connect(f"{db.resolve().as_uri()}?mode=ro",
+                                                uri=True)) as con:
+            rows = con.execute("SELECT name FROM sqlite_master WHERE type = 'table'").fetchall()
+    except sqlite3.Error:  # not a database at all: MLflow's own error says so
+        return []
     return [name for (name,) in rows if name.startswith("_alembic_tmp_")]
 
 
