@@ -17,6 +17,7 @@ from omegaconf import DictConfig
 
 from lrdecay.config import register_configs, validate
 from lrdecay.errors import LrdecayError
+from lrdecay.interrupts import exit_status, stop_on_sigterm
 from lrdecay.redact import redact_logging
 from lrdecay.resources import available_cores
 from lrdecay.results import read_parent
@@ -68,6 +69,7 @@ def main(cfg: DictConfig) -> float | list[float]:
     recorded (MLflow, result.json, the summary table) and the other jobs go on.
     """
     redact_logging()
+    stop_on_sigterm()
     try:
         validate(cfg)  # bad input fails here, before torch or MLflow are even imported
     except LrdecayError as exc:
@@ -100,5 +102,17 @@ def _failed(cfg: DictConfig) -> float | list[float]:
     return float("nan") if n == 1 else [float("nan")] * n
 
 
+def cli() -> None:
+    """``python train.py``: an interrupt (Ctrl-C, SIGTERM) ends in one line and the shell's
+    128 + signal exit status, not a traceback; its runs are already KILLED and resumable."""
+    try:
+        main()
+    except KeyboardInterrupt as exc:
+        print(f"lrdecay: {exc or 'interrupted'}: unfinished runs are KILLED with their "
+              "checkpoints; the same command (resume=true for a single run) continues them",
+              file=sys.stderr)
+        sys.exit(exit_status(exc))
+
+
 if __name__ == "__main__":
-    main()
+    cli()

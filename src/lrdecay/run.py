@@ -19,6 +19,7 @@ from lrdecay.checkpoint import CHECKPOINT_FILE, CheckpointListener, load_checkpo
 from lrdecay.config import LrdecayConfig, OptimizerConfig, validate
 from lrdecay.data import load_data
 from lrdecay.engine import Engine, TrainerSettings
+from lrdecay.interrupts import StopAtEpochEnd
 from lrdecay.models import build_model
 from lrdecay.progress import EpochLogLine, ProgressBar
 from lrdecay.records import Listener, RunSummary
@@ -260,6 +261,7 @@ def _train(cfg: DictConfig, ctx: RunContext, outcome: JobResult,
         from lrdecay.pruning import PruningListener
 
         engine.listeners.append(PruningListener(conf.trial))
+    engine.listeners.append(StopAtEpochEnd())  # last: the epoch is saved and logged first
 
     status = "FAILED"
     try:

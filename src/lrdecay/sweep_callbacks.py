@@ -19,6 +19,7 @@ from omegaconf import DictConfig, open_dict
 
 from lrdecay.config import ReportConfig, validate
 from lrdecay.errors import LrdecayError
+from lrdecay.interrupts import install_stop_handlers
 from lrdecay.redact import redact_logging, redact_text, redact_uri
 from lrdecay.results import JobResult, format_table, read_results, write_parent
 
@@ -63,6 +64,7 @@ class SweepTracking(Callback):
             conf = validate(_job_config(config))
         except LrdecayError as exc:
             raise SystemExit(f"lrdecay: {exc}") from None
+        install_stop_handlers(self._stop)
         if not conf.tracking.enabled:
             return
         self.report = conf.report
@@ -103,6 +105,21 @@ class SweepTracking(Callback):
                       params={"overrides": redact_text(" ".join(hc.overrides.task))[:6000]})
         assert tracker.run_id and tracker.experiment_id
         write_parent(sweep_dir, tracker.run_id, tracker.experiment_id, redact_uri(tracker.uri))
+
+    def _stop(self) -> None:
+        """SIGTERM or Ctrl-C in the launcher (on_multirun_end never comes): close the parent
+        run KILLED, and any child left RUNNING by a worker killed before it could close it."""
+        tracker, self.tracker = self.tracker, None
+        if tracker is None or tracker.run_id is None:
+            return
+        try:
+            close_running_children(tracker)
+        except Exception as exc:  # the parent must be closed whatever the children's fate
+            log.warning("could not close the sweep's running jobs: %s",
+                        str(exc).splitlines()[0][:200])
+        tracker.end("KILLED")
+        log.error("sweep stopped: parent run %s and its unfinished jobs are KILLED; the same "
+                  "command resumes them", tracker.run_id)
 
     def on_multirun_end(self, config: DictConfig, **kwargs: Any) -> None:
         sweep_dir = Path(config.hydra.sweep.dir)
@@ -188,6 +205,18 @@ def close_dead_parents(tracker: MlflowTracker) -> list[str]:
         log.info("closed %d sweep parent run(s) whose launcher had died: %s", len(closed),
                  ", ".join(closed))
     return closed
+
+
+def close_running_children(tracker: MlflowTracker) -> list[str]:
+    """Mark KILLED the RUNNING child runs of ``tracker``'s run; returns their ids."""
+    assert tracker.experiment_id is not None and tracker.run_id is not None
+    running = tracker.client.search_runs(
+        [tracker.experiment_id], max_results=1000,
+        filter_string=(f"tags.`mlflow.parentRunId` = '{tracker.run_id}' "
+                       "and attributes.status = 'RUNNING'"))
+    for run in running:
+        tracker.client.set_terminated(run.info.run_id, status="KILLED")
+    return [run.info.run_id for run in running]
 
 
 def _counts(results: list[JobResult]) -> dict[str, int]:
