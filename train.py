@@ -6,6 +6,7 @@
 from __future__ import annotations
 
 import logging
+import os
 import sys
 from pathlib import Path
 from typing import TYPE_CHECKING
@@ -16,6 +17,7 @@ from hydra.types import RunMode
 from omegaconf import DictConfig
 
 from lrdecay.config import register_configs, validate
+from lrdecay.credentials import move_credentials
 from lrdecay.errors import LrdecayError
 from lrdecay.interrupts import exit_status, stop_on_sigterm
 from lrdecay.redact import redact_logging
@@ -102,9 +104,22 @@ def _failed(cfg: DictConfig) -> float | list[float]:
     return float("nan") if n == 1 else [float("nan")] * n
 
 
+def keep_credentials_out_of_files() -> None:
+    """Move URI passwords from the command line (and ``MLFLOW_TRACKING_URI``) into the
+    environment before Hydra saves the overrides and the config to files."""
+    sys.argv[1:], moved = move_credentials(sys.argv[1:], os.environ)
+    if moved:
+        print(
+            f"lrdecay: the credentials in {', '.join(moved)} go to MLflow and Optuna through "
+            "the environment, not into any saved file",
+            file=sys.stderr,
+        )
+
+
 def cli() -> None:
     """``python train.py``: an interrupt (Ctrl-C, SIGTERM) ends in one line and the shell's
     128 + signal exit status, not a traceback; its runs are already KILLED and resumable."""
+    keep_credentials_out_of_files()
     try:
         main()
     except KeyboardInterrupt as exc:

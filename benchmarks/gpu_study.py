@@ -15,7 +15,7 @@ tracking into a temporary SQLite store):
 
 Real files are used where they exist (``--data-root``, default ``$LRDECAY_DATA`` or
 ``data``; Fashion-MNIST also from Debian's package); otherwise files of the real formats and
-shapes (IDX for MNIST, CIFAR-10's pickled batches) are generated into a temporary root, so the
+shapes (IDX for MNIST, CIFAR-10 as a NumPy archive) are generated into a temporary root, so the
 normal loaders read them. Generated images are a class template plus noise: learnable, so runs
 train as real ones do. ``--smoke`` shrinks everything (tiny files, one or two epochs) so that
 the script runs anywhere, a CPU included, in about a minute.
@@ -25,7 +25,6 @@ from __future__ import annotations
 
 import argparse
 import os
-import pickle
 import re
 import signal
 import statistics
@@ -81,16 +80,14 @@ def write_mnist_format(root: Path, folder: str, n_train: int, n_test: int) -> No
 
 
 def write_cifar_format(root: Path, per_batch: int, n_test: int) -> None:
-    """CIFAR-10's five pickled training batches, test batch and meta file."""
-    folder = root / "cifar-10-batches-py"
-    folder.mkdir(parents=True, exist_ok=True)
-    batches = [*[(f"data_batch_{i}", per_batch) for i in range(1, 6)], ("test_batch", n_test)]
-    for seed, (name, n) in enumerate(batches):
-        images, labels = synthetic(n, (3 * 32 * 32,), seed)
-        with open(folder / name, "wb") as fh:
-            pickle.dump({"data": images, "labels": labels.tolist()}, fh)
-    with open(folder / "batches.meta", "wb") as fh:
-        pickle.dump({"label_names": [f"class{i}" for i in range(10)]}, fh)
+    """CIFAR-10-shaped images as the NumPy archive lrdecay reads without unpickling (generated
+    pickled batches would rightly fail CIFAR-10's md5 check)."""
+    from lrdecay.data import CIFAR10_NPZ
+
+    x_train, y_train = synthetic(5 * per_batch, (32, 32, 3), 0)
+    x_test, y_test = synthetic(n_test, (32, 32, 3), 1)
+    root.mkdir(parents=True, exist_ok=True)
+    np.savez(root / CIFAR10_NPZ, x_train=x_train, y_train=y_train, x_test=x_test, y_test=y_test)
 
 
 def _has_idx(folder: Path) -> bool:

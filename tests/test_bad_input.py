@@ -95,12 +95,52 @@ def test_200_bad_overrides_exit_nonzero_with_a_message_and_no_traceback(cases) -
         assert output.strip(), bad
 
 
-@pytest.mark.parametrize("args", [
-    ["dataset=mnist", "data.root=/etc/hostname"],
-    ["tracking.enabled=true", "tracking.uri=foo://somewhere"],
-    ["tracking.enabled=true", "tracking.uri=http://127.0.0.1:9"],
+@pytest.mark.parametrize(("args", "named"), [
+    (["dataset=mnist", "data.root=/etc/hostname"], "data.root"),
+    (["tracking.enabled=true", "tracking.uri=foo://somewhere"], "tracking.uri"),
+    (["tracking.enabled=true", "tracking.uri=http://127.0.0.1:9"], "unreachable"),
+    (["optimizer.lr=inf"], "optimizer.lr"),
+    (["strategy.rate=-inf"], "strategy.rate"),
+    (["seed=99999999999999999999999"], "seed"),
+    (["dataset=mnist", "data.root=/proc", "data.download=true"], "data.root=/proc"),
+    (["tracking.enabled=true", "tracking.store_dir=/proc/store"], "tracking.store_dir"),
+    (["tracking.enabled=true", "tracking.uri=sqlite:////proc/x/mlflow.db"], "not writable"),
 ])
-def test_bad_paths_and_stores_are_one_line(args, tmp_path: Path) -> None:
+def test_bad_paths_stores_and_numbers_are_one_line(args, named: str, tmp_path: Path) -> None:
     code, output = _cli(args, tmp_path)
     errors = [line for line in output.splitlines() if "ERROR" in line]
     assert code == 2 and len(errors) == 1 and "Traceback" not in output, output
+    assert named in errors[0], errors[0]
+
+
+@pytest.mark.parametrize("key", sorted(NUMERIC))
+@pytest.mark.parametrize("value", ["inf", "-inf", "nan"])
+def test_non_finite_numbers_are_rejected_everywhere(key: str, value: str) -> None:
+    with pytest.raises(CLEAR_ERRORS) as caught:
+        validate(compose_config([f"{key}={value}"]))
+    assert key in str(caught.value)
+
+
+def test_threads_are_bounded_by_the_cores() -> None:
+    """threads=10000 once spawned 20 002 OS threads and trained nothing."""
+    import torch
+
+    from lrdecay.resources import available_cores, set_threads
+
+    before = torch.get_num_threads()
+    try:
+        assert set_threads(10000) == available_cores() == torch.get_num_threads()
+        assert set_threads(1) == 1
+    finally:
+        torch.set_num_threads(before)
+
+
+@pytest.mark.slow
+@pytest.mark.parametrize("n_jobs", ["0", "-1000"])
+def test_a_sweep_with_no_parallel_jobs_is_one_line_before_any_job(n_jobs: str,
+                                                                  tmp_path: Path) -> None:
+    proc = run_cli(["-m", "dataset=digits", "trainer.max_epochs=1", "sequence=seq1,seq2",
+                    f"hydra.launcher.n_jobs={n_jobs}"], cwd=tmp_path, timeout=120)
+    assert proc.returncode != 0 and "Traceback" not in proc.stderr, proc.stderr[-2000:]
+    assert "hydra.launcher.n_jobs" in proc.stderr.strip().splitlines()[-1]
+    assert not list(tmp_path.glob("multirun/*/*/0"))  # no job ran

@@ -10,6 +10,8 @@ from pathlib import Path
 
 import pytest
 
+from tests.conftest import require_fashion_mnist
+
 ROOT = Path(__file__).resolve().parents[1]
 
 
@@ -21,6 +23,7 @@ def _run(cmd: list[str], timeout: float) -> str:
 
 
 def test_epoch_throughput_smoke_prints_all_variants_on_the_same_computation() -> None:
+    require_fashion_mnist()  # the benchmark measures on Fashion-MNIST
     out = _run([sys.executable, "benchmarks/epoch_throughput.py", "--smoke", "--threads", "1"],
                timeout=300)
     for name in ("(a) reference DataLoader loop", "(b) plain loop over tensors",

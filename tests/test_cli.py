@@ -8,7 +8,7 @@ from pathlib import Path
 import pytest
 from mlflow.tracking import MlflowClient
 
-from tests.conftest import run_cli
+from tests.conftest import require_fashion_mnist, run_cli
 
 pytestmark = pytest.mark.slow
 
@@ -61,6 +61,7 @@ def test_missing_mnist_offline_is_one_clear_message(tmp_path: Path) -> None:
 
 def test_fashion_mnist_two_epochs_offline(tmp_path: Path) -> None:
     """Debian's dataset-fashion-mnist files, no network: ≥ 0.85 validation accuracy."""
+    require_fashion_mnist()
     proc = run_cli(["dataset=fashion_mnist", "trainer.max_epochs=2",
                     f"data.root={tmp_path / 'data'}", "data.download=false"],
                    cwd=tmp_path, timeout=900)

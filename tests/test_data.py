@@ -3,7 +3,6 @@
 from __future__ import annotations
 
 import gzip
-import pickle
 import struct
 from pathlib import Path
 
@@ -12,8 +11,9 @@ import pytest
 import torch
 
 from lrdecay.config import DataConfig, DatasetConfig
-from lrdecay.data import DEBIAN_FASHION_MNIST, load_data
+from lrdecay.data import channels_first, load_data
 from lrdecay.errors import DataError
+from tests.conftest import require_debian_package, require_fashion_mnist
 
 CPU = torch.device("cpu")
 
@@ -42,23 +42,6 @@ def write_mnist(root: Path, folder: str = "MNIST", n_train: int = 40, n_test: in
     write_idx(raw / "t10k-images-idx3-ubyte", rng.integers(0, 256, (n_test, 28, 28)), compress)
     write_idx(raw / "t10k-labels-idx1-ubyte", rng.integers(0, 10, n_test), compress)
     return train_x, train_y
-
-
-def write_cifar(root: Path, per_batch: int = 6, n_test: int = 8) -> np.ndarray:
-    """Write CIFAR-10's python-pickle batches; returns the first training batch's images."""
-    rng = np.random.default_rng(1)
-    folder = root / "cifar-10-batches-py"
-    folder.mkdir(parents=True)
-    first = None
-    for name, n in [*[(f"data_batch_{i}", per_batch) for i in range(1, 6)], ("test_batch", n_test)]:
-        data = rng.integers(0, 256, (n, 3 * 32 * 32), dtype=np.uint8)
-        first = data if first is None else first
-        with open(folder / name, "wb") as fh:
-            pickle.dump({"data": data, "labels": rng.integers(0, 10, n).tolist()}, fh)
-    with open(folder / "batches.meta", "wb") as fh:
-        pickle.dump({"label_names": [f"c{i}" for i in range(10)]}, fh)
-    assert first is not None
-    return first
 
 
 def _offline(root: Path, **kw) -> DataConfig:
@@ -96,14 +79,13 @@ def test_the_next_job_in_a_worker_reuses_the_data_until_a_file_changes(tmp_path:
                           (torch.as_tensor(train_x, dtype=torch.float32) / 255 - 0.5) / 0.5)
 
 
-def test_cifar_pickled_batches_load_channels_first(tmp_path: Path) -> None:
-    first = write_cifar(tmp_path)
-    cfg = DatasetConfig(name="cifar10", channels=3, height=32, width=32, batch_size=20)
-    bundle = load_data(cfg, _offline(tmp_path), CPU)
-    assert bundle.input_shape == (3, 32, 32)
-    assert (len(bundle.train), len(bundle.val)) == (30, 8)
-    img0 = first[0].reshape(3, 32, 32).astype(np.float32)
-    assert torch.allclose(bundle.train.x[0], torch.as_tensor((img0 / 255 - 0.5) / 0.5))
+def test_cifar_images_are_made_channels_first() -> None:
+    """CIFAR-10's arrays are (N, H, W, C); the bundle holds (N, C, H, W), MNIST's get C=1."""
+    cifar = np.arange(2 * 32 * 32 * 3, dtype=np.uint8).reshape(2, 32, 32, 3)
+    out = channels_first(cifar)
+    assert out.shape == (2, 3, 32, 32)
+    assert out[1, 2, 5, 7] == cifar[1, 5, 7, 2]
+    assert channels_first(np.zeros((4, 28, 28), np.uint8)).shape == (4, 1, 28, 28)
 
 
 def test_val_fraction_holds_out_train_and_reports_test(tmp_path: Path) -> None:
@@ -157,7 +139,39 @@ def test_batches_cover_the_split_once_in_shuffled_order(tmp_path: Path) -> None:
 
 def test_fashion_mnist_from_the_debian_package(tmp_path: Path) -> None:
     """With Debian's dataset-fashion-mnist installed, an empty data.root needs no network."""
-    assert (DEBIAN_FASHION_MNIST / "train-images-idx3-ubyte.gz").is_file(), (
-        "install Debian's dataset-fashion-mnist package (.ci/run does)")
+    require_fashion_mnist()
     bundle = load_data(DatasetConfig(name="fashion_mnist"), _offline(tmp_path), CPU)
     assert (len(bundle.train), len(bundle.val)) == (60000, 10000)
+
+
+def test_a_missing_debian_data_set_skips_naming_the_command_and_fails_under_ci(
+        tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
+    """On a fresh machine such tests skip, saying how to enable them; CI (which installs the
+    package) must not skip them silently."""
+    absent = tmp_path / "absent.gz"
+    monkeypatch.delenv("CI", raising=False)
+    with pytest.raises(pytest.skip.Exception, match="apt-get install dataset-fashion-mnist"):
+        require_debian_package("dataset-fashion-mnist", absent)
+    monkeypatch.setenv("CI", "true")
+    with pytest.raises(pytest.fail.Exception, match="dataset-fashion-mnist"):
+        require_debian_package("dataset-fashion-mnist", absent)
+    absent.write_bytes(b"")
+    require_debian_package("dataset-fashion-mnist", absent)  # present: nothing happens
+
+
+def test_cifar10_from_a_numpy_archive_needs_no_unpickling(tmp_path: Path) -> None:
+    """CIFAR-10 copies that are not the official pickles load from ``cifar10.npz``."""
+    rng = np.random.default_rng(0)
+    x_train = rng.integers(0, 256, (40, 32, 32, 3), dtype=np.uint8)
+    x_test = rng.integers(0, 256, (20, 32, 32, 3), dtype=np.uint8)
+    np.savez(tmp_path / "cifar10.npz", x_train=x_train, y_train=np.arange(40) % 10,
+             x_test=x_test, y_test=np.arange(20) % 10)
+    config = DatasetConfig(name="cifar10", channels=3, height=32, width=32)
+    bundle = load_data(config, _offline(tmp_path), CPU)
+    assert tuple(bundle.train.x.shape) == (40, 3, 32, 32) and len(bundle.val) == 20
+    assert bundle.train.x[3, 2, 5, 7].item() == pytest.approx(x_train[3, 5, 7, 2] / 127.5 - 1)
+    assert bundle.train.y.tolist() == [i % 10 for i in range(40)]
+    np.savez(tmp_path / "cifar10.npz", x_train=x_train)  # arrays missing: one clear error
+    with pytest.raises(DataError, match="y_train"):
+        load_data(DatasetConfig(name="cifar10", channels=3, height=32, width=32, split_seed=1),
+                  _offline(tmp_path), CPU)

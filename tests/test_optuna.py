@@ -14,15 +14,18 @@ import sqlite3
 import subprocess
 import sys
 import time
+import warnings
 from pathlib import Path
 
 import optuna
 import pytest
 import yaml
 from hydra import compose, initialize_config_dir
+from hydra.core.override_parser.overrides_parser import OverridesParser
 from mlflow.tracking import MlflowClient
 from optuna.distributions import CategoricalDistribution, FloatDistribution, IntDistribution
 from optuna.trial import TrialState
+from packaging.requirements import Requirement
 
 from hydra_plugins.lrdecay_optuna_sweeper._space import (
     SweepError,
@@ -32,6 +35,7 @@ from hydra_plugins.lrdecay_optuna_sweeper._space import (
     resolve_directions,
     sqlite_absolute,
 )
+from lrdecay.errors import LrdecayError
 from lrdecay.pruning import make_pruner
 from tests.conftest import CONF_DIR, ROOT, run_cli
 
@@ -47,12 +51,14 @@ def test_sweep_syntax_maps_to_optuna_distributions() -> None:
         "optimizer.lr=tag(log, interval(1e-4, 1e-1))", "strategy.rate=interval(0.001, 0.1)",
         "dataset.batch_size=choice(32, 64, 128)", "sequence=seq1,seq2",
         "trainer.max_epochs=range(2, 11, 4)", "seed=int(interval(0, 9))",
-        "dataset=digits", "+extra=1", "sequence=seq3"])
+        "strategy.shrink=range(0.5, 5.5, step=1)", "dataset=digits", "+extra=1",
+        "sequence=seq3"])
     assert space["optimizer.lr"] == FloatDistribution(1e-4, 1e-1, log=True)
     assert space["strategy.rate"] == FloatDistribution(0.001, 0.1)
     assert space["dataset.batch_size"] == CategoricalDistribution([32, 64, 128])
     assert space["trainer.max_epochs"] == IntDistribution(2, 10, step=4)  # 2, 6, 10 as Hydra
     assert space["seed"] == IntDistribution(0, 9)
+    assert space["strategy.shrink"] == FloatDistribution(0.5, 4.5, step=1)  # 0.5, …, 4.5
     assert "sequence" not in space  # a later plain value wins over the earlier sweep
     assert fixed == {"dataset": "dataset=digits", "+extra": "+extra=1",
                      "sequence": "sequence=seq3"}
@@ -61,6 +67,23 @@ def test_sweep_syntax_maps_to_optuna_distributions() -> None:
         grid_values("optimizer.lr", space["optimizer.lr"])
     assert [format_value(v) for v in (1e-05, True, None, "seq1", 3)] == [
         "1e-05", "true", "null", "seq1", "3"]
+
+
+@pytest.mark.parametrize("line", ["range(0.5, 5.5, step=1)", "range(0.1, 1.0, step=0.1)",
+                                  "range(-2.0, 2.5, step=0.5)", "range(1, 2, step=0.25)",
+                                  "range(0.001, 0.01, step=0.003)"])
+def test_a_float_range_stays_ordered(line: str) -> None:
+    """A stepped float distribution over Hydra's own values (stop excluded), never a
+    categorical (CMA-ES and QMC would lose the order)."""
+    (override,) = OverridesParser.create().parse_overrides([f"key={line}"])
+    hydra_values = list(override.sweep_iterator())
+    with warnings.catch_warnings():
+        warnings.simplefilter("error")  # Optuna warns when (high - low) is not a step multiple
+        space, _ = parse_search_space([f"key={line}"])
+    dist = space["key"]
+    assert isinstance(dist, FloatDistribution) and dist.step
+    assert (dist.low, dist.high) == (hydra_values[0], hydra_values[-1])
+    assert grid_values("key", dist) == pytest.approx(hydra_values)
 
 
 def test_directions_follow_the_objectives_unless_given() -> None:
@@ -76,11 +99,23 @@ def test_directions_follow_the_objectives_unless_given() -> None:
 def test_storage_and_pruner_helpers(tmp_path: Path) -> None:
     assert sqlite_absolute("sqlite:///s.db", tmp_path) == f"sqlite:///{tmp_path}/s.db"
     assert sqlite_absolute("sqlite:////abs/s.db", tmp_path) == "sqlite:////abs/s.db"
-    with pytest.raises(SweepError, match="in-memory"):
+    with pytest.raises(LrdecayError, match="in-memory"):  # a user's fix: one line, no traceback
         sqlite_absolute("sqlite://", tmp_path)
     assert isinstance(make_pruner("none"), optuna.pruners.NopPruner)
     median = make_pruner({"name": "median", "n_startup_trials": 2})
     assert isinstance(median, optuna.pruners.MedianPruner)
+
+
+#: What each sampler imports beyond Optuna's own dependencies (``hydra/sweeper/sampler=...``).
+SAMPLER_PACKAGES = {"cmaes": {"cmaes"}, "qmc": {"scipy"}, "gp": {"torch", "scipy"}}
+
+
+def test_every_sampler_needs_only_declared_dependencies() -> None:
+    tomllib = pytest.importorskip("tomllib")
+    project = tomllib.loads((ROOT / "pyproject.toml").read_text())["project"]
+    declared = {Requirement(line).name for line in project["dependencies"]}
+    for sampler, packages in SAMPLER_PACKAGES.items():
+        assert packages <= declared, f"hydra/sweeper/sampler={sampler} needs {packages}"
 
 
 def _compose(*overrides: str):

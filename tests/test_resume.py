@@ -96,3 +96,50 @@ def test_twin_without_its_checkpoint_is_replaced_not_duplicated(tmp_path: Path) 
     replaced = client.get_run(lost.info.run_id)
     assert replaced.info.lifecycle_stage == "deleted"
     assert replaced.data.tags["lrdecay.replaced_by"] == kept.info.run_id
+
+
+@pytest.mark.parametrize("damage", ["missing entries", "another model's weights"])
+def test_a_checkpoint_of_the_wrong_structure_is_one_clear_error(tmp_path: Path,
+                                                               damage: str) -> None:
+    """resume=true onto a checkpoint that is not this run's: an error naming the file and the
+    fix, never a KeyError or a state-dict traceback."""
+    from lrdecay.errors import LrdecayError
+
+    with pytest.raises(KeyboardInterrupt):
+        run(_cfg(tmp_path, "w.db"), _ctx(tmp_path, "w"), extra_listeners=[InterruptAt(2)])
+    path = tmp_path / "w" / CHECKPOINT_FILE
+    state = torch.load(path, weights_only=True)
+    if damage == "missing entries":
+        state = {"version": state["version"], "model": state["model"]}
+    else:
+        state["model"] = {"conv.weight": torch.zeros(3, 3)}
+    torch.save(state, path)
+    with pytest.raises(LrdecayError, match=rf"checkpoint {path}.*delete it") as caught:
+        run(_cfg(tmp_path, "w.db", "resume=true"), _ctx(tmp_path, "w2"))
+    assert "\n" not in str(caught.value)
+
+
+#: Overrides that change what a run computes (each must change the fingerprint) ...
+DEFINING = ["dataset.batch_size=32", "dataset.val_fraction=0.1", "dataset.split_seed=3",
+            "model.dropout=0.5", "optimizer=adam", "optimizer.lr=0.02", "sequence=seq1",
+            "sequence.gamma=0.8", "strategy=cutoff", "strategy.rate=0.02",
+            "trainer.max_epochs=7", "trainer.early_stop_tol=0.001",
+            "trainer.convergence_window=3", "trainer.precision=bf16", "seed=7"]
+#: ... and overrides that do not (a re-launch with any of them retrains nothing).
+INCIDENTAL = ["trainer.keep_checkpoint=true", "trainer.checkpoint=false", "objective=[test_acc]",
+              "trainer.progress=off", "trainer.channels_last=off", "trainer.compile=true",
+              "tracking.store_dir=elsewhere", "tracking.log_plot=false", "data.root=/x",
+              "data.download=false", "device=cpu", "threads=1", "resume=true",
+              "sweep.rerun=true", "report.enabled=false", "dataset.eval_batch_size=64",
+              "dataset.target_accuracy=0.9", "trial.number=3"]
+
+
+def test_fingerprint_is_what_defines_the_experiment() -> None:
+    from lrdecay.resume import fingerprint
+
+    base = fingerprint(compose_config(["dataset=digits"]))
+    assert fingerprint(compose_config(["dataset=digits"])) == base  # stable
+    for override in DEFINING:
+        assert fingerprint(compose_config(["dataset=digits", override])) != base, override
+    for override in INCIDENTAL:
+        assert fingerprint(compose_config(["dataset=digits", override])) == base, override

@@ -75,27 +75,45 @@ def save_checkpoint(path: Path, engine: Engine, run_id: str | None) -> Path:
     return path
 
 
+#: The entries a checkpoint of this format holds, and their types (checked before restoring).
+FIELDS: dict[str, type | tuple[type, ...]] = {
+    "version": int, "run_id": (str, type(None)), "elapsed": (int, float), "history": list,
+    "model": dict, "optimizer": dict, "scheduler": dict, "rng": dict}
+
+
+def _unusable(path: Path, why: str) -> LrdecayError:
+    return LrdecayError(f"checkpoint {path} {why}; delete it to start that run afresh")
+
+
 def load_checkpoint(path: Path) -> dict[str, Any]:
-    """Read a checkpoint safely (tensors and plain values only)."""
+    """Read a checkpoint safely (tensors and plain values only) and check its structure."""
     try:
         state = torch.load(path, map_location="cpu", weights_only=True)
     except Exception as exc:
-        raise LrdecayError(f"checkpoint {path} is unreadable ({type(exc).__name__}); delete it "
-                           "to start that run afresh") from exc
+        raise _unusable(path, f"is unreadable ({type(exc).__name__})") from exc
+    if not isinstance(state, dict):
+        raise _unusable(path, f"holds a {type(state).__name__}, not a checkpoint")
     if state.get("version") != FORMAT_VERSION:
-        raise LrdecayError(f"checkpoint {path} has format {state.get('version')}, expected "
-                           f"{FORMAT_VERSION}; delete it to start that run afresh")
+        raise _unusable(path, f"has format {state.get('version')}, expected {FORMAT_VERSION}")
+    wrong = [k for k, kind in FIELDS.items() if not isinstance(state.get(k), kind)]
+    if wrong:
+        raise _unusable(path, f"lacks or has malformed entries: {', '.join(wrong)}")
     return state
 
 
-def restore(engine: Engine, state: dict[str, Any]) -> None:
-    """Put ``engine`` back where the checkpoint left it: the next epoch continues the run."""
-    engine.model.load_state_dict(state["model"])
-    engine.optimizer.load_state_dict(state["optimizer"])
-    engine.scheduler.load_state_dict(state["scheduler"])
-    engine.history = [EpochRecord(**r) for r in state["history"]]
-    engine.elapsed = float(state["elapsed"])
-    _set_rng_state(engine, state["rng"])
+def restore(engine: Engine, state: dict[str, Any], path: Path) -> None:
+    """Put ``engine`` back where the checkpoint at ``path`` left it: the next epoch continues
+    the run. A checkpoint that does not fit this model, optimizer or schedule is one error."""
+    try:
+        engine.model.load_state_dict(state["model"])
+        engine.optimizer.load_state_dict(state["optimizer"])
+        engine.scheduler.load_state_dict(state["scheduler"])
+        engine.history = [EpochRecord(**r) for r in state["history"]]
+        engine.elapsed = float(state["elapsed"])
+        _set_rng_state(engine, state["rng"])
+    except (KeyError, TypeError, ValueError, RuntimeError, IndexError) as exc:
+        detail = str(exc).strip().splitlines()[0][:200] if str(exc).strip() else ""
+        raise _unusable(path, f"does not fit this run ({type(exc).__name__}: {detail})") from exc
 
 
 class CheckpointListener(Listener):

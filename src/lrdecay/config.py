@@ -6,12 +6,14 @@ dataclass's ``__post_init__``, which runs when :func:`validate` turns the config
 
 from __future__ import annotations
 
-from dataclasses import dataclass, field
+import math
+from dataclasses import dataclass, field, fields, is_dataclass
 from typing import Any
 
 from hydra.core.config_store import ConfigStore
 from omegaconf import DictConfig, OmegaConf
 
+from lrdecay.credentials import PASSWORD_ENV, USERNAME_ENV, split_credentials
 from lrdecay.errors import ConfigError
 from lrdecay.resources import available_cores
 
@@ -35,8 +37,37 @@ def _check(ok: bool, key: str, message: str) -> None:
         raise ConfigError(f"{key}: {message}")
 
 
+#: Seeds go to torch, NumPy and Python's ``random``; torch takes at most a 64-bit integer.
+MAX_SEED = 2**63 - 1
+
+
+def _finite(node: Any, key: str) -> None:
+    """Reject ``inf`` and ``nan`` anywhere in ``node`` (a config object, list or value): no
+    setting of this project means anything at a non-finite value."""
+    if is_dataclass(node):
+        for f in fields(node):
+            _finite(getattr(node, f.name), f"{key}.{f.name}" if key else f.name)
+    elif isinstance(node, list | tuple):
+        for item in node:
+            _finite(item, key)
+    elif isinstance(node, float):
+        _check(math.isfinite(node), key, f"must be a finite number, got {node}")
+
+
 def _one_of(value: str, options: tuple[str, ...], key: str) -> None:
     _check(value in options, key, f"'{value}' is not one of {', '.join(options)}")
+
+
+def is_folder_name(name: str) -> bool:
+    """Whether ``name`` is one plain folder name: it can never lead outside the folder it is
+    joined to (no separators, no leading dot, so no ``..``, no control characters)."""
+    return (
+        bool(name)
+        and not name.startswith(".")
+        and "/" not in name
+        and "\\" not in name
+        and all(ch.isprintable() for ch in name)
+    )
 
 
 @dataclass
@@ -176,6 +207,18 @@ class TrackingConfig:
 
     def __post_init__(self) -> None:
         _check(bool(self.store_dir), "tracking.store_dir", "must be a directory path")
+        _check(
+            not self.experiment or is_folder_name(self.experiment),
+            "tracking.experiment",
+            f"{self.experiment!r} names the experiment's artifact folder: use no '/', '\\', "
+            "leading '.' or control characters",
+        )
+        _check(
+            not self.uri or split_credentials(self.uri)[2] is None,
+            "tracking.uri",
+            f"holds a password; set {USERNAME_ENV} and {PASSWORD_ENV} instead (a password in "
+            "a config file ends up in every saved copy of the config)",
+        )
 
 
 @dataclass
@@ -239,7 +282,8 @@ class LrdecayConfig:
         for name in self.objective:
             _one_of(name, OBJECTIVE_NAMES, "objective")
         _check(self.threads is None or self.threads >= 1, "threads", "must be >= 1 or null")
-        _check(self.seed >= 0, "seed", "must be >= 0")
+        _check(0 <= self.seed <= MAX_SEED, "seed", f"must be in [0, {MAX_SEED}], got {self.seed}")
+        _finite(self, "")
 
 
 def register_configs() -> None:

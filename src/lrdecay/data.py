@@ -15,6 +15,7 @@ import os
 import pickle
 import shutil
 import socket
+import tempfile
 from collections.abc import Callable, Iterator
 from dataclasses import dataclass
 from pathlib import Path
@@ -118,29 +119,74 @@ def _torchvision_class(name: str) -> type:
     """The torchvision dataset class for ``name``, imported only when needed (it is slow)."""
     from torchvision.datasets import CIFAR10, MNIST, FashionMNIST
 
-    class CIFAR10Files(CIFAR10):
-        """CIFAR10 that trusts files that are present (its md5 list fits only the official
-        files); the download itself is still verified against the archive's md5."""
+    return {"mnist": MNIST, "fashion_mnist": FashionMNIST, "cifar10": CIFAR10}[name]
 
-        def _check_integrity(self) -> bool:
-            folder = Path(self.root) / self.base_folder
-            names = [name for name, _ in (*self.train_list, *self.test_list)]
-            return all((folder / n).is_file() for n in (*names, self.meta["filename"]))
 
-        def _load_meta(self) -> None:
-            self.classes = [str(i) for i in range(10)]
-            self.class_to_idx = {c: i for i, c in enumerate(self.classes)}
+def verify_cifar10(root: Path) -> None:
+    """Refuse any CIFAR-10 file under ``root`` whose md5 is not torchvision's for the official
+    file, before anything unpickles it: a crafted pickle runs code when loaded."""
+    from torchvision.datasets import CIFAR10
+    from torchvision.datasets.utils import check_integrity
 
-    return {"mnist": MNIST, "fashion_mnist": FashionMNIST, "cifar10": CIFAR10Files}[name]
+    folder = root / CIFAR10.base_folder
+    expected = [
+        *CIFAR10.train_list,
+        *CIFAR10.test_list,
+        (CIFAR10.meta["filename"], CIFAR10.meta["md5"]),
+    ]
+    for name, md5 in expected:
+        path = folder / name
+        if path.exists() and not check_integrity(str(path), md5):
+            raise DataError(
+                f"{path} is not the official CIFAR-10 file (its md5 differs); refusing to "
+                f"unpickle it. Fix: delete {folder} and load it again with data.download=true"
+            )
+
+
+def channels_first(images: np.ndarray) -> np.ndarray:
+    """Images as (N, C, H, W): MNIST's (N, H, W) get one channel, CIFAR's (N, H, W, C) are
+    transposed."""
+    if images.ndim == 3:
+        return images[:, None, :, :]
+    return images.transpose(0, 3, 1, 2)
+
+
+#: CIFAR-10 as a NumPy archive under ``data.root``: arrays ``x_train``/``x_test`` (N, 32, 32, 3)
+#: uint8 and ``y_train``/``y_test``, read with ``allow_pickle=False``. A form of the data set that
+#: needs no unpickling, for copies that are not the official (md5-checked) pickled batches.
+CIFAR10_NPZ = "cifar10.npz"
+NPZ_ARRAYS = ("x_train", "y_train", "x_test", "y_test")
+
+
+def _read_npz(path: Path) -> tuple[Split, Split]:
+    """The train and test splits of a NumPy archive of images (N, H, W, C) and labels."""
+    try:
+        with np.load(path, allow_pickle=False) as archive:
+            x_tr, y_tr, x_te, y_te = (np.asarray(archive[k]) for k in NPZ_ARRAYS)
+    except (KeyError, ValueError, OSError) as exc:
+        raise DataError(f"{path} is not an archive of arrays {', '.join(NPZ_ARRAYS)} "
+                        f"({str(exc).splitlines()[0] if str(exc) else type(exc).__name__}); "
+                        "fix or delete it") from exc
+
+    def split(x: np.ndarray, y: np.ndarray) -> Split:
+        return Split(normalise(channels_first(x), 255.0),
+                     torch.as_tensor(y.reshape(-1).astype(np.int64)))
+
+    return split(x_tr, y_tr), split(x_te, y_te)
 
 
 def _read_torchvision(name: str, data: DataConfig) -> tuple[Split, Split]:
-    """Read the official train and test splits of a torchvision data set, downloading if allowed."""
+    """Read the official train and test splits of a torchvision data set, downloading if allowed
+    (CIFAR-10 from a NumPy archive instead when ``data.root`` holds one)."""
     root = Path(data.root).expanduser()
     if root.exists() and not root.is_dir():
         raise DataError(f"data.root={root} is a file, not a directory; point data.root at a folder")
+    if name == "cifar10" and (root / CIFAR10_NPZ).is_file():
+        return _read_npz(root / CIFAR10_NPZ)
     cls = _torchvision_class(name)
-    if name != "cifar10":
+    if name == "cifar10":
+        verify_cifar10(root)
+    else:
         fallbacks = (DEBIAN_FASHION_MNIST,) if name == "fashion_mnist" else ()
         _stage_idx_files(root / ("MNIST" if name == "mnist" else "FashionMNIST") / "raw",
                          fallbacks)
@@ -151,14 +197,27 @@ def _read_torchvision(name: str, data: DataConfig) -> tuple[Split, Split]:
                 ds = cls(root=str(root), train=train, download=data.download)
         except RuntimeError as exc:  # torchvision's "not found" and "error downloading"
             raise _missing_data_error(name, root, data.download, exc) from exc
-        images = ds.data if isinstance(ds.data, np.ndarray) else ds.data.numpy()
-        if images.ndim == 3:
-            images = images[:, None, :, :]
-        else:  # CIFAR: N, H, W, C
-            images = images.transpose(0, 3, 1, 2)
+        except OSError as exc:
+            why = _unwritable(root) if data.download else None
+            if why is None:
+                raise
+            raise DataError(f"data.root={root} cannot be written ({why}), so {name} cannot be "
+                            "downloaded into it. Fix: point data.root at a writable folder, or "
+                            "put the files there and set data.download=false") from exc
+        images = channels_first(ds.data if isinstance(ds.data, np.ndarray) else ds.data.numpy())
         labels = torch.as_tensor(np.asarray(ds.targets), dtype=torch.int64)
         splits.append(Split(normalise(images, 255.0), labels))
     return splits[0], splits[1]
+
+
+def _unwritable(root: Path) -> str | None:
+    """Why files cannot be created under ``root`` (made if missing), or None if they can."""
+    try:
+        root.mkdir(parents=True, exist_ok=True)
+        tempfile.TemporaryFile(dir=root).close()
+    except OSError as exc:
+        return exc.strerror or type(exc).__name__
+    return None
 
 
 def _missing_data_error(name: str, root: Path, download: bool, exc: Exception) -> DataError:

@@ -11,10 +11,12 @@ from __future__ import annotations
 
 import logging
 import math
+import os
 from collections.abc import Mapping
 from typing import TYPE_CHECKING, Any
 
 from lrdecay.config import TrialConfig
+from lrdecay.credentials import storage_url
 from lrdecay.errors import ConfigError
 from lrdecay.records import EpochRecord, Listener, StopRun
 from lrdecay.redact import redact_uri
@@ -41,15 +43,19 @@ SQLITE_TIMEOUT_S = 60
 
 
 def open_storage(url: str, create_tables: bool = True) -> optuna.storages.RDBStorage:
-    """An Optuna RDB storage at ``url``; SQLite files get a long lock timeout, because the
-    sweeper and its parallel jobs write to the same file."""
+    """An Optuna RDB storage at ``url`` (its user's password from the environment, see
+    :mod:`lrdecay.credentials`); SQLite files get a long lock timeout, because the sweeper and
+    its parallel jobs write to the same file."""
     import optuna
 
     engine_kwargs: dict[str, Any] = {}
     if url.startswith("sqlite:"):
         engine_kwargs["connect_args"] = {"timeout": SQLITE_TIMEOUT_S}
-    return optuna.storages.RDBStorage(url, engine_kwargs=engine_kwargs,
-                                      skip_table_creation=not create_tables)
+    return optuna.storages.RDBStorage(
+        storage_url(url, os.environ),
+        engine_kwargs=engine_kwargs,
+        skip_table_creation=not create_tables,
+    )
 
 
 def make_pruner(spec: str | Mapping[str, Any]) -> optuna.pruners.BasePruner:

@@ -1,14 +1,16 @@
 """The report's figures: learning curves, realised rates, best settings, accuracy vs speed.
 
-Every figure uses one colour per sequence (seq1..seq4) and per baseline (SGD, Adam), and one line
-style / marker per strategy, so a setting looks the same wherever it appears. Curves are means
-over seeds with a band from the lowest to the highest seed; diverged runs are left out.
+Every figure uses one colour, line style and marker per sequence (seq1..seq4) and per baseline
+(SGD, Adam), so the four sequences of a strategy panel stay apart even where their curves
+coincide; the accuracy-vs-speed scatter marks the strategy by marker. Curves are means over seeds
+with a band from the lowest to the highest seed; diverged runs are left out. Axes stop at the
+data's range and the epoch budget, and legends sit outside the plotting area.
 """
 
 from __future__ import annotations
 
 from collections.abc import Sequence
-from dataclasses import dataclass
+from dataclasses import dataclass, replace
 from pathlib import Path
 
 import matplotlib
@@ -20,13 +22,30 @@ from matplotlib.axes import Axes
 from matplotlib.lines import Line2D
 from matplotlib.ticker import FuncFormatter, MaxNLocator
 
-from lrdecay.report_stats import BASELINE_ADAM, BASELINE_SGD, SettingSummary, required
+from lrdecay.report_stats import (
+    BASELINE_ADAM,
+    BASELINE_SGD,
+    Censored,
+    SettingSummary,
+    rate_change_epochs,
+    required,
+)
 
 SEQUENCE_COLORS = {"seq1": "#1f77b4", "seq2": "#ff7f0e", "seq3": "#2ca02c", "seq4": "#d62728"}
 BASELINE_COLORS = {BASELINE_SGD: "#111111", BASELINE_ADAM: "#9467bd"}
 OTHER_COLORS = ("#8c564b", "#e377c2", "#7f7f7f", "#bcbd22", "#17becf")
-STRATEGY_LINES = {"epoch": "-", "cutoff": "--", "oscillate": "-.", "fixed": ":"}
+SEQUENCE_LINES = {"seq1": "-", "seq2": "--", "seq3": "-.", "seq4": (0, (5, 1, 1, 1, 1, 1))}
+SEQUENCE_MARKERS = {"seq1": "o", "seq2": "s", "seq3": "^", "seq4": "v"}
+BASELINE_MARKERS = {BASELINE_SGD: "D", BASELINE_ADAM: "X"}
+BASELINE_LINE = (0, (1, 1.5))
+STRATEGY_LINES = {"epoch": "-", "cutoff": "--", "oscillate": "-."}
 STRATEGY_MARKERS = {"epoch": "o", "cutoff": "s", "oscillate": "^", "fixed": "D"}
+#: About this many markers per curve, so curves stay readable at any epoch count; curves of one
+#: panel put theirs on different epochs, so coinciding curves still show every marker.
+MARKERS_PER_CURVE = 10
+#: Horizontal offset between the sequences of one strategy in the scatter, in epochs, so that
+#: settings with identical results (a rate that never moved) do not hide one another.
+DODGE = 0.15
 STRATEGY_PANELS = (("epoch", "By Epoch"), ("cutoff", "By Cutoff"), ("oscillate", "By Oscillate"))
 BAND = "band: lowest to highest seed"
 DPI = 110
@@ -46,26 +65,42 @@ class Style:
     """How one setting is drawn in every figure."""
 
     color: str
-    line: str
+    line: str | tuple
     marker: str
     label: str
+    phase: int = 0  # which epochs carry this curve's markers (see MARKERS_PER_CURVE)
 
 
 def styles(rows: Sequence[SettingSummary]) -> dict[str, Style]:
-    """A fixed style per setting: colour from its sequence or baseline, line from its strategy."""
+    """A fixed style per setting: colour, line style and marker from its sequence or baseline."""
     out: dict[str, Style] = {}
     others = iter(OTHER_COLORS * (1 + len(rows) // len(OTHER_COLORS)))
     for s in rows:
-        strategy = s.runs[0].strategy
-        line = STRATEGY_LINES.get(strategy, ":")
-        marker = STRATEGY_MARKERS.get(strategy, "P")
         if s.setting in BASELINE_COLORS:
-            out[s.setting] = Style(BASELINE_COLORS[s.setting], ":", "D", f"{s.label} (fixed)")
+            out[s.setting] = Style(
+                BASELINE_COLORS[s.setting],
+                BASELINE_LINE,
+                BASELINE_MARKERS[s.setting],
+                f"{s.label} (fixed)",
+                phase=len(SEQUENCE_COLORS) + s.order,
+            )
         elif s.group != "Other":
-            out[s.setting] = Style(SEQUENCE_COLORS[s.label], line, marker, s.setting)
+            out[s.setting] = Style(
+                SEQUENCE_COLORS[s.label],
+                SEQUENCE_LINES[s.label],
+                SEQUENCE_MARKERS[s.label],
+                s.setting,
+                phase=s.order,
+            )
         else:
-            out[s.setting] = Style(next(others), line, marker, s.setting)
+            out[s.setting] = Style(next(others), ":", "P", s.setting)
     return out
+
+
+def budget(rows: Sequence[SettingSummary]) -> int:
+    """The longest epoch budget (or, unrecorded, the longest history) among the runs."""
+    limits = [r.max_epochs() or r.epochs_seen() or 1 for s in rows for r in s.ok_runs]
+    return max(limits, default=1)
 
 
 def mean_curve(row: SettingSummary, key: str) -> tuple[np.ndarray, ...] | None:
@@ -94,10 +129,27 @@ def _plot_mean(ax: Axes, row: SettingSummary, key: str, style: Style, label: str
         return False
     epochs, mean, lo, hi = curve
     lw = 2.2 if row.group == "Benchmark" else 1.8
-    ax.plot(epochs, mean, color=style.color, linestyle=style.line, linewidth=lw, label=label)
+    ax.plot(
+        epochs,
+        mean,
+        color=style.color,
+        linestyle=style.line,
+        linewidth=lw,
+        label=label,
+        marker=style.marker,
+        markersize=5,
+        markevery=_markevery(len(epochs), style.phase),
+    )
     if sum(bool(r.series(key)[0]) for r in row.ok_runs) > 1:  # a band needs two seeds
         ax.fill_between(epochs, lo, hi, color=style.color, alpha=0.15, linewidth=0)
     return True
+
+
+def _markevery(n_points: int, phase: int) -> tuple[int, int]:
+    """(start, step) of a curve's markers: about :data:`MARKERS_PER_CURVE` of them, and curves
+    of different ``phase`` on different epochs while the step allows."""
+    step = max(len(SEQUENCE_COLORS) + len(BASELINE_COLORS), n_points // MARKERS_PER_CURVE)
+    return phase % step, step
 
 
 def _save(fig: plt.Figure, path: Path) -> Path:
@@ -107,36 +159,27 @@ def _save(fig: plt.Figure, path: Path) -> Path:
     return path
 
 
-def _colour_legend(fig: plt.Figure, rows: Sequence[SettingSummary], st: dict[str, Style]) -> None:
-    """One legend entry per colour (sequence, baseline, other setting): panels name the strategy."""
+def _style_handle(style: Style) -> Line2D:
+    """A legend entry drawn exactly as the setting's curves are."""
+    return Line2D([], [], color=style.color, linestyle=style.line, marker=style.marker, lw=1.8)
+
+
+def _sequence_legend(fig: plt.Figure, rows: Sequence[SettingSummary], st: dict[str, Style]) -> None:
+    """One entry per sequence, baseline and other setting, below the panels (panels name the
+    strategy)."""
     handles: dict[str, Line2D] = {}
-    for s in rows:
-        style = st[s.setting]
-        if s.group == "Benchmark":
-            handles[style.label] = Line2D([], [], color=style.color, linestyle=":", linewidth=2.2)
-        elif s.group == "Other":
-            handles[s.setting] = Line2D([], [], color=style.color, linestyle=style.line)
-        else:
-            handles.setdefault(s.label, Line2D([], [], color=style.color, linewidth=2))
-    kinds = {s.label: 1 for s in rows if s.group == "Benchmark"}
-    kinds |= {f"{s.label} (fixed)": 1 for s in rows if s.group == "Benchmark"}
-    kinds |= {s.setting: 2 for s in rows if s.group == "Other"}
-    seq_order = list(SEQUENCE_COLORS)
-    order = sorted(
-        handles,
-        key=lambda k: (
-            kinds.get(k, 0),  # sequences, baselines, others
-            seq_order.index(k) if k in seq_order else 0,
-        ),
-    )
+    for s in sorted(rows, key=lambda s: (s.group == "Benchmark", s.group == "Other", s.label)):
+        key = s.label if s.group.startswith("By ") else st[s.setting].label
+        handles.setdefault(key, _style_handle(st[s.setting]))
     fig.legend(
-        [handles[k] for k in order],
-        order,
+        list(handles.values()),
+        list(handles),
         loc="lower center",
-        ncol=min(len(order), 8),
+        ncol=min(len(handles), 8),
         frameon=False,
         fontsize=11,
         bbox_to_anchor=(0.5, 0.0),
+        handlelength=3.5,
     )
 
 
@@ -148,10 +191,11 @@ def _plain_log_ticks(ax: Axes) -> None:
     ax.tick_params(axis="y", which="minor", labelsize=8)
 
 
-def _epoch_axis(ax: Axes) -> None:
-    """Epochs on x: labelled, whole numbers only."""
+def _epoch_axis(ax: Axes, last: int) -> None:
+    """Epochs on x, 1 to the budget ``last``: labelled, whole numbers only."""
     ax.set_xlabel("epoch", fontsize=11)
     ax.xaxis.set_major_locator(MaxNLocator(integer=True))
+    ax.set_xlim(1 - 0.3, last + 0.3)
 
 
 def _minor_label(value: float, _: object) -> str:
@@ -168,6 +212,34 @@ def _panel_rows(rows: Sequence[SettingSummary], strategy: str) -> list[SettingSu
     return own + [s for s in rows if s.group == "Benchmark"]
 
 
+def zoom_range(rows: Sequence[SettingSummary], key: str) -> tuple[float, float] | None:
+    """The top of a metric's range where the decay schemes among ``rows`` end: from a little
+    below their lowest final seed-mean to the highest value any band reaches."""
+    finals, tops = [], []
+    for s in rows:
+        curve = mean_curve(s, key)
+        if curve is None:
+            continue
+        tops.append(float(curve[3].max()))
+        if s.group != "Benchmark":
+            finals.append(float(curve[1][-1]))
+    if not finals:
+        return None
+    lo, hi = min(finals), max(tops)
+    pad = max(0.25 * (hi - lo), 0.002)
+    return lo - pad, hi + 0.2 * pad
+
+
+def _draw_panel(
+    ax: Axes, rows: Sequence[SettingSummary], strategy: str, key: str, st: dict[str, Style]
+) -> None:
+    """One strategy's sequences and the baselines; says so when the strategy has no runs."""
+    chosen = _panel_rows(rows, strategy)
+    drawn = [_plot_mean(ax, s, key, st[s.setting], st[s.setting].label) for s in chosen]
+    if not any(s.group != "Benchmark" for s, d in zip(chosen, drawn, strict=True) if d):
+        ax.text(0.5, 0.5, f"no {strategy} runs", transform=ax.transAxes, ha="center", color="0.4")
+
+
 def plot_curves(
     rows: Sequence[SettingSummary],
     key: str,
@@ -175,99 +247,109 @@ def plot_curves(
     title: str,
     path: Path,
     log_y: bool = False,
+    zoom: bool = False,
 ) -> Path:
-    """One panel per strategy: its sequences and both baselines, ``key`` against epoch."""
+    """Write :func:`curves_figure` to ``path``."""
+    return _save(curves_figure(rows, key, ylabel, title, log_y, zoom), path)
+
+
+def curves_figure(
+    rows: Sequence[SettingSummary],
+    key: str,
+    ylabel: str,
+    title: str,
+    log_y: bool = False,
+    zoom: bool = False,
+) -> plt.Figure:
+    """One panel per strategy: its sequences and both baselines, ``key`` against epoch; with
+    ``zoom``, a second row showing only the top of the range, where the settings differ."""
     st = styles(rows)
-    fig, axes = plt.subplots(1, 3, figsize=(15, 4.6), sharey=True)
-    for ax, (strategy, name) in zip(axes, STRATEGY_PANELS, strict=True):
-        drawn = [
-            _plot_mean(ax, s, key, st[s.setting], st[s.setting].label)
-            for s in _panel_rows(rows, strategy)
-        ]
-        if not any(
-            s.group != "Benchmark"
-            for s, d in zip(_panel_rows(rows, strategy), drawn, strict=True)
-            if d
-        ):
-            ax.text(
-                0.5, 0.5, f"no {strategy} runs", transform=ax.transAxes, ha="center", color="0.4"
-            )
-        ax.set_title(name, fontsize=13)
-        _epoch_axis(ax)
-        ax.grid(alpha=0.3)
-        if log_y:
-            _plain_log_ticks(ax)
-    axes[0].set_ylabel(ylabel, fontsize=11)
+    windows = [zoom_range(_panel_rows(rows, strategy), key) for strategy, _ in STRATEGY_PANELS]
+    n_rows = 2 if zoom and any(windows) else 1
+    fig, axes = plt.subplots(n_rows, 3, figsize=(15, 4.6 * n_rows), squeeze=False)
+    last = budget(rows)
+    for r, row_axes in enumerate(axes):
+        for i, (ax, (strategy, name)) in enumerate(zip(row_axes, STRATEGY_PANELS, strict=True)):
+            if r == 0 and i:
+                ax.sharey(row_axes[0])  # the full view compares panels on one scale
+            _draw_panel(ax, rows, strategy, key, st)
+            ax.set_title(name if r == 0 else f"{name}: top of the range", fontsize=13)
+            _epoch_axis(ax, last)
+            ax.grid(alpha=0.3)
+            if log_y:
+                _plain_log_ticks(ax)
+            if r == 1 and windows[i]:
+                ax.set_ylim(*windows[i])
+        row_axes[0].set_ylabel(ylabel + (" (zoom)" if r else ""), fontsize=11)
     fig.suptitle(f"{title} (mean over seeds; {BAND})", fontsize=14)
-    fig.tight_layout(rect=(0, 0.08, 1, 1))
-    _colour_legend(fig, rows, st)
-    return _save(fig, path)
-
-
-def _advance_epochs(epochs: Sequence[int], advances: Sequence[float]) -> list[int]:
-    """Epochs t after which the rate moved (the cumulative count rose at t)."""
-    out, before = [], 0.0
-    for epoch, count in zip(epochs, advances, strict=True):
-        if count > before:
-            out.append(epoch)
-        before = count
-    return out
+    fig.tight_layout(rect=(0, 0.07 / n_rows, 1, 1))
+    _sequence_legend(fig, rows, st)
+    return fig
 
 
 def plot_rates(rows: Sequence[SettingSummary], path: Path) -> Path:
-    """The learning rate each run actually used per epoch, ▼ where the sequence advanced."""
+    """Write :func:`rates_figure` to ``path``."""
+    return _save(rates_figure(rows), path)
+
+
+def rates_figure(rows: Sequence[SettingSummary]) -> plt.Figure:
+    """The learning rate each run actually used per epoch, ▼ where it moved."""
     st = styles(rows)
     panels = [*STRATEGY_PANELS, ("fixed", "Benchmark and other")]
-    fig, axes = plt.subplots(1, len(panels), figsize=(18, 4.6), sharey=True)
+    fig, axes = plt.subplots(1, len(panels), figsize=(18, 5.4), sharey=True)
+    last = budget(rows)
+    logged = any(r.series("lr")[0] for s in rows for r in s.ok_runs)
     for ax, (strategy, name) in zip(axes, panels, strict=True):
         if strategy == "fixed":
             chosen = [s for s in rows if s.group in ("Benchmark", "Other")]
         else:
             chosen = [
-                s
-                for s in rows
-                if s.group not in ("Benchmark", "Other") and s.runs[0].strategy == strategy
+                s for s in rows if s.group not in ("Benchmark", "Other") and s.strategy == strategy
             ]
         for s in chosen:
-            style = st[s.setting]
-            counts = []
-            for run in s.ok_runs:
-                epochs, lrs = run.series("lr")
-                if not epochs:
-                    continue
-                _, adv = run.series("lr_advances")
-                counts.append(str(int(adv[-1])) if adv else "?")
-                ax.plot(
-                    epochs,
-                    lrs,
-                    color=style.color,
-                    linestyle=style.line,
-                    linewidth=1.6,
-                    alpha=0.8,
-                    drawstyle="steps-mid",
-                )
-                if len(adv) == len(epochs):
-                    moved = _advance_epochs(epochs, adv)
-                    ys = [lrs[epochs.index(e)] for e in moved]
-                    ax.plot(moved, ys, "v", color=style.color, markersize=6, alpha=0.8)
-            if counts:
-                ax.plot(
-                    [],
-                    [],
-                    color=style.color,
-                    linestyle=style.line,
-                    label=f"{style.label}: advances {', '.join(counts)}",
-                )
-        ax.plot([], [], "v", color="0.3", label="▼ rate advanced after this epoch")
+            _plot_rate_runs(ax, s, st[s.setting])
+        ax.plot([], [], "v", color="0.3", label="first epoch at a new rate")
         ax.set_title(name, fontsize=13)
-        _epoch_axis(ax)
-        _plain_log_ticks(ax)
+        _epoch_axis(ax, last)
+        if logged:  # a log axis without data has no range to draw
+            _plain_log_ticks(ax)
         ax.grid(alpha=0.3, which="both")
-        ax.legend(fontsize=8, loc="lower left")
+        ax.legend(fontsize=8, loc="upper center", bbox_to_anchor=(0.5, -0.16), frameon=False)
     axes[0].set_ylabel("learning rate used in the epoch", fontsize=11)
-    fig.suptitle("Realised learning rate per run (advances per run listed per seed)", fontsize=14)
+    fig.suptitle("Realised learning rate per run (rate moves listed per seed)", fontsize=14)
     fig.tight_layout()
-    return _save(fig, path)
+    return fig
+
+
+def _plot_rate_runs(ax: Axes, s: SettingSummary, style: Style) -> None:
+    """Each run's rate per epoch as steps, ▼ where it moved; one legend entry with the counts."""
+    counts = []
+    for run in s.ok_runs:
+        epochs, lrs = run.series("lr")
+        if not epochs:
+            continue
+        moved = rate_change_epochs(epochs, lrs)
+        counts.append(str(len(moved)))
+        ax.plot(
+            epochs,
+            lrs,
+            color=style.color,
+            linestyle=style.line,
+            linewidth=1.6,
+            alpha=0.8,
+            drawstyle="steps-mid",
+        )
+        ys = [lrs[epochs.index(e)] for e in moved]
+        ax.plot(moved, ys, "v", color=style.color, markersize=6, alpha=0.8)
+    if counts:
+        still = " (never moved)" if s.never_moved else ""
+        ax.plot(
+            [],
+            [],
+            color=style.color,
+            linestyle=style.line,
+            label=f"{style.label}: moves {', '.join(counts)}{still}",
+        )
 
 
 def best_per_strategy(rows: Sequence[SettingSummary]) -> list[SettingSummary]:
@@ -280,6 +362,14 @@ def best_per_strategy(rows: Sequence[SettingSummary]) -> list[SettingSummary]:
     return best
 
 
+def _by_strategy(style: Style, row: SettingSummary) -> Style:
+    """``style`` with the line and marker of the row's strategy: tells apart the same sequence
+    under two strategies when they share a figure."""
+    if row.strategy not in STRATEGY_LINES:
+        return style
+    return replace(style, line=STRATEGY_LINES[row.strategy], marker=STRATEGY_MARKERS[row.strategy])
+
+
 def plot_best(rows: Sequence[SettingSummary], path: Path) -> Path:
     """The best setting of each strategy against the baselines: accuracy and loss per epoch."""
     st = styles(rows)
@@ -288,14 +378,15 @@ def plot_best(rows: Sequence[SettingSummary], path: Path) -> Path:
     for ax, (key, ylabel) in zip(
         axes, (("val_acc", "validation accuracy"), ("val_loss", "validation loss")), strict=True
     ):
-        for s in chosen:
+        for i, s in enumerate(chosen):
             final = f" (final {s.mean('final_acc'):.4f})" if s.final_acc else ""
-            _plot_mean(ax, s, key, st[s.setting], st[s.setting].label + final)
-        _epoch_axis(ax)
+            style = replace(_by_strategy(st[s.setting], s), phase=i)
+            _plot_mean(ax, s, key, style, st[s.setting].label + final)
+        _epoch_axis(ax, budget(rows))
         ax.set_ylabel(ylabel, fontsize=11)
         ax.grid(alpha=0.3)
     _plain_log_ticks(axes[1])
-    axes[0].legend(fontsize=9, loc="lower right")
+    axes[0].legend(fontsize=9, loc="upper center", bbox_to_anchor=(0.5, -0.14), frameon=False)
     fig.suptitle(
         f"Best setting of each strategy vs the baselines (mean over seeds; {BAND})", fontsize=14
     )
@@ -303,94 +394,61 @@ def plot_best(rows: Sequence[SettingSummary], path: Path) -> Path:
     return _save(fig, path)
 
 
-def label_positions(
-    xs: Sequence[float], ys: Sequence[float], x_span: float, y_span: float
-) -> list[tuple[float, float]]:
-    """Where to write each point's label so that labels of nearby points do not overlap.
-
-    Points within 12% of the x-range of each other form a column; its labels go to the right of
-    the column, in the points' vertical order, at least 4.5% of the y-range apart.
-    """
-    gap = 0.045 * y_span
-    order = sorted(range(len(xs)), key=lambda i: xs[i])
-    clusters: list[list[int]] = []
-    for i in order:
-        if clusters and xs[i] - xs[clusters[-1][0]] <= 0.12 * x_span:
-            clusters[-1].append(i)
-        else:
-            clusters.append([i])
-    out: dict[int, tuple[float, float]] = {}
-    for cluster in clusters:
-        cluster.sort(key=lambda i: ys[i])
-        placed: list[float] = []
-        for i in cluster:
-            placed.append(ys[i] if not placed else max(ys[i], placed[-1] + gap))
-        shift = (sum(placed) - sum(ys[i] for i in cluster)) / len(cluster)
-        lx = max(xs[i] for i in cluster) + 0.05 * x_span
-        for i, ly in zip(cluster, placed, strict=True):
-            out[i] = (lx, ly - shift)
-    return [out[i] for i in range(len(xs))]
-
-
 def plot_scatter(rows: Sequence[SettingSummary], path: Path) -> Path:
-    """Mean final accuracy against mean convergence epoch, bars from lowest to highest seed."""
+    """Write :func:`scatter_figure` to ``path``."""
+    return _save(scatter_figure(rows), path)
+
+
+def scatter_figure(rows: Sequence[SettingSummary]) -> plt.Figure:
+    """Mean final accuracy against median convergence epoch, bars from lowest to highest seed;
+    a setting whose median was not reached sits at the budget as a hollow marker."""
     st = styles(rows)
-    fig, ax = plt.subplots(figsize=(10, 6.5))
+    fig, ax = plt.subplots(figsize=(11, 6.5))
     shown = [s for s in rows if s.final_acc is not None and s.convergence is not None]
-    xs = [s.mean("convergence") for s in shown]
-    ys = [s.mean("final_acc") for s in shown]
-    for s, x, y in zip(shown, xs, ys, strict=True):
-        style, conv, acc = st[s.setting], s.convergence, s.final_acc
-        assert conv is not None and acc is not None
+    last = budget(rows)
+    for s in shown:
+        style, conv, acc = st[s.setting], required_censored(s), required(s.final_acc)
+        x = conv.median if conv.median is not None else float(last)
+        x += (s.order - 1.5) * DODGE if s.group.startswith("By ") else 0.0
         ax.errorbar(
             x,
-            y,
-            xerr=[[x - conv.lo], [conv.hi - x]],
-            yerr=[[y - acc.lo], [acc.hi - y]],
-            fmt=style.marker,
+            acc.mean,
+            xerr=[[max(x - conv.lo, 0.0)], [max(conv.horizon - x, 0.0)]],  # ends on the seeds
+            yerr=[[acc.mean - acc.lo], [acc.hi - acc.mean]],
+            fmt=STRATEGY_MARKERS.get(s.strategy, "P"),
             color=style.color,
+            markerfacecolor=style.color if conv.median is not None else "none",
             markersize=8,
             capsize=3,
             elinewidth=1,
             alpha=0.9,
+            label=f"{s.setting} ({conv.k}/{conv.n} converged)",
         )
-    if shown:
-        lo_x = min(required(s.convergence).lo for s in shown)
-        hi_x = max(required(s.convergence).hi for s in shown)
-        lo_y = min(required(s.final_acc).lo for s in shown)
-        hi_y = max(required(s.final_acc).hi for s in shown)
-        x_span, y_span = max(hi_x - lo_x, 2.0), max(hi_y - lo_y, 0.01)
-        spots = label_positions(xs, ys, x_span, y_span)
-        for s, x, y, (lx, ly) in zip(shown, xs, ys, spots, strict=True):
-            color = st[s.setting].color
-            ax.annotate(
-                s.setting,
-                (x, y),
-                xytext=(lx, ly),
-                textcoords="data",
-                fontsize=9,
-                color=color,
-                va="center",
-                arrowprops={"arrowstyle": "-", "color": color, "lw": 0.6, "alpha": 0.6},
-            )
-        label_ys = [ly for _, ly in spots]
-        ax.set_xlim(lo_x - max(0.05 * x_span, 0.5), hi_x + 0.45 * x_span)
-        ax.set_ylim(min(lo_y, *label_ys) - 0.05 * y_span, max(hi_y, *label_ys) + 0.05 * y_span)
-    handles = [
-        Line2D([], [], linestyle="", marker=m, color="0.3", label=k)
-        for k, m in STRATEGY_MARKERS.items()
-        if any(s.runs[0].strategy == k for s in rows)
-    ]
-    ax.legend(handles=handles, title="strategy", fontsize=9, loc="lower left")
+    first = min((required_censored(s).lo for s in shown), default=1.0)
+    ax.set_xlim(max(0.5, first - 1), last + 0.5)
+    ax.legend(
+        fontsize=9, loc="upper left", bbox_to_anchor=(1.01, 1.0), frameon=False, title="setting"
+    )
     ax.xaxis.set_major_locator(MaxNLocator(integer=True, min_n_ticks=1))
-    ax.set_xlabel("convergence epoch (mean over seeds; lower is faster)", fontsize=11)
+    ax.set_xlabel(
+        "convergence epoch (Kaplan–Meier median over seeds; hollow: not reached, "
+        f"at the budget {last})",
+        fontsize=11,
+    )
     ax.set_ylabel("final validation accuracy (mean over seeds)", fontsize=11)
     ax.set_title(
         "Accuracy vs convergence speed per setting (bars: lowest to highest seed)", fontsize=13
     )
     ax.grid(alpha=0.3)
     fig.tight_layout()
-    return _save(fig, path)
+    return fig
+
+
+def required_censored(row: SettingSummary) -> Censored:
+    """The convergence of a row the caller kept for having one."""
+    if row.convergence is None:
+        raise ValueError("convergence missing for a setting expected to have it")
+    return row.convergence
 
 
 def write_figures(rows: Sequence[SettingSummary], out_dir: Path) -> list[Figure]:
@@ -404,10 +462,13 @@ def write_figures(rows: Sequence[SettingSummary], out_dir: Path) -> list[Figure]
                 "validation accuracy",
                 "Validation accuracy",
                 out_dir / "val_acc.png",
+                zoom=True,
             ),
             "Validation accuracy per epoch",
             "Validation accuracy per epoch, one panel per strategy, each with the four "
-            f"sequences and both fixed-rate baselines (dotted).{excluded}",
+            "sequences (colour, line style and marker) and both fixed-rate baselines "
+            "(dotted); the second row zooms on the top of the range, where the settings "
+            f"differ.{excluded}",
         ),
         Figure(
             plot_curves(
@@ -424,8 +485,8 @@ def write_figures(rows: Sequence[SettingSummary], out_dir: Path) -> list[Figure]
         Figure(
             plot_rates(rows, out_dir / "learning_rate.png"),
             "Realised learning rate",
-            "The learning rate each run used in each epoch; ▼ marks an epoch after which "
-            "the sequence advanced. The legend lists each seed's number of advances.",
+            "The learning rate each run used in each epoch; ▼ marks the first epoch at a new "
+            "rate. The legend lists each seed's number of rate moves.",
         ),
         Figure(
             plot_best(rows, out_dir / "best_vs_baselines.png"),
@@ -436,7 +497,7 @@ def write_figures(rows: Sequence[SettingSummary], out_dir: Path) -> list[Figure]
         Figure(
             plot_scatter(rows, out_dir / "accuracy_vs_convergence.png"),
             "Accuracy vs convergence epoch",
-            "Final accuracy against convergence epoch for every setting; up and to the "
-            "left is better. Bars span the seeds.",
+            "Final accuracy against median convergence epoch for every setting; up and to "
+            "the left is better. Bars span the seeds; hollow markers never reached a median.",
         ),
     ]

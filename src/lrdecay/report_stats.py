@@ -2,8 +2,10 @@
 
 Loading sorts every run into *included* (finished, or diverged: counted but never averaged) or
 *excluded* (still running, killed, crashed), so that no table cell silently mixes them. Each
-setting's numbers are means with t-distribution 95% confidence intervals over seeds, and its final
-accuracy is tested against the SGD baseline.
+setting's accuracies are means with t-distribution 95% confidence intervals over seeds; its
+convergence and epochs-to-target are censored (k of n runs got there, Kaplan–Meier median); its
+rate moves are counted from the logged rate; its final accuracy is tested against the SGD
+baseline by :mod:`lrdecay.report_inference`.
 """
 
 from __future__ import annotations
@@ -21,6 +23,7 @@ from scipy import stats
 
 from lrdecay.errors import LrdecayError
 from lrdecay.metrics import epochs_to_target
+from lrdecay.report_inference import Comparison, compare_means, holm, km_median
 
 #: Per-epoch metrics the report reads back (MLflow step = epoch, 1-based).
 HISTORY_KEYS = ("val_acc", "val_loss", "lr", "lr_advances")
@@ -30,12 +33,8 @@ SEQUENCES = ("seq1", "seq2", "seq3", "seq4")
 STRATEGY_GROUP = {"epoch": "By Epoch", "cutoff": "By Cutoff", "oscillate": "By Oscillate"}
 BASELINE_SGD = "sgd-fixed"
 BASELINE_ADAM = "adam-fixed"
-#: Significance level used by the tests and the claims.
-ALPHA = 0.05
-#: Smallest group size at which Welch's t-test is run at all (both sides).
-MIN_N_TEST = 2
-#: Below this size on either side the t-test leans on normality; flagged in the table.
-SMALL_N = 5
+#: Strategies that never move the rate by design (a "never moved" flag would say nothing).
+FIXED_STRATEGY = "fixed"
 #: Params that must agree across the seeds of one setting for their mean to mean anything.
 CONSISTENCY_PARAMS = (
     "dataset.name",
@@ -83,6 +82,50 @@ class RunRecord:
             return int(float(self.params["trainer.max_epochs"]))
         except (KeyError, ValueError):
             return None
+
+    def epochs_seen(self) -> int | None:
+        """How many epochs the run trained (``epochs_run``, else its logged accuracy history)."""
+        run = self.metric("epochs_run")
+        if run is not None:
+            return int(run)
+        return len(self.history["val_acc"]) if self.history.get("val_acc") else None
+
+    def rate_moves(self) -> int | None:
+        """How many times the rate used for training changed between epochs (from ``lr``).
+
+        Derived from the logged rate rather than ``lr_advances``, which also counts an advance
+        after the last epoch that no epoch trained with. None when no rate was logged.
+        """
+        epochs, lrs = self.series("lr")
+        return len(rate_change_epochs(epochs, lrs)) if epochs else None
+
+    def convergence_time(self) -> tuple[float, bool] | None:
+        """(epoch, converged) of the convergence rule; a run that never met it is censored at
+        the last epoch it ran (the metric then holds the budget, which is not an observation)."""
+        conv = self.metric("convergence_epoch")
+        if conv is None:
+            return None
+        limit = self.max_epochs() or self.epochs_seen()
+        if limit is not None and conv >= limit:
+            return float(self.epochs_seen() or limit), False
+        return conv, True
+
+    def target_time(self, target: float | None) -> tuple[float, bool] | None:
+        """(epoch, reached) of the first epoch at ``target`` accuracy; censored at the last."""
+        _, accs = self.series("val_acc")
+        if target is None or not accs:
+            return None
+        hit = epochs_to_target(accs, target)
+        return (float(hit), True) if hit is not None else (float(len(accs)), False)
+
+
+def rate_change_epochs(epochs: Sequence[int], lrs: Sequence[float]) -> list[int]:
+    """Epochs that trained at a different rate from the epoch before (where the rate moved)."""
+    return [
+        e
+        for e, prev, now in zip(epochs[1:], lrs, lrs[1:], strict=False)
+        if not math.isclose(prev, now, rel_tol=1e-9, abs_tol=0.0)
+    ]
 
 
 @dataclass
@@ -249,39 +292,52 @@ class Stat:
         return cls(float(xs.mean()), half, int(xs.size), float(xs.min()), float(xs.max()))
 
 
+@dataclass(frozen=True)
+class Censored:
+    """Censored times of ``n`` runs (epoch, got there?): ``k`` got there, Kaplan–Meier median.
+
+    ``median`` is None while fewer than half the runs got there; ``horizon`` is then the longest
+    a run was watched, so the cell reads ``≥ horizon``. No mean: a run that never got there has
+    no time to average.
+    """
+
+    times: tuple[float, ...]
+    reached: tuple[bool, ...]
+
+    @classmethod
+    def of(cls, values: Iterable[tuple[float, bool] | None]) -> Censored | None:
+        """The censored sample of the values given; None when there are none."""
+        pairs = [v for v in values if v is not None]
+        if not pairs:
+            return None
+        return cls(tuple(t for t, _ in pairs), tuple(r for _, r in pairs))
+
+    @property
+    def n(self) -> int:
+        return len(self.times)
+
+    @property
+    def k(self) -> int:
+        return sum(self.reached)
+
+    @property
+    def median(self) -> float | None:
+        return km_median(self.times, self.reached)
+
+    @property
+    def horizon(self) -> float:
+        return max(self.times)
+
+    @property
+    def lo(self) -> float:
+        return min(self.times)
+
+
 def required(stat: Stat | None) -> Stat:
     """``stat`` where the caller has already kept only settings that have values."""
     if stat is None:
         raise ValueError("statistic missing for a setting expected to have it")
     return stat
-
-
-@dataclass(frozen=True)
-class Comparison:
-    """A two-sample test of final accuracy: its p-value and the test's name."""
-
-    p: float | None
-    test: str
-    note: str = ""
-
-
-def compare(a: Sequence[float], b: Sequence[float]) -> Comparison:
-    """Welch's t-test of ``a`` against ``b`` (two-sided), when both have at least two values.
-
-    Why not Mann–Whitney U for small groups: its exact two-sided p-value cannot fall below 0.33
-    (2 seeds a side), 0.1 (3) or 0.029 (4, and only when the groups do not overlap at all), so
-    at the seed counts a study affords it can hardly ever flag a difference. Welch's test can,
-    at the price of assuming roughly normal seed-to-seed noise, which the table flags when
-    either side has fewer than :data:`SMALL_N` seeds.
-    """
-    if len(a) < MIN_N_TEST or len(b) < MIN_N_TEST:
-        return Comparison(None, "none", f"n={min(len(a), len(b))}")
-    if np.var(a) == 0 and np.var(b) == 0:
-        return Comparison(None, "none", "no seed variance")
-    p = float(stats.ttest_ind(a, b, equal_var=False).pvalue)
-    return Comparison(
-        p if math.isfinite(p) else None, "welch", "small n" if min(len(a), len(b)) < SMALL_N else ""
-    )
 
 
 @dataclass
@@ -295,18 +351,30 @@ class SettingSummary:
     runs: list[RunRecord]
     target: float | None
     final_acc: Stat | None = None
-    convergence: Stat | None = None
+    convergence: Censored | None = None
     best_acc: Stat | None = None
-    to_target: Stat | None = None
+    to_target: Censored | None = None
     test_acc: Stat | None = None
-    advances: Stat | None = None
+    moves: Stat | None = None
     epochs_run: Stat | None = None
     comparison: Comparison | None = None
 
     def mean(self, column: str) -> float:
-        """Mean of a column (``final_acc``, ``convergence``, ``advances``…); NaN without values."""
+        """Mean of a :class:`Stat` column (``final_acc``, ``moves``…); NaN without values."""
         stat: Stat | None = getattr(self, column)
         return stat.mean if stat is not None else math.nan
+
+    def median(self, column: str) -> float:
+        """Kaplan–Meier median of a censored column; infinite when not reached, NaN when empty."""
+        cens: Censored | None = getattr(self, column)
+        if cens is None:
+            return math.nan
+        median = cens.median
+        return median if median is not None else math.inf
+
+    @property
+    def strategy(self) -> str:
+        return self.runs[0].strategy
 
     @property
     def ok_runs(self) -> list[RunRecord]:
@@ -324,30 +392,50 @@ class SettingSummary:
     @property
     def finals(self) -> list[float]:
         """Final validation accuracy of each non-diverged run that recorded it."""
-        return [v for r in self.ok_runs if (v := r.metric("final_val_acc")) is not None]
+        return list(self.finals_by_seed().values())
 
-    @property
-    def reached(self) -> int:
-        """How many non-diverged runs with a history reached the target accuracy."""
-        return self.to_target.n if self.to_target else 0
+    def finals_by_seed(self) -> dict[str, float]:
+        """Final validation accuracy per seed (the mean when a seed ran twice): pairs settings."""
+        return _by_seed((r.seed, r.metric("final_val_acc")) for r in self.ok_runs)
+
+    def convergence_by_seed(self) -> dict[str, tuple[float, bool]]:
+        """Censored convergence epoch per seed (the first run of a seed that ran twice)."""
+        out: dict[str, tuple[float, bool]] = {}
+        for r in self.ok_runs:
+            if (value := r.convergence_time()) is not None:
+                out.setdefault(r.seed, value)
+        return out
 
     @property
     def with_history(self) -> int:
         return sum(bool(r.history.get("val_acc")) for r in self.ok_runs)
 
     @property
-    def budget_hits(self) -> int:
-        """Runs whose convergence epoch is the epoch budget: they never settled by the rule."""
-        hits = 0
-        for r in self.ok_runs:
-            conv, budget = r.metric("convergence_epoch"), r.max_epochs()
-            hits += conv is not None and budget is not None and int(conv) >= budget
-        return hits
+    def never_moved(self) -> bool:
+        """True when the strategy may move the rate but no run's rate ever moved."""
+        counts = [m for r in self.ok_runs if (m := r.rate_moves()) is not None]
+        return self.strategy != FIXED_STRATEGY and bool(counts) and not any(counts)
+
+    @property
+    def still_runs(self) -> int:
+        """Runs whose rate never moved, of a strategy that may move it."""
+        if self.strategy == FIXED_STRATEGY:
+            return 0
+        return sum(r.rate_moves() == 0 for r in self.ok_runs)
 
     @property
     def mixed_params(self) -> list[str]:
         """Params that differ between this setting's runs (their mean would mix configs)."""
         return [k for k in CONSISTENCY_PARAMS if len({r.params.get(k) for r in self.runs}) > 1]
+
+
+def _by_seed(pairs: Iterable[tuple[str, float | None]]) -> dict[str, float]:
+    """``{seed: mean value}`` of the finite values given."""
+    grouped: dict[str, list[float]] = {}
+    for seed, value in pairs:
+        if value is not None and math.isfinite(value):
+            grouped.setdefault(seed, []).append(value)
+    return {seed: float(np.mean(vs)) for seed, vs in grouped.items()}
 
 
 def classify(optimizer: str, sequence: str, strategy: str, setting: str) -> tuple[str, str, int]:
@@ -357,16 +445,6 @@ def classify(optimizer: str, sequence: str, strategy: str, setting: str) -> tupl
     if optimizer == "sgd" and sequence in SEQUENCES and strategy in STRATEGY_GROUP:
         return STRATEGY_GROUP[strategy], sequence, SEQUENCES.index(sequence)
     return "Other", setting, 0
-
-
-def _to_target(run: RunRecord, target: float | None) -> float | None:
-    if target is None:
-        return None
-    _, accs = run.series("val_acc")
-    if not accs:
-        return None
-    hit = epochs_to_target(accs, target)
-    return float(hit) if hit is not None else None
 
 
 def default_target(runs: Sequence[RunRecord]) -> float | None:
@@ -396,21 +474,27 @@ def summarise(runs: Sequence[RunRecord], target: float | None) -> list[SettingSu
         row = SettingSummary(setting, group, label, order, members, target)
         ok = row.ok_runs
         row.final_acc = Stat.of(r.metric("final_val_acc") for r in ok)
-        row.convergence = Stat.of(r.metric("convergence_epoch") for r in ok)
+        row.convergence = Censored.of(r.convergence_time() for r in ok)
         row.best_acc = Stat.of(r.metric("best_val_acc") for r in ok)
-        row.to_target = Stat.of(_to_target(r, target) for r in ok)
+        row.to_target = Censored.of(r.target_time(target) for r in ok)
         row.test_acc = Stat.of(r.metric("test_acc") for r in ok)
-        row.advances = Stat.of(
-            r.series("lr_advances")[1][-1] if r.series("lr_advances")[1] else None for r in ok
-        )
+        row.moves = Stat.of(r.rate_moves() for r in ok)
         row.epochs_run = Stat.of(r.metric("epochs_run") for r in ok)
         rows.append(row)
     rows.sort(key=lambda s: (GROUPS.index(s.group), s.order, s.setting))
-    baseline = next((s for s in rows if s.setting == BASELINE_SGD), None)
-    for row in rows:
-        if baseline is not None and row is not baseline:
-            row.comparison = compare(row.finals, baseline.finals)
+    compare_with_baseline(rows)
     return rows
+
+
+def compare_with_baseline(rows: Sequence[SettingSummary]) -> None:
+    """Set each row's final-accuracy test against the SGD baseline, Holm-corrected together."""
+    baseline = find(rows, BASELINE_SGD)
+    if baseline is None:
+        return
+    others = [s for s in rows if s is not baseline]
+    tests = holm([compare_means(s.finals_by_seed(), baseline.finals_by_seed()) for s in others])
+    for row, test in zip(others, tests, strict=True):
+        row.comparison = test
 
 
 def find(rows: Sequence[SettingSummary], setting: str) -> SettingSummary | None:
@@ -419,16 +503,22 @@ def find(rows: Sequence[SettingSummary], setting: str) -> SettingSummary | None:
 
 
 def best_rows(rows: Sequence[SettingSummary], column: str, highest: bool, digits: int) -> set[str]:
-    """Settings whose mean in ``column`` is best, compared at the displayed precision.
-
-    Empty when every setting ties: marking them all would single nothing out.
+    """Settings whose centre in ``column`` (mean, or censored median) is best, compared at the
+    displayed precision. Empty when every setting ties: marking them all would single nothing out.
     """
-    means = {
-        s.setting: round(stat.mean, digits)
+    centres = {
+        s.setting: round(centre, digits)
         for s in rows
-        if (stat := getattr(s, column)) is not None
+        if (centre := _centre(getattr(s, column))) is not None
     }
-    if not means or (len(means) > 1 and len(set(means.values())) == 1):
+    if not centres or (len(centres) > 1 and len(set(centres.values())) == 1):
         return set()
-    best = max(means.values()) if highest else min(means.values())
-    return {k for k, v in means.items() if v == best}
+    best = max(centres.values()) if highest else min(centres.values())
+    return {k for k, v in centres.items() if v == best}
+
+
+def _centre(value: Stat | Censored | None) -> float | None:
+    """The number a column is ranked by: a mean, or a median that was reached."""
+    if isinstance(value, Censored):
+        return value.median
+    return value.mean if value is not None else None

@@ -1,8 +1,10 @@
 """The study's Tables 1 and 2 rebuilt from tracked runs, as Markdown, CSV and LaTeX.
 
 Rows are grouped Benchmark / By Epoch / By Cutoff / By Oscillate (/ Other); the best final
-accuracy and the fastest convergence are bold. With several seeds every cell is
-``mean ± 95% CI half-width (n=…)``; the CSV carries the same numbers unformatted.
+accuracy and the fastest convergence are bold. With several seeds an accuracy cell is
+``mean ± 95% CI half-width (n=…)``; convergence and epochs-to-target cells are censored:
+``median (k/n got there)``, ``≥ budget`` while fewer than half did. The CSV carries the same
+numbers unformatted.
 """
 
 from __future__ import annotations
@@ -13,10 +15,10 @@ import re
 from collections.abc import Sequence
 from dataclasses import dataclass
 
+from lrdecay.report_inference import ALPHA, format_p
 from lrdecay.report_stats import (
-    ALPHA,
     BASELINE_SGD,
-    SMALL_N,
+    Censored,
     SettingSummary,
     Stat,
     best_rows,
@@ -26,6 +28,8 @@ ACC_DIGITS = 4
 EPOCH_DIGITS = 1
 MISSING = "n/a"
 ALL_DIVERGED = "– (all diverged)"
+#: Marks a setting whose rate never moved in any run (it trained at a fixed r0).
+NEVER_MOVED = "§"
 
 
 @dataclass(frozen=True)
@@ -56,8 +60,17 @@ def fmt_stat(stat: Stat | None, digits: int, show_n: bool, integer_single: bool 
     return f"{stat.mean:.{digits}f} ± {stat.half:.{digits}f} (n={stat.n})"
 
 
+def fmt_censored(cens: Censored | None) -> str:
+    """``median (k/n)``, or ``≥ horizon (k/n)`` while fewer than half the runs got there."""
+    if cens is None:
+        return MISSING
+    median = cens.median
+    centre = f"{median:.0f}" if median is not None else f"≥ {cens.horizon:.0f}"
+    return f"{centre} ({cens.k}/{cens.n})"
+
+
 def fmt_p(row: SettingSummary) -> str:
-    """The p-value cell of a row (final accuracy against the SGD baseline)."""
+    """The p-value cell of a row: final accuracy against the SGD baseline, Holm-adjusted."""
     if row.setting == BASELINE_SGD:
         return "baseline"
     c = row.comparison
@@ -65,19 +78,28 @@ def fmt_p(row: SettingSummary) -> str:
         return MISSING
     if c.p is None:
         return f"{MISSING} ({c.note})"
-    text = "<0.001" if c.p < 0.001 else f"{c.p:.3f}"
-    return text + ("†" if c.note == "small n" else "")
+    return format_p(c.p_holm) + ("" if c.test == "paired t" else f" ({c.test})")
 
 
-def _target_cell(row: SettingSummary, show_n: bool) -> str:
+def fmt_moves(row: SettingSummary) -> str:
+    """Rate moves per run (from the logged rate), flagged when the rate never moved."""
+    if row.never_moved:
+        return f"0 {NEVER_MOVED}"
+    moves = row.moves
+    if moves is None:
+        return MISSING
+    if moves.n == 1 or moves.lo == moves.hi:
+        text = f"{moves.mean:.{EPOCH_DIGITS}f}"
+    else:  # counts: the seeds' range says more than an interval that may dip below 0
+        text = f"{moves.mean:.{EPOCH_DIGITS}f} ({moves.lo:.0f}–{moves.hi:.0f})"
+    still = row.still_runs
+    return text + (f"; {still}/{moves.n} never moved" if still else "")
+
+
+def _target_cell(row: SettingSummary) -> str:
     if row.target is None or row.with_history == 0:
         return MISSING
-    if row.to_target is None:
-        return f"not reached (0/{row.with_history})"
-    text = fmt_stat(row.to_target, EPOCH_DIGITS, show_n, integer_single=True)
-    if row.reached < row.with_history:
-        text += f"; {row.reached}/{row.with_history} reached"
-    return text
+    return fmt_censored(row.to_target)
 
 
 def build_table(rows: Sequence[SettingSummary], target: float | None) -> Table:
@@ -97,25 +119,26 @@ def build_table(rows: Sequence[SettingSummary], target: float | None) -> Table:
         "Convergence epoch",
         "Best accuracy",
         f"Epochs to {target_text}",
+        "Rate moves",
         "Diverged",
     ]
     if has_test:
         header.append("Test accuracy")
     if show_p:
-        header.append("p vs SGD")
+        header.append("p vs SGD (Holm)")
 
     body: list[tuple[str, list[Cell]]] = []
     for s in rows:
-        label = s.label + (" ‡" if s.n_diverged else "")
+        label = (
+            s.label + (" ‡" if s.n_diverged else "") + (f" {NEVER_MOVED}" if s.never_moved else "")
+        )
         cells = [
             Cell(label),
             Cell(fmt_stat(s.final_acc, ACC_DIGITS, multi), s.setting in best_acc),
-            Cell(
-                fmt_stat(s.convergence, EPOCH_DIGITS, multi, integer_single=True),
-                s.setting in best_conv,
-            ),
+            Cell(fmt_censored(s.convergence), s.setting in best_conv),
             Cell(fmt_stat(s.best_acc, ACC_DIGITS, multi)),
-            Cell(_target_cell(s, multi)),
+            Cell(_target_cell(s)),
+            Cell(fmt_moves(s)),
             Cell(f"{s.n_diverged}/{s.n_runs}"),
         ]
         if has_test:
@@ -133,30 +156,26 @@ def footnotes(
 ) -> list[str]:
     """What a reader needs to read the table right: statistics, tests, exclusions."""
     notes = [
-        "Final accuracy: validation accuracy at the last epoch run; convergence epoch: the "
+        "Final accuracy: validation accuracy at the last epoch run. Convergence epoch: the "
         "study's rule (first epoch after which accuracy moves less than the threshold over "
-        "the window), the epoch budget if never. Bold: best mean in the column "
-        "(highest accuracy, lowest convergence epoch)."
+        "the window), shown as the Kaplan–Meier median over seeds with k/n the runs that met "
+        "the rule; ≥ N when fewer than half met it within the N epochs run (no mean: a run "
+        "that never converged has no epoch to average). Bold: best mean final accuracy, "
+        "lowest median convergence epoch (descriptive, not a test)."
     ]
     if multi:
         notes.append(
-            "Cells: mean ± half-width of the 95% confidence interval of the mean "
+            "Accuracy cells: mean ± half-width of the 95% confidence interval of the mean "
             "(t-distribution, n−1 degrees of freedom) over seeds, with n runs."
         )
         if has_baseline:
             tested = sum(1 for s in rows if s.comparison is not None and s.comparison.p is not None)
             notes.append(
-                "p vs SGD: Welch's two-sided t-test (unequal variances) of final accuracy "
-                f"against the SGD baseline, run when both sides have at least 2 seeds. † marks "
-                f"fewer than {SMALL_N} seeds on a side: the test then assumes roughly normal "
-                "seed noise (Mann–Whitney U was not used: with 3 or fewer seeds a side it "
-                "cannot reach p < 0.05, with 4 only if the groups do not overlap). p-values "
-                "are not corrected for multiple comparisons"
-                + (
-                    f"; with {tested} tests, Bonferroni's threshold is {ALPHA / tested:.2g}."
-                    if tested > 1
-                    else "."
-                )
+                "p vs SGD (Holm): two-sided paired t-test of final accuracy against the SGD "
+                "baseline on the per-seed differences (runs with the same seed share initial "
+                "weights and batch order), Welch's unpaired test where fewer than 2 seeds pair "
+                f"(named in the cell); Holm-adjusted over the {tested} tests, so a cell below "
+                f"{ALPHA} is a difference after correction. Raw p-values are in the CSV."
             )
         else:
             notes.append("No SGD baseline runs: no p-values.")
@@ -164,8 +183,19 @@ def footnotes(
         notes.append("One run per setting: single values, no confidence intervals or tests.")
     if target is not None:
         notes.append(
-            f"Epochs to {target:g}: first epoch whose validation accuracy reaches "
-            f"{target:g}, averaged over the runs that reached it (k/n reached)."
+            f"Epochs to {target:g}: first epoch whose validation accuracy reaches {target:g}, "
+            "censored like the convergence epoch (median, k/n reached, ≥ N if fewer than half)."
+        )
+    notes.append(
+        "Rate moves: how often the training rate changed between epochs, read from the logged "
+        "rate (an advance after the last epoch trains nothing and is not counted); mean over "
+        "seeds with their range."
+    )
+    still = [s.setting for s in rows if s.never_moved]
+    if still:
+        notes.append(
+            f"{NEVER_MOVED} The rate never moved in any run of {', '.join(still)}: each is the "
+            "same experiment as a fixed-rate SGD run at r0, whatever its sequence."
         )
     if any(s.n_diverged for s in rows):
         notes.append(
@@ -220,6 +250,7 @@ _TEX = {
     "†": r"$^\dagger$",
     "<": r"$<$",
     "‡": r"$^\ddagger$",
+    "§": r"\S{}",
 }
 _TEX_RE = re.compile("|".join(re.escape(k) for k in _TEX))
 
@@ -267,6 +298,14 @@ def _stat_fields(prefix: str, stat: Stat | None) -> dict[str, str]:
     }
 
 
+def _censored_fields(prefix: str, cens: Censored | None) -> dict[str, str]:
+    return {
+        f"{prefix}_median": _num(cens.median if cens else None),
+        f"{prefix}_reached": str(cens.k) if cens else "0",
+        f"{prefix}_n": str(cens.n) if cens else "0",
+    }
+
+
 def to_csv(rows: Sequence[SettingSummary], target: float | None) -> str:
     """One line per setting with every number unformatted (empty when missing)."""
     best_acc = best_rows(rows, "final_acc", highest=True, digits=ACC_DIGITS)
@@ -284,15 +323,16 @@ def to_csv(rows: Sequence[SettingSummary], target: float | None) -> str:
             "diverged": str(s.n_diverged),
         }
         record |= _stat_fields("final_acc", s.final_acc)
-        record |= _stat_fields("convergence_epoch", s.convergence)
+        record |= _censored_fields("convergence_epoch", s.convergence)
         record |= _stat_fields("best_acc", s.best_acc)
-        record |= _stat_fields("epochs_to_target", s.to_target)
+        record |= _censored_fields("epochs_to_target", s.to_target)
         record["target"] = _num(target)
-        record["reached_target"] = str(s.reached)
         record |= _stat_fields("test_acc", s.test_acc)
-        record |= _stat_fields("lr_advances", s.advances)
+        record |= _stat_fields("rate_moves", s.moves)
+        record["never_moved"] = str(s.never_moved).lower()
         c = s.comparison
         record["p_vs_sgd"] = _num(c.p if c else None)
+        record["p_vs_sgd_holm"] = _num(c.p_holm if c else None)
         record["test"] = c.test if c and c.p is not None else ""
         record["best_final_acc"] = str(s.setting in best_acc).lower()
         record["best_convergence"] = str(s.setting in best_conv).lower()

@@ -62,8 +62,13 @@ def threads_per_worker(n_workers: int) -> int:
 
 
 def set_threads(threads: int | None, n_workers: int = 1) -> int:
-    """Set torch's intra-op threads (default: this worker's share of the cores); return it."""
-    n = threads if threads is not None else threads_per_worker(n_workers)
+    """Set torch's intra-op threads (default: this worker's share of the cores, and never more
+    than the cores this process may use: more only adds OS threads that wait); return it."""
+    cores = available_cores()
+    if threads is not None and threads > cores:
+        log.warning("threads=%d is more than the %d core(s) available; using %d", threads, cores,
+                    cores)
+    n = min(threads, cores) if threads is not None else threads_per_worker(n_workers)
     import torch
 
     torch.set_num_threads(n)

@@ -1,12 +1,14 @@
 """Idempotent runs: a config fingerprint, and what to do with an earlier run that has it.
 
-A run's fingerprint hashes the resolved config minus what does not change the computation
-(tracking, progress display, data location, device, threads). Re-launching a sweep looks each
-job's fingerprint up in the experiment: a FINISHED run is skipped, an interrupted one (RUNNING
-after a kill, KILLED, or FAILED by an exception) resumes from its checkpoint in the same MLflow
-run, and the rest start afresh: an interrupted twin that cannot be resumed (its checkpoint is
-gone) is replaced, i.e. deleted and tagged with the new run's id, so the experiment holds each
-setting once.
+A run's fingerprint hashes the config keys that define the experiment (:data:`IDENTITY`):
+the data set and its split, model, optimizer, sequence, strategy, seed and the training budget.
+Everything else (where data and runs are kept, device, threads, speed and display options,
+what a sweeper reads back, checkpoint policy) may change between launches without retraining.
+Re-launching a sweep looks each job's fingerprint up in the experiment: a FINISHED run is
+skipped, an interrupted one (RUNNING after a kill, KILLED, or FAILED by an exception) resumes
+from its checkpoint in the same MLflow run, and the rest start afresh: an interrupted twin that
+cannot be resumed (its checkpoint is gone) is replaced, i.e. deleted and tagged with the new
+run's id, so the experiment holds each setting once.
 """
 
 from __future__ import annotations
@@ -27,18 +29,37 @@ FINGERPRINT_TAG = "lrdecay.fingerprint"
 CHECKPOINT_TAG = "lrdecay.checkpoint"
 #: Set on a deleted twin: the id of the run that replaced it.
 REPLACED_BY_TAG = "lrdecay.replaced_by"
-#: Config keys that do not change what a run computes.
-VOLATILE = ("tracking", "data", "device", "threads", "resume", "sweep", "report")
-VOLATILE_TRAINER = ("progress",)
+#: What defines an experiment: each config group whose values decide a run's numbers, with the
+#: keys of it that count (None: the whole group, so a field added to it counts by default).
+#: An allow-list: a new setting elsewhere never makes finished runs look new.
+IDENTITY: dict[str, tuple[str, ...] | None] = {
+    "dataset": ("name", "channels", "height", "width", "num_classes", "batch_size",
+                "val_fraction", "split_seed"),
+    "model": None,
+    "optimizer": None,
+    "sequence": None,
+    "strategy": None,
+    "trainer": ("max_epochs", "early_stop_tol", "convergence_window", "convergence_threshold",
+                "precision"),
+    "seed": None,
+}
+
+
+def identity(cfg: DictConfig) -> dict[str, Any]:
+    """The part of ``cfg`` that defines the experiment (see :data:`IDENTITY`), resolved."""
+    tree: Any = OmegaConf.to_container(cfg, resolve=True)
+    out: dict[str, Any] = {}
+    for group, keys in IDENTITY.items():
+        value = tree.get(group)
+        if keys is not None and isinstance(value, dict):
+            value = {k: value.get(k) for k in keys}
+        out[group] = value
+    return out
 
 
 def fingerprint(cfg: DictConfig) -> str:
-    """A short stable hash of everything in ``cfg`` that decides the run's numbers."""
-    tree: Any = OmegaConf.to_container(cfg, resolve=True)
-    tree = {k: v for k, v in tree.items() if k not in VOLATILE and k != "hydra"}
-    trainer = {k: v for k, v in tree.get("trainer", {}).items() if k not in VOLATILE_TRAINER}
-    tree["trainer"] = trainer
-    blob = json.dumps(tree, sort_keys=True, default=str)
+    """A short stable hash of what defines the run's experiment (:func:`identity`)."""
+    blob = json.dumps(identity(cfg), sort_keys=True, default=str)
     return hashlib.sha256(blob.encode()).hexdigest()[:16]
 
 

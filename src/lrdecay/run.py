@@ -227,7 +227,7 @@ def _train(cfg: DictConfig, ctx: RunContext, outcome: JobResult,
     engine = Engine(model, optimizer, scheduler, data, settings, listeners)
     if prior.action == "resume":
         assert prior.checkpoint is not None
-        restore(engine, load_checkpoint(prior.checkpoint))
+        restore(engine, load_checkpoint(prior.checkpoint), prior.checkpoint)
         outcome.note = f"resumed after epoch {len(engine.history)}"
         log.info("%s resumes after epoch %d from %s", label, len(engine.history),
                  prior.checkpoint)
@@ -245,7 +245,7 @@ def _train(cfg: DictConfig, ctx: RunContext, outcome: JobResult,
             tags = {**_tags(conf, ctx, threads, device), FINGERPRINT_TAG: fp}
             tracker.start(label, tags, _params(cfg), ctx.parent_run_id)
             replace_stale(tracker.client, prior, tracker.run_id)
-            tracker.log_text(OmegaConf.to_yaml(cfg, resolve=True), "config.yaml")
+            tracker.log_text(redact_text(OmegaConf.to_yaml(cfg, resolve=True)), "config.yaml")
             tracker.log_text("\n".join(ctx.overrides) + "\n", "overrides.txt")
         if ckpt is not None:
             tracker.set_tags({CHECKPOINT_TAG: str(ckpt.resolve())})

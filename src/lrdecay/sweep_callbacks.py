@@ -18,9 +18,10 @@ from hydra.experimental.callback import Callback
 from omegaconf import DictConfig, open_dict
 
 from lrdecay.config import ReportConfig, validate
-from lrdecay.errors import LrdecayError
+from lrdecay.errors import ConfigError, LrdecayError
 from lrdecay.interrupts import install_stop_handlers
 from lrdecay.redact import redact_logging, redact_text, redact_uri
+from lrdecay.resources import available_cores
 from lrdecay.results import JobResult, format_table, read_results, write_parent
 
 if TYPE_CHECKING:  # Hydra builds this callback for every run: keep MLflow and torch lazy
@@ -62,6 +63,7 @@ class SweepTracking(Callback):
         redact_logging()  # the launcher logs each job's overrides, tracking.uri included
         try:
             conf = validate(_job_config(config))
+            check_launcher(config.hydra.launcher)
         except LrdecayError as exc:
             raise SystemExit(f"lrdecay: {exc}") from None
         install_stop_handlers(self._stop)
@@ -76,8 +78,8 @@ class SweepTracking(Callback):
             resolve_uri,
         )
 
-        uri = resolve_uri(conf.tracking.uri, store)
         try:
+            uri = resolve_uri(conf.tracking.uri, store)
             tracker = MlflowTracker(uri, experiment_name(conf), default_artifact_root(uri),
                                     log_plot=False)
             tracker.connect()
@@ -165,6 +167,18 @@ class SweepTracking(Callback):
         tracker.log_text(table + "\n", "summary.txt")
         all_ok = counts["total"] > 0 and counts["finished"] + counts["pruned"] == counts["total"]
         tracker.end("FINISHED" if all_ok else "FAILED")
+
+
+def check_launcher(launcher: DictConfig) -> None:
+    """One line, before any job starts, for launcher settings the launcher would only reject
+    with a traceback (joblib's ``n_jobs``: -1 is one job per core, -2 all but one, 0 nothing)."""
+    n_jobs = launcher.get("n_jobs")
+    if n_jobs is None:
+        return
+    cores = available_cores()
+    if not isinstance(n_jobs, int) or n_jobs == 0 or n_jobs < -cores:
+        raise ConfigError(f"hydra.launcher.n_jobs: {n_jobs} is not a number of parallel jobs; "
+                          f"use 1..{cores} (this machine's cores), or -1 for one job per core")
 
 
 def _alive(pid: int) -> bool:

@@ -28,6 +28,7 @@ from mlflow.entities import Metric, Param, RunTag
 from mlflow.exceptions import MlflowException
 from mlflow.tracking import MlflowClient
 
+from lrdecay.credentials import PASSWORD_ENV, USERNAME_ENV
 from lrdecay.errors import TrackingError
 from lrdecay.records import EpochRecord, Listener, RunSummary
 from lrdecay.redact import redact_uri
@@ -70,7 +71,12 @@ def resolve_uri(uri: str | None, store_dir: Path) -> str:
         return uri
     if os.environ.get("MLFLOW_TRACKING_URI"):
         return os.environ["MLFLOW_TRACKING_URI"]
-    store_dir.mkdir(parents=True, exist_ok=True)
+    try:
+        store_dir.mkdir(parents=True, exist_ok=True)
+    except OSError as exc:
+        raise TrackingError(f"tracking.store_dir={store_dir} cannot be created "
+                            f"({exc.strerror or type(exc).__name__}). Fix: point "
+                            "tracking.store_dir at a writable folder") from exc
     return f"sqlite:///{(store_dir / 'mlflow.db').resolve()}"
 
 
@@ -124,6 +130,24 @@ def open_client(uri: str) -> MlflowClient:
                     f"{', '.join(leftovers)}). Fix: move it aside or restore a backup, or "
                     "point tracking.uri at a fresh store") from exc
             raise
+
+
+def check_writable(uri: str) -> None:
+    """Fail with one line when a SQLite store's file or folder cannot be written (a run would
+    otherwise fail deep inside MLflow, or after training, when it logs)."""
+    db = sqlite_path(uri)
+    if db is None:
+        return
+    try:
+        db.parent.mkdir(parents=True, exist_ok=True)
+        tempfile.TemporaryFile(dir=db.parent).close()  # SQLite writes its journal beside it
+        if db.exists():
+            with db.open("r+b"):
+                pass
+    except OSError as exc:
+        raise TrackingError(f"the MLflow store {db} is not writable "
+                            f"({exc.strerror or type(exc).__name__}). Fix: point "
+                            "tracking.store_dir (or tracking.uri) at a writable place") from exc
 
 
 def experiment_name(conf: LrdecayConfig) -> str:
@@ -192,6 +216,7 @@ class MlflowTracker(Listener):
             raise TrackingError(f"tracking.uri={redact_uri(uri)} has an unknown scheme "
                                 f"'{scheme}'; use one of {', '.join(SCHEMES)} "
                                 "(e.g. sqlite:///mlruns/mlflow.db or http://127.0.0.1:5000)")
+        check_writable(uri)
         try:
             self.client = open_client(uri)
         except MlflowException as exc:
@@ -210,8 +235,10 @@ class MlflowTracker(Listener):
         host = f"{parts.hostname}:{parts.port}" if parts.port else (parts.hostname or "")
         request = urllib.request.Request(
             urlunsplit(parts._replace(netloc=host)).rstrip("/") + "/health")
-        if parts.username:
-            token = base64.b64encode(f"{parts.username}:{parts.password or ''}".encode())
+        user = parts.username or os.environ.get(USERNAME_ENV)
+        if user:
+            password = parts.password or os.environ.get(PASSWORD_ENV, "")
+            token = base64.b64encode(f"{user}:{password}".encode())
             request.add_header("Authorization", f"Basic {token.decode()}")
         try:
             with urllib.request.urlopen(request, timeout=5):

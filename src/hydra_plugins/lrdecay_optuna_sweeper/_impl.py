@@ -17,7 +17,7 @@ from collections.abc import Mapping, Sequence
 from concurrent.futures import FIRST_COMPLETED, Future, ThreadPoolExecutor, wait
 from dataclasses import dataclass
 from pathlib import Path
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 import optuna
 from hydra.core.plugins import Plugins
@@ -29,7 +29,7 @@ from optuna.distributions import BaseDistribution
 from optuna.trial import FrozenTrial, Trial, TrialState
 
 from lrdecay.pruning import PRUNER_ATTR, make_pruner, open_storage
-from lrdecay.redact import redact_uri
+from lrdecay.redact import redact_text, redact_uri
 
 from ._space import (
     SweepError,
@@ -40,6 +40,9 @@ from ._space import (
     resolve_directions,
     sqlite_absolute,
 )
+
+if TYPE_CHECKING:
+    from lrdecay.results import JobResult
 
 log = logging.getLogger("lrdecay.optuna")
 
@@ -66,6 +69,41 @@ class _Outcome:
     reason: str = ""
     run_id: str | None = None
     epochs: int | None = None
+
+
+@dataclass
+class _Tally:
+    """What this sweep's trials did: how many ran, finished and failed, and the first failure's
+    reason (what a search that fails as a whole shows)."""
+
+    ran: int = 0
+    finished: int = 0
+    failed: int = 0
+    first_error: str = ""
+
+    def count(self, outcome: _Outcome) -> None:
+        """Count one ended trial."""
+        if outcome.state in FINISHED:
+            self.finished += 1
+            return
+        self.failed += 1
+        self.first_error = self.first_error or outcome.reason
+
+    def failure(self, max_failures: int, to_run: int, n_complete: int) -> str | None:
+        """Why the search failed as a whole, with the first job error; None when it did not.
+        It failed when it stopped at ``max_failures``, or ran trials and the study still has
+        no complete one (no best parameters)."""
+        if self.failed >= max_failures and self.finished < to_run:
+            why = (f"the search stopped after {self.failed} failed trials "
+                   f"(hydra.sweeper.max_failures={max_failures})")
+        elif self.ran and not n_complete:
+            why = (f"no complete trial in the study: this sweep's {self.ran} trial(s) "
+                   f"{self.failed} failed, {self.finished} pruned")
+        else:
+            return None
+        if self.first_error:  # one line, and never a password (the error may quote a URL)
+            why += "; first job error: " + redact_text(" ".join(self.first_error.split()))
+        return why
 
 
 class OptunaSweeperImpl:
@@ -249,27 +287,32 @@ class OptunaSweeperImpl:
                  "searching %s", study.study_name, redact_uri(self.storage_url), done, to_run,
                  self.parallel, ", ".join(space) or "nothing")
         started = time.monotonic()
-        ran = self._run(study, space, fixed, to_run) if to_run else 0
-        self._report(study, objectives, directions, fixed, ran, time.monotonic() - started)
+        tally = self._run(study, space, fixed, to_run) if to_run else _Tally()
+        self._report(study, objectives, directions, fixed, tally.ran, time.monotonic() - started)
+        complete = study.get_trials(deepcopy=False, states=(TrialState.COMPLETE,))
+        failure = tally.failure(self.max_failures, to_run, len(complete))
+        if failure:
+            raise SweepError(failure)
         return study.get_trials(deepcopy=False)
 
     def _run(self, study: optuna.Study, space: dict[str, BaseDistribution],
-             fixed: dict[str, str], to_run: int) -> int:
-        """Keep ``parallel`` trials running until ``to_run`` finished; returns trials run."""
+             fixed: dict[str, str], to_run: int) -> _Tally:
+        """Keep ``parallel`` trials running until ``to_run`` finished, or ``max_failures``
+        failed; returns what the trials did."""
         running: dict[Future[JobReturn], _Running] = {}
-        tally = {"finished": 0, "failed": 0, "ran": 0}
+        tally = _Tally()
         pool = ThreadPoolExecutor(max_workers=self.parallel, thread_name_prefix="trial")
 
         def refill() -> None:
             """Start trials until every slot is busy or nothing is left to start."""
             while (len(running) < self.parallel
-                   and tally["finished"] + len(running) < to_run
-                   and tally["failed"] < self.max_failures and self._may_ask(study)):
+                   and tally.finished + len(running) < to_run
+                   and tally.failed < self.max_failures and self._may_ask(study)):
                 trial = study.ask()
                 overrides = self._trial_overrides(study, trial, space, fixed)
                 future = pool.submit(self._launch_one, overrides, trial.number)
                 running[future] = _Running(trial, overrides, time.monotonic())
-                tally["ran"] += 1
+                tally.ran += 1
 
         try:
             refill()
@@ -277,7 +320,7 @@ class OptunaSweeperImpl:
                 done, _ = wait(running, return_when=FIRST_COMPLETED)
                 ended = [self._finish(study, running.pop(f), f) for f in done]
                 for outcome in ended:
-                    tally["finished" if outcome.state in FINISHED else "failed"] += 1
+                    tally.count(outcome)
                 refill()  # the next trials start before the MLflow bookkeeping below
                 for outcome in ended:
                     if outcome.run_id:
@@ -292,10 +335,7 @@ class OptunaSweeperImpl:
             pool.shutdown(wait=False, cancel_futures=True)
             raise
         pool.shutdown(wait=True)
-        if tally["failed"] >= self.max_failures and tally["finished"] < to_run:
-            log.error("stopped the search after %d failed trials (hydra.sweeper.max_failures); "
-                      "see the failed jobs' logs", tally["failed"])
-        return tally["ran"]
+        return tally
 
     def _may_ask(self, study: optuna.Study) -> bool:
         """False once every grid point has been taken (finished, failed or running): the grid
@@ -374,11 +414,15 @@ class OptunaSweeperImpl:
         result = self._job_result(ret)
         run_id = result.run_id if result is not None else None
         epochs = result.epochs_run if result is not None else None
-        if ret.status == JobStatus.FAILED:
-            return _Outcome(TrialState.FAIL, reason=f"the job raised {ret._return_value!r}",
+        if ret.status == JobStatus.FAILED:  # (not .return_value: it would print the job's
+            # overrides, the study's storage URL included, to stderr)
+            error = ret._return_value
+            return _Outcome(TrialState.FAIL, reason=f"{type(error).__name__}: {error}",
                             run_id=run_id)
         if result is not None and result.status == "pruned":
             return _Outcome(TrialState.PRUNED, run_id=run_id, epochs=epochs)
+        if result is not None and not result.ok:  # diverged, failed: its value means nothing
+            return _Outcome(TrialState.FAIL, reason=failure_reason(result), run_id=run_id)
         raw = ret.return_value
         raw_list = list(raw) if isinstance(raw, list | tuple | ListConfig) else [raw]
         try:
@@ -390,8 +434,8 @@ class OptunaSweeperImpl:
             return _Outcome(TrialState.FAIL, run_id=run_id,
                             reason=f"{len(values)} value(s) for {n_objectives} objective(s)")
         if not all(math.isfinite(v) for v in values):
-            why = result.error if result is not None and result.error else "no objective value"
-            return _Outcome(TrialState.FAIL, reason=why, run_id=run_id)
+            return _Outcome(TrialState.FAIL, reason=f"no objective value: the job returned "
+                            f"{raw!r}", run_id=run_id)
         return _Outcome(TrialState.COMPLETE, values, run_id=run_id, epochs=epochs)
 
     def _job_result(self, ret: JobReturn) -> Any:
@@ -524,6 +568,14 @@ class OptunaSweeperImpl:
                     client.log_metric(parent, "best_value", float(results["best_value"]))
             except Exception as exc:
                 log.warning("could not log the results to MLflow run %s: %s", parent, exc)
+
+
+def failure_reason(result: JobResult) -> str:
+    """Why a job that wrote ``result`` is a failed trial: a diverged run has no error, only a
+    chance-level accuracy, so its divergence is the reason."""
+    if result.status == "diverged":
+        return f"the run diverged at epoch {result.epochs_run} (non-finite loss)"
+    return result.error or f"the run ended {result.status}"
 
 
 def trial_rows(trials: Sequence[FrozenTrial], names: Sequence[str], directions: Sequence[str],

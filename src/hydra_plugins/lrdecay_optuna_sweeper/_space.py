@@ -7,6 +7,7 @@ Pure functions (no study, no launcher), so they are tested on their own.
 from __future__ import annotations
 
 from collections.abc import Iterable, Sequence
+from decimal import Decimal
 from pathlib import Path
 from typing import Any
 
@@ -25,13 +26,15 @@ from optuna.distributions import (
     IntDistribution,
 )
 
+from lrdecay.errors import LrdecayError
+
 #: The natural direction of each objective a run can return (``objective`` in the config).
 OBJECTIVE_DIRECTIONS = {"val_acc": "maximize", "best_val_acc": "maximize",
                         "test_acc": "maximize", "convergence_epoch": "minimize",
                         "train_seconds": "minimize", "epochs_run": "minimize"}
 
 
-class SweepError(Exception):
+class SweepError(LrdecayError):
     """A search that cannot start or go on; its message names the fix."""
 
 
@@ -41,10 +44,10 @@ class SweepError(Exception):
 def distribution_of(override: Override) -> BaseDistribution | None:
     """The Optuna distribution of a sweep override (None for a plain value).
 
-    ``a,b`` / ``choice(a,b)`` → categorical; ``range(lo,hi,step)`` → integers
-    lo, lo+step, … below hi (as in Hydra), other ranges and ``shuffle(...)`` → categorical of
-    their values; ``interval(lo,hi)`` → float, ``int(interval(...))`` → int,
-    ``tag(log, interval(...))`` → log scale.
+    ``a,b`` / ``choice(a,b)`` → categorical; ``range(lo,hi,step)`` → the ordered values
+    lo, lo+step, … below hi (as in Hydra), ints or stepped floats; ranges with a negative step
+    and ``shuffle(...)`` → categorical of their values; ``interval(lo,hi)`` → float,
+    ``int(interval(...))`` → int, ``tag(log, interval(...))`` → log scale.
     """
     if not override.is_sweep_override():
         return None
@@ -56,11 +59,10 @@ def distribution_of(override: Override) -> BaseDistribution | None:
         if isinstance(value.start, int) and isinstance(value.end, int):
             return IntDistribution(value.start, value.end, log=log_scale)
         return FloatDistribution(float(value.start), float(value.end), log=log_scale)
-    if isinstance(value, RangeSweep) and not value.shuffle and all(
-            isinstance(v, int) for v in (value.start, value.stop, value.step)):
-        start, stop, step = int(value.start), int(value.stop), int(value.step)  # type: ignore
-        if step > 0 and stop > start:
-            return IntDistribution(start, start + (stop - start - 1) // step * step, step=step)
+    if isinstance(value, RangeSweep) and not value.shuffle and value.step > 0:
+        ordered = stepped_range(value)
+        if ordered is not None:
+            return ordered
     if isinstance(value, ChoiceSweep | RangeSweep):
         choices = list(override.sweep_iterator(transformer=Transformer.encode))
         for choice in choices:
@@ -73,6 +75,18 @@ def distribution_of(override: Override) -> BaseDistribution | None:
     raise SweepError(f"{key}: {override.input_line or key} is not supported by the Optuna "
                      "sweeper; use choice(...), range(...), interval(...), "
                      "tag(log, interval(...)) or int(interval(...))")
+
+
+def stepped_range(sweep: RangeSweep) -> IntDistribution | FloatDistribution | None:
+    """An increasing ``range(...)`` as an ordered distribution from its first to its last value
+    (Hydra's own values: the stop is excluded), so that samplers keep the order; None when the
+    range is empty."""
+    values = list(sweep.range())
+    if not values:
+        return None
+    if all(isinstance(v, int) for v in values):
+        return IntDistribution(values[0], values[-1], step=int(sweep.step))
+    return FloatDistribution(values[0], values[-1], step=float(sweep.step))
 
 
 def parse_search_space(lines: Iterable[str]
@@ -121,8 +135,10 @@ def grid_values(name: str, dist: BaseDistribution) -> list[Any]:
     if isinstance(dist, IntDistribution) and not dist.log:
         return list(range(dist.low, dist.high + 1, dist.step))
     if isinstance(dist, FloatDistribution) and dist.step and not dist.log:
-        n = round((dist.high - dist.low) / dist.step)
-        return [dist.low + i * dist.step for i in range(n + 1)]
+        # in decimal, so that range(0.1, 1, 0.1) gives 0.3, not 0.30000000000000004
+        low, step = Decimal(repr(dist.low)), Decimal(repr(dist.step))
+        n = round((Decimal(repr(dist.high)) - low) / step)
+        return [float(low + i * step) for i in range(n + 1)]
     raise SweepError(f"{name}: the grid sampler needs discrete values (choice(...), "
                      "range(...) or int(interval(...))), not a continuous interval")
 

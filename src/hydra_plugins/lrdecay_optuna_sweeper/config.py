@@ -185,7 +185,8 @@ class OptunaSweeperConf:
     n_trials: int = 20
     # trials running at once; the joblib launcher's pool is sized to match
     n_jobs: int = 2
-    # stop launching once this many trials of this sweep failed (a crash, a NaN objective)
+    # stop once this many trials of this sweep failed (a crash, a NaN objective, a divergence),
+    # and exit non-zero with the first job error
     max_failures: int = 5
     # the search space in Hydra's sweep syntax, e.g. {optimizer.lr: tag(log, interval(1e-4, 0.1))}
     params: dict[str, Any] | None = None
