@@ -71,9 +71,19 @@ def test_sweeps_launched_at_once_into_a_fresh_store(tmp_path: Path) -> None:
 def test_sweep_without_its_parent_run_stops_before_any_job(tmp_path: Path) -> None:
     """A store that cannot hold the parent run: one line, non-zero, and no job launched."""
     (tmp_path / "broken.db").write_bytes(b"not a SQLite database, not even close" * 100)
-    done = run_cli(["-m", "dataset=digits", "trainer.max_epochs=1", "seed=1,2",
-                    f"tracking.uri=sqlite:///{tmp_path / 'broken.db'}", "report.enabled=false",
-                    f"hydra.sweep.dir={tmp_path / 'sweep'}"], cwd=tmp_path, timeout=300)
+    done = run_cli(
+        [
+            "-m",
+            "dataset=digits",
+            "trainer.max_epochs=1",
+            "seed=1,2",
+            f"tracking.uri=sqlite:///{tmp_path / 'broken.db'}",
+            "report.enabled=false",
+            f"hydra.sweep.dir={tmp_path / 'sweep'}",
+        ],
+        cwd=tmp_path,
+        timeout=300,
+    )
     assert done.returncode != 0
     assert "Traceback" not in done.stderr and "UserWarning" not in done.stderr
     assert "lrdecay: " in done.stderr and "parent run" in done.stderr
