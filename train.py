@@ -19,6 +19,7 @@ from omegaconf import DictConfig
 from lrdecay.config import register_configs, validate
 from lrdecay.credentials import move_credentials
 from lrdecay.errors import LrdecayError
+from lrdecay.interrupts import exit_status, stop_on_sigterm
 from lrdecay.redact import redact_logging
 from lrdecay.resources import available_cores
 from lrdecay.results import read_parent, read_swept
@@ -71,6 +72,7 @@ def main(cfg: DictConfig) -> float | list[float]:
     recorded (MLflow, result.json, the summary table) and the other jobs go on.
     """
     redact_logging()
+    stop_on_sigterm()
     try:
         validate(cfg)  # bad input fails here, before torch or MLflow are even imported
     except LrdecayError as exc:
@@ -115,6 +117,18 @@ def keep_credentials_out_of_files() -> None:
         )
 
 
-if __name__ == "__main__":
+def cli() -> None:
+    """``python train.py``: an interrupt (Ctrl-C, SIGTERM) ends in one line and the shell's
+    128 + signal exit status, not a traceback; its runs are already KILLED and resumable."""
     keep_credentials_out_of_files()
-    main()
+    try:
+        main()
+    except KeyboardInterrupt as exc:
+        print(f"lrdecay: {exc or 'interrupted'}: unfinished runs are KILLED with their "
+              "checkpoints; the same command (resume=true for a single run) continues them",
+              file=sys.stderr)
+        sys.exit(exit_status(exc))
+
+
+if __name__ == "__main__":
+    cli()

@@ -25,6 +25,8 @@ from pathlib import Path
 
 from mlflow.tracking import MlflowClient
 
+from lrdecay.tracking import open_client
+
 ROOT = Path(__file__).resolve().parents[1]
 BASE = ["dataset=digits", "trainer.progress=off", "tracking.log_plot=false"]
 SWEEP = [
@@ -74,7 +76,7 @@ def _start(args: list[str], cwd: Path) -> subprocess.Popen[str]:
 
 def _client(cwd: Path) -> MlflowClient | None:
     db = cwd / "mlruns" / "mlflow.db"
-    return MlflowClient(f"sqlite:///{db}") if db.exists() else None
+    return open_client(f"sqlite:///{db}") if db.exists() else None  # the runs' lock
 
 
 def _runs(cwd: Path) -> list:

@@ -77,6 +77,27 @@ def test_checkpoint_loads_without_unpickling(tmp_path: Path) -> None:
     assert len(state["history"]) == 1 and state["run_id"]
 
 
+def _active_twins(tmp: Path, store: str) -> list:
+    client = MlflowClient(f"sqlite:///{tmp / store}")
+    return client.search_runs([client.get_experiment_by_name("lrdecay-digits").experiment_id])
+
+
+def test_twin_without_its_checkpoint_is_replaced_not_duplicated(tmp_path: Path) -> None:
+    """An interrupted run whose checkpoint is gone cannot resume: the re-run replaces it."""
+    with pytest.raises(KeyboardInterrupt):
+        run(_cfg(tmp_path, "r.db"), _ctx(tmp_path, "r1"), extra_listeners=[InterruptAt(3)])
+    (lost,) = _active_twins(tmp_path, "r.db")
+    assert lost.info.status == "KILLED" and lost.data.metrics  # it had logged epochs
+    (tmp_path / "r1" / CHECKPOINT_FILE).unlink()
+    run(_cfg(tmp_path, "r.db", "resume=true"), _ctx(tmp_path, "r2"))
+    (kept,) = _active_twins(tmp_path, "r.db")  # the setting appears once
+    assert kept.info.status == "FINISHED" and kept.info.run_id != lost.info.run_id
+    client = MlflowClient(f"sqlite:///{tmp_path / 'r.db'}")
+    replaced = client.get_run(lost.info.run_id)
+    assert replaced.info.lifecycle_stage == "deleted"
+    assert replaced.data.tags["lrdecay.replaced_by"] == kept.info.run_id
+
+
 @pytest.mark.parametrize("damage", ["missing entries", "another model's weights"])
 def test_a_checkpoint_of_the_wrong_structure_is_one_clear_error(tmp_path: Path,
                                                                damage: str) -> None:

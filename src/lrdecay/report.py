@@ -25,6 +25,7 @@ from pathlib import Path
 from mlflow.exceptions import MlflowException
 from mlflow.tracking import MlflowClient
 
+from lrdecay.errors import TrackingError
 from lrdecay.redact import redact_uri
 from lrdecay.report_claims import LITTLE, RARELY, check_claims
 from lrdecay.report_figures import Figure, write_figures
@@ -38,6 +39,7 @@ from lrdecay.report_stats import (
     summarise,
 )
 from lrdecay.report_tables import build_table, to_csv, to_latex, to_markdown
+from lrdecay.tracking import open_client
 
 log = logging.getLogger("lrdecay")
 
@@ -88,7 +90,7 @@ def _client(client_or_uri: MlflowClient | str) -> MlflowClient:
             f"no MLflow store at {uri}: run from the project root or pass "
             "--tracking-uri (or set MLFLOW_TRACKING_URI)"
         )
-    return MlflowClient(tracking_uri=uri)
+    return open_client(uri)
 
 
 def _notes(runset: RunSet, rows: Sequence[SettingSummary], target: float | None) -> list[str]:
@@ -324,7 +326,7 @@ def main(argv: Sequence[str] | None = None) -> int:
             target=args.target,
             log_to_parent=not args.no_log,
         )
-    except ReportError as exc:
+    except (ReportError, TrackingError) as exc:
         print(f"lrdecay-report: {exc}", file=sys.stderr)
         return 1
     except MlflowException as exc:

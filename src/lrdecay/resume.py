@@ -6,8 +6,9 @@ Everything else (where data and runs are kept, device, threads, speed and displa
 what a sweeper reads back, checkpoint policy) may change between launches without retraining.
 Re-launching a sweep looks each job's fingerprint up in the experiment: a FINISHED run is
 skipped, an interrupted one (RUNNING after a kill, KILLED, or FAILED by an exception) resumes
-from its checkpoint in the same MLflow run, and the rest start afresh (a twin killed before it
-logged any epoch is deleted, so the experiment holds each setting once).
+from its checkpoint in the same MLflow run, and the rest start afresh: an interrupted twin that
+cannot be resumed (its checkpoint is gone) is replaced, i.e. deleted and tagged with the new
+run's id, so the experiment holds each setting once.
 """
 
 from __future__ import annotations
@@ -26,6 +27,8 @@ from lrdecay.records import RunSummary
 
 FINGERPRINT_TAG = "lrdecay.fingerprint"
 CHECKPOINT_TAG = "lrdecay.checkpoint"
+#: Set on a deleted twin: the id of the run that replaced it.
+REPLACED_BY_TAG = "lrdecay.replaced_by"
 #: What defines an experiment: each config group whose values decide a run's numbers, with the
 #: keys of it that count (None: the whole group, so a field added to it counts by default).
 #: An allow-list: a new setting elsewhere never makes finished runs look new.
@@ -67,11 +70,12 @@ class Prior:
     action: str  # "skip", "resume" or "fresh"
     run: Run | None = None
     checkpoint: Path | None = None
-    stale: list[str] = field(default_factory=list)  # twins killed before their first epoch
+    stale: list[str] = field(default_factory=list)  # interrupted twins that cannot be resumed
 
 
 def find_prior(client: MlflowClient, experiment_id: str, fp: str) -> Prior:
-    """Skip a FINISHED twin; resume the newest interrupted twin whose checkpoint still exists."""
+    """Skip a FINISHED twin; resume the newest interrupted twin whose checkpoint still exists;
+    the other interrupted twins are ``stale``: the resumed or the fresh run replaces them."""
     runs = client.search_runs([experiment_id], f"tags.`{FINGERPRINT_TAG}` = '{fp}'",
                               order_by=["attributes.start_time DESC"], max_results=50)
     for run in runs:
@@ -82,8 +86,17 @@ def find_prior(client: MlflowClient, experiment_id: str, fp: str) -> Prior:
     for run in interrupted:
         path = run.data.tags.get(CHECKPOINT_TAG)
         if path and Path(path).is_file():
-            return Prior("resume", run, Path(path))
-    return Prior("fresh", stale=[r.info.run_id for r in interrupted if not r.data.metrics])
+            others = [r.info.run_id for r in interrupted if r is not run]
+            return Prior("resume", run, Path(path), stale=others)
+    return Prior("fresh", stale=[r.info.run_id for r in interrupted])
+
+
+def replace_stale(client: MlflowClient, prior: Prior, new_run_id: str) -> None:
+    """Delete the twins ``new_run_id`` replaces, each tagged with that id (kept findable among
+    deleted runs), so that a setting appears once among the experiment's active runs."""
+    for run_id in prior.stale:
+        client.set_tag(run_id, REPLACED_BY_TAG, new_run_id)
+        client.delete_run(run_id)
 
 
 def summary_from_run(run: Run) -> RunSummary:

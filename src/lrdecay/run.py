@@ -19,6 +19,7 @@ from lrdecay.checkpoint import CHECKPOINT_FILE, CheckpointListener, load_checkpo
 from lrdecay.config import LrdecayConfig, OptimizerConfig, validate
 from lrdecay.data import load_data
 from lrdecay.engine import Engine, TrainerSettings
+from lrdecay.interrupts import StopAtEpochEnd
 from lrdecay.models import build_model
 from lrdecay.progress import EpochLogLine, ProgressBar
 from lrdecay.records import Listener, RunSummary
@@ -31,6 +32,7 @@ from lrdecay.resume import (
     Prior,
     find_prior,
     fingerprint,
+    replace_stale,
     summary_from_run,
 )
 from lrdecay.schedules import SequenceScheduler, make_sequence, make_strategy
@@ -221,8 +223,6 @@ def _train(cfg: DictConfig, ctx: RunContext, outcome: JobResult,
         prior = find_prior(tracker.client, tracker.experiment_id, fp)
         if prior.action == "skip":
             return _skip(prior, tracker, ctx, outcome)
-        for run_id in prior.stale:  # killed before its first epoch: nothing worth keeping
-            tracker.client.delete_run(run_id)
 
     data = load_data(conf.dataset, conf.data, device)
     model = accelerate(build_model(conf.model, data.input_shape, data.num_classes), device,
@@ -253,12 +253,14 @@ def _train(cfg: DictConfig, ctx: RunContext, outcome: JobResult,
     if tracker is not None:
         if prior.action == "resume" and prior.run is not None:
             tracker.reopen(prior.run.info.run_id, ctx.parent_run_id)
+            replace_stale(tracker.client, prior, prior.run.info.run_id)
             flushed = tracker.flush_history(engine.history)
             if flushed:
                 log.info("%s: logged %d epoch(s) the store was missing", label, flushed)
         else:
             tags = {**_tags(conf, ctx, threads, device), FINGERPRINT_TAG: fp}
             tracker.start(label, tags, _params(cfg), ctx.parent_run_id)
+            replace_stale(tracker.client, prior, tracker.run_id)
             tracker.log_text(redact_text(OmegaConf.to_yaml(cfg, resolve=True)), "config.yaml")
             tracker.log_text("\n".join(ctx.overrides) + "\n", "overrides.txt")
         if ckpt is not None:
@@ -275,6 +277,7 @@ def _train(cfg: DictConfig, ctx: RunContext, outcome: JobResult,
         from lrdecay.pruning import PruningListener
 
         engine.listeners.append(PruningListener(conf.trial))
+    engine.listeners.append(StopAtEpochEnd())  # last: the epoch is saved and logged first
 
     status = "FAILED"
     try:

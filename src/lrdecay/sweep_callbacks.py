@@ -19,6 +19,7 @@ from omegaconf import DictConfig, open_dict
 
 from lrdecay.config import ReportConfig, validate
 from lrdecay.errors import ConfigError, LrdecayError
+from lrdecay.interrupts import install_stop_handlers
 from lrdecay.redact import redact_logging, redact_text, redact_uri
 from lrdecay.resources import available_cores
 from lrdecay.results import (
@@ -109,39 +110,65 @@ class SweepTracking(Callback):
             check_launcher(config.hydra.launcher)
         except LrdecayError as exc:
             raise SystemExit(f"lrdecay: {exc}") from None
+        install_stop_handlers(self._stop)
         if not conf.tracking.enabled:
             return
         self.report = conf.report
-        hc = config.hydra
-        sweep_dir = Path(hc.sweep.dir)
-        store = Path(hc.runtime.cwd) / conf.tracking.store_dir
+        store = Path(config.hydra.runtime.cwd) / conf.tracking.store_dir
         from lrdecay.tracking import (
             MlflowTracker,
             default_artifact_root,
             experiment_name,
             resolve_uri,
         )
-        from lrdecay.ui import RUN_COLOR_TAG, SWEEP_COLOUR
 
         try:
             uri = resolve_uri(conf.tracking.uri, store)
             tracker = MlflowTracker(uri, experiment_name(conf), default_artifact_root(uri),
                                     log_plot=False)
             tracker.connect()
+            close_dead_parents(tracker)
+            self._open_parent(tracker, config, conf.dataset.name)
         except LrdecayError as exc:
             raise SystemExit(f"lrdecay: {exc}") from None
+        except Exception as exc:  # no parent run: stop before any job starts
+            raise SystemExit(f"lrdecay: could not create the sweep's parent run in "
+                             f"{redact_uri(uri)} ({str(exc).splitlines()[0][:300]}); no job "
+                             "was started. Fix: point tracking.uri at a working store (or "
+                             "move this one aside), then run again") from None
+        self.tracker = tracker
+        log.info("sweep parent run %s in experiment '%s'", tracker.run_id, tracker.experiment)
+
+    def _open_parent(self, tracker: MlflowTracker, config: DictConfig, dataset: str) -> None:
+        """Create the sweep's parent run and record it where the jobs will look for it."""
+        hc = config.hydra
+        sweep_dir = Path(hc.sweep.dir)
         preset = hc.runtime.choices.get("experiment") or "sweep"
-        close_dead_parents(tracker)
+        from lrdecay.ui import RUN_COLOR_TAG, SWEEP_COLOUR
+
         tracker.start(f"{preset}-{sweep_dir.name}",
                       tags={"lrdecay.role": "sweep", "hydra.sweep_dir": str(sweep_dir),
-                            "dataset": conf.dataset.name, HOST_TAG: socket.gethostname(),
+                            "dataset": dataset, HOST_TAG: socket.gethostname(),
                             PID_TAG: str(os.getpid()), RUN_COLOR_TAG: SWEEP_COLOUR},
                       params={"overrides": redact_text(" ".join(hc.overrides.task))[:6000]})
         assert tracker.run_id and tracker.experiment_id
-        write_parent(sweep_dir, tracker.run_id, tracker.experiment_id, redact_uri(uri),
+        write_parent(sweep_dir, tracker.run_id, tracker.experiment_id, redact_uri(tracker.uri),
                      swept=sweep_keys(hc), jobs=sweep_size(hc))
-        self.tracker = tracker
-        log.info("sweep parent run %s in experiment '%s'", tracker.run_id, tracker.experiment)
+
+    def _stop(self) -> None:
+        """SIGTERM or Ctrl-C in the launcher (on_multirun_end never comes): close the parent
+        run KILLED, and any child left RUNNING by a worker killed before it could close it."""
+        tracker, self.tracker = self.tracker, None
+        if tracker is None or tracker.run_id is None:
+            return
+        try:
+            close_running_children(tracker)
+        except Exception as exc:  # the parent must be closed whatever the children's fate
+            log.warning("could not close the sweep's running jobs: %s",
+                        str(exc).splitlines()[0][:200])
+        tracker.end("KILLED")
+        log.error("sweep stopped: parent run %s and its unfinished jobs are KILLED; the same "
+                  "command resumes them", tracker.run_id)
 
     def on_job_start(self, config: DictConfig, **kwargs: Any) -> None:
         """In each job of a sweep: per-epoch lines to the job's log only, unless
@@ -262,6 +289,18 @@ def close_dead_parents(tracker: MlflowTracker) -> list[str]:
         log.info("closed %d sweep parent run(s) whose launcher had died: %s", len(closed),
                  ", ".join(closed))
     return closed
+
+
+def close_running_children(tracker: MlflowTracker) -> list[str]:
+    """Mark KILLED the RUNNING child runs of ``tracker``'s run; returns their ids."""
+    assert tracker.experiment_id is not None and tracker.run_id is not None
+    running = tracker.client.search_runs(
+        [tracker.experiment_id], max_results=1000,
+        filter_string=(f"tags.`mlflow.parentRunId` = '{tracker.run_id}' "
+                       "and attributes.status = 'RUNNING'"))
+    for run in running:
+        tracker.client.set_terminated(run.info.run_id, status="KILLED")
+    return [run.info.run_id for run in running]
 
 
 def _counts(results: list[JobResult]) -> dict[str, int]:

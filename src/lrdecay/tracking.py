@@ -9,14 +9,17 @@ share a worker process.
 from __future__ import annotations
 
 import base64
+import contextlib
+import fcntl
 import logging
 import os
+import sqlite3
 import subprocess
 import tempfile
 import time
 import urllib.error
 import urllib.request
-from collections.abc import Callable, Iterable, Mapping
+from collections.abc import Callable, Iterable, Iterator, Mapping
 from pathlib import Path
 from typing import TYPE_CHECKING, Any, TypeVar
 from urllib.parse import urlsplit, urlunsplit
@@ -78,12 +81,64 @@ def resolve_uri(uri: str | None, store_dir: Path) -> str:
     return f"sqlite:///{(store_dir / 'mlflow.db').resolve()}"
 
 
+def sqlite_path(uri: str) -> Path | None:
+    """The database file of a ``sqlite:///`` URI; None for any other store."""
+    return Path(uri[len("sqlite:///"):]) if uri.startswith("sqlite:///") else None
+
+
+@contextlib.contextmanager
+def store_lock(uri: str) -> Iterator[None]:
+    """Hold an exclusive lock on ``<db>.lock`` beside a SQLite store (nothing for other stores),
+    so that only one process at a time creates or upgrades its schema."""
+    db = sqlite_path(uri)
+    if db is None:
+        yield
+        return
+    db.parent.mkdir(parents=True, exist_ok=True)
+    with open(db.with_name(db.name + ".lock"), "a") as handle:
+        fcntl.flock(handle, fcntl.LOCK_EX)
+        try:
+            yield
+        finally:
+            fcntl.flock(handle, fcntl.LOCK_UN)
+
+
+def leftover_migration_tables(db: Path) -> list[str]:
+    """Tables an interrupted schema upgrade left in a SQLite store (``_alembic_tmp_*``)."""
+    if not db.is_file():
+        return []
+    try:
+        with contextlib.closing(sqlite3.connect(f"{db.resolve().as_uri()}?mode=ro",
+                                                uri=True)) as con:
+            rows = con.execute("SELECT name FROM sqlite_master WHERE type = 'table'").fetchall()
+    except sqlite3.Error:  # not a database at all: MLflow's own error says so
+        return []
+    return [name for (name,) in rows if name.startswith("_alembic_tmp_")]
+
+
+def open_client(uri: str) -> MlflowClient:
+    """An MLflow client on ``uri``. MLflow creates and upgrades a SQLite store's schema when the
+    client is made; the store's lock keeps processes that start together from racing there."""
+    with store_lock(uri):
+        try:
+            return MlflowClient(tracking_uri=uri)
+        except Exception as exc:
+            db = sqlite_path(uri)
+            leftovers = leftover_migration_tables(db) if db is not None else []
+            if leftovers:
+                raise TrackingError(
+                    f"the MLflow store {db} is damaged (an interrupted schema upgrade left "
+                    f"{', '.join(leftovers)}). Fix: move it aside or restore a backup, or "
+                    "point tracking.uri at a fresh store") from exc
+            raise
+
+
 def check_writable(uri: str) -> None:
     """Fail with one line when a SQLite store's file or folder cannot be written (a run would
     otherwise fail deep inside MLflow, or after training, when it logs)."""
-    if not uri.startswith("sqlite:///"):
+    db = sqlite_path(uri)
+    if db is None:
         return
-    db = Path(uri[len("sqlite:///"):])
     try:
         db.parent.mkdir(parents=True, exist_ok=True)
         tempfile.TemporaryFile(dir=db.parent).close()  # SQLite writes its journal beside it
@@ -168,7 +223,7 @@ class MlflowTracker(Listener):
                                 "(e.g. sqlite:///mlruns/mlflow.db or http://127.0.0.1:5000)")
         check_writable(uri)
         try:
-            self.client = MlflowClient(tracking_uri=uri)
+            self.client = open_client(uri)
         except MlflowException as exc:
             raise TrackingError(f"cannot use tracking.uri={redact_uri(uri)}: "
                                 f"{str(exc).splitlines()[0]}") from exc

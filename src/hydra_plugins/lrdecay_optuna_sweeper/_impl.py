@@ -460,12 +460,10 @@ class OptunaSweeperImpl:
             assert self.config is not None
             self._mlflow = False
             if OmegaConf.select(self.config, "tracking.enabled", default=False):
-                from mlflow.tracking import MlflowClient
-
-                from lrdecay.tracking import resolve_uri
+                from lrdecay.tracking import open_client, resolve_uri
 
                 store = self.base_dir / str(self.config.tracking.store_dir)
-                self._mlflow = MlflowClient(resolve_uri(self.config.tracking.uri, store))
+                self._mlflow = open_client(resolve_uri(self.config.tracking.uri, store))
         return self._mlflow or None
 
     def _set_run_tags(self, run_id: str, tags: Mapping[str, str]) -> None:

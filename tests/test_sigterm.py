@@ -1,0 +1,100 @@
+"""SIGTERM (what SLURM, Kubernetes and ``timeout`` send first) stops runs like Ctrl-C does."""
+
+from __future__ import annotations
+
+import json
+import os
+import signal
+import subprocess
+import sys
+import time
+from pathlib import Path
+
+import pytest
+from mlflow.tracking import MlflowClient
+
+from lrdecay.checkpoint import CHECKPOINT_FILE
+from tests.conftest import ROOT, run_cli
+
+pytestmark = pytest.mark.slow
+
+EPOCHS = 40  # long enough to be mid-training when the signal comes
+BASE = [
+    "dataset=digits",
+    f"trainer.max_epochs={EPOCHS}",
+    "trainer.progress=off",
+    "tracking.log_plot=false",
+]
+
+
+def _start(args: list[str], cwd: Path) -> subprocess.Popen:
+    """``python train.py args`` in its own process group, as a batch system starts it."""
+    env = {k: v for k, v in os.environ.items() if k != "MLFLOW_TRACKING_URI"}
+    return subprocess.Popen(
+        [sys.executable, str(ROOT / "train.py"), *args],
+        cwd=cwd,
+        env=env,
+        stdout=subprocess.PIPE,
+        stderr=subprocess.PIPE,
+        text=True,
+        start_new_session=True,
+    )
+
+
+def _wait_for(paths: list[Path], proc: subprocess.Popen, timeout: float = 240) -> None:
+    """Wait until every path exists (a checkpoint: an epoch is logged) while ``proc`` runs."""
+    deadline = time.monotonic() + timeout
+    while not all(p.is_file() for p in paths):
+        assert proc.poll() is None and time.monotonic() < deadline, "ended too early"
+        time.sleep(0.1)
+
+
+def _runs(folder: Path) -> list:
+    client = MlflowClient(f"sqlite:///{folder / 'mlruns' / 'mlflow.db'}")
+    exp = client.get_experiment_by_name("lrdecay-digits")
+    return client.search_runs([exp.experiment_id])
+
+
+def test_sigterm_ends_a_single_run_killed_and_resumable(tmp_path: Path) -> None:
+    out = tmp_path / "run"
+    proc = _start([*BASE, f"hydra.run.dir={out}"], tmp_path)
+    _wait_for([out / CHECKPOINT_FILE], proc)
+    proc.send_signal(signal.SIGTERM)
+    _, err = proc.communicate(timeout=120)
+    assert proc.returncode == 128 + signal.SIGTERM, err[-3000:]
+    assert "Traceback" not in err and "stopped by SIGTERM" in err
+    (killed,) = _runs(tmp_path)
+    assert killed.info.status == "KILLED"
+    assert json.loads((out / "result.json").read_text())["status"] == "killed"
+    assert (out / CHECKPOINT_FILE).is_file()
+
+    again = run_cli([*BASE, "resume=true", f"hydra.run.dir={tmp_path / 'again'}"], tmp_path)
+    assert again.returncode == 0, again.stderr[-2000:]
+    (resumed,) = _runs(tmp_path)  # the same MLflow run, continued
+    assert resumed.info.run_id == killed.info.run_id and resumed.info.status == "FINISHED"
+
+
+def test_sigterm_to_a_sweep_closes_parent_and_jobs_killed(tmp_path: Path) -> None:
+    sweep = tmp_path / "sweep"
+    proc = _start(
+        [
+            "-m",
+            *BASE,
+            "sequence=seq1,seq2",
+            "hydra.launcher.n_jobs=2",
+            "report.enabled=false",
+            f"hydra.sweep.dir={sweep}",
+        ],
+        tmp_path,
+    )
+    _wait_for([sweep / str(n) / CHECKPOINT_FILE for n in (0, 1)], proc)
+    os.killpg(proc.pid, signal.SIGTERM)  # as timeout and SLURM do: the whole process group
+    _, err = proc.communicate(timeout=120)
+    assert proc.returncode != 0
+    assert "Traceback" not in err and "stopped by SIGTERM" in err
+    runs = _runs(tmp_path)
+    (parent,) = [r for r in runs if r.data.tags.get("lrdecay.role") == "sweep"]
+    children = [r for r in runs if r is not parent]
+    assert len(children) == 2
+    assert {r.data.tags["mlflow.parentRunId"] for r in children} == {parent.info.run_id}
+    assert [r.info.status for r in runs] == ["KILLED"] * 3  # none left RUNNING
