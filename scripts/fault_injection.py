@@ -74,6 +74,18 @@ def _start(args: list[str], cwd: Path) -> subprocess.Popen[str]:
     )
 
 
+def _train(args: list[str], cwd: Path, timeout: float) -> subprocess.CompletedProcess[str]:
+    """``train.py args`` to its end, output captured."""
+    return subprocess.run(
+        [sys.executable, str(ROOT / "train.py"), *args],
+        cwd=cwd,
+        capture_output=True,
+        text=True,
+        env=_env(),
+        timeout=timeout,
+    )
+
+
 def _client(cwd: Path) -> MlflowClient | None:
     db = cwd / "mlruns" / "mlflow.db"
     return open_client(f"sqlite:///{db}") if db.exists() else None  # the runs' lock
@@ -140,14 +152,7 @@ def signal_scenario(
         (os.killpg if group else os.kill)(proc.pid, sig)
         code, out = _settle(proc)
         left = sum(r.info.status == "RUNNING" for r in _runs(cwd))
-        again = subprocess.run(
-            [sys.executable, str(ROOT / "train.py"), *relaunch],
-            cwd=cwd,
-            capture_output=True,
-            text=True,
-            env=_env(),
-            timeout=900,
-        )
+        again = _train(relaunch, cwd, timeout=900)
         output = out + again.stdout + again.stderr
         after = sum(r.info.status == "RUNNING" for r in _runs(cwd))
         return Outcome(
@@ -164,14 +169,7 @@ def input_scenario(args: list[str]) -> Outcome:
     """One bad input: it must fail with a message, no traceback, nothing left RUNNING."""
     with tempfile.TemporaryDirectory() as tmp:
         cwd = Path(tmp)
-        proc = subprocess.run(
-            [sys.executable, str(ROOT / "train.py"), *args],
-            cwd=cwd,
-            capture_output=True,
-            text=True,
-            env=_env(),
-            timeout=300,
-        )
+        proc = _train(args, cwd, timeout=300)
         output = proc.stdout + proc.stderr
         running = sum(r.info.status == "RUNNING" for r in _runs(cwd))
         name = " ".join(a for a in args if a not in BASE)

@@ -74,6 +74,14 @@ def run_cli(args: list[str], cwd: Path, timeout: float = 300, env: dict | None =
                           capture_output=True, text=True, timeout=timeout, env=full_env)
 
 
+def error_line(output: str) -> str:
+    """The one ERROR line a CLI run that failed on bad input prints (there must be exactly one,
+    and no traceback)."""
+    errors = [line for line in output.splitlines() if "ERROR" in line]
+    assert len(errors) == 1 and "Traceback" not in output, output[-3000:]
+    return errors[0]
+
+
 def free_port() -> int:
     """A TCP port on 127.0.0.1 that nothing listens on right now."""
     import socket

@@ -8,7 +8,7 @@ from pathlib import Path
 import pytest
 from mlflow.tracking import MlflowClient
 
-from tests.conftest import require_fashion_mnist, run_cli
+from tests.conftest import error_line, require_fashion_mnist, run_cli
 
 pytestmark = pytest.mark.slow
 
@@ -55,8 +55,8 @@ def test_missing_mnist_offline_is_one_clear_message(tmp_path: Path) -> None:
     assert time.monotonic() - start < 30
     assert proc.returncode != 0
     _no_traceback(proc)
-    errors = [ln for ln in (proc.stdout + proc.stderr).splitlines() if "ERROR" in ln]
-    assert len(errors) == 1 and "data.root=" in errors[0] and "download" in errors[0]
+    line = error_line(proc.stdout + proc.stderr)
+    assert "data.root=" in line and "download" in line
 
 
 def test_fashion_mnist_two_epochs_offline(tmp_path: Path) -> None:
