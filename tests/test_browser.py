@@ -21,6 +21,7 @@ from pathlib import Path
 import pytest
 from mlflow.tracking import MlflowClient
 
+from lrdecay.records import FINAL_ACC_METRIC
 from tests.conftest import free_port, require_debian_package, run_cli
 
 pytestmark = pytest.mark.slow
@@ -292,8 +293,10 @@ def test_printed_sweep_url_lists_its_runs_best_first(browser, sweep, ui, shots) 
     _open_runs_table(browser, sweep, ui, printed_url="best_first")
     assert _until(lambda: "28 matching runs" in _text(browser)), _text(browser)[:1500]
     browser.save_screenshot(str(shots / "sweep_best_first.png"))
-    best = max(r.data.metrics["final_val_acc"] for r in _children(sweep))
-    leaders = {r.info.run_name for r in _children(sweep) if r.data.metrics["final_val_acc"] == best}
+    best = max(r.data.metrics[FINAL_ACC_METRIC] for r in _children(sweep))
+    leaders = {
+        r.info.run_name for r in _children(sweep) if r.data.metrics[FINAL_ACC_METRIC] == best
+    }
     table = _text(browser).split("Run Name", 1)[1]
     first = min(
         (table.find(r.info.run_name), r.info.run_name)
