@@ -219,8 +219,17 @@ def test_chart_view_plots_the_curves_and_not_the_sweep_counters(browser, sweep, 
     assert _until(lambda: "Model metrics" in _text(browser)), _text(browser)[:1500]
     time.sleep(2)  # let the charts draw before the screenshot
     browser.save_screenshot(str(shots / "chart_view.png"))
-    # 13 per-run metrics, none of them the parent's counters (tags now, no charts)
-    assert re.search(r"Model metrics\s*\(13\)", _text(browser)), _text(browser)[:1500]
+    # sections in the order shown: the curves first, then the run-level values; nothing left
+    # in "Model metrics", none of the parent's counters (tags now, no charts)
+    sections = re.findall(r"^(.+)\n\((\d+)\)\nAdd chart$", _text(browser), re.MULTILINE)
+    child = _children(sweep)[0].data.metrics
+    counts = {
+        section: str(sum(k.startswith(f"{section}/") for k in child))
+        for section in ("epoch", "summary")
+    }
+    assert sections[:3] == [*counts.items(), ("Model metrics", "0")], sections
+    first = _text(browser).split("\nsummary\n", 1)[0]
+    assert all(f"epoch/{name}" in first for name in ("val_acc", "val_loss", "lr")), first[-1500:]
     assert "children_" not in _text(browser)
     search = browser.find_element(By.CSS_SELECTOR, "input[placeholder='Search metric charts']")
     search.send_keys("val_")
