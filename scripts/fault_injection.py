@@ -25,6 +25,7 @@ from pathlib import Path
 
 from mlflow.tracking import MlflowClient
 
+from lrdecay.records import epoch_key
 from lrdecay.tracking import open_client
 
 ROOT = Path(__file__).resolve().parents[1]
@@ -106,7 +107,10 @@ def _epochs_logged(cwd: Path) -> int:
         return 0
     try:
         return max(
-            (len(client.get_metric_history(r.info.run_id, "val_acc")) for r in _runs(cwd)),
+            (
+                len(client.get_metric_history(r.info.run_id, epoch_key("val_acc")))
+                for r in _runs(cwd)
+            ),
             default=0,
         )
     except Exception:  # the store is being created by the run itself

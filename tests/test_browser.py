@@ -21,6 +21,7 @@ from pathlib import Path
 import pytest
 from mlflow.tracking import MlflowClient
 
+from lrdecay.records import FINAL_ACC_METRIC
 from tests.conftest import free_port, require_debian_package, run_cli
 
 pytestmark = pytest.mark.slow
@@ -218,14 +219,33 @@ def test_chart_view_plots_the_curves_and_not_the_sweep_counters(browser, sweep, 
     assert _until(lambda: "Model metrics" in _text(browser)), _text(browser)[:1500]
     time.sleep(2)  # let the charts draw before the screenshot
     browser.save_screenshot(str(shots / "chart_view.png"))
-    # 13 per-run metrics, none of them the parent's counters (tags now, no charts)
-    assert re.search(r"Model metrics\s*\(13\)", _text(browser)), _text(browser)[:1500]
+    # sections in the order shown: the curves first, then the run-level values; nothing left
+    # in "Model metrics", none of the parent's counters (tags now, no charts)
+    sections = re.findall(r"^(.+)\n\((\d+)\)\nAdd chart$", _text(browser), re.MULTILINE)
+    child = _children(sweep)[0].data.metrics
+    counts = {
+        section: str(sum(k.startswith(f"{section}/") for k in child))
+        for section in ("epoch", "summary")
+    }
+    assert sections[:3] == [*counts.items(), ("Model metrics", "0")], sections
+    assert _first_section_holds(browser, "epoch/lr", "epoch/val_acc")  # the first screenful
     assert "children_" not in _text(browser)
     search = browser.find_element(By.CSS_SELECTOR, "input[placeholder='Search metric charts']")
-    search.send_keys("val_")
-    assert _until(lambda: "val_loss" in _text(browser) and "val_acc" in _text(browser))
+    search.send_keys("val_")  # the charts below the fold (val_loss) are drawn once searched
+    assert _until(lambda: "epoch/val_loss" in _text(browser) and "epoch/val_acc" in _text(browser))
     time.sleep(2)
     browser.save_screenshot(str(shots / "chart_view_val.png"))
+
+
+def _first_section_holds(driver, *charts: str) -> bool:
+    """Whether the chart view's first section (its text up to the next section's header)
+    shows ``charts``."""
+    text = _text(driver)
+    headers = [h.start() for h in re.finditer(r"^.+\n\(\d+\)\nAdd chart$", text, re.MULTILINE)]
+    if not headers:
+        return False
+    first = text[headers[0] : (headers[1:] or [len(text)])[0]]
+    return all(re.search(rf"^{re.escape(chart)}$", first, re.MULTILINE) for chart in charts)
 
 
 def test_compare_view_tells_the_seeds_apart(browser, sweep, ui, shots) -> None:
@@ -292,8 +312,10 @@ def test_printed_sweep_url_lists_its_runs_best_first(browser, sweep, ui, shots) 
     _open_runs_table(browser, sweep, ui, printed_url="best_first")
     assert _until(lambda: "28 matching runs" in _text(browser)), _text(browser)[:1500]
     browser.save_screenshot(str(shots / "sweep_best_first.png"))
-    best = max(r.data.metrics["final_val_acc"] for r in _children(sweep))
-    leaders = {r.info.run_name for r in _children(sweep) if r.data.metrics["final_val_acc"] == best}
+    best = max(r.data.metrics[FINAL_ACC_METRIC] for r in _children(sweep))
+    leaders = {
+        r.info.run_name for r in _children(sweep) if r.data.metrics[FINAL_ACC_METRIC] == best
+    }
     table = _text(browser).split("Run Name", 1)[1]
     first = min(
         (table.find(r.info.run_name), r.info.run_name)

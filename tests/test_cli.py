@@ -8,6 +8,7 @@ from pathlib import Path
 import pytest
 from mlflow.tracking import MlflowClient
 
+from lrdecay.records import FINAL_ACC_METRIC
 from tests.conftest import error_line, require_fashion_mnist, run_cli
 
 pytestmark = pytest.mark.slow
@@ -69,4 +70,4 @@ def test_fashion_mnist_two_epochs_offline(tmp_path: Path) -> None:
     client = MlflowClient(f"sqlite:///{tmp_path / 'mlruns' / 'mlflow.db'}")
     exp = client.get_experiment_by_name("lrdecay-fashion_mnist")
     (r,) = client.search_runs([exp.experiment_id])
-    assert r.data.metrics["final_val_acc"] >= 0.85
+    assert r.data.metrics[FINAL_ACC_METRIC] >= 0.85

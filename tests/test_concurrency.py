@@ -18,7 +18,8 @@ SWEEPS, ROUNDS = 3, 10
 
 
 def _launch_sweeps(folder: Path) -> list[subprocess.CompletedProcess]:
-    """Start ``SWEEPS`` one-job sweeps (distinct seeds) at once; wait for all of them."""
+    """Start ``SWEEPS`` one-job sweeps (distinct seeds) at once; wait for all of them. Each
+    creates the store, its experiment and its parent run, and its job a child run, racing."""
     env = {k: v for k, v in os.environ.items() if k != "MLFLOW_TRACKING_URI"}
     procs = [
         subprocess.Popen(
@@ -33,7 +34,7 @@ def _launch_sweeps(folder: Path) -> list[subprocess.CompletedProcess]:
                 "tracking.log_plot=false",
                 "trainer.progress=off",
                 "trainer.checkpoint=false",
-                "hydra.launcher.n_jobs=1",
+                "hydra/launcher=basic",  # the job in the launching process: one start each
                 f"hydra.sweep.dir={folder}/multirun/{seed}",
             ],
             cwd=folder,

@@ -37,6 +37,7 @@ from hydra_plugins.lrdecay_optuna_sweeper._space import (
 )
 from lrdecay.errors import LrdecayError
 from lrdecay.pruning import make_pruner
+from lrdecay.records import FINAL_ACC_METRIC, epoch_key
 from tests.conftest import CONF_DIR, ROOT, run_cli
 
 QUIET = ["dataset=digits", "trainer.progress=off", "tracking.log_plot=false",
@@ -278,7 +279,7 @@ def test_two_objectives_give_a_pareto_front(tmp_path: Path) -> None:
         for b in front:
             assert not (a["values"][0] > b["values"][0] and a["values"][1] < b["values"][1])
     (children,) = _children_by_parent(_mlflow(tmp_path)).values()
-    assert len(children) == 3 and all(math.isfinite(c.data.metrics["final_val_acc"])
+    assert len(children) == 3 and all(math.isfinite(c.data.metrics[FINAL_ACC_METRIC])
                                        for c in children)
 
 
@@ -305,7 +306,7 @@ def test_median_pruner_stops_hopeless_rates_early(tmp_path: Path) -> None:
         (run,) = [c for c in children if c.data.tags["optuna.trial"] == str(trial.number)]
         assert run.info.status == "KILLED"
         assert run.data.tags["pruned"] == "true" and run.data.tags["optuna.state"] == "PRUNED"
-        steps = [m.step for m in client.get_metric_history(run.info.run_id, "val_acc")]
+        steps = [m.step for m in client.get_metric_history(run.info.run_id, epoch_key("val_acc"))]
         assert steps == list(range(1, trial.last_step + 1))  # its history up to the prune
         assert trial.user_attrs["mlflow_run_id"] == run.info.run_id
     assert "pruned" in proc.stdout.split("jobs:")[-1]  # the sweep summary counts them

@@ -7,7 +7,7 @@ from pathlib import Path
 import pytest
 from mlflow.tracking import MlflowClient
 
-from lrdecay.records import EPOCH_METRICS, EpochRecord, Listener
+from lrdecay.records import EPOCH_METRICS, EpochRecord, Listener, epoch_key
 from lrdecay.run import RunContext, run
 from tests.conftest import MlflowServer, compose_config, run_cli
 
@@ -30,7 +30,7 @@ def test_sweep_against_a_server_never_shows_credentials(tmp_path: Path, mlflow_s
         blob = str(r.data.params) + str(r.data.tags)
         assert "s3cret" not in blob
     for r in children:
-        steps = [m.step for m in client.get_metric_history(r.info.run_id, "val_acc")]
+        steps = [m.step for m in client.get_metric_history(r.info.run_id, epoch_key("val_acc"))]
         assert sorted(steps) == [1, 2, 3]
 
 

@@ -10,17 +10,19 @@ from __future__ import annotations
 import csv
 import math
 import statistics
+from collections.abc import Callable
 from dataclasses import dataclass
 from pathlib import Path
 
 import numpy as np
 import pytest
 from hydra import compose, initialize_config_dir
+from mlflow.entities import Metric, Param
 from mlflow.tracking import MlflowClient
 from scipy import stats
 
 from lrdecay.config import register_configs
-from lrdecay.records import EpochRecord, Listener
+from lrdecay.records import FINAL_ACC_METRIC, EpochRecord, Listener
 from lrdecay.report import main, write_report
 from lrdecay.report_claims import check_claims
 from lrdecay.report_inference import compare_means
@@ -165,7 +167,7 @@ def test_csv_has_one_row_per_setting_with_means_over_seeds(sweep: Sweep) -> None
     runs = sweep.client.search_runs(
         [sweep.client.get_run(sweep.parent_id).info.experiment_id], "tags.setting = 'adam-fixed'"
     )
-    finals = [r.data.metrics["final_val_acc"] for r in runs]
+    finals = [r.data.metrics[FINAL_ACC_METRIC] for r in runs]
     adam = rows["adam-fixed"]
     assert int(adam["final_acc_n"]) == 2
     assert float(adam["final_acc_mean"]) == pytest.approx(statistics.mean(finals), abs=1e-6)
@@ -184,12 +186,12 @@ def test_diverged_run_is_counted_but_never_averaged(sweep: Sweep) -> None:
     finished = sweep.client.search_runs(
         [experiment_id], "tags.setting = 'seq1-epoch' and attributes.status = 'FINISHED'"
     )
-    expected = statistics.mean(r.data.metrics["final_val_acc"] for r in finished)
+    expected = statistics.mean(r.data.metrics[FINAL_ACC_METRIC] for r in finished)
     assert float(seq1["final_acc_mean"]) == pytest.approx(expected, abs=1e-6)
-    diverged_acc = sweep.client.get_run(sweep.diverged_id).data.metrics.get("final_val_acc")
+    diverged_acc = sweep.client.get_run(sweep.diverged_id).data.metrics.get(FINAL_ACC_METRIC)
     if diverged_acc is not None and math.isfinite(diverged_acc):  # would have moved the mean
         with_it = statistics.mean(
-            [*(r.data.metrics["final_val_acc"] for r in finished), diverged_acc]
+            [*(r.data.metrics[FINAL_ACC_METRIC] for r in finished), diverged_acc]
         )
         assert float(seq1["final_acc_mean"]) != pytest.approx(with_it, abs=1e-6)
 
@@ -454,3 +456,64 @@ def test_html_report_shows_the_figures_inside_mlflow(sweep: Sweep) -> None:
     assert not any(f"]({name})" in page for name in FIGURES)  # no figure left as link text
     logged = {a.path for a in sweep.client.list_artifacts(sweep.parent_id, "report")}
     assert "report/report.html" in logged
+
+
+def _write_runs(client: MlflowClient, experiment: str, key: Callable[[str, str], str]) -> None:
+    """Two settings x two seeds of four epochs, each metric logged under ``key(section, name)``
+    (``section`` being ``epoch`` or ``summary``), as one version or another wrote them."""
+    experiment_id = client.create_experiment(experiment)
+    for setting, rates in (
+        ("sgd-fixed", [0.01] * 4),
+        ("seq1-epoch", [0.01, 0.005, 0.0025, 0.0025]),
+    ):
+        sequence, strategy = ("constant", "fixed") if setting == "sgd-fixed" else ("seq1", "epoch")
+        for seed in (1, 2):
+            accs = [0.5 + 0.1 * e + 0.01 * seed for e in range(4)]
+            tags = {
+                "setting": setting,
+                "sequence": sequence,
+                "strategy": strategy,
+                "optimizer": "sgd",
+                "seed": str(seed),
+                "dataset": "digits",
+            }
+            run_id = client.create_run(experiment_id, run_name=setting, tags=tags).info.run_id
+            metrics = [
+                Metric(key("epoch", name), value, 0, epoch + 1)
+                for epoch in range(4)
+                for name, value in (
+                    ("val_acc", accs[epoch]),
+                    ("val_loss", 1 - accs[epoch]),
+                    ("lr", rates[epoch]),
+                    ("lr_advances", float(epoch)),
+                )
+            ]
+            metrics += [
+                Metric(key("summary", name), value, 0, 4)
+                for name, value in (
+                    ("final_val_acc", accs[-1]),
+                    ("best_val_acc", max(accs)),
+                    ("convergence_epoch", 3.0),
+                    ("epochs_run", 4.0),
+                )
+            ]
+            client.log_batch(run_id, metrics=metrics, params=[Param("trainer.max_epochs", "4")])
+            client.set_terminated(run_id)
+
+
+def test_a_store_written_before_the_metric_sections_reports_the_same(tmp_path: Path) -> None:
+    """Bare keys (``val_acc``, ``final_val_acc``) as stores held them before the chart
+    sections, and today's (``epoch/val_acc``, ``summary/final_val_acc``): one report."""
+    uri = f"sqlite:///{tmp_path / 'mlflow.db'}"
+    client = MlflowClient(tracking_uri=uri)
+    _write_runs(client, "before", lambda section, name: name)
+    _write_runs(client, "today", lambda section, name: f"{section}/{name}")
+    tables = {}
+    for experiment in ("before", "today"):
+        write_report(uri, experiment=experiment, out_dir=tmp_path / experiment, target=0.75)
+        tables[experiment] = _csv_rows(tmp_path / experiment / "table.csv")
+    assert tables["before"] == tables["today"]
+    seq1 = tables["today"]["seq1-epoch"]  # read from the histories and the summaries
+    assert (seq1["final_acc_n"], seq1["epochs_to_target_reached"]) == ("2", "2")
+    assert (seq1["rate_moves_mean"], seq1["convergence_epoch_median"]) == ("2", "3")
+    assert float(seq1["final_acc_mean"]) == pytest.approx(0.815)

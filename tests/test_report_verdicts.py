@@ -26,6 +26,7 @@ from matplotlib.transforms import Bbox
 from mlflow.entities import Metric
 from mlflow.tracking import MlflowClient
 
+from lrdecay.records import epoch_key, summary_key
 from lrdecay.report import write_report
 from lrdecay.report_claims import Claim, check_claims
 from lrdecay.report_figures import curves_figure, rates_figure, scatter_figure
@@ -105,17 +106,22 @@ def write_store(root: Path, truth: Truth, dataset: str, rng_seed: int) -> Mlflow
                 Metric(key, value, 0, epoch + 1)
                 for epoch in range(BUDGET)
                 for key, value in (
-                    ("val_acc", accs[epoch]),
-                    ("val_loss", 1.0 - accs[epoch]),
-                    ("lr", rates[epoch]),
-                    ("lr_advances", float(advances[epoch])),
+                    (epoch_key("val_acc"), accs[epoch]),
+                    (epoch_key("val_loss"), 1.0 - accs[epoch]),
+                    (epoch_key("lr"), rates[epoch]),
+                    (epoch_key("lr_advances"), float(advances[epoch])),
                 )
             ]
             metrics += [
-                Metric("final_val_acc", final, 0, 0),
-                Metric("best_val_acc", max(accs), 0, 0),
-                Metric("convergence_epoch", float(conv if conv is not None else BUDGET), 0, 0),
-                Metric("epochs_run", float(BUDGET), 0, 0),
+                Metric(summary_key("final_val_acc"), final, 0, 0),
+                Metric(summary_key("best_val_acc"), max(accs), 0, 0),
+                Metric(
+                    summary_key("convergence_epoch"),
+                    float(conv if conv is not None else BUDGET),
+                    0,
+                    0,
+                ),
+                Metric(summary_key("epochs_run"), float(BUDGET), 0, 0),
             ]
             client.log_batch(run_id, metrics=metrics)
             client.log_param(run_id, "trainer.max_epochs", str(BUDGET))

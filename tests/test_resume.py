@@ -6,10 +6,11 @@ from pathlib import Path
 
 import pytest
 import torch
+from mlflow.entities import Metric
 from mlflow.tracking import MlflowClient
 
 from lrdecay.checkpoint import CHECKPOINT_FILE
-from lrdecay.records import EPOCH_METRICS, EpochRecord, Listener
+from lrdecay.records import EPOCH_METRICS, EpochRecord, Listener, metric_name
 from lrdecay.run import RunContext, run
 from tests.conftest import compose_config
 
@@ -97,6 +98,45 @@ def test_twin_without_its_checkpoint_is_replaced_not_duplicated(tmp_path: Path) 
     assert replaced.info.lifecycle_stage == "deleted"
     assert replaced.data.tags["lrdecay.replaced_by"] == kept.info.run_id
 
+
+
+def _as_written_before_sections(client: MlflowClient, run) -> str:
+    """``run`` as a store written before the metric sections holds it: a copy with its tags,
+    every metric's history under the bare name (``val_acc``), its status; the original is
+    deleted so that the copy is the setting's twin. Returns the copy's id."""
+    copy = client.create_run(run.info.experiment_id, run_name=run.info.run_name,
+                             tags=dict(run.data.tags)).info.run_id
+    bare = [Metric(metric_name(key), m.value, m.timestamp, m.step) for key in run.data.metrics
+            for m in client.get_metric_history(run.info.run_id, key)]
+    client.log_batch(copy, metrics=bare)
+    client.set_terminated(copy, status=run.info.status)
+    client.delete_run(run.info.run_id)
+    return copy
+
+
+def test_a_store_written_before_the_metric_sections_is_skipped_and_resumed(
+        tmp_path: Path) -> None:
+    """Re-launching over runs logged with bare metric names: the FINISHED twin is skipped with
+    its recorded accuracy, the interrupted one resumes from its checkpoint in the same run and
+    ends with its whole history under today's keys, step = epoch."""
+    done = run(_cfg(tmp_path, "o.db", "resume=true", "seed=1"), _ctx(tmp_path, "d1"))
+    with pytest.raises(KeyboardInterrupt):
+        run(_cfg(tmp_path, "o.db", "resume=true", "seed=2"), _ctx(tmp_path, "i1"),
+            extra_listeners=[InterruptAt(3)])
+    client = MlflowClient(f"sqlite:///{tmp_path / 'o.db'}")
+    old = {r.data.tags["seed"]: _as_written_before_sections(client, r)
+           for r in _active_twins(tmp_path, "o.db")}
+    assert not any("/" in key for key in client.get_run(old["1"]).data.metrics)
+
+    skipped = run(_cfg(tmp_path, "o.db", "resume=true", "seed=1"), _ctx(tmp_path, "d2"))
+    assert skipped.status == "skipped" and skipped.final_val_acc == done.final_val_acc
+    assert (skipped.epochs_run, skipped.best_val_acc) == (done.epochs_run, done.best_val_acc)
+    resumed = run(_cfg(tmp_path, "o.db", "resume=true", "seed=2"), _ctx(tmp_path, "i2"))
+    assert resumed.status == "finished" and resumed.epochs_run == 5
+    assert {r.info.run_id for r in _active_twins(tmp_path, "o.db")} == set(old.values())
+    for name in EPOCH_METRICS:
+        steps = [m.step for m in client.get_metric_history(old["2"], name)]
+        assert sorted(steps) == [1, 2, 3, 4, 5], name
 
 @pytest.mark.parametrize("damage", ["missing entries", "another model's weights"])
 def test_a_checkpoint_of_the_wrong_structure_is_one_clear_error(tmp_path: Path,

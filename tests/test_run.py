@@ -7,7 +7,7 @@ from mlflow.tracking import MlflowClient
 
 from lrdecay.config import validate
 from lrdecay.errors import ConfigError
-from lrdecay.records import EPOCH_METRICS
+from lrdecay.records import EPOCH_METRICS, FINAL_ACC_METRIC, epoch_key, summary_key
 from lrdecay.run import run
 
 
@@ -27,13 +27,13 @@ def test_every_epoch_is_logged_with_the_rate_used(make_cfg, tracking_uri) -> Non
     for name in EPOCH_METRICS:
         steps = [m.step for m in client.get_metric_history(r.info.run_id, name)]
         assert sorted(steps) == list(range(1, 13)), name
-    lrs = sorted(client.get_metric_history(r.info.run_id, "lr"), key=lambda m: m.step)
+    lrs = sorted(client.get_metric_history(r.info.run_id, epoch_key("lr")), key=lambda m: m.step)
     assert [m.value for m in lrs] == pytest.approx([0.01 * 0.9 ** (t - 1) for t in range(1, 13)])
-    for key in ("final_val_acc", "best_val_acc", "convergence_epoch", "epochs_run",
-                "train_seconds", "samples_per_second"):
-        assert key in r.data.metrics, key
-    assert r.data.metrics["epochs_run"] == 12
-    assert r.data.metrics["final_val_acc"] == pytest.approx(summary.final_val_acc)
+    for name in ("final_val_acc", "best_val_acc", "convergence_epoch", "epochs_run",
+                 "train_seconds", "samples_per_second"):
+        assert summary_key(name) in r.data.metrics, name
+    assert r.data.metrics[summary_key("epochs_run")] == 12
+    assert r.data.metrics[FINAL_ACC_METRIC] == pytest.approx(summary.final_val_acc)
     assert summary.final_val_acc > 0.8  # digits learns within 12 epochs
     tags = r.data.tags
     assert (tags["dataset"], tags["sequence"], tags["strategy"], tags["optimizer"],
@@ -44,6 +44,27 @@ def test_every_epoch_is_logged_with_the_rate_used(make_cfg, tracking_uri) -> Non
     arts = {a.path for a in client.list_artifacts(r.info.run_id)}
     assert {"config.yaml", "overrides.txt"} <= arts
 
+
+
+def test_curves_come_first_in_the_ui_chart_sections(make_cfg, tracking_uri) -> None:
+    """MLflow's UI charts a run by section (the key's prefix before ``/``), sections in
+    alphabetical order: the first holds the validation curves and the rate, the run-level
+    values are in a later one, nothing is left in the catch-all "Model metrics"."""
+    summary = run(make_cfg("trainer.max_epochs=2", "sequence=seq3", "strategy=epoch"))
+    client, r = _only_run(tracking_uri)
+    sections: dict[str, set[str]] = {}
+    for key in r.data.metrics:
+        section, _, name = key.rpartition("/")
+        sections.setdefault(section, set()).add(name)
+    assert "" not in sections, sections  # a key without a section
+    first, *later = sorted(sections)
+    assert {"val_acc", "val_loss", "lr"} <= sections[first]
+    assert [("final_val_acc" in sections[s], "convergence_epoch" in sections[s]) for s in later
+            ] == [(True, True)]
+    for record_field in ("val_acc", "val_loss", "lr"):  # same values, step = epoch
+        history = client.get_metric_history(r.info.run_id, f"{first}/{record_field}")
+        assert sorted((m.step, m.value) for m in history) == [
+            (e.epoch, pytest.approx(getattr(e, record_field))) for e in summary.history]
 
 def test_baseline_name_plot_artifact_and_seeded_repeat(make_cfg, tracking_uri) -> None:
     overrides = ("trainer.max_epochs=3", "optimizer=adam", "optimizer.lr=0.001",
@@ -57,7 +78,7 @@ def test_baseline_name_plot_artifact_and_seeded_repeat(make_cfg, tracking_uri) -
     assert {r.info.run_name for r in runs} == {"adam-fixed"}
     arts = {a.path for a in client.list_artifacts(runs[0].info.run_id)}
     assert "curves.png" in arts
-    lrs = {m.value for m in client.get_metric_history(runs[0].info.run_id, "lr")}
+    lrs = {m.value for m in client.get_metric_history(runs[0].info.run_id, epoch_key("lr"))}
     assert lrs == {0.001}
 
 
@@ -73,7 +94,7 @@ def test_held_out_validation_also_reports_test(make_cfg, tracking_uri) -> None:
     summary = run(make_cfg("trainer.max_epochs=2", "dataset.val_fraction=0.2"))
     assert summary.test_acc is not None
     _, r = _only_run(tracking_uri)
-    assert "test_acc" in r.data.metrics and "test_loss" in r.data.metrics
+    assert summary_key("test_acc") in r.data.metrics and summary_key("test_loss") in r.data.metrics
     assert r.data.params["dataset.val_fraction"] == "0.2"
 
 

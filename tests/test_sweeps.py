@@ -13,7 +13,7 @@ from pathlib import Path
 import pytest
 from mlflow.tracking import MlflowClient
 
-from lrdecay.records import EPOCH_METRICS
+from lrdecay.records import EPOCH_METRICS, FINAL_ACC_METRIC, epoch_key
 from tests.conftest import run_cli
 
 pytestmark = pytest.mark.slow
@@ -64,7 +64,7 @@ def test_paper_preset_runs_the_14_settings_under_one_parent(paper_sweep: Path) -
     for child in children:
         _assert_complete_history(client, child, 3)
         if child.info.run_name.endswith("-fixed"):
-            lrs = {m.value for m in client.get_metric_history(child.info.run_id, "lr")}
+            lrs = {m.value for m in client.get_metric_history(child.info.run_id, epoch_key("lr"))}
             assert lrs == {0.001}
     by_name = {c.info.run_name: c for c in children}
     assert by_name["adam-fixed"].data.tags["optimizer"] == "adam"
@@ -114,7 +114,7 @@ def test_mlflow_ui_serves_the_sweep(paper_sweep: Path) -> None:
         children = [r for r in runs if any(t["key"] == "mlflow.parentRunId"
                                            for t in r["data"].get("tags", []))]
         assert {r["info"]["run_name"] for r in children} == PAPER_NAMES
-        assert all(any(m["key"] == "final_val_acc" for m in r["data"]["metrics"])
+        assert all(any(m["key"] == FINAL_ACC_METRIC for m in r["data"]["metrics"])
                    for r in children)
         with urllib.request.urlopen(base + "/", timeout=10) as resp:
             assert resp.status == 200 and "<html" in resp.read().decode().lower()
@@ -159,7 +159,9 @@ def test_a_job_that_raises_leaves_the_others_running(tmp_path) -> None:
     client = _store(tmp_path)
     exp = client.get_experiment_by_name("lrdecay-digits")
     finished = client.search_runs([exp.experiment_id], "attributes.status = 'FINISHED'")
-    assert [r.info.run_name for r in finished] == ["seq3-epoch"]
+    # the sweep varies the data set, so the run's name says which (the setting tag does not)
+    assert [r.info.run_name for r in finished] == ["seq3-epoch dataset=digits"]
+    assert finished[0].data.tags["setting"] == "seq3-epoch"
 
 
 def test_stress_many_parallel_jobs_on_a_fresh_store(tmp_path) -> None:

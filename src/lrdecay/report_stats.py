@@ -23,9 +23,11 @@ from scipy import stats
 
 from lrdecay.errors import LrdecayError
 from lrdecay.metrics import epochs_to_target
+from lrdecay.records import by_name, epoch_keys
 from lrdecay.report_inference import Comparison, compare_means, holm, km_median
 
-#: Per-epoch metrics the report reads back (MLflow step = epoch, 1-based).
+#: Per-epoch metrics the report reads back by name (MLflow step = epoch, 1-based); runs and
+#: their histories are read by name, so stores written before the metric sections read too.
 HISTORY_KEYS = ("val_acc", "val_loss", "lr", "lr_advances")
 #: Row groups of the study's Tables 1 and 2, in order.
 GROUPS = ("Benchmark", "By Epoch", "By Cutoff", "By Oscillate", "Other")
@@ -176,12 +178,16 @@ def _search_all(client: MlflowClient, experiment_id: str, filter_string: str) ->
 
 
 def _history(client: MlflowClient, run_id: str) -> dict[str, dict[int, float]]:
-    """Per-epoch values of :data:`HISTORY_KEYS` by epoch (the latest value logged wins)."""
+    """Per-epoch values of :data:`HISTORY_KEYS` by epoch (the latest value logged wins), from
+    the first of :func:`~lrdecay.records.epoch_keys` the run holds."""
     out: dict[str, dict[int, float]] = {}
-    for key in HISTORY_KEYS:
-        points = sorted(client.get_metric_history(run_id, key), key=lambda m: m.timestamp)
+    for name in HISTORY_KEYS:
+        logged = next(
+            (h for key in epoch_keys(name) if (h := client.get_metric_history(run_id, key))), []
+        )
+        points = sorted(logged, key=lambda m: m.timestamp)
         if points:
-            out[key] = {int(m.step): float(m.value) for m in points}
+            out[name] = {int(m.step): float(m.value) for m in points}
     return out
 
 
@@ -198,7 +204,7 @@ def _record(client: MlflowClient, run: Run) -> RunRecord:
         dataset=tags.get("dataset", "?"),
         status=run.info.status,
         diverged=run.info.status == "FAILED" and tags.get("diverged") == "true",
-        metrics=dict(run.data.metrics),
+        metrics=by_name(run.data.metrics),
         params=dict(run.data.params),
         history=_history(client, run.info.run_id),
     )

@@ -23,7 +23,7 @@ from mlflow.entities import Run
 from mlflow.tracking import MlflowClient
 from omegaconf import DictConfig, OmegaConf
 
-from lrdecay.records import RunSummary
+from lrdecay.records import RunSummary, by_name
 
 FINGERPRINT_TAG = "lrdecay.fingerprint"
 CHECKPOINT_TAG = "lrdecay.checkpoint"
@@ -100,8 +100,9 @@ def replace_stale(client: MlflowClient, prior: Prior, new_run_id: str) -> None:
 
 
 def summary_from_run(run: Run) -> RunSummary:
-    """The summary an earlier FINISHED run recorded (no epoch history: it stays in MLflow)."""
-    m = run.data.metrics
+    """The summary an earlier FINISHED run recorded (no epoch history: it stays in MLflow),
+    under today's metric keys or the bare names of a store written before them."""
+    m = by_name(run.data.metrics)
     return RunSummary(
         status=run.data.tags.get("outcome", "finished"),
         epochs_run=int(m.get("epochs_run", 0)),

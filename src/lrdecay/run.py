@@ -22,7 +22,7 @@ from lrdecay.engine import Engine, TrainerSettings
 from lrdecay.interrupts import StopAtEpochEnd
 from lrdecay.models import build_model
 from lrdecay.progress import EpochLogLine, ProgressBar
-from lrdecay.records import Listener, RunSummary
+from lrdecay.records import FINAL_ACC_METRIC, Listener, RunSummary, summary_key
 from lrdecay.redact import redact_text, redact_uri
 from lrdecay.resources import resolve_device, seed_everything, set_threads
 from lrdecay.results import JobResult, write_result
@@ -79,9 +79,10 @@ def display_name(conf: LrdecayConfig, ctx: RunContext) -> str:
 
 
 #: Names a sweeper may ask for as ``objective``, and the summary metric each one reads.
-OBJECTIVES = {"val_acc": "final_val_acc", "best_val_acc": "best_val_acc",
-              "convergence_epoch": "convergence_epoch", "test_acc": "test_acc",
-              "train_seconds": "train_seconds", "epochs_run": "epochs_run"}
+OBJECTIVES = {"val_acc": FINAL_ACC_METRIC, "best_val_acc": summary_key("best_val_acc"),
+              "convergence_epoch": summary_key("convergence_epoch"),
+              "test_acc": summary_key("test_acc"), "train_seconds": summary_key("train_seconds"),
+              "epochs_run": summary_key("epochs_run")}
 
 
 def objective_values(summary: RunSummary, names: Iterable[str]) -> list[float]:

@@ -30,7 +30,7 @@ from mlflow.tracking import MlflowClient
 
 from lrdecay.credentials import PASSWORD_ENV, USERNAME_ENV
 from lrdecay.errors import TrackingError
-from lrdecay.records import EpochRecord, Listener, RunSummary
+from lrdecay.records import EpochRecord, Listener, RunSummary, epoch_key
 from lrdecay.redact import redact_uri
 from lrdecay.ui import EXPERIMENT_KIND_TAG, MODEL_TRAINING_KIND
 
@@ -297,9 +297,11 @@ class MlflowTracker(Listener):
         with_retry(lambda: self.client.log_batch(run_id, metrics=metrics), attempts)
 
     def logged_epochs(self) -> set[int]:
-        """Epochs whose metrics the store already holds (read from ``val_acc``'s history)."""
+        """Epochs whose metrics the store holds under today's keys (read from ``val_acc``'s
+        history): a run resumed from a store written before them gets its whole history anew."""
         assert self.run_id is not None, "start() first"
-        history = with_retry(lambda: self.client.get_metric_history(self.run_id, "val_acc"), 3)
+        key = epoch_key("val_acc")
+        history = with_retry(lambda: self.client.get_metric_history(self.run_id, key), 3)
         return {m.step for m in history}
 
     def flush_history(self, history: Iterable[EpochRecord]) -> int:
