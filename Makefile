@@ -7,7 +7,12 @@ PY      = $(VENV)/bin/python
 TORCH_PINS = torch==2.14.1 torchvision==0.29.1
 STAMP   = $(VENV)/.installed
 
-.PHONY: setup run test lint ui clean
+# The suite runs in two pytest workers, one test file each at a time (a file's fixtures are shared
+# by its tests): most tests wait on subprocesses, servers and imports, so two keep both cores busy.
+TEST_WORKERS ?= 2
+PYTEST  = $(PY) -m pytest -n $(TEST_WORKERS) --dist loadfile
+
+.PHONY: setup run test check lint ui clean
 
 setup: $(STAMP)
 
@@ -24,7 +29,12 @@ run: setup
 
 test: setup
 	$(PY) -m ruff check .
-	$(PY) -m pytest
+	$(PYTEST)
+
+# The fast tier for the edit-test loop: no end-to-end CLI tests.
+check: setup
+	$(PY) -m ruff check .
+	$(PYTEST) -m "not slow"
 
 lint: setup
 	$(PY) -m ruff check .

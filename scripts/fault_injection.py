@@ -36,9 +36,9 @@ SWEEP = [
     "sequence=seq1,seq2",
     "hydra.launcher.n_jobs=2",
     "report.enabled=false",
-    "trainer.max_epochs=300",
+    "trainer.max_epochs=60",
 ]
-SINGLE = [*BASE, "trainer.max_epochs=300"]
+SINGLE = [*BASE, "trainer.max_epochs=60"]
 
 
 @dataclass
@@ -211,8 +211,8 @@ def main() -> int:
         (lambda a=a: input_scenario([*BASE, "trainer.max_epochs=1", *a])) for a in BAD_INPUTS
     ]
     if not opts.quick:
-        resume = [*SINGLE, "resume=true", "trainer.max_epochs=3"]
-        finish = [*SWEEP[:-1], "trainer.max_epochs=3"]
+        resume = [*SINGLE, "resume=true"]  # the same run: continued, not trained again
+        finish = SWEEP  # the same sweep: finished twins skipped, interrupted ones resumed
         scenarios += [
             lambda: signal_scenario("single run, SIGINT", SINGLE, signal.SIGINT, False, resume),
             lambda: signal_scenario("single run, SIGTERM", SINGLE, signal.SIGTERM, False, resume),

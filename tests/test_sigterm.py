@@ -19,6 +19,9 @@ from tests.conftest import ROOT, run_cli
 pytestmark = pytest.mark.slow
 
 EPOCHS = 40  # long enough to be mid-training when the signal comes
+#: A sweep's two jobs must both be mid-training at once, however late a loaded machine starts
+#: the second: long enough that the first never finishes first (the signal ends them anyway).
+SWEEP_EPOCHS = 1000
 BASE = [
     "dataset=digits",
     f"trainer.max_epochs={EPOCHS}",
@@ -80,6 +83,7 @@ def test_sigterm_to_a_sweep_closes_parent_and_jobs_killed(tmp_path: Path) -> Non
         [
             "-m",
             *BASE,
+            f"trainer.max_epochs={SWEEP_EPOCHS}",
             "sequence=seq1,seq2",
             "hydra.launcher.n_jobs=2",
             "report.enabled=false",
