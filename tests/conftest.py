@@ -17,6 +17,23 @@ CONF_DIR = ROOT / "conf"
 
 register_configs()
 
+#: Test files that take minutes, longest first. The suite runs in two workers, each taking the
+#: next whole file; files handed out longest first keep one worker from running a long file
+#: alone at the end while the other idles.
+LONGEST_FIRST = ("test_concurrency.py", "test_sweeps.py", "test_kill.py", "test_benchmarks.py",
+                 "test_bad_input.py", "test_remote.py", "test_optuna.py", "test_browser.py")
+
+
+def pytest_collection_modifyitems(items: list[pytest.Item]) -> None:
+    """Order the collected tests so the longest files come first (see :data:`LONGEST_FIRST`);
+    the order within a file is kept."""
+
+    def rank(item: pytest.Item) -> int:
+        name = item.path.name
+        return LONGEST_FIRST.index(name) if name in LONGEST_FIRST else len(LONGEST_FIRST)
+
+    items.sort(key=rank)  # stable: each file's own order is unchanged
+
 
 def require_debian_package(package: str, path: Path) -> None:
     """Skip the calling test unless Debian's ``package`` has put ``path`` in place, naming the
