@@ -78,7 +78,7 @@ def _rgb(colour: str) -> tuple[int, ...]:
 
 
 def test_fourteen_settings_get_fourteen_distinguishable_colours() -> None:
-    from lrdecay.report_figures import SEQUENCE_COLORS
+    from lrdecay.palette import SEQUENCE_COLORS
     from lrdecay.ui import setting_colour
 
     colours = {}

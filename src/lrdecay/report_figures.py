@@ -22,17 +22,14 @@ from matplotlib.axes import Axes
 from matplotlib.lines import Line2D
 from matplotlib.ticker import FuncFormatter, MaxNLocator
 
+from lrdecay.palette import BASELINE_ADAM, BASELINE_COLORS, BASELINE_SGD, SEQUENCE_COLORS
 from lrdecay.report_stats import (
-    BASELINE_ADAM,
-    BASELINE_SGD,
     Censored,
     SettingSummary,
     rate_change_epochs,
     required,
 )
 
-SEQUENCE_COLORS = {"seq1": "#1f77b4", "seq2": "#ff7f0e", "seq3": "#2ca02c", "seq4": "#d62728"}
-BASELINE_COLORS = {BASELINE_SGD: "#111111", BASELINE_ADAM: "#9467bd"}
 OTHER_COLORS = ("#8c564b", "#e377c2", "#7f7f7f", "#bcbd22", "#17becf")
 SEQUENCE_LINES = {"seq1": "-", "seq2": "--", "seq3": "-.", "seq4": (0, (5, 1, 1, 1, 1, 1))}
 SEQUENCE_MARKERS = {"seq1": "o", "seq2": "s", "seq3": "^", "seq4": "v"}

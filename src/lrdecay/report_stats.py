@@ -23,6 +23,7 @@ from scipy import stats
 
 from lrdecay.errors import LrdecayError
 from lrdecay.metrics import epochs_to_target
+from lrdecay.palette import BASELINE_ADAM, BASELINE_SGD
 from lrdecay.records import by_name, epoch_keys
 from lrdecay.report_inference import Comparison, compare_means, holm, km_median
 
@@ -33,8 +34,6 @@ HISTORY_KEYS = ("val_acc", "val_loss", "lr", "lr_advances")
 GROUPS = ("Benchmark", "By Epoch", "By Cutoff", "By Oscillate", "Other")
 SEQUENCES = ("seq1", "seq2", "seq3", "seq4")
 STRATEGY_GROUP = {"epoch": "By Epoch", "cutoff": "By Cutoff", "oscillate": "By Oscillate"}
-BASELINE_SGD = "sgd-fixed"
-BASELINE_ADAM = "adam-fixed"
 #: Strategies that never move the rate by design (a "never moved" flag would say nothing).
 FIXED_STRATEGY = "fixed"
 #: Params that must agree across the seeds of one setting for their mean to mean anything.

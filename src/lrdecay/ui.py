@@ -14,6 +14,8 @@ from urllib.parse import urlencode
 
 from hydra.core.override_parser.overrides_parser import OverridesParser
 
+from lrdecay.palette import BASELINE_COLORS, SEQUENCE_COLORS
+
 #: Experiment tag MLflow's UI reads for an experiment's kind, and the kind of this project's.
 EXPERIMENT_KIND_TAG = "mlflow.experimentKind"
 MODEL_TRAINING_KIND = "custom_model_development"
@@ -121,8 +123,6 @@ STRATEGY_SHADES = {
 def setting_colour(setting: str, sequence: str, strategy: str) -> str | None:
     """The colour of ``setting`` in the UI, from the report figures' palette: the hue of its
     sequence (or baseline) shaded by its strategy; None for a setting outside the study."""
-    from lrdecay.report_figures import BASELINE_COLORS, SEQUENCE_COLORS
-
     if setting in BASELINE_COLORS:
         return BASELINE_COLORS[setting]
     if sequence not in SEQUENCE_COLORS or strategy not in STRATEGY_SHADES:

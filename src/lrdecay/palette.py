@@ -1,0 +1,15 @@
+"""The study's colours, one hue per sequence and per fixed-rate baseline: shared by the report's
+figures and the runs' colours in the MLflow UI, so a setting looks the same in both.
+
+Import-light on purpose: every training job reads it (for its run colour), and must not pay for
+plotting libraries to do so.
+"""
+
+from __future__ import annotations
+
+#: The study's fixed-rate baselines, by setting name (``<optimizer>-fixed``).
+BASELINE_SGD = "sgd-fixed"
+BASELINE_ADAM = "adam-fixed"
+
+SEQUENCE_COLORS = {"seq1": "#1f77b4", "seq2": "#ff7f0e", "seq3": "#2ca02c", "seq4": "#d62728"}
+BASELINE_COLORS = {BASELINE_SGD: "#111111", BASELINE_ADAM: "#9467bd"}
