@@ -10,7 +10,7 @@ STAMP   = $(VENV)/.installed
 # The suite runs in two pytest workers, one test file each at a time (a file's fixtures are shared
 # by its tests): most tests wait on subprocesses, servers and imports, so two keep both cores busy.
 TEST_WORKERS ?= 2
-PYTEST  = $(PY) -m pytest -n $(TEST_WORKERS) --dist loadfile
+PYTEST  = $(PY) -m pytest -n $(TEST_WORKERS) --dist loadfile --no-loadscope-reorder
 
 .PHONY: setup run test check lint ui clean
 
