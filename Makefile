@@ -27,17 +27,18 @@ $(STAMP): pyproject.toml
 run: setup
 	$(PY) train.py -m experiment=paper dataset=digits trainer.progress=off
 
-test: setup
-	$(PY) -m ruff check .
+test: lint
 	$(PYTEST)
 
 # The fast tier for the edit-test loop: no end-to-end CLI tests.
-check: setup
-	$(PY) -m ruff check .
+check: lint
 	$(PYTEST) -m "not slow"
 
+# Style, formatting and the architecture's import rules (pyproject.toml's [tool.importlinter]).
 lint: setup
 	$(PY) -m ruff check .
+	$(PY) -m ruff format --check .
+	$(VENV)/bin/lint-imports
 
 ui: setup
 	$(VENV)/bin/mlflow ui --backend-store-uri sqlite:///mlruns/mlflow.db --default-artifact-root mlruns/artifacts --host 127.0.0.1 --port 5000

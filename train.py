@@ -1,6 +1,6 @@
 """Train one run (or, with -m, a sweep of runs) composed by Hydra from ``conf/``.
 
-    python train.py dataset=digits sequence=seq3 strategy=epoch
+python train.py dataset=digits sequence=seq3 strategy=epoch
 """
 
 from __future__ import annotations
@@ -17,12 +17,12 @@ from hydra.types import RunMode
 from omegaconf import DictConfig
 
 from lrdecay.config import register_configs, validate
-from lrdecay.credentials import move_credentials
+from lrdecay.core.interrupts import exit_status, stop_on_sigterm
 from lrdecay.errors import LrdecayError
-from lrdecay.interrupts import exit_status, stop_on_sigterm
-from lrdecay.redact import redact_logging
-from lrdecay.resources import available_cores
-from lrdecay.results import read_parent, read_swept
+from lrdecay.host import available_cores
+from lrdecay.sweep.outcomes import read_parent, read_swept
+from lrdecay.tracking.credentials import move_credentials
+from lrdecay.tracking.redact import redact_logging
 
 if TYPE_CHECKING:
     from lrdecay.run import RunContext
@@ -37,13 +37,21 @@ def hydra_context() -> RunContext:
 
     hc = HydraConfig.get()
     if hc.mode != RunMode.MULTIRUN:
-        return RunContext(base_dir=Path(hc.runtime.cwd), output_dir=Path(hc.runtime.output_dir),
-                          overrides=list(hc.overrides.task))
-    return RunContext(base_dir=Path(hc.runtime.cwd), output_dir=Path(hc.runtime.output_dir),
-                      job_num=hc.job.num, sweep_dir=hc.sweep.dir,
-                      overrides=list(hc.overrides.task), parent_run_id=read_parent(hc.sweep.dir),
-                      swept=read_swept(hc.sweep.dir),
-                      n_workers=concurrent_jobs(hc.launcher))
+        return RunContext(
+            base_dir=Path(hc.runtime.cwd),
+            output_dir=Path(hc.runtime.output_dir),
+            overrides=list(hc.overrides.task),
+        )
+    return RunContext(
+        base_dir=Path(hc.runtime.cwd),
+        output_dir=Path(hc.runtime.output_dir),
+        job_num=hc.job.num,
+        sweep_dir=hc.sweep.dir,
+        overrides=list(hc.overrides.task),
+        parent_run_id=read_parent(hc.sweep.dir),
+        swept=read_swept(hc.sweep.dir),
+        n_workers=concurrent_jobs(hc.launcher),
+    )
 
 
 def concurrent_jobs(launcher: DictConfig) -> int:
@@ -124,9 +132,11 @@ def cli() -> None:
     try:
         main()
     except KeyboardInterrupt as exc:
-        print(f"lrdecay: {exc or 'interrupted'}: unfinished runs are KILLED with their "
-              "checkpoints; the same command (resume=true for a single run) continues them",
-              file=sys.stderr)
+        print(
+            f"lrdecay: {exc or 'interrupted'}: unfinished runs are KILLED with their "
+            "checkpoints; the same command (resume=true for a single run) continues them",
+            file=sys.stderr,
+        )
         sys.exit(exit_status(exc))
 
 

@@ -10,7 +10,7 @@ so the validation accuracies printed beside the speeds must agree:
 (a) the reference study's loop: a torchvision ``DataLoader`` over ``datasets.FashionMNIST``
     with per-sample ``ToTensor`` + ``Normalize`` (the baseline);
 (b) a plain loop over pre-normalised tensors, no framework around it (the practical floor);
-(c) lrdecay's :class:`~lrdecay.engine.Engine` at the trainer's defaults, with the listeners a
+(c) lrdecay's :class:`~lrdecay.core.engine.Engine` at the trainer's defaults, with the listeners a
     CLI run has (log line, a checkpoint every epoch) and MLflow tracking on, into a real SQLite
     store in a temporary folder; the timed span runs from opening the MLflow run to closing it;
 (d) the same engine with tracking off;
@@ -48,21 +48,20 @@ import torch.nn.functional as F
 from omegaconf import OmegaConf
 from torch import nn
 
-from lrdecay.acceleration import accelerate
-from lrdecay.checkpoint import CheckpointListener
 from lrdecay.config import DataConfig, DatasetConfig, LrdecayConfig, TrainerConfig
-from lrdecay.data import DataBundle, Split, load_data
-from lrdecay.engine import Engine, TrainerSettings
-from lrdecay.models import MnistCNN
-from lrdecay.progress import EpochLogLine, ProgressBar
-from lrdecay.records import EpochRecord, Listener, RunSummary
-from lrdecay.resources import available_cores
-from lrdecay.schedules import SequenceScheduler, make_sequence, make_strategy
-from lrdecay.tracking import MlflowTracker, default_artifact_root, flatten
+from lrdecay.core.acceleration import accelerate
+from lrdecay.core.checkpoint import CheckpointListener
+from lrdecay.core.data import DataBundle, Split, load_data
+from lrdecay.core.engine import Engine, TrainerSettings
+from lrdecay.core.models import MnistCNN
+from lrdecay.core.progress import EpochLogLine, ProgressBar
+from lrdecay.core.records import EpochRecord, Listener, RunSummary
+from lrdecay.core.schedules import SequenceScheduler, make_sequence, make_strategy
+from lrdecay.host import available_cores
+from lrdecay.tracking.tracker import MlflowTracker, default_artifact_root, flatten
 
 #: The trainer options the extra rows can add to (c).
-OPTIONS = {"nchw": TrainerConfig(channels_last="off"),
-           "bf16": TrainerConfig(precision="bf16")}
+OPTIONS = {"nchw": TrainerConfig(channels_last="off"), "bf16": TrainerConfig(precision="bf16")}
 BATCH = 64
 EVAL_BATCH = 2048  # lrdecay's default eval batch; the reference loop uses its own 1000
 REFERENCE_EVAL_BATCH = 1000
@@ -129,8 +128,9 @@ def reference_loop(root: Path, n_train: int, n_test: int) -> Callable[[], Outcom
     def once() -> Outcome:
         model, optimizer = fresh_model()
         # An explicit sampler: RandomSampler draws exactly the engine's permutation.
-        loader = DataLoader(train, batch_size=BATCH,
-                            sampler=RandomSampler(train, generator=shuffle_generator()))
+        loader = DataLoader(
+            train, batch_size=BATCH, sampler=RandomSampler(train, generator=shuffle_generator())
+        )
         test_loader = DataLoader(test, batch_size=REFERENCE_EVAL_BATCH)
         clock = Clock()
         model.train()
@@ -167,7 +167,7 @@ def plain_loop(bundle: DataBundle) -> Callable[[], Outcome]:
         model.train()
         order = torch.randperm(len(train), generator=generator)
         for i in range(0, len(train), BATCH):
-            idx = order[i:i + BATCH]
+            idx = order[i : i + BATCH]
             x, y = train.x[idx], train.y[idx]
             optimizer.zero_grad(set_to_none=True)
             loss = F.cross_entropy(model(x), y)
@@ -178,7 +178,7 @@ def plain_loop(bundle: DataBundle) -> Callable[[], Outcome]:
         hits = torch.zeros((), dtype=torch.int64)
         with torch.inference_mode():
             for i in range(0, len(val), EVAL_BATCH):
-                x, y = val.x[i:i + EVAL_BATCH], val.y[i:i + EVAL_BATCH]
+                x, y = val.x[i : i + EVAL_BATCH], val.y[i : i + EVAL_BATCH]
                 logits = model(x)
                 loss_sum += F.cross_entropy(logits, y, reduction="sum")
                 hits += (logits.argmax(1) == y).sum()
@@ -226,8 +226,12 @@ class TimedTracker(MlflowTracker):
         self._timed(False, super().end, status)
 
 
-def engine_loop(bundle: DataBundle, tracking_uri: str | None, workdir: Path,
-                options: TrainerConfig | None = None) -> Callable[[], Outcome]:
+def engine_loop(
+    bundle: DataBundle,
+    tracking_uri: str | None,
+    workdir: Path,
+    options: TrainerConfig | None = None,
+) -> Callable[[], Outcome]:
     """lrdecay's engine with the listeners a CLI run gets (log line, progress, a checkpoint
     every epoch into ``workdir``); MLflow on when ``tracking_uri`` is set; the trainer's speed
     ``options`` (precision, channels_last) applied as a run applies them.
@@ -246,14 +250,23 @@ def engine_loop(bundle: DataBundle, tracking_uri: str | None, workdir: Path,
     def once() -> Outcome:
         model, optimizer = fresh_model(options)
         scheduler = SequenceScheduler(optimizer, make_sequence("seq3"), make_strategy("epoch"))
-        settings = TrainerSettings(max_epochs=1, batch_size=BATCH, eval_batch_size=EVAL_BATCH,
-                                   seed=SEED, precision=options.precision)
-        listeners: list[Listener] = [EpochLogLine("seq3-epoch"), ProgressBar("off"),
-                                     CheckpointListener(workdir / "checkpoint.pt")]
+        settings = TrainerSettings(
+            max_epochs=1,
+            batch_size=BATCH,
+            eval_batch_size=EVAL_BATCH,
+            seed=SEED,
+            precision=options.precision,
+        )
+        listeners: list[Listener] = [
+            EpochLogLine("seq3-epoch"),
+            ProgressBar("off"),
+            CheckpointListener(workdir / "checkpoint.pt"),
+        ]
         tracker = None
         if tracking_uri is not None:
-            tracker = TimedTracker(tracking_uri, "epoch-throughput",
-                                   default_artifact_root(tracking_uri), log_plot=True)
+            tracker = TimedTracker(
+                tracking_uri, "epoch-throughput", default_artifact_root(tracking_uri), log_plot=True
+            )
         clock = Clock()
         if tracker is not None:
             tracker.start("seq3-epoch", {"dataset": "fashion_mnist", "bench": "true"}, params)
@@ -265,9 +278,14 @@ def engine_loop(bundle: DataBundle, tracking_uri: str | None, workdir: Path,
         if tracker is not None:
             tracker.end("FINISHED")
         last = summary.history[-1]
-        return Outcome(*clock.lap(), last.val_loss, last.val_acc,
-                       tracker.epoch_s if tracker else 0.0, tracker.run_s if tracker else 0.0,
-                       fit_seconds)
+        return Outcome(
+            *clock.lap(),
+            last.val_loss,
+            last.val_acc,
+            tracker.epoch_s if tracker else 0.0,
+            tracker.run_s if tracker else 0.0,
+            fit_seconds,
+        )
 
     return once
 
@@ -277,25 +295,54 @@ def engine_loop(bundle: DataBundle, tracking_uri: str | None, workdir: Path,
 
 def subset(bundle: DataBundle, n_train: int, n_test: int) -> DataBundle:
     """The first ``n_train`` / ``n_test`` samples (the same ones the reference loop sees)."""
-    return DataBundle(bundle.name, Split(bundle.train.x[:n_train], bundle.train.y[:n_train]),
-                      Split(bundle.val.x[:n_test], bundle.val.y[:n_test]), None,
-                      bundle.num_classes)
+    return DataBundle(
+        bundle.name,
+        Split(bundle.train.x[:n_train], bundle.train.y[:n_train]),
+        Split(bundle.val.x[:n_test], bundle.val.y[:n_test]),
+        None,
+        bundle.num_classes,
+    )
 
 
 def main(argv: list[str] | None = None) -> dict[str, list[Outcome]]:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
-    parser.add_argument("--repeats", type=int, default=None,
-                        help="timed epochs per variant (default 5; 1 with --smoke)")
-    parser.add_argument("--threads", type=int, default=available_cores(),
-                        help="torch intra-op threads for every variant (default: all cores)")
-    parser.add_argument("--smoke", action="store_true",
-                        help="2 048 training / 1 024 test samples, one repeat: seconds")
-    parser.add_argument("--samples", type=int, default=None,
-                        help="train on the first N samples only (default: all 60 000)")
-    parser.add_argument("--only", nargs="+", choices="abcd", default=list("abcd"),
-                        help="run only these variants (ratios need c and the other)")
-    parser.add_argument("--options", nargs="*", choices=list(OPTIONS), default=["nchw"],
-                        help="extra rows: (c) with these trainer options (none: no extra rows)")
+    parser.add_argument(
+        "--repeats",
+        type=int,
+        default=None,
+        help="timed epochs per variant (default 5; 1 with --smoke)",
+    )
+    parser.add_argument(
+        "--threads",
+        type=int,
+        default=available_cores(),
+        help="torch intra-op threads for every variant (default: all cores)",
+    )
+    parser.add_argument(
+        "--smoke",
+        action="store_true",
+        help="2 048 training / 1 024 test samples, one repeat: seconds",
+    )
+    parser.add_argument(
+        "--samples",
+        type=int,
+        default=None,
+        help="train on the first N samples only (default: all 60 000)",
+    )
+    parser.add_argument(
+        "--only",
+        nargs="+",
+        choices="abcd",
+        default=list("abcd"),
+        help="run only these variants (ratios need c and the other)",
+    )
+    parser.add_argument(
+        "--options",
+        nargs="*",
+        choices=list(OPTIONS),
+        default=["nchw"],
+        help="extra rows: (c) with these trainer options (none: no extra rows)",
+    )
     args = parser.parse_args(argv)
     repeats = args.repeats or (1 if args.smoke else 5)
     torch.set_num_threads(args.threads)
@@ -304,17 +351,22 @@ def main(argv: list[str] | None = None) -> dict[str, list[Outcome]]:
         root = Path(tmp) / "data"
         # load_data stages Debian's gzipped IDX files under <root>/FashionMNIST/raw, where
         # torchvision's reader (variant a) finds them too.
-        full = load_data(DatasetConfig(name="fashion_mnist"),
-                         DataConfig(root=str(root), download=False), torch.device("cpu"))
+        full = load_data(
+            DatasetConfig(name="fashion_mnist"),
+            DataConfig(root=str(root), download=False),
+            torch.device("cpu"),
+        )
         n_train = min(args.samples or (2048 if args.smoke else len(full.train)), len(full.train))
         n_test = 1024 if args.smoke else len(full.val)
         bundle = subset(full, n_train, n_test)
         uri = f"sqlite:///{Path(tmp) / 'mlruns' / 'mlflow.db'}"
         (Path(tmp) / "mlruns").mkdir()
-        makers = {"a": lambda: reference_loop(root, n_train, n_test),
-                  "b": lambda: plain_loop(bundle),
-                  "c": lambda: engine_loop(bundle, uri, Path(tmp) / "c"),
-                  "d": lambda: engine_loop(bundle, None, Path(tmp) / "d")}
+        makers = {
+            "a": lambda: reference_loop(root, n_train, n_test),
+            "b": lambda: plain_loop(bundle),
+            "c": lambda: engine_loop(bundle, uri, Path(tmp) / "c"),
+            "d": lambda: engine_loop(bundle, None, Path(tmp) / "d"),
+        }
         variants = {k: makers[k]() for k in "abcd" if k in args.only}
         for name in args.options:
             variants[f"c+{name}"] = engine_loop(bundle, uri, Path(tmp) / name, OPTIONS[name])
@@ -324,29 +376,46 @@ def main(argv: list[str] | None = None) -> dict[str, list[Outcome]]:
             for key, once in variants.items():
                 out = once()
                 results[key].append(out)
-                print(f"  repeat {r + 1}/{repeats} ({key}): {out.seconds:.2f} s wall, "
-                      f"{out.cpu_seconds:.2f} s CPU, load {os.getloadavg()[0]:.2f}",
-                      file=sys.stderr, flush=True)
+                print(
+                    f"  repeat {r + 1}/{repeats} ({key}): {out.seconds:.2f} s wall, "
+                    f"{out.cpu_seconds:.2f} s CPU, load {os.getloadavg()[0]:.2f}",
+                    file=sys.stderr,
+                    flush=True,
+                )
             load.append(os.getloadavg()[0])
     report(results, n_train, n_test, args.threads, repeats, load)
     return results
 
 
-NAMES = {"a": "(a) reference DataLoader loop", "b": "(b) plain loop over tensors",
-         "c": "(c) lrdecay engine, MLflow on", "d": "(d) lrdecay engine, tracking off",
-         "c+nchw": "(c) with trainer.channels_last=off",
-         "c+bf16": "(c) + trainer.precision=bf16"}
+NAMES = {
+    "a": "(a) reference DataLoader loop",
+    "b": "(b) plain loop over tensors",
+    "c": "(c) lrdecay engine, MLflow on",
+    "d": "(d) lrdecay engine, tracking off",
+    "c+nchw": "(c) with trainer.channels_last=off",
+    "c+bf16": "(c) + trainer.precision=bf16",
+}
 
 
-def report(results: dict[str, list[Outcome]], n_train: int, n_test: int, threads: int,
-           repeats: int, load: list[float]) -> None:
+def report(
+    results: dict[str, list[Outcome]],
+    n_train: int,
+    n_test: int,
+    threads: int,
+    repeats: int,
+    load: list[float],
+) -> None:
     """Print the table (medians), the ratios, the tracking breakdown and the accuracy check."""
     med = statistics.median
-    print(f"Fashion-MNIST, MnistCNN, batch {BATCH}, SGD momentum {MOMENTUM}: one epoch = "
-          f"{n_train} train + {n_test} val samples; {threads} thread(s); median of {repeats}; "
-          f"1-min load average {min(load):.2f}-{max(load):.2f}")
-    print(f"{'variant':<34} {'samples/s':>9} {'(best)':>7} {'wall s':>7} {'CPU s':>7} "
-          f"{'samples/CPU-s':>13} {'val_acc':>8} {'val_loss':>8}")
+    print(
+        f"Fashion-MNIST, MnistCNN, batch {BATCH}, SGD momentum {MOMENTUM}: one epoch = "
+        f"{n_train} train + {n_test} val samples; {threads} thread(s); median of {repeats}; "
+        f"1-min load average {min(load):.2f}-{max(load):.2f}"
+    )
+    print(
+        f"{'variant':<34} {'samples/s':>9} {'(best)':>7} {'wall s':>7} {'CPU s':>7} "
+        f"{'samples/CPU-s':>13} {'val_acc':>8} {'val_loss':>8}"
+    )
     wall: dict[str, float] = {}
     best: dict[str, float] = {}
     cpu: dict[str, float] = {}
@@ -356,39 +425,53 @@ def report(results: dict[str, list[Outcome]], n_train: int, n_test: int, threads
         cpu[key] = med(n_train / o.cpu_seconds for o in runs)
         accs = {round(o.val_acc, 6) for o in runs}
         acc = runs[-1].val_acc if len(accs) == 1 else float("nan")
-        print(f"{NAMES[key]:<34} {wall[key]:>9.0f} {max(rates):>7.0f} "
-              f"{med(o.seconds for o in runs):>7.2f} {med(o.cpu_seconds for o in runs):>7.2f} "
-              f"{cpu[key]:>13.0f} {acc:>8.4f} {runs[-1].val_loss:>8.4f}")
+        print(
+            f"{NAMES[key]:<34} {wall[key]:>9.0f} {max(rates):>7.0f} "
+            f"{med(o.seconds for o in runs):>7.2f} {med(o.cpu_seconds for o in runs):>7.2f} "
+            f"{cpu[key]:>13.0f} {acc:>8.4f} {runs[-1].val_loss:>8.4f}"
+        )
     if "c" in wall:
         # best-of-N is the least disturbed run on a shared machine; medians show the spread
         for label, rates in (("median wall", wall), ("best wall  ", best), ("median CPU ", cpu)):
             ratios = [f"c/{k} {rates['c'] / rates[k]:.3f}" for k in "abd" if k in rates]
-            ratios += [f"{k}/b {rates[k] / rates['b']:.3f}" for k in rates
-                       if "+" in k and "b" in rates]
+            ratios += [
+                f"{k}/b {rates[k] / rates['b']:.3f}" for k in rates if "+" in k and "b" in rates
+            ]
             print(f"ratios ({label}): " + "  ".join(ratios))
         runs = results["c"]
-        per_epoch, per_run = med(o.tracking_epoch_s for o in runs), med(o.tracking_run_s
-                                                                      for o in runs)
-        epoch = med(o.seconds for o in results["d"]) if "d" in results else med(
-            o.seconds for o in runs)
+        per_epoch, per_run = (
+            med(o.tracking_epoch_s for o in runs),
+            med(o.tracking_run_s for o in runs),
+        )
+        epoch = (
+            med(o.seconds for o in results["d"]) if "d" in results else med(o.seconds for o in runs)
+        )
         if "d" in results:
             fit_c = min(o.fit_seconds for o in runs)
             fit_d = min(o.fit_seconds for o in results["d"])
-            print(f"the epoch alone (engine fit, best of {repeats}): tracking on {fit_c:.2f} s, "
-                  f"off {fit_d:.2f} s: c/d {fit_d / fit_c:.3f}")
-        print(f"MLflow time in (c): {per_epoch * 1000:.0f} ms per epoch "
-              f"({100 * per_epoch / epoch:.2f} % of an epoch) + {per_run:.2f} s per run "
-              f"(opening, params, summary, curves.png, closing: {100 * per_run / epoch:.1f} % "
-              f"of this one-epoch run, {100 * per_run / (50 * epoch):.2f} % of a 50-epoch run)")
+            print(
+                f"the epoch alone (engine fit, best of {repeats}): tracking on {fit_c:.2f} s, "
+                f"off {fit_d:.2f} s: c/d {fit_d / fit_c:.3f}"
+            )
+        print(
+            f"MLflow time in (c): {per_epoch * 1000:.0f} ms per epoch "
+            f"({100 * per_epoch / epoch:.2f} % of an epoch) + {per_run:.2f} s per run "
+            f"(opening, params, summary, curves.png, closing: {100 * per_run / epoch:.1f} % "
+            f"of this one-epoch run, {100 * per_run / (50 * epoch):.2f} % of a 50-epoch run)"
+        )
     same = [k for k in ("a", "b", "c+nchw") if k in results]
     accs = {round(results[k][-1].val_acc, 4) for k in same}
-    print(f"same validation accuracy in the NCHW variants ({', '.join(same)}): " + (
-        "yes" if len(accs) == 1 else f"NO {sorted(accs)}"))
+    print(
+        f"same validation accuracy in the NCHW variants ({', '.join(same)}): "
+        + ("yes" if len(accs) == 1 else f"NO {sorted(accs)}")
+    )
     ref_key = same[0] if same else None
     for key in (k for k in results if ref_key and k not in same):
         delta = results[key][-1].val_acc - results[ref_key][-1].val_acc
-        print(f"{NAMES[key]}: validation accuracy {delta:+.4f} against {ref_key} "
-              f"(net {round(delta * n_test):+d} correct of {n_test})")
+        print(
+            f"{NAMES[key]}: validation accuracy {delta:+.4f} against {ref_key} "
+            f"(net {round(delta * n_test):+d} correct of {n_test})"
+        )
 
 
 if __name__ == "__main__":

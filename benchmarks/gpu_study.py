@@ -43,10 +43,13 @@ sys.path.insert(0, str(ROOT / "src"))  # usable before `pip install -e .` too
 
 #: Goals of the full study on one GPU, in seconds of wall time (none for a CPU).
 GOALS = {"mnist": 120.0, "cifar10": 240.0}
-OPTION_OVERRIDES = {"fp32": [], "bf16": ["trainer.precision=bf16"],
-                    "channels_last": ["trainer.channels_last=on"],
-                    "nchw": ["trainer.channels_last=off"],
-                    "compile": ["trainer.compile=true"]}
+OPTION_OVERRIDES = {
+    "fp32": [],
+    "bf16": ["trainer.precision=bf16"],
+    "channels_last": ["trainer.channels_last=on"],
+    "nchw": ["trainer.channels_last=off"],
+    "compile": ["trainer.compile=true"],
+}
 
 
 # --------------------------------------------------------------------------- data files
@@ -82,7 +85,7 @@ def write_mnist_format(root: Path, folder: str, n_train: int, n_test: int) -> No
 def write_cifar_format(root: Path, per_batch: int, n_test: int) -> None:
     """CIFAR-10-shaped images as the NumPy archive lrdecay reads without unpickling (generated
     pickled batches would rightly fail CIFAR-10's md5 check)."""
-    from lrdecay.data import CIFAR10_NPZ
+    from lrdecay.core.data import CIFAR10_NPZ
 
     x_train, y_train = synthetic(5 * per_batch, (32, 32, 3), 0)
     x_test, y_test = synthetic(n_test, (32, 32, 3), 1)
@@ -96,7 +99,7 @@ def _has_idx(folder: Path) -> bool:
 
 def data_roots(real_root: Path, tmp: Path, smoke: bool) -> dict[str, tuple[str, str]]:
     """Per data set: the ``data.root`` to use and whether its files are real or generated."""
-    from lrdecay.data import DEBIAN_FASHION_MNIST
+    from lrdecay.core.data import DEBIAN_FASHION_MNIST
 
     n_train, n_test = (640, 320) if smoke else (60_000, 10_000)
     roots: dict[str, tuple[str, str]] = {"digits": (str(tmp), "bundled")}
@@ -138,15 +141,16 @@ class Row:
     note: str = ""
 
 
-def throughput(dataset: str, root: str, option: str, epochs: int, store: Path,
-               extra: list[str]) -> tuple[float, float, str]:
+def throughput(
+    dataset: str, root: str, option: str, epochs: int, store: Path, extra: list[str]
+) -> tuple[float, float, str]:
     """Steady-state samples/s of one run's epochs (train + validation), its wall seconds and
     a note (first-epoch seconds: start-up, compilation)."""
     from hydra import compose, initialize_config_dir
 
     from lrdecay.config import register_configs
-    from lrdecay.engine import Engine
-    from lrdecay.records import Listener
+    from lrdecay.core.engine import Engine
+    from lrdecay.core.records import Listener
     from lrdecay.run import run
 
     class Size(Listener):
@@ -156,10 +160,17 @@ def throughput(dataset: str, root: str, option: str, epochs: int, store: Path,
             Size.n = len(engine.data.train)
 
     register_configs()
-    overrides = [f"dataset={dataset}", f"data.root={root}", "data.download=false",
-                 f"trainer.max_epochs={epochs}", "trainer.progress=off",
-                 f"tracking.uri=sqlite:///{store / 'mlflow.db'}", "tracking.log_plot=false",
-                 *OPTION_OVERRIDES[option], *extra]
+    overrides = [
+        f"dataset={dataset}",
+        f"data.root={root}",
+        "data.download=false",
+        f"trainer.max_epochs={epochs}",
+        "trainer.progress=off",
+        f"tracking.uri=sqlite:///{store / 'mlflow.db'}",
+        "tracking.log_plot=false",
+        *OPTION_OVERRIDES[option],
+        *extra,
+    ]
     with initialize_config_dir(config_dir=str(ROOT / "conf"), version_base="1.3"):
         cfg = compose("config", overrides=overrides)
     start = time.perf_counter()
@@ -170,20 +181,42 @@ def throughput(dataset: str, root: str, option: str, epochs: int, store: Path,
     return Size.n / steady, wall, f"first epoch {seconds[0]:.1f} s"
 
 
-def paper_sweep(dataset: str, root: str, jobs: int, epochs: int | None, workdir: Path,
-                timeout: float, extra: list[str]) -> tuple[float, int, int, str]:
+def paper_sweep(
+    dataset: str,
+    root: str,
+    jobs: int,
+    epochs: int | None,
+    workdir: Path,
+    timeout: float,
+    extra: list[str],
+) -> tuple[float, int, int, str]:
     """Wall seconds of ``train.py -m experiment=paper``, jobs finished, epochs trained, note."""
-    from lrdecay.results import read_results
+    from lrdecay.sweep.outcomes import read_results
 
     sweep_dir = workdir / f"sweep-{dataset}"
-    cmd = [sys.executable, str(ROOT / "train.py"), "-m", "experiment=paper",
-           f"dataset={dataset}", f"data.root={root}", "data.download=false",
-           f"hydra.launcher.n_jobs={jobs}", "trainer.progress=off",
-           f"hydra.sweep.dir={sweep_dir}", *([f"trainer.max_epochs={epochs}"] if epochs else []),
-           *extra]
+    cmd = [
+        sys.executable,
+        str(ROOT / "train.py"),
+        "-m",
+        "experiment=paper",
+        f"dataset={dataset}",
+        f"data.root={root}",
+        "data.download=false",
+        f"hydra.launcher.n_jobs={jobs}",
+        "trainer.progress=off",
+        f"hydra.sweep.dir={sweep_dir}",
+        *([f"trainer.max_epochs={epochs}"] if epochs else []),
+        *extra,
+    ]
     start = time.perf_counter()
-    proc = subprocess.Popen(cmd, cwd=workdir, stdout=subprocess.PIPE, stderr=subprocess.STDOUT,
-                            text=True, start_new_session=True)
+    proc = subprocess.Popen(
+        cmd,
+        cwd=workdir,
+        stdout=subprocess.PIPE,
+        stderr=subprocess.STDOUT,
+        text=True,
+        start_new_session=True,
+    )
     try:
         out, _ = proc.communicate(timeout=max(1.0, timeout))
         note = "" if proc.returncode == 0 else f"exit {proc.returncode}"
@@ -218,24 +251,40 @@ def describe_device() -> tuple[str, bool]:
 
 def main(argv: list[str] | None = None) -> list[Row]:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
-    parser.add_argument("--smoke", action="store_true",
-                        help="tiny generated data and 1-2 epochs: a check that runs anywhere")
-    parser.add_argument("--jobs", type=int, default=None,
-                        help="parallel jobs of each paper sweep (default 14; --smoke: cores)")
-    parser.add_argument("--budget", type=float, default=465.0,
-                        help="seconds for everything; a sweep that would overrun is cut off")
-    parser.add_argument("--options", nargs="+", choices=list(OPTION_OVERRIDES),
-                        default=None, help="trainer options of the samples/s rows "
-                        "(default: fp32 bf16; --smoke: fp32)")
-    parser.add_argument("--data-root", type=Path,
-                        default=Path(os.environ.get("LRDECAY_DATA", ROOT / "data")))
+    parser.add_argument(
+        "--smoke",
+        action="store_true",
+        help="tiny generated data and 1-2 epochs: a check that runs anywhere",
+    )
+    parser.add_argument(
+        "--jobs",
+        type=int,
+        default=None,
+        help="parallel jobs of each paper sweep (default 14; --smoke: cores)",
+    )
+    parser.add_argument(
+        "--budget",
+        type=float,
+        default=465.0,
+        help="seconds for everything; a sweep that would overrun is cut off",
+    )
+    parser.add_argument(
+        "--options",
+        nargs="+",
+        choices=list(OPTION_OVERRIDES),
+        default=None,
+        help="trainer options of the samples/s rows (default: fp32 bf16; --smoke: fp32)",
+    )
+    parser.add_argument(
+        "--data-root", type=Path, default=Path(os.environ.get("LRDECAY_DATA", ROOT / "data"))
+    )
     parser.add_argument("overrides", nargs="*", help="extra Hydra overrides for every run")
     args = parser.parse_args(argv)
     deadline = time.perf_counter() + args.budget
 
     import torch
 
-    from lrdecay.resources import available_cores
+    from lrdecay.host import available_cores
 
     device, on_gpu = describe_device()
     cores = available_cores()
@@ -246,16 +295,22 @@ def main(argv: list[str] | None = None) -> list[Row]:
         tmp = Path(tmp_name)
         t0 = time.perf_counter()
         roots = data_roots(args.data_root.expanduser().resolve(), tmp / "data", args.smoke)
-        print(f"data ready in {time.perf_counter() - t0:.1f} s: "
-              + ", ".join(f"{k} {v[1]}" for k, v in roots.items()), file=sys.stderr, flush=True)
+        print(
+            f"data ready in {time.perf_counter() - t0:.1f} s: "
+            + ", ".join(f"{k} {v[1]}" for k, v in roots.items()),
+            file=sys.stderr,
+            flush=True,
+        )
 
         for option in args.options or (["fp32"] if args.smoke else ["fp32", "bf16"]):
             for dataset in ("mnist", "fashion_mnist", "cifar10", "digits"):
                 root, kind = roots[dataset]
-                rate, wall, note = throughput(dataset, root, option, epochs, tmp / "mlruns",
-                                              args.overrides)
-                rows.append(Row(f"samples/s {dataset} ({option})", kind, epochs, 1, "-", wall,
-                                rate, note))
+                rate, wall, note = throughput(
+                    dataset, root, option, epochs, tmp / "mlruns", args.overrides
+                )
+                rows.append(
+                    Row(f"samples/s {dataset} ({option})", kind, epochs, 1, "-", wall, rate, note)
+                )
                 print(f"  {rows[-1].what}: {rate:.0f} samples/s", file=sys.stderr, flush=True)
 
         sweeps = (("mnist", 50), ("cifar10", 25))
@@ -268,29 +323,55 @@ def main(argv: list[str] | None = None) -> list[Row]:
             # a smoke check skips the per-run figures and the study report (seconds each)
             smoke = ["tracking.log_plot=false", "report.enabled=false"] if args.smoke else []
             wall, done, trained, note = paper_sweep(
-                dataset, root, jobs, 1 if args.smoke else None, tmp, timeout,
-                [*smoke, *args.overrides])
-            n_train = {"mnist": 640 if args.smoke else 60_000,
-                       "cifar10": 500 if args.smoke else 50_000}[dataset]
+                dataset,
+                root,
+                jobs,
+                1 if args.smoke else None,
+                tmp,
+                timeout,
+                [*smoke, *args.overrides],
+            )
+            n_train = {
+                "mnist": 640 if args.smoke else 60_000,
+                "cifar10": 500 if args.smoke else 50_000,
+            }[dataset]
             goal = GOALS[dataset] if on_gpu and not args.smoke else None
             if goal is not None and done == 14:
                 note = f"{note}; goal < {goal:.0f} s: {'met' if wall < goal else 'MISSED'}"
-            rows.append(Row(f"experiment=paper {dataset}", kind, run_epochs, done, str(jobs),
-                            wall, trained * n_train / wall, note.strip("; ")))
+            rows.append(
+                Row(
+                    f"experiment=paper {dataset}",
+                    kind,
+                    run_epochs,
+                    done,
+                    str(jobs),
+                    wall,
+                    trained * n_train / wall,
+                    note.strip("; "),
+                )
+            )
             print(f"  {rows[-1].what}: {wall:.1f} s", file=sys.stderr, flush=True)
 
-    print(f"lrdecay GPU study on {device}; {cores} CPU cores; torch {torch.__version__}"
-          + ("; SMOKE (tiny data, 1-2 epochs)" if args.smoke else ""))
+    print(
+        f"lrdecay GPU study on {device}; {cores} CPU cores; torch {torch.__version__}"
+        + ("; SMOKE (tiny data, 1-2 epochs)" if args.smoke else "")
+    )
     if args.overrides:
         print("overrides: " + " ".join(args.overrides))
-    print(f"{'what':<34} {'data':<9} {'epochs':>6} {'runs':>4} {'jobs':>4} {'wall s':>8} "
-          f"{'samples/s':>10}  note")
+    print(
+        f"{'what':<34} {'data':<9} {'epochs':>6} {'runs':>4} {'jobs':>4} {'wall s':>8} "
+        f"{'samples/s':>10}  note"
+    )
     for r in rows:
-        print(f"{r.what:<34} {r.data:<9} {r.epochs:>6} {r.runs:>4} {r.jobs:>4} {r.wall_s:>8.1f} "
-              f"{r.samples_per_s:>10.0f}  {r.note}")
-    print("samples/s rows: one run's steady epochs (training + validation; wall s = the whole "
-          "run, start-up included); paper rows: every job's trained samples / the sweep's wall "
-          "time (start-up, tracking and report included)")
+        print(
+            f"{r.what:<34} {r.data:<9} {r.epochs:>6} {r.runs:>4} {r.jobs:>4} {r.wall_s:>8.1f} "
+            f"{r.samples_per_s:>10.0f}  {r.note}"
+        )
+    print(
+        "samples/s rows: one run's steady epochs (training + validation; wall s = the whole "
+        "run, start-up included); paper rows: every job's trained samples / the sweep's wall "
+        "time (start-up, tracking and report included)"
+    )
     return rows
 
 

@@ -26,7 +26,7 @@ import time
 from dataclasses import dataclass
 from pathlib import Path
 
-from lrdecay.results import read_results
+from lrdecay.sweep.outcomes import read_results
 
 ROOT = Path(__file__).resolve().parents[1]
 SETTINGS = 14
@@ -58,12 +58,11 @@ def stage_data(dataset: str, root: Path) -> None:
     from hydra import compose, initialize_config_dir
 
     from lrdecay.config import register_configs, validate
-    from lrdecay.data import load_data
+    from lrdecay.core.data import load_data
 
     register_configs()
     with initialize_config_dir(config_dir=str(ROOT / "conf"), version_base="1.3"):
-        conf = validate(compose("config", overrides=[f"dataset={dataset}",
-                                                     f"data.root={root}"]))
+        conf = validate(compose("config", overrides=[f"dataset={dataset}", f"data.root={root}"]))
     load_data(conf.dataset, conf.data, torch.device("cpu"))
 
 
@@ -71,20 +70,30 @@ def launch(n_jobs: int, threads: int, dataset: str, data_root: Path, extra: list
     """One `train.py -m experiment=paper` launch at ``n_jobs`` workers, timed and read back."""
     with tempfile.TemporaryDirectory() as tmp:
         sweep_dir = Path(tmp) / "sweep"
-        cmd = [sys.executable, str(ROOT / "train.py"), "-m", "experiment=paper",
-               f"dataset={dataset}", f"data.root={data_root}", f"hydra.launcher.n_jobs={n_jobs}",
-               f"threads={threads}", "trainer.progress=off", f"hydra.sweep.dir={sweep_dir}",
-               *extra]
+        cmd = [
+            sys.executable,
+            str(ROOT / "train.py"),
+            "-m",
+            "experiment=paper",
+            f"dataset={dataset}",
+            f"data.root={data_root}",
+            f"hydra.launcher.n_jobs={n_jobs}",
+            f"threads={threads}",
+            "trainer.progress=off",
+            f"hydra.sweep.dir={sweep_dir}",
+            *extra,
+        ]
         start = time.perf_counter()
         proc = subprocess.run(cmd, cwd=tmp, capture_output=True, text=True, check=False)
         wall = time.perf_counter() - start
         if proc.returncode != 0:
             sys.exit(f"n_jobs={n_jobs} failed:\n{proc.stderr[-3000:]}")
-        finished = [r for r in read_results(sweep_dir)
-                    if r.status in ("finished", "early_stopped")]
+        finished = [r for r in read_results(sweep_dir) if r.status in ("finished", "early_stopped")]
         if len(finished) != SETTINGS:
-            sys.exit(f"n_jobs={n_jobs}: {len(finished)} of {SETTINGS} settings finished:\n"
-                     f"{proc.stdout[-3000:]}")
+            sys.exit(
+                f"n_jobs={n_jobs}: {len(finished)} of {SETTINGS} settings finished:\n"
+                f"{proc.stdout[-3000:]}"
+            )
         samples = sum((r.samples_per_second or 0.0) * (r.seconds or 0.0) for r in finished)
         return Row(n_jobs, threads, wall, samples, sum(r.seconds or 0.0 for r in finished))
 
@@ -94,8 +103,9 @@ def main() -> None:
     parser.add_argument("--dataset", default="fashion_mnist")
     parser.add_argument("--epochs", type=int, default=1, help="trainer.max_epochs of every run")
     parser.add_argument("--jobs", type=int, nargs="+", default=[1, 2])
-    parser.add_argument("--threads", type=int, default=None,
-                        help="torch threads per job (default: cores // n_jobs)")
+    parser.add_argument(
+        "--threads", type=int, default=None, help="torch threads per job (default: cores // n_jobs)"
+    )
     parser.add_argument("overrides", nargs="*", help="extra Hydra overrides for every launch")
     args = parser.parse_args()
     cores = len(os.sched_getaffinity(0))
@@ -107,15 +117,21 @@ def main() -> None:
             threads = args.threads or max(1, cores // n)
             rows.append(launch(n, threads, args.dataset, Path(data_root), extra))
             print(f"  n_jobs={n}: {rows[-1].wall:.1f} s", file=sys.stderr, flush=True)
-    print(f"experiment=paper dataset={args.dataset} {' '.join(extra)} ({cores} cores, "
-          f"1-min load {os.getloadavg()[0]:.2f} at the end)")
-    print(f"{'n_jobs':>6} {'threads/job':>11} {'wall s':>7} {'samples':>9} {'samples/s':>9} "
-          f"{'x':>5} {'training samples/s':>18} {'x':>5}")
+    print(
+        f"experiment=paper dataset={args.dataset} {' '.join(extra)} ({cores} cores, "
+        f"1-min load {os.getloadavg()[0]:.2f} at the end)"
+    )
+    print(
+        f"{'n_jobs':>6} {'threads/job':>11} {'wall s':>7} {'samples':>9} {'samples/s':>9} "
+        f"{'x':>5} {'training samples/s':>18} {'x':>5}"
+    )
     first = rows[0]
     for r in rows:
-        print(f"{r.n_jobs:>6} {r.threads:>11} {r.wall:>7.1f} {r.samples:>9.0f} {r.rate:>9.0f} "
-              f"{r.rate / first.rate:>5.2f} {r.training_rate:>18.0f} "
-              f"{r.training_rate / first.training_rate:>5.2f}")
+        print(
+            f"{r.n_jobs:>6} {r.threads:>11} {r.wall:>7.1f} {r.samples:>9.0f} {r.rate:>9.0f} "
+            f"{r.rate / first.rate:>5.2f} {r.training_rate:>18.0f} "
+            f"{r.training_rate / first.training_rate:>5.2f}"
+        )
 
 
 if __name__ == "__main__":

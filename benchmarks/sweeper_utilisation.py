@@ -29,8 +29,14 @@ import optuna
 from mlflow.tracking import MlflowClient
 
 ROOT = Path(__file__).resolve().parents[1]
-COMMON = ["dataset=digits", "trainer.progress=off", "tracking.log_plot=false",
-          "report.enabled=false", "trainer.checkpoint=false", "hydra.launcher.n_jobs=2"]
+COMMON = [
+    "dataset=digits",
+    "trainer.progress=off",
+    "tracking.log_plot=false",
+    "report.enabled=false",
+    "trainer.checkpoint=false",
+    "hydra.launcher.n_jobs=2",
+]
 
 
 @dataclass
@@ -65,21 +71,29 @@ def greedy_span(lengths: list[float], workers: int = 2) -> float:
 
 def batch_span(lengths: list[float], workers: int = 2) -> float:
     """Span when each batch of ``workers`` jobs waits for its slowest job."""
-    return sum(max(lengths[i:i + workers]) for i in range(0, len(lengths), workers))
+    return sum(max(lengths[i : i + workers]) for i in range(0, len(lengths), workers))
 
 
 def launch(folder: Path, args: list[str]) -> float:
     """Run ``train.py -m args`` in ``folder``; returns the wall seconds."""
     env = {k: v for k, v in os.environ.items() if k != "MLFLOW_TRACKING_URI"}
     start = time.perf_counter()
-    proc = subprocess.run([sys.executable, str(ROOT / "train.py"), "-m", *args], cwd=folder,
-                          capture_output=True, text=True, env=env, check=False)
+    proc = subprocess.run(
+        [sys.executable, str(ROOT / "train.py"), "-m", *args],
+        cwd=folder,
+        capture_output=True,
+        text=True,
+        env=env,
+        check=False,
+    )
     seconds = time.perf_counter() - start
     (folder / "stdout.txt").write_text(proc.stdout)
     (folder / "stderr.txt").write_text(proc.stderr)
     if proc.returncode != 0:
-        sys.exit(f"{' '.join(args)} failed (its output and job folders are kept in {folder}):"
-                 f"\n{proc.stdout[-2000:]}\n{proc.stderr[-3000:]}")
+        sys.exit(
+            f"{' '.join(args)} failed (its output and job folders are kept in {folder}):"
+            f"\n{proc.stdout[-2000:]}\n{proc.stderr[-3000:]}"
+        )
     return seconds
 
 
@@ -88,11 +102,12 @@ def jobs(folder: Path) -> list[tuple[int, float, float]]:
     (the trial number for the sweeper, the launch index for the basic sweeper)."""
     client = MlflowClient(f"sqlite:///{folder / 'mlruns' / 'mlflow.db'}")
     exp = client.get_experiment_by_name("lrdecay-digits")
-    runs = client.search_runs([exp.experiment_id], "tags.`hydra.job_num` != ''",
-                              max_results=100)
+    runs = client.search_runs([exp.experiment_id], "tags.`hydra.job_num` != ''", max_results=100)
     runs = sorted(runs, key=lambda r: int(r.data.tags["hydra.job_num"]))
-    return [(int(r.data.params["trainer.max_epochs"]), r.info.start_time / 1000,
-             r.info.end_time / 1000) for r in runs]
+    return [
+        (int(r.data.params["trainer.max_epochs"]), r.info.start_time / 1000, r.info.end_time / 1000)
+        for r in runs
+    ]
 
 
 def main() -> None:
@@ -108,41 +123,68 @@ def main() -> None:
     ours, batch = tmp / "optuna", tmp / "batch"
     ours.mkdir()
     batch.mkdir()
-    wall = launch(ours, ["hydra/sweeper=optuna", "hydra/sweeper/sampler=random",
-                         f"hydra.sweeper.sampler.seed={args.seed}", "hydra.sweeper.n_jobs=2",
-                         "hydra.sweeper.n_trials=8", "hydra.sweeper.study_name=bench", *extra,
-                         f"trainer.max_epochs=choice({args.short},{args.long})"])
+    wall = launch(
+        ours,
+        [
+            "hydra/sweeper=optuna",
+            "hydra/sweeper/sampler=random",
+            f"hydra.sweeper.sampler.seed={args.seed}",
+            "hydra.sweeper.n_jobs=2",
+            "hydra.sweeper.n_trials=8",
+            "hydra.sweeper.study_name=bench",
+            *extra,
+            f"trainer.max_epochs=choice({args.short},{args.long})",
+        ],
+    )
     study = optuna.load_study(study_name="bench", storage=f"sqlite:///{ours / 'optuna.db'}")
     order = [t.params["trainer.max_epochs"] for t in sorted(study.trials, key=lambda t: t.number)]
     sweeper = Schedule("optuna sweeper, n_jobs=2", wall, jobs(ours))
-    wall = launch(batch, ["hydra.sweeper.max_batch_size=2", "sweep.rerun=true", *extra,
-                          f"trainer.max_epochs={','.join(map(str, order))}"])
+    wall = launch(
+        batch,
+        [
+            "hydra.sweeper.max_batch_size=2",
+            "sweep.rerun=true",
+            *extra,
+            f"trainer.max_epochs={','.join(map(str, order))}",
+        ],
+    )
     batched = Schedule("batch-and-wait, batches of 2", wall, jobs(batch))
     if len(sweeper.jobs) != 8 or len(batched.jobs) != 8:
-        sys.exit(f"expected 8 jobs in each schedule, got {len(sweeper.jobs)} and "
-                 f"{len(batched.jobs)} (folders kept in {tmp})")
+        sys.exit(
+            f"expected 8 jobs in each schedule, got {len(sweeper.jobs)} and "
+            f"{len(batched.jobs)} (folders kept in {tmp})"
+        )
     shutil.rmtree(tmp, ignore_errors=True)
 
     lengths = [end - start for _, start, end in sweeper.jobs]  # in launch order
-    print(f"8 trials on digits, trainer.max_epochs in launch order {order}; "
-          f"job lengths {min(lengths):.1f}-{max(lengths):.1f} s "
-          f"({max(lengths) / min(lengths):.1f}x); {len(os.sched_getaffinity(0))} cores, "
-          f"load average {os.getloadavg()[0]:.1f}")
-    print(f"{'schedule':<30}  {'wall s':>7}  {'jobs span s':>11}  {'job s summed':>12}  "
-          f"{'workers busy':>12}")
+    print(
+        f"8 trials on digits, trainer.max_epochs in launch order {order}; "
+        f"job lengths {min(lengths):.1f}-{max(lengths):.1f} s "
+        f"({max(lengths) / min(lengths):.1f}x); {len(os.sched_getaffinity(0))} cores, "
+        f"load average {os.getloadavg()[0]:.1f}"
+    )
+    print(
+        f"{'schedule':<30}  {'wall s':>7}  {'jobs span s':>11}  {'job s summed':>12}  "
+        f"{'workers busy':>12}"
+    )
     for s in (sweeper, batched):
-        print(f"{s.name:<30}  {s.wall:>7.1f}  {s.span:>11.1f}  {s.work:>12.1f}  "
-              f"{s.busy:>12.0%}")
-    for name, span in (("keep-2-busy, simulated", greedy_span(lengths)),
-                       ("batch-and-wait, simulated", batch_span(lengths))):
+        print(f"{s.name:<30}  {s.wall:>7.1f}  {s.span:>11.1f}  {s.work:>12.1f}  {s.busy:>12.0%}")
+    for name, span in (
+        ("keep-2-busy, simulated", greedy_span(lengths)),
+        ("batch-and-wait, simulated", batch_span(lengths)),
+    ):
         work = sum(lengths)
         print(f"{name:<30}  {'':>7}  {span:>11.1f}  {work:>12.1f}  {work / (2 * span):>12.0%}")
-    print("(simulated rows: both schedules replayed on the sweeper's measured job lengths, "
-          "which removes the noise of running the jobs twice)")
-    print(f"\nThe sweeper ran the 8 trials in {sweeper.wall:.1f} s (jobs span "
-          f"{sweeper.span:.1f} s); batch-and-wait took {batched.wall:.1f} s (jobs span "
-          f"{batched.span:.1f} s): {batched.span - sweeper.span:+.1f} s of job span, "
-          f"{batched.span / sweeper.span:.2f}x.")
+    print(
+        "(simulated rows: both schedules replayed on the sweeper's measured job lengths, "
+        "which removes the noise of running the jobs twice)"
+    )
+    print(
+        f"\nThe sweeper ran the 8 trials in {sweeper.wall:.1f} s (jobs span "
+        f"{sweeper.span:.1f} s); batch-and-wait took {batched.wall:.1f} s (jobs span "
+        f"{batched.span:.1f} s): {batched.span - sweeper.span:+.1f} s of job span, "
+        f"{batched.span / sweeper.span:.2f}x."
+    )
 
 
 if __name__ == "__main__":

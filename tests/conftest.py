@@ -20,8 +20,16 @@ register_configs()
 #: Test files that take minutes, longest first. The suite runs in two workers, each taking the
 #: next whole file; files handed out longest first keep one worker from running a long file
 #: alone at the end while the other idles.
-LONGEST_FIRST = ("test_concurrency.py", "test_sweeps.py", "test_kill.py", "test_benchmarks.py",
-                 "test_bad_input.py", "test_remote.py", "test_optuna.py", "test_browser.py")
+LONGEST_FIRST = (
+    "test_concurrency.py",
+    "test_sweeps.py",
+    "test_kill.py",
+    "test_benchmarks.py",
+    "test_bad_input.py",
+    "test_remote.py",
+    "test_optuna.py",
+    "test_browser.py",
+)
 
 
 def pytest_collection_modifyitems(items: list[pytest.Item]) -> None:
@@ -50,10 +58,11 @@ def require_debian_package(package: str, path: Path) -> None:
 
 def require_fashion_mnist() -> None:
     """Skip (fail under CI) unless the offline Fashion-MNIST files are installed."""
-    from lrdecay.data import DEBIAN_FASHION_MNIST
+    from lrdecay.core.data import DEBIAN_FASHION_MNIST
 
-    require_debian_package("dataset-fashion-mnist",
-                           DEBIAN_FASHION_MNIST / "train-images-idx3-ubyte.gz")
+    require_debian_package(
+        "dataset-fashion-mnist", DEBIAN_FASHION_MNIST / "train-images-idx3-ubyte.gz"
+    )
 
 
 def compose_config(overrides: list[str]) -> DictConfig:
@@ -73,8 +82,13 @@ def make_cfg(tmp_path: Path, tracking_uri: str) -> Callable[..., DictConfig]:
     """Compose a small digits run that tracks into this test's own store."""
 
     def make(*overrides: str) -> DictConfig:
-        base = ["dataset=digits", f"tracking.uri={tracking_uri}", f"data.root={tmp_path}/data",
-                "trainer.progress=off", "tracking.log_plot=false"]
+        base = [
+            "dataset=digits",
+            f"tracking.uri={tracking_uri}",
+            f"data.root={tmp_path}/data",
+            "trainer.progress=off",
+            "tracking.log_plot=false",
+        ]
         return compose_config([*base, *overrides])
 
     return make
@@ -87,8 +101,14 @@ def run_cli(args: list[str], cwd: Path, timeout: float = 300, env: dict | None =
 
     full_env = {**os.environ, **(env or {})}
     full_env.pop("MLFLOW_TRACKING_URI", None)
-    return subprocess.run([sys.executable, str(ROOT / "train.py"), *args], cwd=cwd,
-                          capture_output=True, text=True, timeout=timeout, env=full_env)
+    return subprocess.run(
+        [sys.executable, str(ROOT / "train.py"), *args],
+        cwd=cwd,
+        capture_output=True,
+        text=True,
+        timeout=timeout,
+        env=full_env,
+    )
 
 
 def error_line(output: str) -> str:
@@ -128,11 +148,24 @@ class MlflowServer:
 
         mlflow_bin = Path(sys.executable).with_name("mlflow")
         self.proc = subprocess.Popen(
-            [str(mlflow_bin), "server", "--backend-store-uri",
-             f"sqlite:///{self.db}", "--artifacts-destination",
-             str(self.folder / "server-artifacts"), "--host", "127.0.0.1",
-             "--port", str(self.port), "--workers", "1"],
-            cwd=self.folder, stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)
+            [
+                str(mlflow_bin),
+                "server",
+                "--backend-store-uri",
+                f"sqlite:///{self.db}",
+                "--artifacts-destination",
+                str(self.folder / "server-artifacts"),
+                "--host",
+                "127.0.0.1",
+                "--port",
+                str(self.port),
+                "--workers",
+                "1",
+            ],
+            cwd=self.folder,
+            stdout=subprocess.DEVNULL,
+            stderr=subprocess.DEVNULL,
+        )
         deadline = time.monotonic() + timeout
         while True:
             try:

@@ -6,10 +6,10 @@ from __future__ import annotations
 import pytest
 import torch
 
-from lrdecay.acceleration import accelerate, autocast, check_precision, uses_channels_last
 from lrdecay.config import TrainerConfig
+from lrdecay.core.acceleration import accelerate, autocast, check_precision, uses_channels_last
+from lrdecay.core.models import CifarCNN, MnistCNN
 from lrdecay.errors import ConfigError
-from lrdecay.models import CifarCNN, MnistCNN
 from lrdecay.run import run
 from tests.conftest import compose_config
 
@@ -27,8 +27,9 @@ def _curves(summary) -> list[tuple[float, float, float]]:
 def fp32(tmp_path_factory):
     """Two digits epochs at the default settings: what every option is compared with."""
     root = tmp_path_factory.mktemp("fp32")
-    return run(compose_config(["dataset=digits", f"data.root={root}", "trainer.progress=off",
-                               *EPOCHS]))
+    return run(
+        compose_config(["dataset=digits", f"data.root={root}", "trainer.progress=off", *EPOCHS])
+    )
 
 
 def test_bf16_autocast_trains_close_to_fp32(make_cfg, fp32) -> None:
@@ -65,8 +66,11 @@ def test_channels_last_auto_is_on_where_it_was_measured_faster() -> None:
 
 
 def test_an_unknown_channels_last_setting_is_refused_by_name(make_cfg) -> None:
-    with pytest.raises(ConfigError, match=r"trainer\.channels_last: 'sometimes' is not one of "
-                                          r"auto, on, off"):
+    with pytest.raises(
+        ConfigError,
+        match=r"trainer\.channels_last: 'sometimes' is not one of "
+        r"auto, on, off",
+    ):
         run(make_cfg("trainer.channels_last=sometimes"))
 
 
@@ -82,8 +86,11 @@ def test_compiled_model_matches_fp32(make_cfg, fp32) -> None:
 def test_accelerate_keeps_weights_fp32_names_and_layout() -> None:
     plain = CifarCNN((3, 32, 32))
     names = list(plain.state_dict())
-    model = accelerate(CifarCNN((3, 32, 32)), CPU,
-                       TrainerConfig(precision="bf16", channels_last="on", compile=True))
+    model = accelerate(
+        CifarCNN((3, 32, 32)),
+        CPU,
+        TrainerConfig(precision="bf16", channels_last="on", compile=True),
+    )
     assert list(model.state_dict()) == names  # checkpoints load either way
     conv = model.features[0].weight
     assert conv.dtype == torch.float32

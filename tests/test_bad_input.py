@@ -17,17 +17,35 @@ from lrdecay.errors import LrdecayError
 from tests.conftest import compose_config, error_line, run_cli
 
 #: Leaves a user may set, with a value that is valid for each (to mix into the bad ones).
-NUMERIC = {"optimizer.lr": 0.01, "optimizer.momentum": 0.5, "trainer.max_epochs": 3,
-           "dataset.batch_size": 32, "dataset.val_fraction": 0.1, "sequence.gamma": 0.9,
-           "sequence.period": 10, "strategy.rate": 0.01, "strategy.shrink": 0.2,
-           "trainer.convergence_window": 4, "trainer.convergence_threshold": 0.009,
-           "seed": 1, "threads": 1, "report.target": 0.9}
-GROUPS = {"dataset": "digits", "optimizer": "sgd", "sequence": "seq1", "strategy": "epoch",
-          "model": "mnist_cnn", "setting": "sgd-fixed"}
+NUMERIC = {
+    "optimizer.lr": 0.01,
+    "optimizer.momentum": 0.5,
+    "trainer.max_epochs": 3,
+    "dataset.batch_size": 32,
+    "dataset.val_fraction": 0.1,
+    "sequence.gamma": 0.9,
+    "sequence.period": 10,
+    "strategy.rate": 0.01,
+    "strategy.shrink": 0.2,
+    "trainer.convergence_window": 4,
+    "trainer.convergence_threshold": 0.009,
+    "seed": 1,
+    "threads": 1,
+    "report.target": 0.9,
+}
+GROUPS = {
+    "dataset": "digits",
+    "optimizer": "sgd",
+    "sequence": "seq1",
+    "strategy": "epoch",
+    "model": "mnist_cnn",
+    "setting": "sgd-fixed",
+}
 CHOICES = {"device": "cpu", "trainer.progress": "off"}
 
 words = st.text(st.characters(codec="ascii", categories=["L", "N"]), min_size=1, max_size=8)
 junk = st.text(st.characters(codec="ascii", exclude_characters="\x00\n\r"), max_size=12)
+
 
 def _not_a_number(word: str) -> bool:
     try:
@@ -39,24 +57,37 @@ def _not_a_number(word: str) -> bool:
 
 out_of_range = st.one_of(
     st.sampled_from(sorted(NUMERIC)).flatmap(
-        lambda k: st.sampled_from([-1, -0.5, -1e-9, -1e9]).map(lambda v: f"{k}={v}")),
-    st.sampled_from(["dataset.val_fraction=1", "optimizer.momentum=1", "sequence.gamma=0",
-                     "sequence.gamma=1.5", "strategy.shrink=2", "report.target=1.5"]))
+        lambda k: st.sampled_from([-1, -0.5, -1e-9, -1e9]).map(lambda v: f"{k}={v}")
+    ),
+    st.sampled_from(
+        [
+            "dataset.val_fraction=1",
+            "optimizer.momentum=1",
+            "sequence.gamma=0",
+            "sequence.gamma=1.5",
+            "strategy.shrink=2",
+            "report.target=1.5",
+        ]
+    ),
+)
 wrong_type = st.tuples(st.sampled_from(sorted(NUMERIC)), words.filter(_not_a_number)).map(
-    lambda kv: f"{kv[0]}={kv[1]}")
+    lambda kv: f"{kv[0]}={kv[1]}"
+)
 unknown_key = words.map(lambda w: f"nokey{w}=1")
 unknown_option = st.tuples(st.sampled_from(sorted(GROUPS)), words).map(
-    lambda kv: f"{kv[0]}=none_{kv[1]}")
-bad_choice = st.tuples(st.sampled_from(sorted(CHOICES)), words).map(
-    lambda kv: f"{kv[0]}=x{kv[1]}")
+    lambda kv: f"{kv[0]}=none_{kv[1]}"
+)
+bad_choice = st.tuples(st.sampled_from(sorted(CHOICES)), words).map(lambda kv: f"{kv[0]}=x{kv[1]}")
 malformed = junk.map(lambda j: f"optimizer.lr=[{j}")
-bad_override = st.one_of(out_of_range, wrong_type, unknown_key, unknown_option, bad_choice,
-                         malformed)
+bad_override = st.one_of(
+    out_of_range, wrong_type, unknown_key, unknown_option, bad_choice, malformed
+)
 
 valid_override = st.one_of(
     st.sampled_from([f"{k}={v}" for k, v in NUMERIC.items()]),
     st.sampled_from([f"{k}={v}" for k, v in GROUPS.items()]),
-    st.sampled_from([f"{k}={v}" for k, v in CHOICES.items()]))
+    st.sampled_from([f"{k}={v}" for k, v in CHOICES.items()]),
+)
 
 CLEAR_ERRORS = (LrdecayError, HydraException, OmegaConfBaseException)
 
@@ -75,16 +106,27 @@ def test_any_override_gives_a_valid_config_or_a_clear_error(overrides: list[str]
 
 def _cli(args: list[str], cwd: Path) -> tuple[int, str]:
     """``python train.py args`` as a user runs it; returns exit code and all output."""
-    proc = run_cli(["dataset=digits", "tracking.enabled=false", "trainer.max_epochs=1",
-                    "trainer.progress=off", *args], cwd=cwd, timeout=60)
+    proc = run_cli(
+        [
+            "dataset=digits",
+            "tracking.enabled=false",
+            "trainer.max_epochs=1",
+            "trainer.progress=off",
+            *args,
+        ],
+        cwd=cwd,
+        timeout=60,
+    )
     return proc.returncode, proc.stdout + proc.stderr
 
 
 @pytest.mark.slow
-@settings(max_examples=1, deadline=None, database=None,
-          suppress_health_check=list(HealthCheck))
-@given(cases=st.lists(st.tuples(bad_override, st.lists(valid_override, max_size=2)),
-                      min_size=200, max_size=200))
+@settings(max_examples=1, deadline=None, database=None, suppress_health_check=list(HealthCheck))
+@given(
+    cases=st.lists(
+        st.tuples(bad_override, st.lists(valid_override, max_size=2)), min_size=200, max_size=200
+    )
+)
 def test_200_bad_overrides_exit_nonzero_with_a_message_and_no_traceback(cases) -> None:
     """The real CLI, 200 generated bad inputs, two at a time: no traceback, no hang."""
     with tempfile.TemporaryDirectory() as tmp, ThreadPoolExecutor(2) as pool:
@@ -95,17 +137,20 @@ def test_200_bad_overrides_exit_nonzero_with_a_message_and_no_traceback(cases) -
         assert output.strip(), bad
 
 
-@pytest.mark.parametrize(("args", "named"), [
-    (["dataset=mnist", "data.root=/etc/hostname"], "data.root"),
-    (["tracking.enabled=true", "tracking.uri=foo://somewhere"], "tracking.uri"),
-    (["tracking.enabled=true", "tracking.uri=http://127.0.0.1:9"], "unreachable"),
-    (["optimizer.lr=inf"], "optimizer.lr"),
-    (["strategy.rate=-inf"], "strategy.rate"),
-    (["seed=99999999999999999999999"], "seed"),
-    (["dataset=mnist", "data.root=/proc", "data.download=true"], "data.root=/proc"),
-    (["tracking.enabled=true", "tracking.store_dir=/proc/store"], "tracking.store_dir"),
-    (["tracking.enabled=true", "tracking.uri=sqlite:////proc/x/mlflow.db"], "not writable"),
-])
+@pytest.mark.parametrize(
+    ("args", "named"),
+    [
+        (["dataset=mnist", "data.root=/etc/hostname"], "data.root"),
+        (["tracking.enabled=true", "tracking.uri=foo://somewhere"], "tracking.uri"),
+        (["tracking.enabled=true", "tracking.uri=http://127.0.0.1:9"], "unreachable"),
+        (["optimizer.lr=inf"], "optimizer.lr"),
+        (["strategy.rate=-inf"], "strategy.rate"),
+        (["seed=99999999999999999999999"], "seed"),
+        (["dataset=mnist", "data.root=/proc", "data.download=true"], "data.root=/proc"),
+        (["tracking.enabled=true", "tracking.store_dir=/proc/store"], "tracking.store_dir"),
+        (["tracking.enabled=true", "tracking.uri=sqlite:////proc/x/mlflow.db"], "not writable"),
+    ],
+)
 def test_bad_paths_stores_and_numbers_are_one_line(args, named: str, tmp_path: Path) -> None:
     code, output = _cli(args, tmp_path)
     assert code == 2, output[-3000:]
@@ -124,7 +169,8 @@ def test_threads_are_bounded_by_the_cores() -> None:
     """threads=10000 once spawned 20 002 OS threads and trained nothing."""
     import torch
 
-    from lrdecay.resources import available_cores, set_threads
+    from lrdecay.core.resources import set_threads
+    from lrdecay.host import available_cores
 
     before = torch.get_num_threads()
     try:
@@ -136,10 +182,20 @@ def test_threads_are_bounded_by_the_cores() -> None:
 
 @pytest.mark.slow
 @pytest.mark.parametrize("n_jobs", ["0", "-1000"])
-def test_a_sweep_with_no_parallel_jobs_is_one_line_before_any_job(n_jobs: str,
-                                                                  tmp_path: Path) -> None:
-    proc = run_cli(["-m", "dataset=digits", "trainer.max_epochs=1", "sequence=seq1,seq2",
-                    f"hydra.launcher.n_jobs={n_jobs}"], cwd=tmp_path, timeout=120)
+def test_a_sweep_with_no_parallel_jobs_is_one_line_before_any_job(
+    n_jobs: str, tmp_path: Path
+) -> None:
+    proc = run_cli(
+        [
+            "-m",
+            "dataset=digits",
+            "trainer.max_epochs=1",
+            "sequence=seq1,seq2",
+            f"hydra.launcher.n_jobs={n_jobs}",
+        ],
+        cwd=tmp_path,
+        timeout=120,
+    )
     assert proc.returncode != 0 and "Traceback" not in proc.stderr, proc.stderr[-2000:]
     assert "hydra.launcher.n_jobs" in proc.stderr.strip().splitlines()[-1]
     assert not list(tmp_path.glob("multirun/*/*/0"))  # no job ran

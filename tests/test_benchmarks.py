@@ -16,21 +16,27 @@ ROOT = Path(__file__).resolve().parents[1]
 
 
 def _run(cmd: list[str], timeout: float) -> str:
-    proc = subprocess.run(cmd, cwd=ROOT, capture_output=True, text=True, timeout=timeout,
-                          check=False)
+    proc = subprocess.run(
+        cmd, cwd=ROOT, capture_output=True, text=True, timeout=timeout, check=False
+    )
     assert proc.returncode == 0, proc.stderr[-3000:]
     return proc.stdout
 
 
 def test_epoch_throughput_smoke_prints_all_variants_on_the_same_computation() -> None:
     require_fashion_mnist()  # the benchmark measures on Fashion-MNIST
-    out = _run([sys.executable, "benchmarks/epoch_throughput.py", "--smoke", "--threads", "1"],
-               timeout=300)
-    for name in ("(a) reference DataLoader loop", "(b) plain loop over tensors",
-                 "(c) lrdecay engine, MLflow on", "(d) lrdecay engine, tracking off",
-                 "(c) with trainer.channels_last=off"):
+    out = _run(
+        [sys.executable, "benchmarks/epoch_throughput.py", "--smoke", "--threads", "1"], timeout=300
+    )
+    for name in (
+        "(a) reference DataLoader loop",
+        "(b) plain loop over tensors",
+        "(c) lrdecay engine, MLflow on",
+        "(d) lrdecay engine, tracking off",
+        "(c) with trainer.channels_last=off",
+    ):
         row = next(line for line in out.splitlines() if line.startswith(name))
-        rate = float(row[len(name):].split()[0])
+        rate = float(row[len(name) :].split()[0])
         assert rate > 0, row
     assert re.search(r"ratios \(median wall\): c/a [\d.]+ +c/b [\d.]+ +c/d [\d.]+", out)
     assert re.search(r"the epoch alone .* c/d [\d.]+", out)
@@ -47,6 +53,7 @@ def test_gpu_study_smoke_runs_on_a_cpu() -> None:
     for dataset in ("mnist", "fashion_mnist", "cifar10", "digits"):
         assert re.search(rf"samples/s {dataset} \(fp32\) .* [1-9]\d*\s", out), dataset
     for dataset in ("mnist", "cifar10"):
-        row = next(line for line in out.splitlines()
-                   if line.startswith(f"experiment=paper {dataset}"))
+        row = next(
+            line for line in out.splitlines() if line.startswith(f"experiment=paper {dataset}")
+        )
         assert row.split()[4] == "14", row  # runs column: all 14 settings finished

@@ -21,7 +21,7 @@ from pathlib import Path
 import pytest
 from mlflow.tracking import MlflowClient
 
-from lrdecay.records import FINAL_ACC_METRIC
+from lrdecay.core.records import FINAL_ACC_METRIC
 from tests.conftest import free_port, require_debian_package, run_cli
 
 pytestmark = pytest.mark.slow

@@ -8,7 +8,7 @@ from pathlib import Path
 import pytest
 from mlflow.tracking import MlflowClient
 
-from lrdecay.records import FINAL_ACC_METRIC
+from lrdecay.core.records import FINAL_ACC_METRIC
 from tests.conftest import error_line, require_fashion_mnist, run_cli
 
 pytestmark = pytest.mark.slow
@@ -51,8 +51,9 @@ def test_missing_mnist_offline_is_one_clear_message(tmp_path: Path) -> None:
     empty = tmp_path / "empty"
     empty.mkdir()
     start = time.monotonic()
-    proc = run_cli(["dataset=mnist", f"data.root={empty}", "data.download_timeout=5"],
-                   cwd=tmp_path, timeout=60)
+    proc = run_cli(
+        ["dataset=mnist", f"data.root={empty}", "data.download_timeout=5"], cwd=tmp_path, timeout=60
+    )
     assert time.monotonic() - start < 30
     assert proc.returncode != 0
     _no_traceback(proc)
@@ -63,9 +64,16 @@ def test_missing_mnist_offline_is_one_clear_message(tmp_path: Path) -> None:
 def test_fashion_mnist_two_epochs_offline(tmp_path: Path) -> None:
     """Debian's dataset-fashion-mnist files, no network: ≥ 0.85 validation accuracy."""
     require_fashion_mnist()
-    proc = run_cli(["dataset=fashion_mnist", "trainer.max_epochs=2",
-                    f"data.root={tmp_path / 'data'}", "data.download=false"],
-                   cwd=tmp_path, timeout=900)
+    proc = run_cli(
+        [
+            "dataset=fashion_mnist",
+            "trainer.max_epochs=2",
+            f"data.root={tmp_path / 'data'}",
+            "data.download=false",
+        ],
+        cwd=tmp_path,
+        timeout=900,
+    )
     assert proc.returncode == 0, proc.stderr[-2000:]
     client = MlflowClient(f"sqlite:///{tmp_path / 'mlruns' / 'mlflow.db'}")
     exp = client.get_experiment_by_name("lrdecay-fashion_mnist")

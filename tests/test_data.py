@@ -11,7 +11,7 @@ import pytest
 import torch
 
 from lrdecay.config import DataConfig, DatasetConfig
-from lrdecay.data import channels_first, load_data
+from lrdecay.core.data import channels_first, load_data
 from lrdecay.errors import DataError
 from tests.conftest import require_debian_package, require_fashion_mnist
 
@@ -31,8 +31,9 @@ def write_idx(path: Path, array: np.ndarray, compress: bool = False) -> None:
         path.write_bytes(payload)
 
 
-def write_mnist(root: Path, folder: str = "MNIST", n_train: int = 40, n_test: int = 20,
-                compress: bool = False) -> tuple[np.ndarray, np.ndarray]:
+def write_mnist(
+    root: Path, folder: str = "MNIST", n_train: int = 40, n_test: int = 20, compress: bool = False
+) -> tuple[np.ndarray, np.ndarray]:
     rng = np.random.default_rng(0)
     raw = root / folder / "raw"
     train_x = rng.integers(0, 256, (n_train, 28, 28), dtype=np.uint8)
@@ -75,8 +76,9 @@ def test_the_next_job_in_a_worker_reuses_the_data_until_a_file_changes(tmp_path:
     train_x, _ = write_mnist(tmp_path, n_train=30)  # the files are replaced in place
     fresh = load_data(cfg, data, CPU)
     assert len(fresh.train) == 30
-    assert torch.allclose(fresh.train.x[:, 0],
-                          (torch.as_tensor(train_x, dtype=torch.float32) / 255 - 0.5) / 0.5)
+    assert torch.allclose(
+        fresh.train.x[:, 0], (torch.as_tensor(train_x, dtype=torch.float32) / 255 - 0.5) / 0.5
+    )
 
 
 def test_cifar_images_are_made_channels_first() -> None:
@@ -145,7 +147,8 @@ def test_fashion_mnist_from_the_debian_package(tmp_path: Path) -> None:
 
 
 def test_a_missing_debian_data_set_skips_naming_the_command_and_fails_under_ci(
-        tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
     """On a fresh machine such tests skip, saying how to enable them; CI (which installs the
     package) must not skip them silently."""
     absent = tmp_path / "absent.gz"
@@ -164,8 +167,13 @@ def test_cifar10_from_a_numpy_archive_needs_no_unpickling(tmp_path: Path) -> Non
     rng = np.random.default_rng(0)
     x_train = rng.integers(0, 256, (40, 32, 32, 3), dtype=np.uint8)
     x_test = rng.integers(0, 256, (20, 32, 32, 3), dtype=np.uint8)
-    np.savez(tmp_path / "cifar10.npz", x_train=x_train, y_train=np.arange(40) % 10,
-             x_test=x_test, y_test=np.arange(20) % 10)
+    np.savez(
+        tmp_path / "cifar10.npz",
+        x_train=x_train,
+        y_train=np.arange(40) % 10,
+        x_test=x_test,
+        y_test=np.arange(20) % 10,
+    )
     config = DatasetConfig(name="cifar10", channels=3, height=32, width=32)
     bundle = load_data(config, _offline(tmp_path), CPU)
     assert tuple(bundle.train.x.shape) == (40, 3, 32, 32) and len(bundle.val) == 20
@@ -173,5 +181,8 @@ def test_cifar10_from_a_numpy_archive_needs_no_unpickling(tmp_path: Path) -> Non
     assert bundle.train.y.tolist() == [i % 10 for i in range(40)]
     np.savez(tmp_path / "cifar10.npz", x_train=x_train)  # arrays missing: one clear error
     with pytest.raises(DataError, match="y_train"):
-        load_data(DatasetConfig(name="cifar10", channels=3, height=32, width=32, split_seed=1),
-                  _offline(tmp_path), CPU)
+        load_data(
+            DatasetConfig(name="cifar10", channels=3, height=32, width=32, split_seed=1),
+            _offline(tmp_path),
+            CPU,
+        )

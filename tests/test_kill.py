@@ -12,14 +12,20 @@ from pathlib import Path
 import pytest
 from mlflow.tracking import MlflowClient
 
-from lrdecay.records import EPOCH_METRICS
+from lrdecay.core.records import EPOCH_METRICS
 from tests.conftest import ROOT, run_cli
 
 pytestmark = pytest.mark.slow
 
 EPOCHS = 20
-ARGS = ["-m", "experiment=paper", "dataset=digits", f"trainer.max_epochs={EPOCHS}",
-        "hydra.launcher.n_jobs=2", "report.enabled=false"]
+ARGS = [
+    "-m",
+    "experiment=paper",
+    "dataset=digits",
+    f"trainer.max_epochs={EPOCHS}",
+    "hydra.launcher.n_jobs=2",
+    "report.enabled=false",
+]
 
 
 def _results(folder: Path) -> list[Path]:
@@ -28,9 +34,14 @@ def _results(folder: Path) -> list[Path]:
 
 def test_kill_9_mid_sweep_then_rerun_finishes_each_setting_once(tmp_path: Path) -> None:
     env = {k: v for k, v in os.environ.items() if k != "MLFLOW_TRACKING_URI"}
-    proc = subprocess.Popen([sys.executable, str(ROOT / "train.py"), *ARGS], cwd=tmp_path,
-                            stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL, env=env,
-                            start_new_session=True)
+    proc = subprocess.Popen(
+        [sys.executable, str(ROOT / "train.py"), *ARGS],
+        cwd=tmp_path,
+        stdout=subprocess.DEVNULL,
+        stderr=subprocess.DEVNULL,
+        env=env,
+        start_new_session=True,
+    )
     deadline = time.monotonic() + 300
     while len(_results(tmp_path)) < 4:  # some settings done, others mid-training
         assert proc.poll() is None and time.monotonic() < deadline, "sweep ended too early"
@@ -49,8 +60,10 @@ def test_kill_9_mid_sweep_then_rerun_finishes_each_setting_once(tmp_path: Path) 
     client = MlflowClient(f"sqlite:///{tmp_path / 'mlruns' / 'mlflow.db'}")
     exp = client.get_experiment_by_name("lrdecay-digits")
     every = client.search_runs([exp.experiment_id], max_results=500)
-    parents = sorted((r for r in every if r.data.tags.get("lrdecay.role") == "sweep"),
-                     key=lambda r: r.info.start_time)
+    parents = sorted(
+        (r for r in every if r.data.tags.get("lrdecay.role") == "sweep"),
+        key=lambda r: r.info.start_time,
+    )
     # the killed launcher's parent could never close itself: the re-launch closed it
     assert [p.info.status for p in parents] == ["KILLED", "FINISHED"]
     assert "closed 1 sweep parent run(s) whose launcher had died" in again.stdout

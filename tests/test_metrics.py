@@ -2,7 +2,7 @@
 
 from __future__ import annotations
 
-from lrdecay.metrics import convergence_epoch, epochs_to_target, should_early_stop
+from lrdecay.core.metrics import convergence_epoch, epochs_to_target, should_early_stop
 
 
 def test_convergence_epoch_is_first_quiet_window() -> None:

@@ -13,7 +13,7 @@ from mlflow.tracking import MlflowClient
 
 from lrdecay.config import validate
 from lrdecay.run import RunContext, run
-from lrdecay.sweep_callbacks import ui_command
+from lrdecay.sweep.callbacks import ui_command
 from tests.conftest import compose_config, run_cli
 
 SETTINGS = [p.stem for p in (Path(__file__).resolve().parents[1] / "conf" / "setting").glob("*")]
@@ -79,7 +79,7 @@ def _rgb(colour: str) -> tuple[int, ...]:
 
 def test_fourteen_settings_get_fourteen_distinguishable_colours() -> None:
     from lrdecay.palette import SEQUENCE_COLORS
-    from lrdecay.ui import setting_colour
+    from lrdecay.tracking.ui import setting_colour
 
     colours = {}
     for setting in SETTINGS:
@@ -97,7 +97,7 @@ def test_fourteen_settings_get_fourteen_distinguishable_colours() -> None:
 
 
 def test_names_tell_apart_what_the_sweep_varies() -> None:
-    from lrdecay.ui import name_suffix, swept_keys
+    from lrdecay.tracking.ui import name_suffix, swept_keys
 
     swept = swept_keys(
         [

@@ -6,12 +6,17 @@ import pytest
 import torch
 
 from lrdecay.config import ModelConfig
-from lrdecay.models import build_model
+from lrdecay.core.models import build_model
 
 
-@pytest.mark.parametrize(("name", "shape", "flat"), [
-    ("mnist_cnn", (1, 28, 28), 3380), ("mnist_cnn", (1, 8, 8), 180),
-    ("cifar_cnn", (3, 32, 32), 1024)])
+@pytest.mark.parametrize(
+    ("name", "shape", "flat"),
+    [
+        ("mnist_cnn", (1, 28, 28), 3380),
+        ("mnist_cnn", (1, 8, 8), 180),
+        ("cifar_cnn", (3, 32, 32), 1024),
+    ],
+)
 def test_models_give_logits_and_derive_flat_size(name, shape, flat) -> None:
     model = build_model(ModelConfig(name=name), shape, num_classes=10)
     linears = [m for m in model.modules() if isinstance(m, torch.nn.Linear)]

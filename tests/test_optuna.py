@@ -35,25 +35,37 @@ from hydra_plugins.lrdecay_optuna_sweeper._space import (
     resolve_directions,
     sqlite_absolute,
 )
+from lrdecay.core.records import FINAL_ACC_METRIC, epoch_key
 from lrdecay.errors import LrdecayError
-from lrdecay.pruning import make_pruner
-from lrdecay.records import FINAL_ACC_METRIC, epoch_key
+from lrdecay.sweep.pruning import make_pruner
 from tests.conftest import CONF_DIR, ROOT, run_cli
 
-QUIET = ["dataset=digits", "trainer.progress=off", "tracking.log_plot=false",
-         "report.enabled=false"]
+QUIET = [
+    "dataset=digits",
+    "trainer.progress=off",
+    "tracking.log_plot=false",
+    "report.enabled=false",
+]
 
 
 # ---------------------------------------------------------------- fast: no training
 
 
 def test_sweep_syntax_maps_to_optuna_distributions() -> None:
-    space, fixed = parse_search_space([
-        "optimizer.lr=tag(log, interval(1e-4, 1e-1))", "strategy.rate=interval(0.001, 0.1)",
-        "dataset.batch_size=choice(32, 64, 128)", "sequence=seq1,seq2",
-        "trainer.max_epochs=range(2, 11, 4)", "seed=int(interval(0, 9))",
-        "strategy.shrink=range(0.5, 5.5, step=1)", "dataset=digits", "+extra=1",
-        "sequence=seq3"])
+    space, fixed = parse_search_space(
+        [
+            "optimizer.lr=tag(log, interval(1e-4, 1e-1))",
+            "strategy.rate=interval(0.001, 0.1)",
+            "dataset.batch_size=choice(32, 64, 128)",
+            "sequence=seq1,seq2",
+            "trainer.max_epochs=range(2, 11, 4)",
+            "seed=int(interval(0, 9))",
+            "strategy.shrink=range(0.5, 5.5, step=1)",
+            "dataset=digits",
+            "+extra=1",
+            "sequence=seq3",
+        ]
+    )
     assert space["optimizer.lr"] == FloatDistribution(1e-4, 1e-1, log=True)
     assert space["strategy.rate"] == FloatDistribution(0.001, 0.1)
     assert space["dataset.batch_size"] == CategoricalDistribution([32, 64, 128])
@@ -61,18 +73,29 @@ def test_sweep_syntax_maps_to_optuna_distributions() -> None:
     assert space["seed"] == IntDistribution(0, 9)
     assert space["strategy.shrink"] == FloatDistribution(0.5, 4.5, step=1)  # 0.5, …, 4.5
     assert "sequence" not in space  # a later plain value wins over the earlier sweep
-    assert fixed == {"dataset": "dataset=digits", "+extra": "+extra=1",
-                     "sequence": "sequence=seq3"}
+    assert fixed == {"dataset": "dataset=digits", "+extra": "+extra=1", "sequence": "sequence=seq3"}
     assert grid_values("x", space["trainer.max_epochs"]) == [2, 6, 10]
     with pytest.raises(SweepError, match="discrete"):
         grid_values("optimizer.lr", space["optimizer.lr"])
     assert [format_value(v) for v in (1e-05, True, None, "seq1", 3)] == [
-        "1e-05", "true", "null", "seq1", "3"]
+        "1e-05",
+        "true",
+        "null",
+        "seq1",
+        "3",
+    ]
 
 
-@pytest.mark.parametrize("line", ["range(0.5, 5.5, step=1)", "range(0.1, 1.0, step=0.1)",
-                                  "range(-2.0, 2.5, step=0.5)", "range(1, 2, step=0.25)",
-                                  "range(0.001, 0.01, step=0.003)"])
+@pytest.mark.parametrize(
+    "line",
+    [
+        "range(0.5, 5.5, step=1)",
+        "range(0.1, 1.0, step=0.1)",
+        "range(-2.0, 2.5, step=0.5)",
+        "range(1, 2, step=0.25)",
+        "range(0.001, 0.01, step=0.003)",
+    ],
+)
 def test_a_float_range_stays_ordered(line: str) -> None:
     """A stepped float distribution over Hydra's own values (stop excluded), never a
     categorical (CMA-ES and QMC would lose the order)."""
@@ -88,8 +111,7 @@ def test_a_float_range_stays_ordered(line: str) -> None:
 
 
 def test_directions_follow_the_objectives_unless_given() -> None:
-    assert resolve_directions(None, ["val_acc", "convergence_epoch"]) == ["maximize",
-                                                                          "minimize"]
+    assert resolve_directions(None, ["val_acc", "convergence_epoch"]) == ["maximize", "minimize"]
     assert resolve_directions("minimize", ["val_acc"]) == ["minimize"]
     with pytest.raises(SweepError, match="1 direction"):
         resolve_directions("maximize", ["val_acc", "train_seconds"])
@@ -132,8 +154,13 @@ def test_tune_preset_selects_the_sweeper_itself(extra: list[str]) -> None:
     assert sweeper.sampler._target_ == "optuna.samplers.TPESampler"
     assert sweeper.pruner.name == "percentile"
     assert sweeper.study_name == "tune-digits"
-    assert set(sweeper.params) == {"optimizer.lr", "sequence", "strategy", "strategy.rate",
-                                   "dataset.batch_size"}
+    assert set(sweeper.params) == {
+        "optimizer.lr",
+        "sequence",
+        "strategy",
+        "strategy.rate",
+        "dataset.batch_size",
+    }
     assert sweeper.params["optimizer.lr"] == "tag(log, interval(1e-4, 1e-1))"
 
 
@@ -141,15 +168,21 @@ def test_stock_optuna_sweeper_is_neither_installed_nor_used() -> None:
     with pytest.raises(importlib.metadata.PackageNotFoundError):
         importlib.metadata.distribution("hydra-optuna-sweeper")
     assert importlib.util.find_spec("hydra_plugins.hydra_optuna_sweeper") is None
-    sources = [ROOT / "train.py", ROOT / "pyproject.toml", *ROOT.glob("src/**/*.py"),
-               *ROOT.glob("conf/**/*.yaml")]
+    sources = [
+        ROOT / "train.py",
+        ROOT / "pyproject.toml",
+        *ROOT.glob("src/**/*.py"),
+        *ROOT.glob("conf/**/*.yaml"),
+    ]
     for path in sources:
         text = path.read_text()
         assert "hydra_optuna_sweeper" not in text and "hydra-optuna-sweeper" not in text, path
-    cfg = _compose("hydra/sweeper=optuna", "hydra/sweeper/sampler=nsgaii",
-                   "hydra/sweeper/pruner=hyperband")
+    cfg = _compose(
+        "hydra/sweeper=optuna", "hydra/sweeper/sampler=nsgaii", "hydra/sweeper/pruner=hyperband"
+    )
     assert cfg.hydra.sweeper._target_ == (
-        "hydra_plugins.lrdecay_optuna_sweeper.optuna_sweeper.OptunaSweeper")
+        "hydra_plugins.lrdecay_optuna_sweeper.optuna_sweeper.OptunaSweeper"
+    )
     assert cfg.hydra.sweeper.sampler._target_ == "optuna.samplers.NSGAIISampler"
     assert cfg.hydra.sweeper.pruner.name == "hyperband"
 
@@ -164,11 +197,14 @@ def _mlflow(folder: Path) -> MlflowClient:
 def _children_by_parent(client: MlflowClient) -> dict[str, list]:
     """Each sweep parent run id (in start order) with its child runs."""
     exp = client.get_experiment_by_name("lrdecay-digits")
-    runs = client.search_runs([exp.experiment_id], max_results=1000,
-                              order_by=["attributes.start_time ASC"])
+    runs = client.search_runs(
+        [exp.experiment_id], max_results=1000, order_by=["attributes.start_time ASC"]
+    )
     parents = [r for r in runs if r.data.tags.get("lrdecay.role") == "sweep"]
-    return {p.info.run_id: [r for r in runs if r.data.tags.get("mlflow.parentRunId")
-                            == p.info.run_id] for p in parents}
+    return {
+        p.info.run_id: [r for r in runs if r.data.tags.get("mlflow.parentRunId") == p.info.run_id]
+        for p in parents
+    }
 
 
 def _states(db: Path, study: str) -> dict[str, int]:
@@ -178,16 +214,26 @@ def _states(db: Path, study: str) -> dict[str, int]:
         return {}
     with contextlib.closing(sqlite3.connect(db, timeout=30)) as con:
         try:
-            rows = con.execute("SELECT t.state, COUNT(*) FROM trials t JOIN studies s ON "
-                               "t.study_id = s.study_id WHERE s.study_name = ? "
-                               "GROUP BY t.state", (study,)).fetchall()
+            rows = con.execute(
+                "SELECT t.state, COUNT(*) FROM trials t JOIN studies s ON "
+                "t.study_id = s.study_id WHERE s.study_name = ? "
+                "GROUP BY t.state",
+                (study,),
+            ).fetchall()
         except sqlite3.OperationalError:  # no tables yet
             return {}
     return dict(rows)
 
 
-TUNE = ["-m", "experiment=tune", *QUIET, "trainer.max_epochs=4", "hydra.sweeper.n_jobs=2",
-        "hydra/sweeper/sampler=random", "hydra.sweeper.sampler.seed=0"]
+TUNE = [
+    "-m",
+    "experiment=tune",
+    *QUIET,
+    "trainer.max_epochs=4",
+    "hydra.sweeper.n_jobs=2",
+    "hydra/sweeper/sampler=random",
+    "hydra.sweeper.sampler.seed=0",
+]
 
 
 @pytest.mark.slow
@@ -196,10 +242,14 @@ def test_search_survives_a_kill_resumes_and_extends(tmp_path: Path) -> None:
     db = tmp_path / "optuna.db"
     env = {**os.environ}
     env.pop("MLFLOW_TRACKING_URI", None)
-    first = subprocess.Popen([sys.executable, str(ROOT / "train.py"), *TUNE,
-                              "hydra.sweeper.n_trials=6"], cwd=tmp_path, env=env,
-                             stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL,
-                             start_new_session=True)
+    first = subprocess.Popen(
+        [sys.executable, str(ROOT / "train.py"), *TUNE, "hydra.sweeper.n_trials=6"],
+        cwd=tmp_path,
+        env=env,
+        stdout=subprocess.DEVNULL,
+        stderr=subprocess.DEVNULL,
+        start_new_session=True,
+    )
     try:
         deadline = time.monotonic() + 240
         while time.monotonic() < deadline and first.poll() is None:
@@ -231,8 +281,9 @@ def test_search_survives_a_kill_resumes_and_extends(tmp_path: Path) -> None:
         assert t.params.items() <= retried[t.number].params.items()
     fresh = [tuple(sorted(t.params.items())) for t in finished if "retry_of" not in t.user_attrs]
     assert len(set(fresh)) == len(fresh)  # the resumed seeded sampler drew new points
-    results = yaml.safe_load(next(tmp_path.glob("multirun/*/*/optimization_results.yaml"))
-                             .read_text())
+    results = yaml.safe_load(
+        next(tmp_path.glob("multirun/*/*/optimization_results.yaml")).read_text()
+    )
     best = study.best_trial
     assert results["best_value"] == pytest.approx(best.value)
     assert results["best_params"] == best.params
@@ -241,8 +292,7 @@ def test_search_survives_a_kill_resumes_and_extends(tmp_path: Path) -> None:
     proc = run_cli([*TUNE, "hydra.sweeper.n_trials=8"], cwd=tmp_path, timeout=300)
     assert proc.returncode == 0, proc.stderr[-3000:]
     assert "8 finished trials" in proc.stdout
-    assert _states(db, "tune-digits")["COMPLETE"] + _states(db, "tune-digits").get(
-        "PRUNED", 0) == 8
+    assert _states(db, "tune-digits")["COMPLETE"] + _states(db, "tune-digits").get("PRUNED", 0) == 8
     sweeps = list(_children_by_parent(_mlflow(tmp_path)).values())
     assert len(sweeps) == 3 and len(sweeps[1]) == 6 - done_before
     last = sweeps[2]
@@ -261,15 +311,26 @@ def test_search_survives_a_kill_resumes_and_extends(tmp_path: Path) -> None:
 @pytest.mark.slow
 def test_two_objectives_give_a_pareto_front(tmp_path: Path) -> None:
     """Accuracy against convergence epoch: a longer budget is more accurate and slower."""
-    proc = run_cli(["-m", "hydra/sweeper=optuna", *QUIET, "hydra/sweeper/sampler=grid",
-                    "objective=[val_acc,convergence_epoch]",
-                    "hydra.sweeper.direction=[maximize,minimize]",
-                    "trainer.max_epochs=choice(2,4,6)", "optimizer.lr=0.05",
-                    "hydra.sweeper.n_trials=10"], cwd=tmp_path, timeout=300)
+    proc = run_cli(
+        [
+            "-m",
+            "hydra/sweeper=optuna",
+            *QUIET,
+            "hydra/sweeper/sampler=grid",
+            "objective=[val_acc,convergence_epoch]",
+            "hydra.sweeper.direction=[maximize,minimize]",
+            "trainer.max_epochs=choice(2,4,6)",
+            "optimizer.lr=0.05",
+            "hydra.sweeper.n_trials=10",
+        ],
+        cwd=tmp_path,
+        timeout=300,
+    )
     assert proc.returncode == 0, proc.stderr[-3000:]
     assert "the grid has 3 points" in proc.stdout + proc.stderr
-    results = yaml.safe_load(next(tmp_path.glob("multirun/*/*/optimization_results.yaml"))
-                             .read_text())
+    results = yaml.safe_load(
+        next(tmp_path.glob("multirun/*/*/optimization_results.yaml")).read_text()
+    )
     front = results["solutions"]
     assert len(front) >= 2 and "Pareto front:" in proc.stdout
     assert results["objectives"] == ["val_acc", "convergence_epoch"]
@@ -279,20 +340,33 @@ def test_two_objectives_give_a_pareto_front(tmp_path: Path) -> None:
         for b in front:
             assert not (a["values"][0] > b["values"][0] and a["values"][1] < b["values"][1])
     (children,) = _children_by_parent(_mlflow(tmp_path)).values()
-    assert len(children) == 3 and all(math.isfinite(c.data.metrics[FINAL_ACC_METRIC])
-                                       for c in children)
+    assert len(children) == 3 and all(
+        math.isfinite(c.data.metrics[FINAL_ACC_METRIC]) for c in children
+    )
 
 
 @pytest.mark.slow
 def test_median_pruner_stops_hopeless_rates_early(tmp_path: Path) -> None:
     """r0 = 1e-6 cannot learn in 6 epochs: once two good trials finished, it is pruned."""
-    proc = run_cli(["-m", "hydra/sweeper=optuna", *QUIET, "hydra/sweeper/sampler=random",
-                    "hydra.sweeper.sampler.seed=6", "hydra/sweeper/pruner=median",
-                    "hydra.sweeper.pruner.n_startup_trials=2",
-                    "hydra.sweeper.pruner.n_warmup_steps=1", "hydra.sweeper.n_jobs=1",
-                    "hydra.sweeper.n_trials=4", "trainer.max_epochs=6",
-                    "optimizer.lr=choice(0.05,1e-6)", "hydra.sweeper.study_name=prune"],
-                   cwd=tmp_path, timeout=300)
+    proc = run_cli(
+        [
+            "-m",
+            "hydra/sweeper=optuna",
+            *QUIET,
+            "hydra/sweeper/sampler=random",
+            "hydra.sweeper.sampler.seed=6",
+            "hydra/sweeper/pruner=median",
+            "hydra.sweeper.pruner.n_startup_trials=2",
+            "hydra.sweeper.pruner.n_warmup_steps=1",
+            "hydra.sweeper.n_jobs=1",
+            "hydra.sweeper.n_trials=4",
+            "trainer.max_epochs=6",
+            "optimizer.lr=choice(0.05,1e-6)",
+            "hydra.sweeper.study_name=prune",
+        ],
+        cwd=tmp_path,
+        timeout=300,
+    )
     assert proc.returncode == 0, proc.stderr[-3000:]
     assert "pruned" in proc.stdout
     study = optuna.load_study(study_name="prune", storage=f"sqlite:///{tmp_path / 'optuna.db'}")
@@ -315,4 +389,4 @@ def test_median_pruner_stops_hopeless_rates_early(tmp_path: Path) -> None:
     complete = [float(r[2]) for r in rows[1:] if r[1] == "COMPLETE"]
     assert complete == sorted(complete, reverse=True)  # best first
     assert complete[0] == pytest.approx(study.best_value, rel=1e-3)
-    assert [r[1] for r in rows[len(complete) + 1:]] == ["PRUNED"] * len(pruned)
+    assert [r[1] for r in rows[len(complete) + 1 :]] == ["PRUNED"] * len(pruned)

@@ -7,7 +7,7 @@ from pathlib import Path
 import pytest
 from mlflow.tracking import MlflowClient
 
-from lrdecay.records import EPOCH_METRICS, EpochRecord, Listener, epoch_key
+from lrdecay.core.records import EPOCH_METRICS, EpochRecord, Listener, epoch_key
 from lrdecay.run import RunContext, run
 from tests.conftest import MlflowServer, compose_config, run_cli
 
@@ -16,8 +16,17 @@ pytestmark = pytest.mark.slow
 
 def test_sweep_against_a_server_never_shows_credentials(tmp_path: Path, mlflow_server) -> None:
     uri = mlflow_server.uri.replace("http://", "http://alice:s3cret@")
-    proc = run_cli(["-m", "sequence=seq1,seq3", "dataset=digits", "trainer.max_epochs=3",
-                    f"tracking.uri={uri}"], cwd=tmp_path, timeout=600)
+    proc = run_cli(
+        [
+            "-m",
+            "sequence=seq1,seq3",
+            "dataset=digits",
+            "trainer.max_epochs=3",
+            f"tracking.uri={uri}",
+        ],
+        cwd=tmp_path,
+        timeout=600,
+    )
     assert proc.returncode == 0, proc.stderr[-3000:]
     assert "s3cret" not in proc.stdout + proc.stderr
     assert "credentials in tracking.uri go to MLflow" in proc.stdout + proc.stderr
@@ -48,10 +57,20 @@ class Outage(Listener):
 
 
 def test_server_restart_mid_run_loses_no_metric(tmp_path: Path, mlflow_server) -> None:
-    cfg = compose_config(["dataset=digits", "trainer.max_epochs=6", "trainer.progress=off",
-                          f"tracking.uri={mlflow_server.uri}", "tracking.log_plot=false"])
-    summary = run(cfg, RunContext(base_dir=tmp_path, output_dir=tmp_path / "job"),
-                  extra_listeners=[Outage(mlflow_server, down_after=2, up_after=4)])
+    cfg = compose_config(
+        [
+            "dataset=digits",
+            "trainer.max_epochs=6",
+            "trainer.progress=off",
+            f"tracking.uri={mlflow_server.uri}",
+            "tracking.log_plot=false",
+        ]
+    )
+    summary = run(
+        cfg,
+        RunContext(base_dir=tmp_path, output_dir=tmp_path / "job"),
+        extra_listeners=[Outage(mlflow_server, down_after=2, up_after=4)],
+    )
     assert summary.status == "finished" and summary.epochs_run == 6
     client = MlflowClient(mlflow_server.uri)
     (r,) = client.search_runs([client.get_experiment_by_name("lrdecay-digits").experiment_id])
@@ -67,8 +86,11 @@ def test_unreachable_server_is_one_line_before_training(tmp_path: Path) -> None:
     from tests.conftest import free_port
 
     start = time.monotonic()
-    proc = run_cli(["dataset=digits", f"tracking.uri=http://127.0.0.1:{free_port()}"],
-                   cwd=tmp_path, timeout=120)
+    proc = run_cli(
+        ["dataset=digits", f"tracking.uri=http://127.0.0.1:{free_port()}"],
+        cwd=tmp_path,
+        timeout=120,
+    )
     assert time.monotonic() - start < 20
     assert proc.returncode == 2
     out = proc.stdout + proc.stderr
@@ -78,19 +100,36 @@ def test_unreachable_server_is_one_line_before_training(tmp_path: Path) -> None:
 def test_report_from_a_server_equals_the_report_from_sqlite(tmp_path: Path) -> None:
     import re
 
-    from lrdecay.report import write_report
+    from lrdecay.report.build import write_report
 
-    proc = run_cli(["-m", "setting=seq1-epoch,seq3-oscillate,sgd-fixed", "seed=1,2",
-                    "dataset=digits", "trainer.max_epochs=3", "report.enabled=false"],
-                   cwd=tmp_path, timeout=600)
+    proc = run_cli(
+        [
+            "-m",
+            "setting=seq1-epoch,seq3-oscillate,sgd-fixed",
+            "seed=1,2",
+            "dataset=digits",
+            "trainer.max_epochs=3",
+            "report.enabled=false",
+        ],
+        cwd=tmp_path,
+        timeout=600,
+    )
     assert proc.returncode == 0, proc.stderr[-3000:]
     db = tmp_path / "mlruns" / "mlflow.db"
-    from_file = write_report(f"sqlite:///{db}", experiment="lrdecay-digits",
-                             out_dir=tmp_path / "file", log_to_parent=False)
+    from_file = write_report(
+        f"sqlite:///{db}",
+        experiment="lrdecay-digits",
+        out_dir=tmp_path / "file",
+        log_to_parent=False,
+    )
     server = MlflowServer(tmp_path, db=db).start()
     try:
-        from_server = write_report(server.uri, experiment="lrdecay-digits",
-                                   out_dir=tmp_path / "server", log_to_parent=False)
+        from_server = write_report(
+            server.uri,
+            experiment="lrdecay-digits",
+            out_dir=tmp_path / "server",
+            log_to_parent=False,
+        )
     finally:
         server.stop()
     for name in ("table.md", "table.csv", "table.tex"):

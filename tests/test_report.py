@@ -22,11 +22,11 @@ from mlflow.tracking import MlflowClient
 from scipy import stats
 
 from lrdecay.config import register_configs
-from lrdecay.records import FINAL_ACC_METRIC, EpochRecord, Listener
-from lrdecay.report import main, write_report
-from lrdecay.report_claims import check_claims
-from lrdecay.report_inference import compare_means
-from lrdecay.report_stats import RunRecord, Stat, summarise
+from lrdecay.core.records import FINAL_ACC_METRIC, EpochRecord, Listener
+from lrdecay.report.build import main, write_report
+from lrdecay.report.claims import check_claims
+from lrdecay.report.inference import compare_means
+from lrdecay.report.stats import RunRecord, Stat, summarise
 from lrdecay.run import RunContext, run
 
 CONF_DIR = Path(__file__).resolve().parents[1] / "conf"

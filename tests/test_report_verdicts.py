@@ -26,12 +26,12 @@ from matplotlib.transforms import Bbox
 from mlflow.entities import Metric
 from mlflow.tracking import MlflowClient
 
-from lrdecay.records import epoch_key, summary_key
-from lrdecay.report import write_report
-from lrdecay.report_claims import Claim, check_claims
-from lrdecay.report_figures import curves_figure, rates_figure, scatter_figure
-from lrdecay.report_inference import compare_means, compare_times, holm
-from lrdecay.report_stats import SettingSummary, load_runs, summarise
+from lrdecay.core.records import epoch_key, summary_key
+from lrdecay.report.build import write_report
+from lrdecay.report.claims import Claim, check_claims
+from lrdecay.report.figures import curves_figure, rates_figure, scatter_figure
+from lrdecay.report.inference import compare_means, compare_times, holm
+from lrdecay.report.stats import SettingSummary, load_runs, summarise
 
 BUDGET = 20
 R0 = 0.01

@@ -9,8 +9,8 @@ import torch
 from mlflow.entities import Metric
 from mlflow.tracking import MlflowClient
 
-from lrdecay.checkpoint import CHECKPOINT_FILE
-from lrdecay.records import EPOCH_METRICS, EpochRecord, Listener, metric_name
+from lrdecay.core.checkpoint import CHECKPOINT_FILE
+from lrdecay.core.records import EPOCH_METRICS, EpochRecord, Listener, metric_name
 from lrdecay.run import RunContext, run
 from tests.conftest import compose_config
 
@@ -27,10 +27,18 @@ class InterruptAt(Listener):
 
 
 def _cfg(tmp: Path, store: str, *extra: str):
-    return compose_config(["dataset=digits", f"tracking.uri=sqlite:///{tmp / store}",
-                           "trainer.progress=off", "tracking.log_plot=false",
-                           "trainer.max_epochs=5", "model=cifar_cnn", "dataset.channels=1",
-                           *extra])
+    return compose_config(
+        [
+            "dataset=digits",
+            f"tracking.uri=sqlite:///{tmp / store}",
+            "trainer.progress=off",
+            "tracking.log_plot=false",
+            "trainer.max_epochs=5",
+            "model=cifar_cnn",
+            "dataset.channels=1",
+            *extra,
+        ]
+    )
 
 
 def _ctx(tmp: Path, name: str) -> RunContext:
@@ -99,33 +107,40 @@ def test_twin_without_its_checkpoint_is_replaced_not_duplicated(tmp_path: Path) 
     assert replaced.data.tags["lrdecay.replaced_by"] == kept.info.run_id
 
 
-
 def _as_written_before_sections(client: MlflowClient, run) -> str:
     """``run`` as a store written before the metric sections holds it: a copy with its tags,
     every metric's history under the bare name (``val_acc``), its status; the original is
     deleted so that the copy is the setting's twin. Returns the copy's id."""
-    copy = client.create_run(run.info.experiment_id, run_name=run.info.run_name,
-                             tags=dict(run.data.tags)).info.run_id
-    bare = [Metric(metric_name(key), m.value, m.timestamp, m.step) for key in run.data.metrics
-            for m in client.get_metric_history(run.info.run_id, key)]
+    copy = client.create_run(
+        run.info.experiment_id, run_name=run.info.run_name, tags=dict(run.data.tags)
+    ).info.run_id
+    bare = [
+        Metric(metric_name(key), m.value, m.timestamp, m.step)
+        for key in run.data.metrics
+        for m in client.get_metric_history(run.info.run_id, key)
+    ]
     client.log_batch(copy, metrics=bare)
     client.set_terminated(copy, status=run.info.status)
     client.delete_run(run.info.run_id)
     return copy
 
 
-def test_a_store_written_before_the_metric_sections_is_skipped_and_resumed(
-        tmp_path: Path) -> None:
+def test_a_store_written_before_the_metric_sections_is_skipped_and_resumed(tmp_path: Path) -> None:
     """Re-launching over runs logged with bare metric names: the FINISHED twin is skipped with
     its recorded accuracy, the interrupted one resumes from its checkpoint in the same run and
     ends with its whole history under today's keys, step = epoch."""
     done = run(_cfg(tmp_path, "o.db", "resume=true", "seed=1"), _ctx(tmp_path, "d1"))
     with pytest.raises(KeyboardInterrupt):
-        run(_cfg(tmp_path, "o.db", "resume=true", "seed=2"), _ctx(tmp_path, "i1"),
-            extra_listeners=[InterruptAt(3)])
+        run(
+            _cfg(tmp_path, "o.db", "resume=true", "seed=2"),
+            _ctx(tmp_path, "i1"),
+            extra_listeners=[InterruptAt(3)],
+        )
     client = MlflowClient(f"sqlite:///{tmp_path / 'o.db'}")
-    old = {r.data.tags["seed"]: _as_written_before_sections(client, r)
-           for r in _active_twins(tmp_path, "o.db")}
+    old = {
+        r.data.tags["seed"]: _as_written_before_sections(client, r)
+        for r in _active_twins(tmp_path, "o.db")
+    }
     assert not any("/" in key for key in client.get_run(old["1"]).data.metrics)
 
     skipped = run(_cfg(tmp_path, "o.db", "resume=true", "seed=1"), _ctx(tmp_path, "d2"))
@@ -138,9 +153,11 @@ def test_a_store_written_before_the_metric_sections_is_skipped_and_resumed(
         steps = [m.step for m in client.get_metric_history(old["2"], name)]
         assert sorted(steps) == [1, 2, 3, 4, 5], name
 
+
 @pytest.mark.parametrize("damage", ["missing entries", "another model's weights"])
-def test_a_checkpoint_of_the_wrong_structure_is_one_clear_error(tmp_path: Path,
-                                                               damage: str) -> None:
+def test_a_checkpoint_of_the_wrong_structure_is_one_clear_error(
+    tmp_path: Path, damage: str
+) -> None:
     """resume=true onto a checkpoint that is not this run's: an error naming the file and the
     fix, never a KeyError or a state-dict traceback."""
     from lrdecay.errors import LrdecayError
@@ -160,22 +177,48 @@ def test_a_checkpoint_of_the_wrong_structure_is_one_clear_error(tmp_path: Path,
 
 
 #: Overrides that change what a run computes (each must change the fingerprint) ...
-DEFINING = ["dataset.batch_size=32", "dataset.val_fraction=0.1", "dataset.split_seed=3",
-            "model.dropout=0.5", "optimizer=adam", "optimizer.lr=0.02", "sequence=seq1",
-            "sequence.gamma=0.8", "strategy=cutoff", "strategy.rate=0.02",
-            "trainer.max_epochs=7", "trainer.early_stop_tol=0.001",
-            "trainer.convergence_window=3", "trainer.precision=bf16", "seed=7"]
+DEFINING = [
+    "dataset.batch_size=32",
+    "dataset.val_fraction=0.1",
+    "dataset.split_seed=3",
+    "model.dropout=0.5",
+    "optimizer=adam",
+    "optimizer.lr=0.02",
+    "sequence=seq1",
+    "sequence.gamma=0.8",
+    "strategy=cutoff",
+    "strategy.rate=0.02",
+    "trainer.max_epochs=7",
+    "trainer.early_stop_tol=0.001",
+    "trainer.convergence_window=3",
+    "trainer.precision=bf16",
+    "seed=7",
+]
 #: ... and overrides that do not (a re-launch with any of them retrains nothing).
-INCIDENTAL = ["trainer.keep_checkpoint=true", "trainer.checkpoint=false", "objective=[test_acc]",
-              "trainer.progress=off", "trainer.channels_last=off", "trainer.compile=true",
-              "tracking.store_dir=elsewhere", "tracking.log_plot=false", "data.root=/x",
-              "data.download=false", "device=cpu", "threads=1", "resume=true",
-              "sweep.rerun=true", "report.enabled=false", "dataset.eval_batch_size=64",
-              "dataset.target_accuracy=0.9", "trial.number=3"]
+INCIDENTAL = [
+    "trainer.keep_checkpoint=true",
+    "trainer.checkpoint=false",
+    "objective=[test_acc]",
+    "trainer.progress=off",
+    "trainer.channels_last=off",
+    "trainer.compile=true",
+    "tracking.store_dir=elsewhere",
+    "tracking.log_plot=false",
+    "data.root=/x",
+    "data.download=false",
+    "device=cpu",
+    "threads=1",
+    "resume=true",
+    "sweep.rerun=true",
+    "report.enabled=false",
+    "dataset.eval_batch_size=64",
+    "dataset.target_accuracy=0.9",
+    "trial.number=3",
+]
 
 
 def test_fingerprint_is_what_defines_the_experiment() -> None:
-    from lrdecay.resume import fingerprint
+    from lrdecay.tracking.resume import fingerprint
 
     base = fingerprint(compose_config(["dataset=digits"]))
     assert fingerprint(compose_config(["dataset=digits"])) == base  # stable

@@ -7,7 +7,7 @@ import math
 import pytest
 import torch
 
-from lrdecay.schedules import (
+from lrdecay.core.schedules import (
     Cutoff,
     EveryEpoch,
     Geometric,
@@ -38,10 +38,10 @@ def test_seq3_is_geometric_and_its_gamma_is_configurable() -> None:
 
 
 def test_seq4_is_the_studys_decaying_saw_tooth() -> None:
-    expected = [1, .9, .8, .7, .6, .5, .4, .3, .2, .05, .5, .45, .4]
+    expected = [1, 0.9, 0.8, 0.7, 0.6, 0.5, 0.4, 0.3, 0.2, 0.05, 0.5, 0.45, 0.4]
     assert _terms("seq4", 13) == pytest.approx(expected)
     # period 4: n=1..4 → 1, .75, .5, (1-.75)/2; n=5 → 1/2
-    assert _terms("seq4", 5, period=4) == pytest.approx([1, .75, .5, .125, .5])
+    assert _terms("seq4", 5, period=4) == pytest.approx([1, 0.75, 0.5, 0.125, 0.5])
 
 
 def test_constant_and_unknown_names() -> None:

@@ -10,7 +10,7 @@ import pytest
 import torch
 
 from lrdecay.config import DataConfig, DatasetConfig, validate
-from lrdecay.data import load_data
+from lrdecay.core.data import load_data
 from lrdecay.errors import ConfigError, DataError
 from tests.conftest import compose_config, error_line, run_cli
 
@@ -173,7 +173,7 @@ def test_config_file_passwords_are_refused() -> None:
 
 
 def test_passwords_move_from_the_command_line_into_the_environment() -> None:
-    from lrdecay.credentials import STORAGE_PASSWORD_ENV, move_credentials, storage_url
+    from lrdecay.tracking.credentials import STORAGE_PASSWORD_ENV, move_credentials, storage_url
 
     environ = {"MLFLOW_TRACKING_URI": "https://carol:pw%403@mlflow.example:443/x"}
     argv, moved = move_credentials(

@@ -13,7 +13,7 @@ from pathlib import Path
 import pytest
 from mlflow.tracking import MlflowClient
 
-from lrdecay.checkpoint import CHECKPOINT_FILE
+from lrdecay.core.checkpoint import CHECKPOINT_FILE
 from tests.conftest import ROOT, run_cli
 
 pytestmark = pytest.mark.slow

@@ -13,7 +13,7 @@ from pathlib import Path
 import pytest
 from mlflow.tracking import MlflowClient
 
-from lrdecay.records import EPOCH_METRICS, FINAL_ACC_METRIC, epoch_key
+from lrdecay.core.records import EPOCH_METRICS, FINAL_ACC_METRIC, epoch_key
 from tests.conftest import run_cli
 
 pytestmark = pytest.mark.slow
@@ -47,8 +47,11 @@ def _assert_complete_history(client: MlflowClient, run, epochs: int) -> None:
 def paper_sweep(tmp_path_factory) -> Path:
     """`python train.py -m experiment=paper dataset=digits` at 3 epochs, run once."""
     folder = tmp_path_factory.mktemp("paper")
-    proc = run_cli(["-m", "experiment=paper", "dataset=digits", "trainer.max_epochs=3"],
-                   cwd=folder, timeout=900)
+    proc = run_cli(
+        ["-m", "experiment=paper", "dataset=digits", "trainer.max_epochs=3"],
+        cwd=folder,
+        timeout=900,
+    )
     assert proc.returncode == 0, proc.stderr[-3000:]
     (folder / "stdout.txt").write_text(proc.stdout)
     return folder
@@ -91,19 +94,39 @@ def test_mlflow_ui_serves_the_sweep(paper_sweep: Path) -> None:
     port = _free_port()
     mlflow_bin = Path(sys.executable).with_name("mlflow")
     store = f"sqlite:///{paper_sweep / 'mlruns' / 'mlflow.db'}"
-    ui = subprocess.Popen([str(mlflow_bin), "ui", "--backend-store-uri", store,
-                           "--host", "127.0.0.1", "--port", str(port)],
-                          cwd=paper_sweep, stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)
+    ui = subprocess.Popen(
+        [
+            str(mlflow_bin),
+            "ui",
+            "--backend-store-uri",
+            store,
+            "--host",
+            "127.0.0.1",
+            "--port",
+            str(port),
+        ],
+        cwd=paper_sweep,
+        stdout=subprocess.DEVNULL,
+        stderr=subprocess.DEVNULL,
+    )
     base = f"http://127.0.0.1:{port}"
     try:
         exp = _store(paper_sweep).get_experiment_by_name("lrdecay-digits")
-        body = json.dumps({"experiment_ids": [exp.experiment_id], "max_results": 100,
-                           "filter": "attributes.status = 'FINISHED'"}).encode()
+        body = json.dumps(
+            {
+                "experiment_ids": [exp.experiment_id],
+                "max_results": 100,
+                "filter": "attributes.status = 'FINISHED'",
+            }
+        ).encode()
         deadline = time.monotonic() + 90
         while True:
             try:
-                req = urllib.request.Request(f"{base}/api/2.0/mlflow/runs/search", data=body,
-                                             headers={"Content-Type": "application/json"})
+                req = urllib.request.Request(
+                    f"{base}/api/2.0/mlflow/runs/search",
+                    data=body,
+                    headers={"Content-Type": "application/json"},
+                )
                 with urllib.request.urlopen(req, timeout=5) as resp:
                     runs = json.load(resp)["runs"]
                 break
@@ -111,11 +134,15 @@ def test_mlflow_ui_serves_the_sweep(paper_sweep: Path) -> None:
                 if time.monotonic() > deadline or ui.poll() is not None:
                     raise
                 time.sleep(1)
-        children = [r for r in runs if any(t["key"] == "mlflow.parentRunId"
-                                           for t in r["data"].get("tags", []))]
+        children = [
+            r
+            for r in runs
+            if any(t["key"] == "mlflow.parentRunId" for t in r["data"].get("tags", []))
+        ]
         assert {r["info"]["run_name"] for r in children} == PAPER_NAMES
-        assert all(any(m["key"] == FINAL_ACC_METRIC for m in r["data"]["metrics"])
-                   for r in children)
+        assert all(
+            any(m["key"] == FINAL_ACC_METRIC for m in r["data"]["metrics"]) for r in children
+        )
         with urllib.request.urlopen(base + "/", timeout=10) as resp:
             assert resp.status == 200 and "<html" in resp.read().decode().lower()
     finally:
@@ -124,8 +151,17 @@ def test_mlflow_ui_serves_the_sweep(paper_sweep: Path) -> None:
 
 
 def test_grid_gives_twelve_finished_children_and_a_diverging_job_is_isolated(tmp_path) -> None:
-    proc = run_cli(["-m", "sequence=seq1,seq2,seq3,seq4", "strategy=epoch,cutoff,oscillate",
-                    "dataset=digits", "trainer.max_epochs=2"], cwd=tmp_path, timeout=900)
+    proc = run_cli(
+        [
+            "-m",
+            "sequence=seq1,seq2,seq3,seq4",
+            "strategy=epoch,cutoff,oscillate",
+            "dataset=digits",
+            "trainer.max_epochs=2",
+        ],
+        cwd=tmp_path,
+        timeout=900,
+    )
     assert proc.returncode == 0, proc.stderr[-3000:]
     client = _store(tmp_path)
     _, children = _sweep_runs(client)
@@ -136,9 +172,18 @@ def test_grid_gives_twelve_finished_children_and_a_diverging_job_is_isolated(tmp
 
     other = tmp_path / "diverge"
     other.mkdir()
-    proc = run_cli(["-m", "optimizer.lr=0.01,1e6", "strategy=fixed", "dataset=digits",
-                    "trainer.max_epochs=4", "tracking.experiment=diverge"], cwd=other,
-                   timeout=900)
+    proc = run_cli(
+        [
+            "-m",
+            "optimizer.lr=0.01,1e6",
+            "strategy=fixed",
+            "dataset=digits",
+            "trainer.max_epochs=4",
+            "tracking.experiment=diverge",
+        ],
+        cwd=other,
+        timeout=900,
+    )
     assert proc.returncode == 0, proc.stderr[-3000:]  # a divergence is an outcome, not a crash
     parent, children = _sweep_runs(_store(other), "diverge")
     status = {c.data.params["optimizer.lr"]: c for c in children}
@@ -150,8 +195,17 @@ def test_grid_gives_twelve_finished_children_and_a_diverging_job_is_isolated(tmp
 
 
 def test_a_job_that_raises_leaves_the_others_running(tmp_path) -> None:
-    proc = run_cli(["-m", "dataset=digits,mnist", f"data.root={tmp_path / 'nodata'}",
-                    "data.download=false", "trainer.max_epochs=2"], cwd=tmp_path, timeout=900)
+    proc = run_cli(
+        [
+            "-m",
+            "dataset=digits,mnist",
+            f"data.root={tmp_path / 'nodata'}",
+            "data.download=false",
+            "trainer.max_epochs=2",
+        ],
+        cwd=tmp_path,
+        timeout=900,
+    )
     assert proc.returncode != 0  # a crashed job fails the sweep, after the table
     assert "Traceback" not in proc.stdout + proc.stderr
     assert "2 jobs: 1 finished, 0 diverged, 1 failed" in proc.stdout
@@ -166,9 +220,18 @@ def test_a_job_that_raises_leaves_the_others_running(tmp_path) -> None:
 
 def test_stress_many_parallel_jobs_on_a_fresh_store(tmp_path) -> None:
     """16 jobs, 8 workers at once on a new SQLite store: no schema race, no lost points."""
-    proc = run_cli(["-m", "seed=range(0,16)", "dataset=digits", "trainer.max_epochs=5",
-                    "hydra.launcher.n_jobs=8", "tracking.log_plot=false"], cwd=tmp_path,
-                   timeout=900)
+    proc = run_cli(
+        [
+            "-m",
+            "seed=range(0,16)",
+            "dataset=digits",
+            "trainer.max_epochs=5",
+            "hydra.launcher.n_jobs=8",
+            "tracking.log_plot=false",
+        ],
+        cwd=tmp_path,
+        timeout=900,
+    )
     assert proc.returncode == 0, proc.stderr[-3000:]
     log = proc.stdout + proc.stderr
     for bad in ("database is locked", "duplicate column", "OperationalError", "Traceback"):
@@ -182,9 +245,18 @@ def test_stress_many_parallel_jobs_on_a_fresh_store(tmp_path) -> None:
 
 
 def test_submitit_local_launcher_runs_a_sweep(tmp_path) -> None:
-    proc = run_cli(["-m", "sequence=seq1,seq3", "dataset=digits", "trainer.max_epochs=2",
-                    "hydra/launcher=submitit_local", "report.enabled=false"], cwd=tmp_path,
-                   timeout=900)
+    proc = run_cli(
+        [
+            "-m",
+            "sequence=seq1,seq3",
+            "dataset=digits",
+            "trainer.max_epochs=2",
+            "hydra/launcher=submitit_local",
+            "report.enabled=false",
+        ],
+        cwd=tmp_path,
+        timeout=900,
+    )
     assert proc.returncode == 0, proc.stderr[-3000:]
     _, children = _sweep_runs(_store(tmp_path))
     assert sorted(c.info.run_name for c in children) == ["seq1-epoch", "seq3-epoch"]
@@ -193,9 +265,20 @@ def test_submitit_local_launcher_runs_a_sweep(tmp_path) -> None:
 
 def test_slurm_cluster_preset_composes_for_submitit(tmp_path) -> None:
     """What cannot run here (no SLURM) is at least composed exactly as a cluster would get it."""
-    proc = run_cli(["experiment=paper", "hydra/launcher=submitit_slurm", "cluster=slurm",
-                    "hydra.launcher.partition=gpu",
-                    "--cfg", "hydra", "--package", "hydra.launcher"], cwd=tmp_path, timeout=120)
+    proc = run_cli(
+        [
+            "experiment=paper",
+            "hydra/launcher=submitit_slurm",
+            "cluster=slurm",
+            "hydra.launcher.partition=gpu",
+            "--cfg",
+            "hydra",
+            "--package",
+            "hydra.launcher",
+        ],
+        cwd=tmp_path,
+        timeout=120,
+    )
     assert proc.returncode == 0, proc.stderr[-3000:]
     assert "SlurmLauncher" in proc.stdout and "partition: gpu" in proc.stdout
     assert "cpus_per_task: 4" in proc.stdout

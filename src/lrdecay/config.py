@@ -13,9 +13,8 @@ from typing import Any
 from hydra.core.config_store import ConfigStore
 from omegaconf import DictConfig, OmegaConf
 
-from lrdecay.credentials import PASSWORD_ENV, USERNAME_ENV, split_credentials
 from lrdecay.errors import ConfigError
-from lrdecay.resources import available_cores
+from lrdecay.tracking.credentials import PASSWORD_ENV, USERNAME_ENV, split_credentials
 
 DEVICES = ("auto", "cpu", "cuda", "mps")
 DATASETS = ("mnist", "fashion_mnist", "cifar10", "digits")
@@ -27,8 +26,15 @@ STRATEGIES = ("epoch", "cutoff", "oscillate", "fixed")
 
 PRECISIONS = ("fp32", "bf16")  # see lrdecay.acceleration
 #: Spellings of a three-way switch (a bare ``true``/``false`` from the command line included).
-SWITCHES = {"auto": "auto", "on": "on", "true": "on", "yes": "on", "off": "off",
-            "false": "off", "no": "off"}
+SWITCHES = {
+    "auto": "auto",
+    "on": "on",
+    "true": "on",
+    "yes": "on",
+    "off": "off",
+    "false": "off",
+    "no": "off",
+}
 
 
 def _check(ok: bool, key: str, message: str) -> None:
@@ -88,8 +94,15 @@ class DatasetConfig:
 
     def __post_init__(self) -> None:
         _one_of(self.name, DATASETS, "dataset.name")
-        for key in ("channels", "height", "width", "num_classes", "batch_size",
-                    "eval_batch_size", "epochs"):
+        for key in (
+            "channels",
+            "height",
+            "width",
+            "num_classes",
+            "batch_size",
+            "eval_batch_size",
+            "epochs",
+        ):
             _check(getattr(self, key) >= 1, f"dataset.{key}", "must be >= 1")
         _check(0.0 <= self.val_fraction < 1.0, "dataset.val_fraction", "must be in [0, 1)")
         _check(0.0 < self.target_accuracy <= 1.0, "dataset.target_accuracy", "must be in (0, 1]")
@@ -135,8 +148,11 @@ class OptimizerConfig:
         _check(self.lr > 0, "optimizer.lr", f"must be > 0, got {self.lr}")
         _check(0.0 <= self.momentum < 1.0, "optimizer.momentum", "must be in [0, 1)")
         _check(self.weight_decay >= 0, "optimizer.weight_decay", "must be >= 0")
-        _check(len(self.betas) == 2 and all(0 <= b < 1 for b in self.betas),
-               "optimizer.betas", "must be two numbers in [0, 1)")
+        _check(
+            len(self.betas) == 2 and all(0 <= b < 1 for b in self.betas),
+            "optimizer.betas",
+            "must be two numbers in [0, 1)",
+        )
 
 
 @dataclass
@@ -184,8 +200,11 @@ class TrainerConfig:
 
     def __post_init__(self) -> None:
         _check(self.max_epochs >= 1, "trainer.max_epochs", f"must be >= 1, got {self.max_epochs}")
-        _check(self.early_stop_tol is None or self.early_stop_tol > 0,
-               "trainer.early_stop_tol", "must be > 0 or null (off)")
+        _check(
+            self.early_stop_tol is None or self.early_stop_tol > 0,
+            "trainer.early_stop_tol",
+            "must be > 0 or null (off)",
+        )
         _check(self.convergence_window >= 1, "trainer.convergence_window", "must be >= 1")
         _check(self.convergence_threshold > 0, "trainer.convergence_threshold", "must be > 0")
         _one_of(self.progress, ("auto", "bar", "off"), "trainer.progress")
@@ -240,8 +259,14 @@ class ReportConfig:
         _check(self.target is None or 0 < self.target <= 1, "report.target", "must be in (0, 1]")
 
 
-OBJECTIVE_NAMES = ("val_acc", "best_val_acc", "convergence_epoch", "test_acc",
-                   "train_seconds", "epochs_run")
+OBJECTIVE_NAMES = (
+    "val_acc",
+    "best_val_acc",
+    "convergence_epoch",
+    "test_acc",
+    "train_seconds",
+    "epochs_run",
+)
 
 
 @dataclass
@@ -288,10 +313,8 @@ class LrdecayConfig:
 
 
 def register_configs() -> None:
-    """Register the schema (so Hydra type-checks every config and override) and resolvers."""
+    """Register the schema, so Hydra type-checks every config and override."""
     ConfigStore.instance().store(name="lrdecay_schema", node=LrdecayConfig)
-    if not OmegaConf.has_resolver("lrdecay.cores"):
-        OmegaConf.register_new_resolver("lrdecay.cores", available_cores)
 
 
 def validate(cfg: DictConfig | dict[str, Any]) -> LrdecayConfig:

@@ -14,19 +14,20 @@ from typing import Any
 import torch
 from omegaconf import DictConfig, OmegaConf
 
-from lrdecay.acceleration import accelerate, uses_channels_last
-from lrdecay.checkpoint import CHECKPOINT_FILE, CheckpointListener, load_checkpoint, restore
 from lrdecay.config import LrdecayConfig, OptimizerConfig, validate
-from lrdecay.data import load_data
-from lrdecay.engine import Engine, TrainerSettings
-from lrdecay.interrupts import StopAtEpochEnd
-from lrdecay.models import build_model
-from lrdecay.progress import EpochLogLine, ProgressBar
-from lrdecay.records import FINAL_ACC_METRIC, Listener, RunSummary, summary_key
-from lrdecay.redact import redact_text, redact_uri
-from lrdecay.resources import resolve_device, seed_everything, set_threads
-from lrdecay.results import JobResult, write_result
-from lrdecay.resume import (
+from lrdecay.core.acceleration import accelerate, uses_channels_last
+from lrdecay.core.checkpoint import CHECKPOINT_FILE, CheckpointListener, load_checkpoint, restore
+from lrdecay.core.data import load_data
+from lrdecay.core.engine import Engine, TrainerSettings
+from lrdecay.core.interrupts import StopAtEpochEnd
+from lrdecay.core.models import build_model
+from lrdecay.core.progress import EpochLogLine, ProgressBar
+from lrdecay.core.records import FINAL_ACC_METRIC, Listener, RunSummary, summary_key
+from lrdecay.core.resources import resolve_device, seed_everything, set_threads
+from lrdecay.core.schedules import SequenceScheduler, make_sequence, make_strategy
+from lrdecay.sweep.outcomes import JobResult, write_result
+from lrdecay.tracking.redact import redact_text, redact_uri
+from lrdecay.tracking.resume import (
     CHECKPOINT_TAG,
     FINGERPRINT_TAG,
     Prior,
@@ -35,8 +36,7 @@ from lrdecay.resume import (
     replace_stale,
     summary_from_run,
 )
-from lrdecay.schedules import SequenceScheduler, make_sequence, make_strategy
-from lrdecay.tracking import (
+from lrdecay.tracking.tracker import (
     MlflowTracker,
     default_artifact_root,
     experiment_name,
@@ -44,7 +44,7 @@ from lrdecay.tracking import (
     git_commit,
     resolve_uri,
 )
-from lrdecay.ui import OPTION_KEYS, RUN_COLOR_TAG, name_suffix, run_params, setting_colour
+from lrdecay.tracking.ui import OPTION_KEYS, RUN_COLOR_TAG, name_suffix, run_params, setting_colour
 
 log = logging.getLogger("lrdecay")
 
@@ -79,10 +79,14 @@ def display_name(conf: LrdecayConfig, ctx: RunContext) -> str:
 
 
 #: Names a sweeper may ask for as ``objective``, and the summary metric each one reads.
-OBJECTIVES = {"val_acc": FINAL_ACC_METRIC, "best_val_acc": summary_key("best_val_acc"),
-              "convergence_epoch": summary_key("convergence_epoch"),
-              "test_acc": summary_key("test_acc"), "train_seconds": summary_key("train_seconds"),
-              "epochs_run": summary_key("epochs_run")}
+OBJECTIVES = {
+    "val_acc": FINAL_ACC_METRIC,
+    "best_val_acc": summary_key("best_val_acc"),
+    "convergence_epoch": summary_key("convergence_epoch"),
+    "test_acc": summary_key("test_acc"),
+    "train_seconds": summary_key("train_seconds"),
+    "epochs_run": summary_key("epochs_run"),
+}
 
 
 def objective_values(summary: RunSummary, names: Iterable[str]) -> list[float]:
@@ -91,24 +95,38 @@ def objective_values(summary: RunSummary, names: Iterable[str]) -> list[float]:
     return [float(metrics.get(OBJECTIVES[name], float("nan"))) for name in names]
 
 
-def build_optimizer(cfg: OptimizerConfig, params: Iterable[torch.nn.Parameter]
-                    ) -> torch.optim.Optimizer:
+def build_optimizer(
+    cfg: OptimizerConfig, params: Iterable[torch.nn.Parameter]
+) -> torch.optim.Optimizer:
     """SGD with momentum or Adam at initial rate ``cfg.lr`` (= r0)."""
     if cfg.name == "sgd":
-        return torch.optim.SGD(params, lr=cfg.lr, momentum=cfg.momentum,
-                               weight_decay=cfg.weight_decay)
-    return torch.optim.Adam(params, lr=cfg.lr, betas=tuple(cfg.betas),  # type: ignore[arg-type]
-                            weight_decay=cfg.weight_decay)
+        return torch.optim.SGD(
+            params, lr=cfg.lr, momentum=cfg.momentum, weight_decay=cfg.weight_decay
+        )
+    return torch.optim.Adam(
+        params,
+        lr=cfg.lr,
+        betas=tuple(cfg.betas),  # type: ignore[arg-type]
+        weight_decay=cfg.weight_decay,
+    )
 
 
-def _tags(conf: LrdecayConfig, ctx: RunContext, threads: int,
-          device: torch.device) -> dict[str, str]:
+def _tags(
+    conf: LrdecayConfig, ctx: RunContext, threads: int, device: torch.device
+) -> dict[str, str]:
     # "layout" records what channels_last=auto chose on this device (it changes summation order)
     nhwc = uses_channels_last(conf.trainer.channels_last, device, conf.trainer.precision)
-    tags = {"dataset": conf.dataset.name, "sequence": conf.sequence.name,
-            "strategy": conf.strategy.name, "optimizer": conf.optimizer.name,
-            "model": conf.model.name, "seed": str(conf.seed), "threads": str(threads),
-            "setting": run_name(conf), "layout": "NHWC" if nhwc else "NCHW"}
+    tags = {
+        "dataset": conf.dataset.name,
+        "sequence": conf.sequence.name,
+        "strategy": conf.strategy.name,
+        "optimizer": conf.optimizer.name,
+        "model": conf.model.name,
+        "seed": str(conf.seed),
+        "threads": str(threads),
+        "setting": run_name(conf),
+        "layout": "NHWC" if nhwc else "NCHW",
+    }
     colour = setting_colour(run_name(conf), conf.sequence.name, conf.strategy.name)
     if colour:  # the seeds of one setting share its colour in the UI's tables and charts
         tags[RUN_COLOR_TAG] = colour
@@ -129,8 +147,9 @@ def _tags(conf: LrdecayConfig, ctx: RunContext, threads: int,
 
 def _params(cfg: DictConfig | LrdecayConfig) -> dict[str, str]:
     """The config's leaves this run uses, as MLflow params (store credentials redacted)."""
-    resolved: Any = OmegaConf.to_container(OmegaConf.structured(cfg) if isinstance(
-        cfg, LrdecayConfig) else cfg, resolve=True)
+    resolved: Any = OmegaConf.to_container(
+        OmegaConf.structured(cfg) if isinstance(cfg, LrdecayConfig) else cfg, resolve=True
+    )
     params = flatten(resolved)
     for key in ("tracking.uri", "trial.storage"):
         if params.get(key) not in (None, "None"):
@@ -139,8 +158,9 @@ def _params(cfg: DictConfig | LrdecayConfig) -> dict[str, str]:
     return run_params(params, choices)
 
 
-def run(cfg: DictConfig, ctx: RunContext | None = None,
-        extra_listeners: Iterable[Listener] = ()) -> RunSummary:
+def run(
+    cfg: DictConfig, ctx: RunContext | None = None, extra_listeners: Iterable[Listener] = ()
+) -> RunSummary:
     """Validate ``cfg``, train one model under its schedule, track it, and return the summary.
 
     The MLflow run ends FINISHED, FAILED (an exception, or divergence: tagged ``diverged``) or
@@ -151,8 +171,12 @@ def run(cfg: DictConfig, ctx: RunContext | None = None,
     """
     ctx = ctx or RunContext()
     ctx.overrides = [redact_text(o) for o in ctx.overrides]
-    outcome = JobResult(setting=" ".join(ctx.overrides) or "run", status="failed",
-                        job_num=ctx.job_num, overrides=list(ctx.overrides))
+    outcome = JobResult(
+        setting=" ".join(ctx.overrides) or "run",
+        status="failed",
+        job_num=ctx.job_num,
+        overrides=list(ctx.overrides),
+    )
     try:
         summary = _train(cfg, ctx, outcome, extra_listeners)
         outcome.status = summary.status
@@ -178,8 +202,9 @@ def _connect(conf: LrdecayConfig, ctx: RunContext) -> MlflowTracker | None:
     if not conf.tracking.enabled:
         return None
     uri = resolve_uri(conf.tracking.uri, ctx.base_dir / conf.tracking.store_dir)
-    tracker = MlflowTracker(uri, experiment_name(conf), default_artifact_root(uri),
-                            log_plot=conf.tracking.log_plot)
+    tracker = MlflowTracker(
+        uri, experiment_name(conf), default_artifact_root(uri), log_plot=conf.tracking.log_plot
+    )
     tracker.connect()
     return tracker
 
@@ -192,24 +217,27 @@ def _idempotent(conf: LrdecayConfig, ctx: RunContext) -> bool:
     return conf.resume or (ctx.job_num is not None and not conf.sweep.rerun)
 
 
-def _skip(prior: Prior, tracker: MlflowTracker, ctx: RunContext,
-          outcome: JobResult) -> RunSummary:
+def _skip(prior: Prior, tracker: MlflowTracker, ctx: RunContext, outcome: JobResult) -> RunSummary:
     """Reuse a FINISHED twin: no training; the run joins this sweep's parent."""
     assert prior.run is not None
     run_id = prior.run.info.run_id
     tracker.run_id = run_id
     if ctx.parent_run_id:
         tracker.set_tags({"mlflow.parentRunId": ctx.parent_run_id})
-    log.info("%s skipped: already FINISHED as run %s (sweep.rerun=true trains it again)",
-             outcome.setting, run_id)
+    log.info(
+        "%s skipped: already FINISHED as run %s (sweep.rerun=true trains it again)",
+        outcome.setting,
+        run_id,
+    )
     outcome.run_id, outcome.note = run_id, f"skipped: FINISHED as run {run_id}"
     summary = summary_from_run(prior.run)
     summary.status = "skipped"
     return summary
 
 
-def _train(cfg: DictConfig, ctx: RunContext, outcome: JobResult,
-           extra_listeners: Iterable[Listener]) -> RunSummary:
+def _train(
+    cfg: DictConfig, ctx: RunContext, outcome: JobResult, extra_listeners: Iterable[Listener]
+) -> RunSummary:
     """The body of :func:`run`; fills ``outcome`` with what is known as soon as it is known."""
     conf = validate(cfg)
     outcome.setting = conf.tracking.run_name or run_name(conf)
@@ -226,31 +254,42 @@ def _train(cfg: DictConfig, ctx: RunContext, outcome: JobResult,
             return _skip(prior, tracker, ctx, outcome)
 
     data = load_data(conf.dataset, conf.data, device)
-    model = accelerate(build_model(conf.model, data.input_shape, data.num_classes), device,
-                       conf.trainer)
+    model = accelerate(
+        build_model(conf.model, data.input_shape, data.num_classes), device, conf.trainer
+    )
     optimizer = build_optimizer(conf.optimizer, model.parameters())
     scheduler = SequenceScheduler(
         optimizer,
         make_sequence(conf.sequence.name, conf.sequence.gamma, conf.sequence.period),
-        make_strategy(conf.strategy.name, conf.strategy.rate, conf.strategy.shrink))
+        make_strategy(conf.strategy.name, conf.strategy.rate, conf.strategy.shrink),
+    )
     settings = TrainerSettings(
-        max_epochs=conf.trainer.max_epochs, batch_size=conf.dataset.batch_size,
-        eval_batch_size=conf.dataset.eval_batch_size, early_stop_tol=conf.trainer.early_stop_tol,
+        max_epochs=conf.trainer.max_epochs,
+        batch_size=conf.dataset.batch_size,
+        eval_batch_size=conf.dataset.eval_batch_size,
+        early_stop_tol=conf.trainer.early_stop_tol,
         convergence_window=conf.trainer.convergence_window,
-        convergence_threshold=conf.trainer.convergence_threshold, seed=conf.seed,
-        precision=conf.trainer.precision)
-    listeners: list[Listener] = [EpochLogLine(label), ProgressBar(conf.trainer.progress),
-                                 *extra_listeners]
+        convergence_threshold=conf.trainer.convergence_threshold,
+        seed=conf.seed,
+        precision=conf.trainer.precision,
+    )
+    listeners: list[Listener] = [
+        EpochLogLine(label),
+        ProgressBar(conf.trainer.progress),
+        *extra_listeners,
+    ]
     engine = Engine(model, optimizer, scheduler, data, settings, listeners)
     if prior.action == "resume":
         assert prior.checkpoint is not None
         restore(engine, load_checkpoint(prior.checkpoint), prior.checkpoint)
         outcome.note = f"resumed after epoch {len(engine.history)}"
-        log.info("%s resumes after epoch %d from %s", label, len(engine.history),
-                 prior.checkpoint)
+        log.info("%s resumes after epoch %d from %s", label, len(engine.history), prior.checkpoint)
 
-    ckpt = (ctx.output_dir / CHECKPOINT_FILE
-            if ctx.output_dir is not None and conf.trainer.checkpoint else None)
+    ckpt = (
+        ctx.output_dir / CHECKPOINT_FILE
+        if ctx.output_dir is not None and conf.trainer.checkpoint
+        else None
+    )
     if tracker is not None:
         if prior.action == "resume" and prior.run is not None:
             tracker.reopen(prior.run.info.run_id, ctx.parent_run_id)
@@ -267,15 +306,20 @@ def _train(cfg: DictConfig, ctx: RunContext, outcome: JobResult,
         if ckpt is not None:
             tracker.set_tags({CHECKPOINT_TAG: str(ckpt.resolve())})
         outcome.run_id = tracker.run_id
-        log.info("tracking run %s (%s) in experiment '%s' at %s", tracker.run_id, label,
-                 tracker.experiment, redact_uri(tracker.uri))
+        log.info(
+            "tracking run %s (%s) in experiment '%s' at %s",
+            tracker.run_id,
+            label,
+            tracker.experiment,
+            redact_uri(tracker.uri),
+        )
     if ckpt is not None:  # before the tracker: whatever is logged is also in the checkpoint
         engine.listeners.append(CheckpointListener(ckpt, outcome.run_id))
     if tracker is not None:
         engine.listeners.append(tracker)
     if conf.trial.number is not None:  # a trial of an Optuna study: report, maybe prune
         # (after the tracker, so a pruned epoch is still logged)
-        from lrdecay.pruning import PruningListener
+        from lrdecay.sweep.pruning import PruningListener
 
         engine.listeners.append(PruningListener(conf.trial))
     engine.listeners.append(StopAtEpochEnd())  # last: the epoch is saved and logged first
@@ -285,8 +329,11 @@ def _train(cfg: DictConfig, ctx: RunContext, outcome: JobResult,
         summary = engine.fit()
         status = {"diverged": "FAILED", "pruned": "KILLED"}.get(summary.status, "FINISHED")
         if summary.diverged:
-            log.warning("%s diverged at epoch %d (non-finite loss); recorded as FAILED",
-                        label, summary.epochs_run)
+            log.warning(
+                "%s diverged at epoch %d (non-finite loss); recorded as FAILED",
+                label,
+                summary.epochs_run,
+            )
         return summary
     except KeyboardInterrupt:
         status = "KILLED"

@@ -28,8 +28,8 @@ from omegaconf import DictConfig, ListConfig, OmegaConf
 from optuna.distributions import BaseDistribution
 from optuna.trial import FrozenTrial, Trial, TrialState
 
-from lrdecay.pruning import PRUNER_ATTR, make_pruner, open_storage
-from lrdecay.redact import redact_text, redact_uri
+from lrdecay.sweep.pruning import PRUNER_ATTR, make_pruner, open_storage
+from lrdecay.tracking.redact import redact_text, redact_uri
 
 from ._space import (
     SweepError,
@@ -42,7 +42,7 @@ from ._space import (
 )
 
 if TYPE_CHECKING:
-    from lrdecay.results import JobResult
+    from lrdecay.sweep.outcomes import JobResult
 
 log = logging.getLogger("lrdecay.optuna")
 
@@ -94,11 +94,15 @@ class _Tally:
         It failed when it stopped at ``max_failures``, or ran trials and the study still has
         no complete one (no best parameters)."""
         if self.failed >= max_failures and self.finished < to_run:
-            why = (f"the search stopped after {self.failed} failed trials "
-                   f"(hydra.sweeper.max_failures={max_failures})")
+            why = (
+                f"the search stopped after {self.failed} failed trials "
+                f"(hydra.sweeper.max_failures={max_failures})"
+            )
         elif self.ran and not n_complete:
-            why = (f"no complete trial in the study: this sweep's {self.ran} trial(s) "
-                   f"{self.failed} failed, {self.finished} pruned")
+            why = (
+                f"no complete trial in the study: this sweep's {self.ran} trial(s) "
+                f"{self.failed} failed, {self.finished} pruned"
+            )
         else:
             return None
         if self.first_error:  # one line, and never a password (the error may quote a URL)
@@ -109,15 +113,30 @@ class _Tally:
 class OptunaSweeperImpl:
     """The search: ``n_trials`` finished trials in the study, ``n_jobs`` of them at a time."""
 
-    def __init__(self, sampler: Any, pruner: Any, direction: Any, storage: str | None,
-                 study_name: str | None, n_trials: int, n_jobs: int, max_failures: int,
-                 params: Mapping[str, Any] | None, custom_search_space: str | None) -> None:
+    def __init__(
+        self,
+        sampler: Any,
+        pruner: Any,
+        direction: Any,
+        storage: str | None,
+        study_name: str | None,
+        n_trials: int,
+        n_jobs: int,
+        max_failures: int,
+        params: Mapping[str, Any] | None,
+        custom_search_space: str | None,
+    ) -> None:
         self.sampler = sampler
         self.pruner_settings: dict[str, Any] = (
             dict(OmegaConf.to_container(pruner, resolve=True))  # type: ignore[arg-type]
-            if isinstance(pruner, DictConfig) else dict(pruner or {"name": "none"}))
-        self.direction = (OmegaConf.to_container(direction, resolve=True)
-                          if isinstance(direction, ListConfig) else direction)
+            if isinstance(pruner, DictConfig)
+            else dict(pruner or {"name": "none"})
+        )
+        self.direction = (
+            OmegaConf.to_container(direction, resolve=True)
+            if isinstance(direction, ListConfig)
+            else direction
+        )
         self.storage = storage
         self.study_name = study_name
         self.n_trials = n_trials
@@ -129,27 +148,33 @@ class OptunaSweeperImpl:
         self.config: DictConfig | None = None
         self._mlflow: Any = None
 
-    def setup(self, *, hydra_context: HydraContext, task_function: TaskFunction,
-              config: DictConfig) -> None:
+    def setup(
+        self, *, hydra_context: HydraContext, task_function: TaskFunction, config: DictConfig
+    ) -> None:
         """Create the launcher and size its pool to ``n_jobs``."""
         from hydra._internal.core_plugins.basic_launcher import BasicLauncher
 
         self.config = config
         self.hydra_context = hydra_context
         self.launcher = Plugins.instance().instantiate_launcher(
-            config=config, hydra_context=hydra_context, task_function=task_function)
+            config=config, hydra_context=hydra_context, task_function=task_function
+        )
         self.sweep_dir = Path(str(config.hydra.sweep.dir))
         self.base_dir = Path(str(config.hydra.runtime.cwd))
         self.parallel = max(1, self.n_jobs)
         if isinstance(self.launcher, BasicLauncher) and self.n_jobs > 1:
-            log.warning("the basic launcher runs jobs in this process, one at a time: trials "
-                        "run one by one (use hydra/launcher=joblib for n_jobs=%d)", self.n_jobs)
+            log.warning(
+                "the basic launcher runs jobs in this process, one at a time: trials "
+                "run one by one (use hydra/launcher=joblib for n_jobs=%d)",
+                self.n_jobs,
+            )
             self.parallel = 1
         pool = getattr(self.launcher, "joblib", None)
         if isinstance(pool, dict):  # the joblib launcher: one worker per running trial
             pool["n_jobs"] = self.parallel
-        self.launcher_overrides = ([f"hydra.launcher.n_jobs={self.parallel}"]
-                                   if "n_jobs" in config.hydra.launcher else [])
+        self.launcher_overrides = (
+            [f"hydra.launcher.n_jobs={self.parallel}"] if "n_jobs" in config.hydra.launcher else []
+        )
 
     # -------------------------------------------------------------- study
 
@@ -158,8 +183,9 @@ class OptunaSweeperImpl:
         objective = self.config.get("objective")
         if objective is None:
             return None
-        return [str(o) for o in objective] if isinstance(objective, ListConfig) else [
-            str(objective)]
+        return (
+            [str(o) for o in objective] if isinstance(objective, ListConfig) else [str(objective)]
+        )
 
     def _default_study_name(self) -> str:
         assert self.config is not None
@@ -189,26 +215,31 @@ class OptunaSweeperImpl:
             sampler = sampler(self.grid or {})
         return sampler
 
-    def _open_study(self, directions: list[str], objectives: list[str] | None
-                    ) -> optuna.Study:
+    def _open_study(self, directions: list[str], objectives: list[str] | None) -> optuna.Study:
         name = self.study_name or self._default_study_name()
         self.storage_url = self._storage_url()
         try:
-            study = optuna.create_study(storage=open_storage(self.storage_url),
-                                        sampler=optuna.samplers.RandomSampler(),
-                                        pruner=make_pruner(self.pruner_settings),
-                                        study_name=name, directions=directions,
-                                        load_if_exists=True)
+            study = optuna.create_study(
+                storage=open_storage(self.storage_url),
+                sampler=optuna.samplers.RandomSampler(),
+                pruner=make_pruner(self.pruner_settings),
+                study_name=name,
+                directions=directions,
+                load_if_exists=True,
+            )
         except Exception as exc:
-            raise SweepError(f"cannot open study '{name}' at {redact_uri(self.storage_url)}: "
-                             f"{str(exc).splitlines()[0]}. Fix: hydra.sweeper.storage") from exc
+            raise SweepError(
+                f"cannot open study '{name}' at {redact_uri(self.storage_url)}: "
+                f"{str(exc).splitlines()[0]}. Fix: hydra.sweeper.storage"
+            ) from exc
         have = [d.name.lower() for d in study.directions]
         recorded = study.user_attrs.get("objectives")
         if have != directions or (objectives and recorded and recorded != objectives):
             raise SweepError(
                 f"study '{name}' at {redact_uri(self.storage_url)} optimises "
                 f"{recorded or '?'} ({', '.join(have)}); this search asks for {objectives} "
-                f"({', '.join(directions)}). Fix: another hydra.sweeper.study_name")
+                f"({', '.join(directions)}). Fix: another hydra.sweeper.study_name"
+            )
         if objectives and not recorded:
             study.set_user_attr("objectives", objectives)
         return study
@@ -222,13 +253,20 @@ class OptunaSweeperImpl:
             if frozen.params:
                 study.enqueue_trial(dict(frozen.params), user_attrs={"retry_of": frozen.number})
         if stale:
-            log.warning("%d trial(s) left running by an interrupted sweep (%s) were marked "
-                        "failed; their parameters run again first", len(stale),
-                        ", ".join(str(t.number) for t in stale))
+            log.warning(
+                "%d trial(s) left running by an interrupted sweep (%s) were marked "
+                "failed; their parameters run again first",
+                len(stale),
+                ", ".join(str(t.number) for t in stale),
+            )
 
     @staticmethod
-    def _tell(study: optuna.Study, trial: Trial | int, state: TrialState,
-              values: list[float] | None = None) -> None:
+    def _tell(
+        study: optuna.Study,
+        trial: Trial | int,
+        state: TrialState,
+        values: list[float] | None = None,
+    ) -> None:
         try:
             study.tell(trial, values=values, state=state)
         except RuntimeError as exc:  # the grid sampler calls Study.stop() when it is done
@@ -246,21 +284,25 @@ class OptunaSweeperImpl:
             raise SystemExit(f"lrdecay: {exc}") from None
         except KeyboardInterrupt:
             self._close_parent("KILLED")
-            print("lrdecay: search interrupted; running trials were marked failed and are "
-                  "retried first when the same command runs again", file=sys.stderr)
+            print(
+                "lrdecay: search interrupted; running trials were marked failed and are "
+                "retried first when the same command runs again",
+                file=sys.stderr,
+            )
             raise SystemExit(130) from None
 
     def _sweep(self, arguments: list[str]) -> list[FrozenTrial]:
         assert self.config is not None
         if self.n_trials < 0 or self.n_jobs < 1 or self.max_failures < 1:
-            raise SweepError("hydra.sweeper: n_trials must be >= 0, n_jobs and max_failures "
-                             ">= 1")
+            raise SweepError("hydra.sweeper: n_trials must be >= 0, n_jobs and max_failures >= 1")
         if self.custom_search_space:
             try:
                 self.extend_space = get_method(self.custom_search_space)
             except Exception as exc:
-                raise SweepError(f"hydra.sweeper.custom_search_space: cannot import "
-                                 f"{self.custom_search_space} ({exc})") from exc
+                raise SweepError(
+                    f"hydra.sweeper.custom_search_space: cannot import "
+                    f"{self.custom_search_space} ({exc})"
+                ) from exc
         lines = [f"{k}={v}" for k, v in self.params.items()] + list(arguments)
         space, fixed = parse_search_space(lines)
         objectives = self._objectives()
@@ -274,8 +316,10 @@ class OptunaSweeperImpl:
                 log.info("the grid has %d points: n_trials %d -> %d", size, n_trials, size)
                 n_trials = size
         if self.pruner_settings.get("name", "none") != "none" and len(directions) > 1:
-            log.warning("Optuna cannot prune multi-objective studies: pruner %s is off",
-                        self.pruner_settings["name"])
+            log.warning(
+                "Optuna cannot prune multi-objective studies: pruner %s is off",
+                self.pruner_settings["name"],
+            )
             self.pruner_settings = {"name": "none"}
         study = self._open_study(directions, objectives)
         study.sampler = self._make_sampler(len(study.get_trials(deepcopy=False)))
@@ -283,9 +327,15 @@ class OptunaSweeperImpl:
         done = len(study.get_trials(deepcopy=False, states=FINISHED))
         to_run = max(0, n_trials - done)
         self._tag_parent(study, objectives, directions)
-        log.info("study '%s' at %s: %d finished trial(s), %d to run, %d at a time; "
-                 "searching %s", study.study_name, redact_uri(self.storage_url), done, to_run,
-                 self.parallel, ", ".join(space) or "nothing")
+        log.info(
+            "study '%s' at %s: %d finished trial(s), %d to run, %d at a time; searching %s",
+            study.study_name,
+            redact_uri(self.storage_url),
+            done,
+            to_run,
+            self.parallel,
+            ", ".join(space) or "nothing",
+        )
         started = time.monotonic()
         tally = self._run(study, space, fixed, to_run) if to_run else _Tally()
         self._report(study, objectives, directions, fixed, tally.ran, time.monotonic() - started)
@@ -295,8 +345,13 @@ class OptunaSweeperImpl:
             raise SweepError(failure)
         return study.get_trials(deepcopy=False)
 
-    def _run(self, study: optuna.Study, space: dict[str, BaseDistribution],
-             fixed: dict[str, str], to_run: int) -> _Tally:
+    def _run(
+        self,
+        study: optuna.Study,
+        space: dict[str, BaseDistribution],
+        fixed: dict[str, str],
+        to_run: int,
+    ) -> _Tally:
         """Keep ``parallel`` trials running until ``to_run`` finished, or ``max_failures``
         failed; returns what the trials did."""
         running: dict[Future[JobReturn], _Running] = {}
@@ -305,9 +360,12 @@ class OptunaSweeperImpl:
 
         def refill() -> None:
             """Start trials until every slot is busy or nothing is left to start."""
-            while (len(running) < self.parallel
-                   and tally.finished + len(running) < to_run
-                   and tally.failed < self.max_failures and self._may_ask(study)):
+            while (
+                len(running) < self.parallel
+                and tally.finished + len(running) < to_run
+                and tally.failed < self.max_failures
+                and self._may_ask(study)
+            ):
                 trial = study.ask()
                 overrides = self._trial_overrides(study, trial, space, fixed)
                 future = pool.submit(self._launch_one, overrides, trial.number)
@@ -324,14 +382,14 @@ class OptunaSweeperImpl:
                 refill()  # the next trials start before the MLflow bookkeeping below
                 for outcome in ended:
                     if outcome.run_id:
-                        self._set_run_tags(outcome.run_id,
-                                           {"optuna.state": outcome.state.name})
+                        self._set_run_tags(outcome.run_id, {"optuna.state": outcome.state.name})
         except BaseException:
             for item in running.values():  # interrupted: fail them, queue them again
                 self._tell(study, item.trial, TrialState.FAIL)
                 if item.trial.params:
-                    study.enqueue_trial(dict(item.trial.params),
-                                        user_attrs={"retry_of": item.trial.number})
+                    study.enqueue_trial(
+                        dict(item.trial.params), user_attrs={"retry_of": item.trial.number}
+                    )
             pool.shutdown(wait=False, cancel_futures=True)
             raise
         pool.shutdown(wait=True)
@@ -348,9 +406,13 @@ class OptunaSweeperImpl:
         taken = {t.system_attrs["grid_id"] for t in trials if "grid_id" in t.system_attrs}
         return len(taken) < math.prod(len(v) for v in self.grid.values())
 
-    def _trial_overrides(self, study: optuna.Study, trial: Trial,
-                         space: dict[str, BaseDistribution], fixed: dict[str, str]
-                         ) -> list[str]:
+    def _trial_overrides(
+        self,
+        study: optuna.Study,
+        trial: Trial,
+        space: dict[str, BaseDistribution],
+        fixed: dict[str, str],
+    ) -> list[str]:
         """Sample the trial's parameters and build its job's overrides."""
         assert self.config is not None
         try:
@@ -365,19 +427,19 @@ class OptunaSweeperImpl:
             self._tell(study, trial, TrialState.FAIL)
             if isinstance(exc, SweepError):
                 raise
-            raise SweepError(f"sampling trial {trial.number}: {type(exc).__name__}: {exc}"
-                             ) from exc
+            raise SweepError(f"sampling trial {trial.number}: {type(exc).__name__}: {exc}") from exc
         sampled = [f"{name}={format_value(value)}" for name, value in trial.params.items()]
         overrides = [*fixed.values(), *sampled, *self.launcher_overrides]
         if "trial" in self.config:  # this project's runs: report to the trial, maybe prune
-            study._storage.set_trial_system_attr(trial._trial_id, PRUNER_ATTR,
-                                                 self.pruner_settings)
+            study._storage.set_trial_system_attr(trial._trial_id, PRUNER_ATTR, self.pruner_settings)
             maximize = study.directions[0] == optuna.study.StudyDirection.MAXIMIZE
-            overrides += [f"trial.storage={quote(self.storage_url)}",
-                          f"trial.study_name={quote(study.study_name)}",
-                          f"trial.number={trial.number}",
-                          f"trial.pruner={self.pruner_settings.get('name', 'none')}",
-                          f"trial.metric={'val_acc' if maximize else 'val_loss'}"]
+            overrides += [
+                f"trial.storage={quote(self.storage_url)}",
+                f"trial.study_name={quote(study.study_name)}",
+                f"trial.number={trial.number}",
+                f"trial.pruner={self.pruner_settings.get('name', 'none')}",
+                f"trial.metric={'val_acc' if maximize else 'val_loss'}",
+            ]
         log.info("trial %d started: %s", trial.number, " ".join(sampled))
         return overrides
 
@@ -386,8 +448,7 @@ class OptunaSweeperImpl:
         number, so job folders stay unique across resumed sweeps)."""
         return self.launcher.launch([overrides], initial_job_idx=number)[0]
 
-    def _finish(self, study: optuna.Study, item: _Running, future: Future[JobReturn]
-                ) -> _Outcome:
+    def _finish(self, study: optuna.Study, item: _Running, future: Future[JobReturn]) -> _Outcome:
         """Tell the study how the trial's job ended, and log it."""
         trial = item.trial
         try:
@@ -395,16 +456,19 @@ class OptunaSweeperImpl:
         except Exception as exc:  # the launcher itself failed (e.g. a worker was killed)
             outcome = _Outcome(TrialState.FAIL, reason=f"{type(exc).__name__}: {exc}")
         if outcome.run_id:
-            study._storage.set_trial_user_attr(trial._trial_id, "mlflow_run_id",
-                                               outcome.run_id)
+            study._storage.set_trial_user_attr(trial._trial_id, "mlflow_run_id", outcome.run_id)
         self._tell(study, trial, outcome.state, outcome.values)
         seconds = time.monotonic() - item.started
         if outcome.state == TrialState.COMPLETE:
             shown = ", ".join(f"{v:.4g}" for v in outcome.values or [])
             log.info("trial %d complete in %.1f s: %s", trial.number, seconds, shown)
         elif outcome.state == TrialState.PRUNED:
-            log.info("trial %d pruned after %s epoch(s) in %.1f s", trial.number,
-                     outcome.epochs if outcome.epochs is not None else "?", seconds)
+            log.info(
+                "trial %d pruned after %s epoch(s) in %.1f s",
+                trial.number,
+                outcome.epochs if outcome.epochs is not None else "?",
+                seconds,
+            )
         else:
             log.warning("trial %d failed in %.1f s: %s", trial.number, seconds, outcome.reason)
         return outcome
@@ -417,8 +481,9 @@ class OptunaSweeperImpl:
         if ret.status == JobStatus.FAILED:  # (not .return_value: it would print the job's
             # overrides, the study's storage URL included, to stderr)
             error = ret._return_value
-            return _Outcome(TrialState.FAIL, reason=f"{type(error).__name__}: {error}",
-                            run_id=run_id)
+            return _Outcome(
+                TrialState.FAIL, reason=f"{type(error).__name__}: {error}", run_id=run_id
+            )
         if result is not None and result.status == "pruned":
             return _Outcome(TrialState.PRUNED, run_id=run_id, epochs=epochs)
         if result is not None and not result.ok:  # diverged, failed: its value means nothing
@@ -428,23 +493,33 @@ class OptunaSweeperImpl:
         try:
             values = [float(v) for v in raw_list]
         except (TypeError, ValueError):
-            return _Outcome(TrialState.FAIL, reason=f"the job returned {raw!r}, not numbers",
-                            run_id=run_id)
+            return _Outcome(
+                TrialState.FAIL, reason=f"the job returned {raw!r}, not numbers", run_id=run_id
+            )
         if len(values) != n_objectives:
-            return _Outcome(TrialState.FAIL, run_id=run_id,
-                            reason=f"{len(values)} value(s) for {n_objectives} objective(s)")
+            return _Outcome(
+                TrialState.FAIL,
+                run_id=run_id,
+                reason=f"{len(values)} value(s) for {n_objectives} objective(s)",
+            )
         if not all(math.isfinite(v) for v in values):
-            return _Outcome(TrialState.FAIL, reason=f"no objective value: the job returned "
-                            f"{raw!r}", run_id=run_id)
+            return _Outcome(
+                TrialState.FAIL,
+                reason=f"no objective value: the job returned {raw!r}",
+                run_id=run_id,
+            )
         return _Outcome(TrialState.COMPLETE, values, run_id=run_id, epochs=epochs)
 
     def _job_result(self, ret: JobReturn) -> Any:
         """The job's ``result.json`` (a ``JobResult``), if this project's job wrote one."""
-        from lrdecay.results import read_result
+        from lrdecay.sweep.outcomes import read_result
 
         hydra_cfg = getattr(ret, "hydra_cfg", None)
-        output_dir = OmegaConf.select(hydra_cfg, "hydra.runtime.output_dir",
-                                      default=None) if hydra_cfg is not None else None
+        output_dir = (
+            OmegaConf.select(hydra_cfg, "hydra.runtime.output_dir", default=None)
+            if hydra_cfg is not None
+            else None
+        )
         if not output_dir:
             return None
         try:
@@ -460,7 +535,7 @@ class OptunaSweeperImpl:
             assert self.config is not None
             self._mlflow = False
             if OmegaConf.select(self.config, "tracking.enabled", default=False):
-                from lrdecay.tracking import open_client, resolve_uri
+                from lrdecay.tracking.tracker import open_client, resolve_uri
 
                 store = self.base_dir / str(self.config.tracking.store_dir)
                 self._mlflow = open_client(resolve_uri(self.config.tracking.uri, store))
@@ -477,23 +552,29 @@ class OptunaSweeperImpl:
             log.warning("could not tag MLflow run %s: %s", run_id, str(exc).splitlines()[0])
 
     def _parent_id(self) -> str | None:
-        from lrdecay.results import read_parent
+        from lrdecay.sweep.outcomes import read_parent
 
         try:
             return read_parent(self.sweep_dir)
         except (OSError, ValueError, KeyError):
             return None
 
-    def _tag_parent(self, study: optuna.Study, objectives: list[str] | None,
-                    directions: list[str]) -> None:
+    def _tag_parent(
+        self, study: optuna.Study, objectives: list[str] | None, directions: list[str]
+    ) -> None:
         parent = self._parent_id()
         if parent:
-            self._set_run_tags(parent, {
-                "optuna.study": study.study_name, "optuna.storage": redact_uri(self.storage_url),
-                "optuna.objectives": ",".join(objectives or []),
-                "optuna.directions": ",".join(directions),
-                "optuna.sampler": type(study.sampler).__name__,
-                "optuna.pruner": str(self.pruner_settings.get("name", "none"))})
+            self._set_run_tags(
+                parent,
+                {
+                    "optuna.study": study.study_name,
+                    "optuna.storage": redact_uri(self.storage_url),
+                    "optuna.objectives": ",".join(objectives or []),
+                    "optuna.directions": ",".join(directions),
+                    "optuna.sampler": type(study.sampler).__name__,
+                    "optuna.pruner": str(self.pruner_settings.get("name", "none")),
+                },
+            )
 
     def _close_parent(self, status: str) -> None:
         """End the sweep's parent run when the search stops before Hydra's end callbacks."""
@@ -505,22 +586,36 @@ class OptunaSweeperImpl:
             except Exception as exc:
                 log.warning("could not close MLflow run %s: %s", parent, exc)
 
-    def _report(self, study: optuna.Study, objectives: list[str] | None,
-                directions: list[str], fixed: dict[str, str], ran: int, seconds: float) -> None:
+    def _report(
+        self,
+        study: optuna.Study,
+        objectives: list[str] | None,
+        directions: list[str],
+        fixed: dict[str, str],
+        ran: int,
+        seconds: float,
+    ) -> None:
         """Write ``optimization_results.yaml``, print the best trial or the Pareto front."""
         trials = study.get_trials(deepcopy=False)
         counts = {s: sum(t.state == s for t in trials) for s in TrialState}
         names = objectives or [f"value{i}" for i in range(len(directions))]
         arrows = {"maximize": "↑", "minimize": "↓"}
         results: dict[str, Any] = {
-            "name": "optuna", "study_name": study.study_name,
-            "storage": redact_uri(self.storage_url), "objectives": names,
-            "directions": directions, "n_complete": counts[TrialState.COMPLETE],
-            "n_pruned": counts[TrialState.PRUNED], "n_failed": counts[TrialState.FAIL]}
-        head = (f"Study '{study.study_name}' at {redact_uri(self.storage_url)}: "
-                f"{counts[TrialState.COMPLETE] + counts[TrialState.PRUNED]} finished trials "
-                f"({counts[TrialState.COMPLETE]} complete, {counts[TrialState.PRUNED]} pruned), "
-                f"{counts[TrialState.FAIL]} failed; {ran} run by this sweep in {seconds:.0f} s")
+            "name": "optuna",
+            "study_name": study.study_name,
+            "storage": redact_uri(self.storage_url),
+            "objectives": names,
+            "directions": directions,
+            "n_complete": counts[TrialState.COMPLETE],
+            "n_pruned": counts[TrialState.PRUNED],
+            "n_failed": counts[TrialState.FAIL],
+        }
+        head = (
+            f"Study '{study.study_name}' at {redact_uri(self.storage_url)}: "
+            f"{counts[TrialState.COMPLETE] + counts[TrialState.PRUNED]} finished trials "
+            f"({counts[TrialState.COMPLETE]} complete, {counts[TrialState.PRUNED]} pruned), "
+            f"{counts[TrialState.FAIL]} failed; {ran} run by this sweep in {seconds:.0f} s"
+        )
         lines = ["", head]
         rerun = " ".join(v for k, v in fixed.items() if not k.startswith("hydra"))
         if len(directions) == 1:
@@ -529,18 +624,22 @@ class OptunaSweeperImpl:
                 lines.append("No complete trial yet: no best parameters.")
             else:
                 params = " ".join(f"{k}={format_value(v)}" for k, v in best.params.items())
-                results.update(best_trial=best.number, best_value=best.value,
-                               best_params=dict(best.params))
-                lines += [f"Best trial {best.number}: {names[0]} {arrows[directions[0]]} = "
-                          f"{best.value:.4f}",
-                          f"Best parameters: {params}",
-                          f"Run it alone: python train.py {rerun} {params}".rstrip()]
+                results.update(
+                    best_trial=best.number, best_value=best.value, best_params=dict(best.params)
+                )
+                lines += [
+                    f"Best trial {best.number}: {names[0]} {arrows[directions[0]]} = "
+                    f"{best.value:.4f}",
+                    f"Best parameters: {params}",
+                    f"Run it alone: python train.py {rerun} {params}".rstrip(),
+                ]
         else:
             front = sorted(study.best_trials, key=lambda t: t.values)
-            results["solutions"] = [{"number": t.number, "params": dict(t.params),
-                                     "values": list(t.values)} for t in front]
-            header = ", ".join(f"{n} {arrows[d]}" for n, d in zip(names, directions,
-                                                                   strict=True))
+            results["solutions"] = [
+                {"number": t.number, "params": dict(t.params), "values": list(t.values)}
+                for t in front
+            ]
+            header = ", ".join(f"{n} {arrows[d]}" for n, d in zip(names, directions, strict=True))
             lines.append(f"Pareto front: {len(front)} trial(s) ({header})")
             for t in front:
                 shown = "  ".join(f"{n} {v:.4g}" for n, v in zip(names, t.values, strict=True))
@@ -554,8 +653,12 @@ class OptunaSweeperImpl:
         rows = trial_rows(trials, names, directions, short=True)
         shown = [r for r in rows[1:] if r[1] in ("COMPLETE", "PRUNED")][:5]
         if shown:
-            lines += ["", f"Top trials by {names[0]} {arrows[directions[0]]} (every trial in "
-                      f"{table}):", *fixed_width([rows[0], *shown]), ""]
+            lines += [
+                "",
+                f"Top trials by {names[0]} {arrows[directions[0]]} (every trial in {table}):",
+                *fixed_width([rows[0], *shown]),
+                "",
+            ]
         lines.append(f"Results: {path}")
         print("\n".join(lines), flush=True)
         parent = self._parent_id()
@@ -578,8 +681,12 @@ def failure_reason(result: JobResult) -> str:
     return result.error or f"the run ended {result.status}"
 
 
-def trial_rows(trials: Sequence[FrozenTrial], names: Sequence[str], directions: Sequence[str],
-               short: bool = False) -> list[list[str]]:
+def trial_rows(
+    trials: Sequence[FrozenTrial],
+    names: Sequence[str],
+    directions: Sequence[str],
+    short: bool = False,
+) -> list[list[str]]:
     """Header plus one row per trial (number, state, objectives, parameters, MLflow run),
     best first by the first objective; pruned trials (by their last reported value) after
     the complete ones, then the rest. ``short``: floats to 4 significant digits."""
@@ -599,9 +706,15 @@ def trial_rows(trials: Sequence[FrozenTrial], names: Sequence[str], directions: 
     for t in sorted(trials, key=key):
         values = list(t.values or [])
         shown = [f"{v:.4g}" for v in values] + [""] * (len(names) - len(values))
-        rows.append([str(t.number), t.state.name, *shown,
-                     *(show(t.params[p]) if p in t.params else "" for p in params),
-                     str(t.user_attrs.get("mlflow_run_id", ""))])
+        rows.append(
+            [
+                str(t.number),
+                t.state.name,
+                *shown,
+                *(show(t.params[p]) if p in t.params else "" for p in params),
+                str(t.user_attrs.get("mlflow_run_id", "")),
+            ]
+        )
     return rows
 
 
@@ -617,5 +730,6 @@ def fixed_width(rows: Sequence[Sequence[str]]) -> list[str]:
     """Rows as aligned text lines (the MLflow run id column left out)."""
     cut = [list(r[:-1]) for r in rows]
     widths = [max(len(r[i]) for r in cut) for i in range(len(cut[0]))]
-    return ["  " + "  ".join(c.ljust(w) for c, w in zip(r, widths, strict=True)).rstrip()
-            for r in cut]
+    return [
+        "  " + "  ".join(c.ljust(w) for c, w in zip(r, widths, strict=True)).rstrip() for r in cut
+    ]

@@ -29,9 +29,14 @@ from optuna.distributions import (
 from lrdecay.errors import LrdecayError
 
 #: The natural direction of each objective a run can return (``objective`` in the config).
-OBJECTIVE_DIRECTIONS = {"val_acc": "maximize", "best_val_acc": "maximize",
-                        "test_acc": "maximize", "convergence_epoch": "minimize",
-                        "train_seconds": "minimize", "epochs_run": "minimize"}
+OBJECTIVE_DIRECTIONS = {
+    "val_acc": "maximize",
+    "best_val_acc": "maximize",
+    "test_acc": "maximize",
+    "convergence_epoch": "minimize",
+    "train_seconds": "minimize",
+    "epochs_run": "minimize",
+}
 
 
 class SweepError(LrdecayError):
@@ -67,14 +72,17 @@ def distribution_of(override: Override) -> BaseDistribution | None:
         choices = list(override.sweep_iterator(transformer=Transformer.encode))
         for choice in choices:
             if not isinstance(choice, str | int | float | bool):
-                raise SweepError(f"{key}: a searched choice must be a string, number or bool, "
-                                 f"got {choice!r}")
+                raise SweepError(
+                    f"{key}: a searched choice must be a string, number or bool, got {choice!r}"
+                )
         if not choices:
             raise SweepError(f"{key}: the sweep has no values")
         return CategoricalDistribution(choices)
-    raise SweepError(f"{key}: {override.input_line or key} is not supported by the Optuna "
-                     "sweeper; use choice(...), range(...), interval(...), "
-                     "tag(log, interval(...)) or int(interval(...))")
+    raise SweepError(
+        f"{key}: {override.input_line or key} is not supported by the Optuna "
+        "sweeper; use choice(...), range(...), interval(...), "
+        "tag(log, interval(...)) or int(interval(...))"
+    )
 
 
 def stepped_range(sweep: RangeSweep) -> IntDistribution | FloatDistribution | None:
@@ -89,8 +97,7 @@ def stepped_range(sweep: RangeSweep) -> IntDistribution | FloatDistribution | No
     return FloatDistribution(values[0], values[-1], step=float(sweep.step))
 
 
-def parse_search_space(lines: Iterable[str]
-                       ) -> tuple[dict[str, BaseDistribution], dict[str, str]]:
+def parse_search_space(lines: Iterable[str]) -> tuple[dict[str, BaseDistribution], dict[str, str]]:
     """Split overrides into the searched distributions and the fixed overrides, by key; a
     later line for the same key wins (the command line over ``hydra.sweeper.params``)."""
     lines = list(lines)
@@ -139,8 +146,10 @@ def grid_values(name: str, dist: BaseDistribution) -> list[Any]:
         low, step = Decimal(repr(dist.low)), Decimal(repr(dist.step))
         n = round((Decimal(repr(dist.high)) - low) / step)
         return [float(low + i * step) for i in range(n + 1)]
-    raise SweepError(f"{name}: the grid sampler needs discrete values (choice(...), "
-                     "range(...) or int(interval(...))), not a continuous interval")
+    raise SweepError(
+        f"{name}: the grid sampler needs discrete values (choice(...), "
+        "range(...) or int(interval(...))), not a continuous interval"
+    )
 
 
 def resolve_directions(direction: Any, objectives: Sequence[str] | None) -> list[str]:
@@ -155,9 +164,11 @@ def resolve_directions(direction: Any, objectives: Sequence[str] | None) -> list
         if d not in ("minimize", "maximize"):
             raise SweepError(f"hydra.sweeper.direction: '{d}' is not minimize or maximize")
     if objectives and len(dirs) != len(objectives):
-        raise SweepError(f"hydra.sweeper.direction: {len(dirs)} direction(s) for "
-                         f"{len(objectives)} objective(s) {list(objectives)}; give one each, "
-                         "or leave direction null to take each objective's natural direction")
+        raise SweepError(
+            f"hydra.sweeper.direction: {len(dirs)} direction(s) for "
+            f"{len(objectives)} objective(s) {list(objectives)}; give one each, "
+            "or leave direction null to take each objective's natural direction"
+        )
     return dirs
 
 
@@ -166,8 +177,10 @@ def sqlite_absolute(url: str, base: Path) -> str:
     that change directory still find it; other URLs unchanged."""
     prefix = "sqlite:///"
     if url in ("sqlite://", "sqlite:///:memory:"):
-        raise SweepError("hydra.sweeper.storage: an in-memory study cannot be shared with the "
-                         "jobs; use a file, e.g. sqlite:///optuna.db")
-    if url.startswith(prefix) and not url[len(prefix):].startswith("/"):
-        return prefix + str((base / url[len(prefix):]).resolve())
+        raise SweepError(
+            "hydra.sweeper.storage: an in-memory study cannot be shared with the "
+            "jobs; use a file, e.g. sqlite:///optuna.db"
+        )
+    if url.startswith(prefix) and not url[len(prefix) :].startswith("/"):
+        return prefix + str((base / url[len(prefix) :]).resolve())
     return url

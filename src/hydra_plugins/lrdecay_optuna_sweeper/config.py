@@ -106,7 +106,7 @@ class GPSamplerConfig(SamplerConfig):
 
 @dataclass
 class PrunerConfig:
-    """An Optuna pruner by name (see ``lrdecay.pruning.PRUNERS``) with its arguments; each job
+    """An Optuna pruner by name (see ``lrdecay.sweep.pruning.PRUNERS``) with its arguments; each job
     rebuilds it from these settings, which the sweeper stores on the trial."""
 
     name: str = "none"
@@ -172,8 +172,7 @@ class OptunaSweeperConf:
     """
 
     _target_: str = "hydra_plugins.lrdecay_optuna_sweeper.optuna_sweeper.OptunaSweeper"
-    defaults: list[Any] = field(default_factory=lambda: [{"sampler": "tpe"},
-                                                         {"pruner": "none"}])
+    defaults: list[Any] = field(default_factory=lambda: [{"sampler": "tpe"}, {"pruner": "none"}])
     sampler: SamplerConfig = MISSING
     pruner: PrunerConfig = MISSING
     # maximize | minimize, or one per objective; null: from the objective names
@@ -199,14 +198,24 @@ def register() -> None:
     when it scans the ``hydra_plugins`` namespace)."""
     cs = ConfigStore.instance()
     cs.store(group="hydra/sweeper", name="optuna", node=OptunaSweeperConf, provider=PROVIDER)
-    samplers = {"tpe": TPESamplerConfig, "random": RandomSamplerConfig,
-                "cmaes": CmaEsSamplerConfig, "grid": GridSamplerConfig,
-                "nsgaii": NSGAIISamplerConfig, "qmc": QMCSamplerConfig, "gp": GPSamplerConfig}
+    samplers = {
+        "tpe": TPESamplerConfig,
+        "random": RandomSamplerConfig,
+        "cmaes": CmaEsSamplerConfig,
+        "grid": GridSamplerConfig,
+        "nsgaii": NSGAIISamplerConfig,
+        "qmc": QMCSamplerConfig,
+        "gp": GPSamplerConfig,
+    }
     for name, node in samplers.items():
         cs.store(group="hydra/sweeper/sampler", name=name, node=node, provider=PROVIDER)
-    pruners = {"none": PrunerConfig, "median": MedianPrunerConfig,
-               "percentile": PercentilePrunerConfig, "hyperband": HyperbandPrunerConfig,
-               "successive_halving": SuccessiveHalvingPrunerConfig}
+    pruners = {
+        "none": PrunerConfig,
+        "median": MedianPrunerConfig,
+        "percentile": PercentilePrunerConfig,
+        "hyperband": HyperbandPrunerConfig,
+        "successive_halving": SuccessiveHalvingPrunerConfig,
+    }
     for name, node in pruners.items():
         cs.store(group="hydra/sweeper/pruner", name=name, node=node, provider=PROVIDER)
 

@@ -18,10 +18,10 @@ class OptunaSweeper(Sweeper):
 
         self.sweeper = OptunaSweeperImpl(**settings)
 
-    def setup(self, *, hydra_context: HydraContext, task_function: TaskFunction,
-              config: DictConfig) -> None:
-        self.sweeper.setup(hydra_context=hydra_context, task_function=task_function,
-                           config=config)
+    def setup(
+        self, *, hydra_context: HydraContext, task_function: TaskFunction, config: DictConfig
+    ) -> None:
+        self.sweeper.setup(hydra_context=hydra_context, task_function=task_function, config=config)
 
     def sweep(self, arguments: list[str]) -> Any:
         return self.sweeper.sweep(arguments)

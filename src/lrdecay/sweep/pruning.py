@@ -16,15 +16,15 @@ from collections.abc import Mapping
 from typing import TYPE_CHECKING, Any
 
 from lrdecay.config import TrialConfig
-from lrdecay.credentials import storage_url
+from lrdecay.core.records import EpochRecord, Listener, StopRun
 from lrdecay.errors import ConfigError
-from lrdecay.records import EpochRecord, Listener, StopRun
-from lrdecay.redact import redact_uri
+from lrdecay.tracking.credentials import storage_url
+from lrdecay.tracking.redact import redact_uri
 
 if TYPE_CHECKING:
     import optuna
 
-    from lrdecay.engine import Engine
+    from lrdecay.core.engine import Engine
 
 log = logging.getLogger("lrdecay")
 
@@ -32,8 +32,13 @@ log = logging.getLogger("lrdecay")
 REPORTABLE = ("val_acc", "val_loss", "train_acc", "train_loss")
 
 #: Pruners by the names the sweeper's ``hydra/sweeper/pruner`` options use.
-PRUNERS = {"none": "NopPruner", "median": "MedianPruner", "hyperband": "HyperbandPruner",
-           "percentile": "PercentilePruner", "successive_halving": "SuccessiveHalvingPruner"}
+PRUNERS = {
+    "none": "NopPruner",
+    "median": "MedianPruner",
+    "hyperband": "HyperbandPruner",
+    "percentile": "PercentilePruner",
+    "successive_halving": "SuccessiveHalvingPruner",
+}
 
 #: Trial system attribute holding the pruner's settings, written by the sweeper.
 PRUNER_ATTR = "lrdecay:pruner"
@@ -44,8 +49,8 @@ SQLITE_TIMEOUT_S = 60
 
 def open_storage(url: str, create_tables: bool = True) -> optuna.storages.RDBStorage:
     """An Optuna RDB storage at ``url`` (its user's password from the environment, see
-    :mod:`lrdecay.credentials`); SQLite files get a long lock timeout, because the sweeper and
-    its parallel jobs write to the same file."""
+    :mod:`lrdecay.tracking.credentials`); SQLite files get a long lock timeout, because the
+    sweeper and its parallel jobs write to the same file."""
     import optuna
 
     engine_kwargs: dict[str, Any] = {}
@@ -81,11 +86,14 @@ class PruningListener(Listener):
 
     def __init__(self, trial: TrialConfig) -> None:
         if not trial.storage or not trial.study_name or trial.number is None:
-            raise ConfigError("trial: storage, study_name and number are set together by the "
-                              "Optuna sweeper; leave trial.* alone in plain runs")
+            raise ConfigError(
+                "trial: storage, study_name and number are set together by the "
+                "Optuna sweeper; leave trial.* alone in plain runs"
+            )
         if trial.metric not in REPORTABLE:
-            raise ConfigError(f"trial.metric: '{trial.metric}' is not one of "
-                              f"{', '.join(REPORTABLE)}")
+            raise ConfigError(
+                f"trial.metric: '{trial.metric}' is not one of {', '.join(REPORTABLE)}"
+            )
         self.metric = trial.metric
         self.number = trial.number
         self.pruner_name = trial.pruner
@@ -100,9 +108,12 @@ class PruningListener(Listener):
             study_id = storage.get_study_id_from_name(trial.study_name)
             trial_id = storage.get_trial_id_from_study_id_trial_number(study_id, trial.number)
             spec = storage.get_trial_system_attrs(trial_id).get(PRUNER_ATTR) or trial.pruner
-            study = optuna.load_study(study_name=trial.study_name, storage=storage,
-                                      pruner=make_pruner(spec),
-                                      sampler=optuna.samplers.RandomSampler())
+            study = optuna.load_study(
+                study_name=trial.study_name,
+                storage=storage,
+                pruner=make_pruner(spec),
+                sampler=optuna.samplers.RandomSampler(),
+            )
             if len(study.directions) == 1:
                 self.trial = optuna.Trial(study, trial_id)
         except ConfigError:
@@ -112,7 +123,8 @@ class PruningListener(Listener):
                 f"trial: cannot reach trial {trial.number} of study '{trial.study_name}' at "
                 f"{redact_uri(trial.storage)} ({type(exc).__name__}: "
                 f"{str(exc).splitlines()[0] if str(exc) else ''}). Fix: run searches through "
-                "hydra/sweeper=optuna, which sets trial.*") from exc
+                "hydra/sweeper=optuna, which sets trial.*"
+            ) from exc
 
     def on_fit_start(self, engine: Engine) -> None:
         self.max_epochs = engine.settings.max_epochs
@@ -128,12 +140,18 @@ class PruningListener(Listener):
             last = self.max_epochs is not None and record.epoch >= self.max_epochs
             prune = not last and self.trial.should_prune()
         except Exception as exc:  # e.g. the trial was closed by a restarted sweeper
-            log.warning("trial %d: cannot report to the study any more (%s); pruning is off "
-                        "for the rest of this run", self.number, str(exc).splitlines()[0])
+            log.warning(
+                "trial %d: cannot report to the study any more (%s); pruning is off "
+                "for the rest of this run",
+                self.number,
+                str(exc).splitlines()[0],
+            )
             self.trial = None
             return
         if prune:
-            reason = (f"trial {self.number} pruned by the {self.pruner_name} pruner at epoch "
-                      f"{record.epoch}: {self.metric} {value:.4f}")
+            reason = (
+                f"trial {self.number} pruned by the {self.pruner_name} pruner at epoch "
+                f"{record.epoch}: {self.metric} {value:.4f}"
+            )
             log.info("%s", reason)
             raise StopRun("pruned", reason)

@@ -8,10 +8,10 @@ from typing import TYPE_CHECKING
 
 from tqdm import tqdm
 
-from lrdecay.records import EpochRecord, Listener, RunSummary
+from lrdecay.core.records import EpochRecord, Listener, RunSummary
 
 if TYPE_CHECKING:
-    from lrdecay.engine import Engine
+    from lrdecay.core.engine import Engine
 
 log = logging.getLogger("lrdecay")
 #: The logger of per-epoch lines: a sweep keeps it off the terminal (see keep_epochs_off_console).
@@ -31,7 +31,8 @@ def keep_epochs_off_console() -> None:
     would otherwise interleave hundreds of them there."""
     for handler in logging.getLogger().handlers:
         if isinstance(handler, logging.StreamHandler) and not isinstance(
-                handler, logging.FileHandler):
+            handler, logging.FileHandler
+        ):
             handler.addFilter(_NoEpochLines())
 
 
@@ -46,17 +47,36 @@ class EpochLogLine(Listener):
         self.max_epochs = engine.settings.max_epochs
 
     def on_epoch_end(self, r: EpochRecord) -> None:
-        epoch_log.info("%s epoch %d/%d  train_loss %.4f  train_acc %.4f  val_loss %.4f  "
-                       "val_acc %.4f  lr %.3g  advances %d  %.1fs", self.label, r.epoch,
-                       self.max_epochs, r.train_loss, r.train_acc, r.val_loss, r.val_acc, r.lr,
-                       r.lr_advances, r.epoch_seconds)
+        epoch_log.info(
+            "%s epoch %d/%d  train_loss %.4f  train_acc %.4f  val_loss %.4f  "
+            "val_acc %.4f  lr %.3g  advances %d  %.1fs",
+            self.label,
+            r.epoch,
+            self.max_epochs,
+            r.train_loss,
+            r.train_acc,
+            r.val_loss,
+            r.val_acc,
+            r.lr,
+            r.lr_advances,
+            r.epoch_seconds,
+        )
 
     def on_fit_end(self, s: RunSummary) -> None:
         test = f"  test_acc {s.test_acc:.4f}" if s.test_acc is not None else ""
-        log.info("%s %s after %d epochs: final val_acc %.4f  best %.4f  convergence epoch %d%s  "
-                 "%.1fs  %.0f samples/s", self.label, s.status, s.epochs_run, s.final_val_acc,
-                 s.best_val_acc, s.convergence_epoch, test, s.train_seconds,
-                 s.samples_per_second)
+        log.info(
+            "%s %s after %d epochs: final val_acc %.4f  best %.4f  convergence epoch %d%s  "
+            "%.1fs  %.0f samples/s",
+            self.label,
+            s.status,
+            s.epochs_run,
+            s.final_val_acc,
+            s.best_val_acc,
+            s.convergence_epoch,
+            test,
+            s.train_seconds,
+            s.samples_per_second,
+        )
 
 
 class ProgressBar(Listener):
@@ -68,8 +88,12 @@ class ProgressBar(Listener):
 
     def on_fit_start(self, engine: Engine) -> None:
         if self.enabled:
-            self.bar = tqdm(total=engine.settings.max_epochs, initial=len(engine.history),
-                            unit="epoch", leave=False)
+            self.bar = tqdm(
+                total=engine.settings.max_epochs,
+                initial=len(engine.history),
+                unit="epoch",
+                leave=False,
+            )
 
     def on_epoch_end(self, r: EpochRecord) -> None:
         if self.bar is not None:

@@ -15,8 +15,8 @@ import re
 from collections.abc import Sequence
 from dataclasses import dataclass
 
-from lrdecay.report_inference import ALPHA, format_p
-from lrdecay.report_stats import (
+from lrdecay.report.inference import ALPHA, format_p
+from lrdecay.report.stats import (
     BASELINE_SGD,
     Censored,
     SettingSummary,

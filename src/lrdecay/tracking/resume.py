@@ -23,7 +23,7 @@ from mlflow.entities import Run
 from mlflow.tracking import MlflowClient
 from omegaconf import DictConfig, OmegaConf
 
-from lrdecay.records import RunSummary, by_name
+from lrdecay.core.records import RunSummary, by_name
 
 FINGERPRINT_TAG = "lrdecay.fingerprint"
 CHECKPOINT_TAG = "lrdecay.checkpoint"
@@ -33,14 +33,27 @@ REPLACED_BY_TAG = "lrdecay.replaced_by"
 #: keys of it that count (None: the whole group, so a field added to it counts by default).
 #: An allow-list: a new setting elsewhere never makes finished runs look new.
 IDENTITY: dict[str, tuple[str, ...] | None] = {
-    "dataset": ("name", "channels", "height", "width", "num_classes", "batch_size",
-                "val_fraction", "split_seed"),
+    "dataset": (
+        "name",
+        "channels",
+        "height",
+        "width",
+        "num_classes",
+        "batch_size",
+        "val_fraction",
+        "split_seed",
+    ),
     "model": None,
     "optimizer": None,
     "sequence": None,
     "strategy": None,
-    "trainer": ("max_epochs", "early_stop_tol", "convergence_window", "convergence_threshold",
-                "precision"),
+    "trainer": (
+        "max_epochs",
+        "early_stop_tol",
+        "convergence_window",
+        "convergence_threshold",
+        "precision",
+    ),
     "seed": None,
 }
 
@@ -76,13 +89,21 @@ class Prior:
 def find_prior(client: MlflowClient, experiment_id: str, fp: str) -> Prior:
     """Skip a FINISHED twin; resume the newest interrupted twin whose checkpoint still exists;
     the other interrupted twins are ``stale``: the resumed or the fresh run replaces them."""
-    runs = client.search_runs([experiment_id], f"tags.`{FINGERPRINT_TAG}` = '{fp}'",
-                              order_by=["attributes.start_time DESC"], max_results=50)
+    runs = client.search_runs(
+        [experiment_id],
+        f"tags.`{FINGERPRINT_TAG}` = '{fp}'",
+        order_by=["attributes.start_time DESC"],
+        max_results=50,
+    )
     for run in runs:
         if run.info.status == "FINISHED":
             return Prior("skip", run)
-    interrupted = [r for r in runs if r.info.status in ("RUNNING", "KILLED", "FAILED")
-                   and r.data.tags.get("diverged") != "true"]
+    interrupted = [
+        r
+        for r in runs
+        if r.info.status in ("RUNNING", "KILLED", "FAILED")
+        and r.data.tags.get("diverged") != "true"
+    ]
     for run in interrupted:
         path = run.data.tags.get(CHECKPOINT_TAG)
         if path and Path(path).is_file():
@@ -111,4 +132,6 @@ def summary_from_run(run: Run) -> RunSummary:
         convergence_epoch=int(m.get("convergence_epoch", 0)),
         train_seconds=float(m.get("train_seconds", 0.0)),
         samples_per_second=float(m.get("samples_per_second", 0.0)),
-        test_loss=m.get("test_loss"), test_acc=m.get("test_acc"))
+        test_loss=m.get("test_loss"),
+        test_acc=m.get("test_acc"),
+    )

@@ -5,8 +5,12 @@ from __future__ import annotations
 from collections.abc import Sequence
 
 
-def convergence_epoch(accuracies: Sequence[float], window: int = 4, threshold: float = 0.009,
-                      budget: int | None = None) -> int:
+def convergence_epoch(
+    accuracies: Sequence[float],
+    window: int = 4,
+    threshold: float = 0.009,
+    budget: int | None = None,
+) -> int:
     """First epoch t (1-based) whose next ``window`` accuracy changes sum below ``threshold``.
 
     That is the smallest t with Σ_{k=t}^{t+window−1} |acc_{k+1} − acc_k| < threshold (the
@@ -31,4 +35,3 @@ def should_early_stop(val_losses: Sequence[float], tol: float | None) -> bool:
     if tol is None or len(val_losses) < 3:
         return False
     return abs(val_losses[-1] - val_losses[-3]) < tol
-

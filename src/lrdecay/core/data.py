@@ -19,19 +19,26 @@ import tempfile
 from collections.abc import Callable, Iterator
 from dataclasses import dataclass
 from pathlib import Path
+from typing import TYPE_CHECKING
 
 import numpy as np
 import torch
 
-from lrdecay.config import DataConfig, DatasetConfig
 from lrdecay.errors import DataError
+
+if TYPE_CHECKING:  # the core takes the config objects, never the config machinery
+    from lrdecay.config import DataConfig, DatasetConfig
 
 log = logging.getLogger(__name__)
 
 #: Where Debian's ``dataset-fashion-mnist`` package puts its (gzipped) IDX files.
 DEBIAN_FASHION_MNIST = Path("/usr/share/datasets/fashion-mnist")
-IDX_FILES = ("train-images-idx3-ubyte", "train-labels-idx1-ubyte",
-             "t10k-images-idx3-ubyte", "t10k-labels-idx1-ubyte")
+IDX_FILES = (
+    "train-images-idx3-ubyte",
+    "train-labels-idx1-ubyte",
+    "t10k-images-idx3-ubyte",
+    "t10k-labels-idx1-ubyte",
+)
 
 
 @dataclass
@@ -48,17 +55,18 @@ class Split:
         """The split moved to ``device`` (a no-op when it is already there)."""
         return Split(self.x.to(device, non_blocking=True), self.y.to(device, non_blocking=True))
 
-    def batches(self, batch_size: int,
-                generator: torch.Generator | None = None) -> Iterator[tuple[torch.Tensor, ...]]:
+    def batches(
+        self, batch_size: int, generator: torch.Generator | None = None
+    ) -> Iterator[tuple[torch.Tensor, ...]]:
         """Yield ``(x, y)`` batches; shuffled by a fresh permutation when ``generator`` is given."""
         n = len(self)
         if generator is None:
             for start in range(0, n, batch_size):
-                yield self.x[start:start + batch_size], self.y[start:start + batch_size]
+                yield self.x[start : start + batch_size], self.y[start : start + batch_size]
             return
         order = torch.randperm(n, generator=generator).to(self.x.device)
         for start in range(0, n, batch_size):
-            idx = order[start:start + batch_size]
+            idx = order[start : start + batch_size]
             yield self.x.index_select(0, idx), self.y.index_select(0, idx)
 
 
@@ -164,13 +172,16 @@ def _read_npz(path: Path) -> tuple[Split, Split]:
         with np.load(path, allow_pickle=False) as archive:
             x_tr, y_tr, x_te, y_te = (np.asarray(archive[k]) for k in NPZ_ARRAYS)
     except (KeyError, ValueError, OSError) as exc:
-        raise DataError(f"{path} is not an archive of arrays {', '.join(NPZ_ARRAYS)} "
-                        f"({str(exc).splitlines()[0] if str(exc) else type(exc).__name__}); "
-                        "fix or delete it") from exc
+        raise DataError(
+            f"{path} is not an archive of arrays {', '.join(NPZ_ARRAYS)} "
+            f"({str(exc).splitlines()[0] if str(exc) else type(exc).__name__}); "
+            "fix or delete it"
+        ) from exc
 
     def split(x: np.ndarray, y: np.ndarray) -> Split:
-        return Split(normalise(channels_first(x), 255.0),
-                     torch.as_tensor(y.reshape(-1).astype(np.int64)))
+        return Split(
+            normalise(channels_first(x), 255.0), torch.as_tensor(y.reshape(-1).astype(np.int64))
+        )
 
     return split(x_tr, y_tr), split(x_te, y_te)
 
@@ -188,8 +199,7 @@ def _read_torchvision(name: str, data: DataConfig) -> tuple[Split, Split]:
         verify_cifar10(root)
     else:
         fallbacks = (DEBIAN_FASHION_MNIST,) if name == "fashion_mnist" else ()
-        _stage_idx_files(root / ("MNIST" if name == "mnist" else "FashionMNIST") / "raw",
-                         fallbacks)
+        _stage_idx_files(root / ("MNIST" if name == "mnist" else "FashionMNIST") / "raw", fallbacks)
     splits = []
     for train in (True, False):
         try:
@@ -201,9 +211,11 @@ def _read_torchvision(name: str, data: DataConfig) -> tuple[Split, Split]:
             why = _unwritable(root) if data.download else None
             if why is None:
                 raise
-            raise DataError(f"data.root={root} cannot be written ({why}), so {name} cannot be "
-                            "downloaded into it. Fix: point data.root at a writable folder, or "
-                            "put the files there and set data.download=false") from exc
+            raise DataError(
+                f"data.root={root} cannot be written ({why}), so {name} cannot be "
+                "downloaded into it. Fix: point data.root at a writable folder, or "
+                "put the files there and set data.download=false"
+            ) from exc
         images = channels_first(ds.data if isinstance(ds.data, np.ndarray) else ds.data.numpy())
         labels = torch.as_tensor(np.asarray(ds.targets), dtype=torch.int64)
         splits.append(Split(normalise(images, 255.0), labels))
@@ -227,11 +239,15 @@ def _missing_data_error(name: str, root: Path, download: bool, exc: Exception) -
     if download:
         lines = [ln.strip() for ln in str(exc).splitlines() if ln.strip()]
         detail = lines[-1] if lines else type(exc).__name__
-        return DataError(f"{name} is not under {root} and downloading it failed ({detail}). "
-                         f"Fix: {hint}, or allow the download (data.download=true) from a "
-                         "machine that reaches its host.")
-    return DataError(f"{name} not found under {root} and data.download=false. "
-                     f"Fix: {hint}, or allow the download with data.download=true.")
+        return DataError(
+            f"{name} is not under {root} and downloading it failed ({detail}). "
+            f"Fix: {hint}, or allow the download (data.download=true) from a "
+            "machine that reaches its host."
+        )
+    return DataError(
+        f"{name} not found under {root} and data.download=false. "
+        f"Fix: {hint}, or allow the download with data.download=true."
+    )
 
 
 def _read_digits(test_fraction: float = 0.2, seed: int = 0) -> tuple[Split, Split]:
@@ -241,10 +257,12 @@ def _read_digits(test_fraction: float = 0.2, seed: int = 0) -> tuple[Split, Spli
 
     bunch = load_digits()
     images = bunch.images[:, None, :, :]
-    x_tr, x_te, y_tr, y_te = train_test_split(images, bunch.target, test_size=test_fraction,
-                                              random_state=seed, stratify=bunch.target)
+    x_tr, x_te, y_tr, y_te = train_test_split(
+        images, bunch.target, test_size=test_fraction, random_state=seed, stratify=bunch.target
+    )
     as_split: Callable[[np.ndarray, np.ndarray], Split] = lambda x, y: Split(  # noqa: E731
-        normalise(x, 16.0), torch.as_tensor(y, dtype=torch.int64))
+        normalise(x, 16.0), torch.as_tensor(y, dtype=torch.int64)
+    )
     return as_split(x_tr, y_tr), as_split(x_te, y_te)
 
 
@@ -253,8 +271,10 @@ def hold_out(train: Split, fraction: float, seed: int) -> tuple[Split, Split]:
     n_val = max(1, round(len(train) * fraction))
     order = torch.randperm(len(train), generator=torch.Generator().manual_seed(seed))
     val_idx, train_idx = order[:n_val], order[n_val:]
-    return (Split(train.x[train_idx], train.y[train_idx]),
-            Split(train.x[val_idx], train.y[val_idx]))
+    return (
+        Split(train.x[train_idx], train.y[train_idx]),
+        Split(train.x[val_idx], train.y[val_idx]),
+    )
 
 
 #: The last bundle this process loaded, by :func:`_cache_key`. Launcher workers run job after
@@ -300,9 +320,15 @@ def load_data(dataset: DatasetConfig, data: DataConfig, device: torch.device) ->
         _last = None  # let the previous bundle go before the next one is read
         bundle = _read_bundle(dataset, data, device)
         _last = (_cache_key(dataset, data, device), bundle)  # after reading: files may be new
-    log.info("data %s: train %d, val %d%s on %s%s", dataset.name, len(bundle.train),
-             len(bundle.val), f", test {len(bundle.test)}" if bundle.test else "", device,
-             " (already in memory)" if cached else "")
+    log.info(
+        "data %s: train %d, val %d%s on %s%s",
+        dataset.name,
+        len(bundle.train),
+        len(bundle.val),
+        f", test {len(bundle.test)}" if bundle.test else "",
+        device,
+        " (already in memory)" if cached else "",
+    )
     return bundle
 
 
@@ -313,19 +339,31 @@ def _read_bundle(dataset: DatasetConfig, data: DataConfig, device: torch.device)
     else:
         try:
             train, test = _read_torchvision(dataset.name, data)
-        except (AssertionError, ValueError, KeyError, EOFError, OSError,
-                pickle.UnpicklingError) as exc:
-            raise DataError(f"a {dataset.name} file under {data.root} is unreadable or corrupt "
-                            f"({exc or type(exc).__name__}); delete it and load again") from exc
+        except (
+            AssertionError,
+            ValueError,
+            KeyError,
+            EOFError,
+            OSError,
+            pickle.UnpicklingError,
+        ) as exc:
+            raise DataError(
+                f"a {dataset.name} file under {data.root} is unreadable or corrupt "
+                f"({exc or type(exc).__name__}); delete it and load again"
+            ) from exc
     expected = (dataset.channels, dataset.height, dataset.width)
     if tuple(train.x.shape[1:]) != expected:
-        raise DataError(f"{dataset.name} images have shape {tuple(train.x.shape[1:])}, "
-                        f"the dataset config says {expected}")
+        raise DataError(
+            f"{dataset.name} images have shape {tuple(train.x.shape[1:])}, "
+            f"the dataset config says {expected}"
+        )
     if dataset.val_fraction > 0:
         train, val = hold_out(train, dataset.val_fraction, dataset.split_seed)
-        bundle = DataBundle(dataset.name, train.to(device), val.to(device), test.to(device),
-                            dataset.num_classes)
+        bundle = DataBundle(
+            dataset.name, train.to(device), val.to(device), test.to(device), dataset.num_classes
+        )
     else:
-        bundle = DataBundle(dataset.name, train.to(device), test.to(device), None,
-                            dataset.num_classes)
+        bundle = DataBundle(
+            dataset.name, train.to(device), test.to(device), None, dataset.num_classes
+        )
     return bundle

@@ -18,20 +18,20 @@ from hydra.experimental.callback import Callback
 from omegaconf import DictConfig, open_dict
 
 from lrdecay.config import ReportConfig, validate
+from lrdecay.core.interrupts import install_stop_handlers
 from lrdecay.errors import ConfigError, LrdecayError
-from lrdecay.interrupts import install_stop_handlers
-from lrdecay.redact import redact_logging, redact_text, redact_uri
-from lrdecay.resources import available_cores
-from lrdecay.results import (
+from lrdecay.host import available_cores
+from lrdecay.sweep.outcomes import (
     JobResult,
     format_table,
     read_results,
     sweep_progress,
     write_parent,
 )
+from lrdecay.tracking.redact import redact_logging, redact_text, redact_uri
 
 if TYPE_CHECKING:  # Hydra builds this callback for every run: keep MLflow and torch lazy
-    from lrdecay.tracking import MlflowTracker
+    from lrdecay.tracking.tracker import MlflowTracker
 
 log = logging.getLogger("lrdecay")
 #: Tags of a sweep's parent run naming its launching process, so that a later sweep can tell
@@ -50,16 +50,24 @@ def _job_config(config: DictConfig) -> DictConfig:
 def ui_command(uri: str, experiment_id: str | None, parent_run_id: str | None = None) -> str:
     """How to open the MLflow UI on this store's experiment (a local UI bound to 127.0.0.1),
     and, given the sweep's parent run, on that sweep's runs alone."""
-    from lrdecay.ui import experiment_url, sweep_url
+    from lrdecay.tracking.ui import experiment_url, sweep_url
 
     remote = uri.startswith(("http://", "https://"))
     base = redact_uri(uri).rstrip("/") if remote else "http://127.0.0.1:5000"
     url = experiment_url(base, experiment_id) if experiment_id else f"{base}/"
-    lines = [f"open {url}"] if remote else [
-        f"mlflow ui --backend-store-uri {uri} --host 127.0.0.1 --port 5000", f"then open {url}"]
+    lines = (
+        [f"open {url}"]
+        if remote
+        else [
+            f"mlflow ui --backend-store-uri {uri} --host 127.0.0.1 --port 5000",
+            f"then open {url}",
+        ]
+    )
     if experiment_id and parent_run_id:
-        lines.append(f"this sweep's runs, best final accuracy first: "
-                     f"{sweep_url(base, experiment_id, parent_run_id)}")
+        lines.append(
+            f"this sweep's runs, best final accuracy first: "
+            f"{sweep_url(base, experiment_id, parent_run_id)}"
+        )
     return "\n".join(lines)
 
 
@@ -71,7 +79,7 @@ def _sweep_arguments(hc: DictConfig) -> list[str]:
 
 def sweep_keys(hc: DictConfig) -> list[str]:
     """The keys this multirun varies: swept on the command line or in ``hydra.sweeper.params``."""
-    from lrdecay.ui import swept_keys
+    from lrdecay.tracking.ui import swept_keys
 
     return swept_keys(_sweep_arguments(hc))
 
@@ -115,7 +123,7 @@ class SweepTracking(Callback):
             return
         self.report = conf.report
         store = Path(config.hydra.runtime.cwd) / conf.tracking.store_dir
-        from lrdecay.tracking import (
+        from lrdecay.tracking.tracker import (
             MlflowTracker,
             default_artifact_root,
             experiment_name,
@@ -124,18 +132,21 @@ class SweepTracking(Callback):
 
         try:
             uri = resolve_uri(conf.tracking.uri, store)
-            tracker = MlflowTracker(uri, experiment_name(conf), default_artifact_root(uri),
-                                    log_plot=False)
+            tracker = MlflowTracker(
+                uri, experiment_name(conf), default_artifact_root(uri), log_plot=False
+            )
             tracker.connect()
             close_dead_parents(tracker)
             self._open_parent(tracker, config, conf.dataset.name)
         except LrdecayError as exc:
             raise SystemExit(f"lrdecay: {exc}") from None
         except Exception as exc:  # no parent run: stop before any job starts
-            raise SystemExit(f"lrdecay: could not create the sweep's parent run in "
-                             f"{redact_uri(uri)} ({str(exc).splitlines()[0][:300]}); no job "
-                             "was started. Fix: point tracking.uri at a working store (or "
-                             "move this one aside), then run again") from None
+            raise SystemExit(
+                f"lrdecay: could not create the sweep's parent run in "
+                f"{redact_uri(uri)} ({str(exc).splitlines()[0][:300]}); no job "
+                "was started. Fix: point tracking.uri at a working store (or "
+                "move this one aside), then run again"
+            ) from None
         self.tracker = tracker
         log.info("sweep parent run %s in experiment '%s'", tracker.run_id, tracker.experiment)
 
@@ -144,16 +155,29 @@ class SweepTracking(Callback):
         hc = config.hydra
         sweep_dir = Path(hc.sweep.dir)
         preset = hc.runtime.choices.get("experiment") or "sweep"
-        from lrdecay.ui import RUN_COLOR_TAG, SWEEP_COLOUR
+        from lrdecay.tracking.ui import RUN_COLOR_TAG, SWEEP_COLOUR
 
-        tracker.start(f"{preset}-{sweep_dir.name}",
-                      tags={"lrdecay.role": "sweep", "hydra.sweep_dir": str(sweep_dir),
-                            "dataset": dataset, HOST_TAG: socket.gethostname(),
-                            PID_TAG: str(os.getpid()), RUN_COLOR_TAG: SWEEP_COLOUR},
-                      params={"overrides": redact_text(" ".join(hc.overrides.task))[:6000]})
+        tracker.start(
+            f"{preset}-{sweep_dir.name}",
+            tags={
+                "lrdecay.role": "sweep",
+                "hydra.sweep_dir": str(sweep_dir),
+                "dataset": dataset,
+                HOST_TAG: socket.gethostname(),
+                PID_TAG: str(os.getpid()),
+                RUN_COLOR_TAG: SWEEP_COLOUR,
+            },
+            params={"overrides": redact_text(" ".join(hc.overrides.task))[:6000]},
+        )
         assert tracker.run_id and tracker.experiment_id
-        write_parent(sweep_dir, tracker.run_id, tracker.experiment_id, redact_uri(tracker.uri),
-                     swept=sweep_keys(hc), jobs=sweep_size(hc))
+        write_parent(
+            sweep_dir,
+            tracker.run_id,
+            tracker.experiment_id,
+            redact_uri(tracker.uri),
+            swept=sweep_keys(hc),
+            jobs=sweep_size(hc),
+        )
 
     def _stop(self) -> None:
         """SIGTERM or Ctrl-C in the launcher (on_multirun_end never comes): close the parent
@@ -164,17 +188,21 @@ class SweepTracking(Callback):
         try:
             close_running_children(tracker)
         except Exception as exc:  # the parent must be closed whatever the children's fate
-            log.warning("could not close the sweep's running jobs: %s",
-                        str(exc).splitlines()[0][:200])
+            log.warning(
+                "could not close the sweep's running jobs: %s", str(exc).splitlines()[0][:200]
+            )
         tracker.end("KILLED")
-        log.error("sweep stopped: parent run %s and its unfinished jobs are KILLED; the same "
-                  "command resumes them", tracker.run_id)
+        log.error(
+            "sweep stopped: parent run %s and its unfinished jobs are KILLED; the same "
+            "command resumes them",
+            tracker.run_id,
+        )
 
     def on_job_start(self, config: DictConfig, **kwargs: Any) -> None:
         """In each job of a sweep: per-epoch lines to the job's log only, unless
         ``sweep.console_epochs``."""
         if _in_sweep() and not config.get("sweep", {}).get("console_epochs", False):
-            from lrdecay.progress import keep_epochs_off_console
+            from lrdecay.core.progress import keep_epochs_off_console
 
             keep_epochs_off_console()
 
@@ -189,34 +217,44 @@ class SweepTracking(Callback):
         table = format_table(results)
         counts = _counts(results)
         pruned = f", {counts['pruned']} pruned" if counts["pruned"] else ""
-        summary = (f"{counts['total']} jobs: {counts['finished']} finished, "
-                   f"{counts['diverged']} diverged, {counts['failed']} failed{pruned} "
-                   f"in {time.monotonic() - self.started:.0f} s")
+        summary = (
+            f"{counts['total']} jobs: {counts['finished']} finished, "
+            f"{counts['diverged']} diverged, {counts['failed']} failed{pruned} "
+            f"in {time.monotonic() - self.started:.0f} s"
+        )
         lines = ["", table, "", summary]
         if self.tracker is not None:
             report = self._write_report(sweep_dir)
             if report is not None:
                 lines += ["", f"Report (tables, figures, the study's claims): {report}"]
-            lines += ["", "Compare the runs in the MLflow UI:",
-                      ui_command(self.tracker.uri, self.tracker.experiment_id,
-                                 self.tracker.run_id)]
+            lines += [
+                "",
+                "Compare the runs in the MLflow UI:",
+                ui_command(self.tracker.uri, self.tracker.experiment_id, self.tracker.run_id),
+            ]
             self._close_parent(table, counts)
         print("\n".join(lines), flush=True)
         if sweep_dir.is_dir():
             (sweep_dir / "summary.txt").write_text("\n".join(lines) + "\n")
         if counts["failed"]:
-            raise SystemExit(f"lrdecay: {counts['failed']} job(s) failed; see the table above "
-                             "and each job's log under " + str(sweep_dir))
+            raise SystemExit(
+                f"lrdecay: {counts['failed']} job(s) failed; see the table above "
+                "and each job's log under " + str(sweep_dir)
+            )
 
     def _write_report(self, sweep_dir: Path) -> Path | None:
         """The sweep's report in ``<sweep_dir>/report`` (also logged to the parent run)."""
         if self.report is None or not self.report.enabled or self.tracker is None:
             return None
-        from lrdecay.report import write_report
+        from lrdecay.report.build import write_report
 
         try:
-            return write_report(self.tracker.client, parent_run_id=self.tracker.run_id,
-                                out_dir=sweep_dir / "report", target=self.report.target)
+            return write_report(
+                self.tracker.client,
+                parent_run_id=self.tracker.run_id,
+                out_dir=sweep_dir / "report",
+                target=self.report.target,
+            )
         except Exception as exc:  # a report problem must never cost the sweep's results
             log.warning("no report written: %s", str(exc).splitlines()[0] if str(exc) else exc)
             return None
@@ -247,8 +285,10 @@ def check_launcher(launcher: DictConfig) -> None:
         return
     cores = available_cores()
     if not isinstance(n_jobs, int) or n_jobs == 0 or n_jobs < -cores:
-        raise ConfigError(f"hydra.launcher.n_jobs: {n_jobs} is not a number of parallel jobs; "
-                          f"use 1..{cores} (this machine's cores), or -1 for one job per core")
+        raise ConfigError(
+            f"hydra.launcher.n_jobs: {n_jobs} is not a number of parallel jobs; "
+            f"use 1..{cores} (this machine's cores), or -1 for one job per core"
+        )
 
 
 def _alive(pid: int) -> bool:
@@ -273,9 +313,13 @@ def close_dead_parents(tracker: MlflowTracker) -> list[str]:
     host = socket.gethostname()
     try:
         stale = tracker.client.search_runs(
-            [tracker.experiment_id], max_results=1000,
-            filter_string=(f"tags.`lrdecay.role` = 'sweep' and attributes.status = 'RUNNING' "
-                           f"and tags.`{HOST_TAG}` = '{host}'"))
+            [tracker.experiment_id],
+            max_results=1000,
+            filter_string=(
+                f"tags.`lrdecay.role` = 'sweep' and attributes.status = 'RUNNING' "
+                f"and tags.`{HOST_TAG}` = '{host}'"
+            ),
+        )
     except Exception as exc:  # tidying up must never stop a sweep
         log.warning("could not look for dead sweep parents: %s", str(exc).splitlines()[0])
         return []
@@ -286,8 +330,11 @@ def close_dead_parents(tracker: MlflowTracker) -> list[str]:
             tracker.client.set_terminated(run.info.run_id, status="KILLED")
             closed.append(run.info.run_id)
     if closed:
-        log.info("closed %d sweep parent run(s) whose launcher had died: %s", len(closed),
-                 ", ".join(closed))
+        log.info(
+            "closed %d sweep parent run(s) whose launcher had died: %s",
+            len(closed),
+            ", ".join(closed),
+        )
     return closed
 
 
@@ -295,9 +342,12 @@ def close_running_children(tracker: MlflowTracker) -> list[str]:
     """Mark KILLED the RUNNING child runs of ``tracker``'s run; returns their ids."""
     assert tracker.experiment_id is not None and tracker.run_id is not None
     running = tracker.client.search_runs(
-        [tracker.experiment_id], max_results=1000,
-        filter_string=(f"tags.`mlflow.parentRunId` = '{tracker.run_id}' "
-                       "and attributes.status = 'RUNNING'"))
+        [tracker.experiment_id],
+        max_results=1000,
+        filter_string=(
+            f"tags.`mlflow.parentRunId` = '{tracker.run_id}' and attributes.status = 'RUNNING'"
+        ),
+    )
     for run in running:
         tracker.client.set_terminated(run.info.run_id, status="KILLED")
     return [run.info.run_id for run in running]
@@ -309,5 +359,10 @@ def _counts(results: list[JobResult]) -> dict[str, int]:
     finished = sum(r.ok for r in results)
     diverged = sum(r.status == "diverged" for r in results)
     pruned = sum(r.status == "pruned" for r in results)
-    return {"total": len(results), "finished": finished, "diverged": diverged,
-            "pruned": pruned, "failed": len(results) - finished - diverged - pruned}
+    return {
+        "total": len(results),
+        "finished": finished,
+        "diverged": diverged,
+        "pruned": pruned,
+        "failed": len(results) - finished - diverged - pruned,
+    }

@@ -1,6 +1,6 @@
 """What an epoch and a run produce, and the hooks that observe them: plain data, no torch.
 
-Kept apart from :mod:`lrdecay.engine` so that the processes that only read or record results
+Kept apart from :mod:`lrdecay.core.engine` so that the processes that only read or record results
 (MLflow tracking in a sweep's launching process, the report, resume bookkeeping) start
 without importing torch.
 """
@@ -12,7 +12,7 @@ from dataclasses import asdict, dataclass, field, fields
 from typing import TYPE_CHECKING
 
 if TYPE_CHECKING:
-    from lrdecay.engine import Engine
+    from lrdecay.core.engine import Engine
 
 #: MLflow's UI groups a run's charts into sections by the key's prefix before ``/``, sections
 #: in alphabetical order: the per-epoch curves (``epoch/val_acc``) come first, the run-level

@@ -237,8 +237,9 @@ class SequenceScheduler(LRScheduler):
         sched.step()  # rate becomes 0.9 · r0
     """
 
-    def __init__(self, optimizer: Optimizer, sequence: Sequence, strategy: Strategy,
-                 last_epoch: int = -1) -> None:
+    def __init__(
+        self, optimizer: Optimizer, sequence: Sequence, strategy: Strategy, last_epoch: int = -1
+    ) -> None:
         self.sequence = sequence
         self.strategy = strategy
         self.advances = 0
@@ -256,8 +257,9 @@ class SequenceScheduler(LRScheduler):
         super().step()
 
     def state_dict(self) -> dict[str, Any]:
-        state = {k: v for k, v in vars(self).items()
-                 if k not in ("optimizer", "sequence", "strategy")}
+        state = {
+            k: v for k, v in vars(self).items() if k not in ("optimizer", "sequence", "strategy")
+        }
         state["strategy_state"] = self.strategy.state_dict()
         return state
 

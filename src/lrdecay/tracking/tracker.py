@@ -28,15 +28,15 @@ from mlflow.entities import Metric, Param, RunTag
 from mlflow.exceptions import MlflowException
 from mlflow.tracking import MlflowClient
 
-from lrdecay.credentials import PASSWORD_ENV, USERNAME_ENV
+from lrdecay.core.records import EpochRecord, Listener, RunSummary, epoch_key
 from lrdecay.errors import TrackingError
-from lrdecay.records import EpochRecord, Listener, RunSummary, epoch_key
-from lrdecay.redact import redact_uri
-from lrdecay.ui import EXPERIMENT_KIND_TAG, MODEL_TRAINING_KIND
+from lrdecay.tracking.credentials import PASSWORD_ENV, USERNAME_ENV
+from lrdecay.tracking.redact import redact_uri
+from lrdecay.tracking.ui import EXPERIMENT_KIND_TAG, MODEL_TRAINING_KIND
 
 if TYPE_CHECKING:
     from lrdecay.config import LrdecayConfig
-    from lrdecay.engine import Engine
+    from lrdecay.core.engine import Engine
 
 log = logging.getLogger(__name__)
 T = TypeVar("T")
@@ -75,15 +75,17 @@ def resolve_uri(uri: str | None, store_dir: Path) -> str:
     try:
         store_dir.mkdir(parents=True, exist_ok=True)
     except OSError as exc:
-        raise TrackingError(f"tracking.store_dir={store_dir} cannot be created "
-                            f"({exc.strerror or type(exc).__name__}). Fix: point "
-                            "tracking.store_dir at a writable folder") from exc
+        raise TrackingError(
+            f"tracking.store_dir={store_dir} cannot be created "
+            f"({exc.strerror or type(exc).__name__}). Fix: point "
+            "tracking.store_dir at a writable folder"
+        ) from exc
     return f"sqlite:///{(store_dir / 'mlflow.db').resolve()}"
 
 
 def sqlite_path(uri: str) -> Path | None:
     """The database file of a ``sqlite:///`` URI; None for any other store."""
-    return Path(uri[len("sqlite:///"):]) if uri.startswith("sqlite:///") else None
+    return Path(uri[len("sqlite:///") :]) if uri.startswith("sqlite:///") else None
 
 
 @contextlib.contextmanager
@@ -108,8 +110,9 @@ def leftover_migration_tables(db: Path) -> list[str]:
     if not db.is_file():
         return []
     try:
-        with contextlib.closing(sqlite3.connect(f"{db.resolve().as_uri()}?mode=ro",
-                                                uri=True)) as con:
+        with contextlib.closing(
+            sqlite3.connect(f"{db.resolve().as_uri()}?mode=ro", uri=True)
+        ) as con:
             rows = con.execute("SELECT name FROM sqlite_master WHERE type = 'table'").fetchall()
     except sqlite3.Error:  # not a database at all: MLflow's own error says so
         return []
@@ -129,7 +132,8 @@ def open_client(uri: str) -> MlflowClient:
                 raise TrackingError(
                     f"the MLflow store {db} is damaged (an interrupted schema upgrade left "
                     f"{', '.join(leftovers)}). Fix: move it aside or restore a backup, or "
-                    "point tracking.uri at a fresh store") from exc
+                    "point tracking.uri at a fresh store"
+                ) from exc
             raise
 
 
@@ -146,9 +150,11 @@ def check_writable(uri: str) -> None:
             with db.open("r+b"):
                 pass
     except OSError as exc:
-        raise TrackingError(f"the MLflow store {db} is not writable "
-                            f"({exc.strerror or type(exc).__name__}). Fix: point "
-                            "tracking.store_dir (or tracking.uri) at a writable place") from exc
+        raise TrackingError(
+            f"the MLflow store {db} is not writable "
+            f"({exc.strerror or type(exc).__name__}). Fix: point "
+            "tracking.store_dir (or tracking.uri) at a writable place"
+        ) from exc
 
 
 def experiment_name(conf: LrdecayConfig) -> str:
@@ -160,7 +166,7 @@ def default_artifact_root(uri: str) -> str | None:
     """Artifacts of a SQLite store live beside its file (``<db folder>/artifacts``), never in
     the working directory; servers choose their own."""
     if uri.startswith("sqlite:///"):
-        return (Path(uri[len("sqlite:///"):]).resolve().parent / "artifacts").as_uri()
+        return (Path(uri[len("sqlite:///") :]).resolve().parent / "artifacts").as_uri()
     return None
 
 
@@ -171,13 +177,13 @@ def ensure_experiment(client: MlflowClient, name: str, artifact_root: str | None
         if found.lifecycle_stage == "deleted":
             client.restore_experiment(found.experiment_id)
         if EXPERIMENT_KIND_TAG not in found.tags:  # made before the project tagged its kind
-            client.set_experiment_tag(found.experiment_id, EXPERIMENT_KIND_TAG,
-                                      MODEL_TRAINING_KIND)
+            client.set_experiment_tag(found.experiment_id, EXPERIMENT_KIND_TAG, MODEL_TRAINING_KIND)
         return found.experiment_id
     location = f"{artifact_root}/{name}" if artifact_root else None
     try:
-        return client.create_experiment(name, artifact_location=location,
-                                        tags={EXPERIMENT_KIND_TAG: MODEL_TRAINING_KIND})
+        return client.create_experiment(
+            name, artifact_location=location, tags={EXPERIMENT_KIND_TAG: MODEL_TRAINING_KIND}
+        )
     except MlflowException:
         found = client.get_experiment_by_name(name)
         if found is None:
@@ -200,8 +206,14 @@ def flatten(tree: Mapping[str, Any], prefix: str = "") -> dict[str, str]:
 def git_commit(path: Path) -> str | None:
     """The commit checked out at ``path``, if it is a git work tree."""
     try:
-        out = subprocess.run(["git", "rev-parse", "HEAD"], cwd=path, capture_output=True,
-                             text=True, timeout=5, check=False)
+        out = subprocess.run(
+            ["git", "rev-parse", "HEAD"],
+            cwd=path,
+            capture_output=True,
+            text=True,
+            timeout=5,
+            check=False,
+        )
     except (OSError, subprocess.SubprocessError):
         return None
     return out.stdout.strip() or None if out.returncode == 0 else None
@@ -210,23 +222,27 @@ def git_commit(path: Path) -> str | None:
 class MlflowTracker(Listener):
     """One MLflow run: opened by :meth:`start`, fed by the engine, closed by :meth:`end`."""
 
-    def __init__(self, uri: str, experiment: str, artifact_root: str | None = None,
-                 log_plot: bool = True) -> None:
+    def __init__(
+        self, uri: str, experiment: str, artifact_root: str | None = None, log_plot: bool = True
+    ) -> None:
         self.uri = uri
         self.experiment = experiment
         self.artifact_root = artifact_root
         self.log_plot = log_plot
         scheme = uri.split(":", 1)[0].split("+", 1)[0] if ":" in uri else "file"
         if scheme not in SCHEMES:
-            raise TrackingError(f"tracking.uri={redact_uri(uri)} has an unknown scheme "
-                                f"'{scheme}'; use one of {', '.join(SCHEMES)} "
-                                "(e.g. sqlite:///mlruns/mlflow.db or http://127.0.0.1:5000)")
+            raise TrackingError(
+                f"tracking.uri={redact_uri(uri)} has an unknown scheme "
+                f"'{scheme}'; use one of {', '.join(SCHEMES)} "
+                "(e.g. sqlite:///mlruns/mlflow.db or http://127.0.0.1:5000)"
+            )
         check_writable(uri)
         try:
             self.client = open_client(uri)
         except MlflowException as exc:
-            raise TrackingError(f"cannot use tracking.uri={redact_uri(uri)}: "
-                                f"{str(exc).splitlines()[0]}") from exc
+            raise TrackingError(
+                f"cannot use tracking.uri={redact_uri(uri)}: {str(exc).splitlines()[0]}"
+            ) from exc
         self.run_id: str | None = None
         self.experiment_id: str | None = None
         self.pending: list[tuple[int, dict[str, float]]] = []
@@ -239,7 +255,8 @@ class MlflowTracker(Listener):
         parts = urlsplit(self.uri)
         host = f"{parts.hostname}:{parts.port}" if parts.port else (parts.hostname or "")
         request = urllib.request.Request(
-            urlunsplit(parts._replace(netloc=host)).rstrip("/") + "/health")
+            urlunsplit(parts._replace(netloc=host)).rstrip("/") + "/health"
+        )
         user = parts.username or os.environ.get(USERNAME_ENV)
         if user:
             password = parts.password or os.environ.get(PASSWORD_ENV, "")
@@ -252,24 +269,32 @@ class MlflowTracker(Listener):
             return  # something answers; MLflow's own calls will tell if it is not MLflow
         except (OSError, ValueError) as exc:
             reason = getattr(exc, "reason", exc)
-            raise TrackingError(f"the MLflow server at {redact_uri(self.uri)} is unreachable "
-                                f"({reason}). Fix: start it (mlflow server --host 127.0.0.1 "
-                                "--port ...), or point tracking.uri at another store") from exc
+            raise TrackingError(
+                f"the MLflow server at {redact_uri(self.uri)} is unreachable "
+                f"({reason}). Fix: start it (mlflow server --host 127.0.0.1 "
+                "--port ...), or point tracking.uri at another store"
+            ) from exc
 
     def connect(self) -> str:
         """Reach the store and make sure the experiment exists, before any data loads."""
         self._check_server()
         try:
-            self.experiment_id = ensure_experiment(self.client, self.experiment,
-                                                   self.artifact_root)
+            self.experiment_id = ensure_experiment(self.client, self.experiment, self.artifact_root)
         except MlflowException as exc:
-            raise TrackingError(f"cannot use the MLflow store at {redact_uri(self.uri)}: "
-                                f"{str(exc).splitlines()[0]}. Fix: point tracking.uri at a "
-                                "reachable store, or tracking.enabled=false") from exc
+            raise TrackingError(
+                f"cannot use the MLflow store at {redact_uri(self.uri)}: "
+                f"{str(exc).splitlines()[0]}. Fix: point tracking.uri at a "
+                "reachable store, or tracking.enabled=false"
+            ) from exc
         return self.experiment_id
 
-    def start(self, run_name: str, tags: Mapping[str, str], params: Mapping[str, str],
-              parent_run_id: str | None = None) -> str:
+    def start(
+        self,
+        run_name: str,
+        tags: Mapping[str, str],
+        params: Mapping[str, str],
+        parent_run_id: str | None = None,
+    ) -> str:
         """Create the run with its tags and params; returns its id."""
         experiment_id = self.experiment_id or self.connect()
         all_tags = dict(tags)
@@ -279,7 +304,7 @@ class MlflowTracker(Listener):
         self.run_id = run.info.run_id
         items = [Param(k, v[:6000]) for k, v in params.items()]
         for i in range(0, len(items), PARAM_BATCH):
-            self.client.log_batch(self.run_id, params=items[i:i + PARAM_BATCH])
+            self.client.log_batch(self.run_id, params=items[i : i + PARAM_BATCH])
         return self.run_id
 
     def reopen(self, run_id: str, parent_run_id: str | None = None) -> None:
@@ -320,10 +345,13 @@ class MlflowTracker(Listener):
                 self.log_metrics(values, step, attempts)
             except Exception as exc:
                 if not self.warned:
-                    log.warning("tracking store %s unavailable (%s); training goes on, %d "
-                                "epoch(s) queued and kept in the checkpoint",
-                                redact_uri(self.uri), str(exc).splitlines()[0][:200],
-                                len(self.pending))
+                    log.warning(
+                        "tracking store %s unavailable (%s); training goes on, %d "
+                        "epoch(s) queued and kept in the checkpoint",
+                        redact_uri(self.uri),
+                        str(exc).splitlines()[0][:200],
+                        len(self.pending),
+                    )
                     self.warned = True
                 return False
             self.pending.pop(0)
@@ -343,8 +371,12 @@ class MlflowTracker(Listener):
         try:
             with_retry(lambda: self.client.delete_tag(run_id, key), attempts=3)
         except Exception as exc:
-            log.warning("could not remove tag %s from run %s: %s", key, run_id,
-                        str(exc).splitlines()[0][:200])
+            log.warning(
+                "could not remove tag %s from run %s: %s",
+                key,
+                run_id,
+                str(exc).splitlines()[0][:200],
+            )
 
     def log_text(self, text: str, artifact_file: str) -> None:
         assert self.run_id is not None, "start() first"
@@ -359,21 +391,24 @@ class MlflowTracker(Listener):
 
     def on_fit_end(self, summary: RunSummary) -> None:
         if not self._flush_pending(attempts=8):
-            raise TrackingError(f"{len(self.pending)} epoch(s) could not be logged to "
-                                f"{redact_uri(self.uri)}; they are in the run's checkpoint. "
-                                "Fix: once the store is back, run the same command again "
-                                "(resume=true for a single run) to log them")
+            raise TrackingError(
+                f"{len(self.pending)} epoch(s) could not be logged to "
+                f"{redact_uri(self.uri)}; they are in the run's checkpoint. "
+                "Fix: once the store is back, run the same command again "
+                "(resume=true for a single run) to log them"
+            )
         self.log_metrics(summary.metrics(), step=summary.epochs_run)
         tags = {"outcome": summary.status, "diverged": str(summary.diverged).lower()}
         if summary.status == "pruned":
             tags["pruned"] = "true"
         self.set_tags(tags)
         if self.log_plot and summary.history:
-            from lrdecay.plots import plot_history
+            from lrdecay.tracking.plots import plot_history
 
             with tempfile.TemporaryDirectory() as tmp:
-                path = plot_history(summary.history, Path(tmp) / "curves.png",
-                                    title=self.experiment)
+                path = plot_history(
+                    summary.history, Path(tmp) / "curves.png", title=self.experiment
+                )
                 self.client.log_artifact(self.run_id, str(path))
 
     def end(self, status: str) -> None:
@@ -384,5 +419,6 @@ class MlflowTracker(Listener):
         try:
             with_retry(lambda: self.client.set_terminated(run_id, status=status), attempts=3)
         except Exception as exc:
-            log.error("could not mark run %s %s: %s", run_id, status,
-                      str(exc).splitlines()[0][:200])
+            log.error(
+                "could not mark run %s %s: %s", run_id, status, str(exc).splitlines()[0][:200]
+            )

@@ -46,7 +46,7 @@ def experiment_url(base: str, experiment_id: str) -> str:
 def sweep_url(base: str, experiment_id: str, parent_run_id: str) -> str:
     """The URL of one sweep's runs alone, best final accuracy first (MLflow keeps a search
     and a sort in the URL of the runs page, not in the experiment's)."""
-    from lrdecay.records import FINAL_ACC_METRIC
+    from lrdecay.core.records import FINAL_ACC_METRIC
 
     query = urlencode(
         {

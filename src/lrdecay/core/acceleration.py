@@ -21,7 +21,7 @@ order of summation, not the computation.
 - ``compile`` compiles the model in place with ``torch.compile`` (``nn.Module.compile``, so
   parameter names and checkpoints stay the same). The first epoch pays the compilation.
 
-Data need no transfer work here: :mod:`lrdecay.data` holds every split on the run's device
+Data need no transfer work here: :mod:`lrdecay.core.data` holds every split on the run's device
 before training, so the loop never copies batches from the host (no pinned memory to manage).
 """
 
@@ -50,11 +50,15 @@ def check_precision(precision: str, device: torch.device) -> None:
     if precision != "bf16":
         return
     if device.type == "cuda" and not torch.cuda.is_bf16_supported():
-        raise ConfigError(f"trainer.precision: bf16 asked for but {torch.cuda.get_device_name()} "
-                          "does not support bfloat16; use trainer.precision=fp32")
+        raise ConfigError(
+            f"trainer.precision: bf16 asked for but {torch.cuda.get_device_name()} "
+            "does not support bfloat16; use trainer.precision=fp32"
+        )
     if device.type not in ("cuda", "cpu"):
-        raise ConfigError(f"trainer.precision: bf16 autocast is supported on cuda and cpu, not "
-                          f"{device.type}; use trainer.precision=fp32")
+        raise ConfigError(
+            f"trainer.precision: bf16 autocast is supported on cuda and cpu, not "
+            f"{device.type}; use trainer.precision=fp32"
+        )
 
 
 def autocast(device: torch.device, precision: str) -> contextlib.AbstractContextManager:

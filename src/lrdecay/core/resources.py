@@ -7,24 +7,16 @@ trusting what an earlier job left behind.
 from __future__ import annotations
 
 import logging
-import os
 import random
 from typing import TYPE_CHECKING
 
 from lrdecay.errors import ConfigError
+from lrdecay.host import available_cores
 
 if TYPE_CHECKING:
     import torch
 
 log = logging.getLogger(__name__)
-
-
-def available_cores() -> int:
-    """CPU cores this process may use (respects affinity masks and cgroup-limited sets)."""
-    try:
-        return len(os.sched_getaffinity(0))
-    except AttributeError:  # not on Linux
-        return os.cpu_count() or 1
 
 
 def resolve_device(name: str, job_num: int | None = None) -> torch.device:
@@ -43,8 +35,9 @@ def resolve_device(name: str, job_num: int | None = None) -> torch.device:
             name = "cpu"
     if name == "cuda":
         if not torch.cuda.is_available():
-            raise ConfigError("device: 'cuda' asked for but no CUDA GPU is visible; "
-                              "use device=auto")
+            raise ConfigError(
+                "device: 'cuda' asked for but no CUDA GPU is visible; use device=auto"
+            )
         index = (job_num or 0) % torch.cuda.device_count()
         torch.cuda.set_device(index)
         return torch.device("cuda", index)
@@ -66,8 +59,9 @@ def set_threads(threads: int | None, n_workers: int = 1) -> int:
     than the cores this process may use: more only adds OS threads that wait); return it."""
     cores = available_cores()
     if threads is not None and threads > cores:
-        log.warning("threads=%d is more than the %d core(s) available; using %d", threads, cores,
-                    cores)
+        log.warning(
+            "threads=%d is more than the %d core(s) available; using %d", threads, cores, cores
+        )
     n = min(threads, cores) if threads is not None else threads_per_worker(n_workers)
     import torch
 

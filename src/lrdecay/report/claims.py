@@ -1,6 +1,6 @@
 """Checks each claim of the reference study against the tracked runs, with how strongly they hold.
 
-Every verdict reads corrected evidence (:mod:`lrdecay.report_inference`): a claim that a named
+Every verdict reads corrected evidence (:mod:`lrdecay.report.inference`): a claim that a named
 setting is best or fastest compares it with each rival, paired by seed and Holm-corrected over
 the rivals; "matters little" is an equivalence test (TOST) against :data:`LITTLE`. When the
 corrected evidence decides neither way the verdict is "cannot tell". A setting whose rate never
@@ -14,7 +14,7 @@ from collections.abc import Sequence
 from dataclasses import dataclass
 from itertools import combinations
 
-from lrdecay.report_inference import (
+from lrdecay.report.inference import (
     ALPHA,
     Comparison,
     beyond_margin,
@@ -25,7 +25,7 @@ from lrdecay.report_inference import (
     holm,
     strength,
 )
-from lrdecay.report_stats import SettingSummary, find
+from lrdecay.report.stats import SettingSummary, find
 
 #: "Matters little" / the effect-size yardstick: one point of accuracy.
 LITTLE = 0.01

@@ -19,9 +19,9 @@ from typing import Any
 import numpy as np
 import torch
 
-from lrdecay.engine import Engine
+from lrdecay.core.engine import Engine
+from lrdecay.core.records import EpochRecord, Listener
 from lrdecay.errors import LrdecayError
-from lrdecay.records import EpochRecord, Listener
 
 log = logging.getLogger(__name__)
 
@@ -35,8 +35,13 @@ def _rng_state(engine: Engine) -> dict[str, Any]:
     state: dict[str, Any] = {
         "torch": torch.get_rng_state(),
         "shuffle": engine.generator.get_state(),
-        "numpy": {"kind": kind, "keys": torch.from_numpy(keys.astype(np.int64)), "pos": pos,
-                  "has_gauss": has_gauss, "gauss": gauss},
+        "numpy": {
+            "kind": kind,
+            "keys": torch.from_numpy(keys.astype(np.int64)),
+            "pos": pos,
+            "has_gauss": has_gauss,
+            "gauss": gauss,
+        },
         "python": [list(x) if isinstance(x, tuple) else x for x in random.getstate()],
     }
     if torch.cuda.is_available() and torch.cuda.is_initialized():
@@ -48,8 +53,15 @@ def _set_rng_state(engine: Engine, state: dict[str, Any]) -> None:
     torch.set_rng_state(state["torch"])
     engine.generator.set_state(state["shuffle"])
     npy = state["numpy"]
-    np.random.set_state((npy["kind"], npy["keys"].numpy().astype(np.uint32), npy["pos"],
-                         npy["has_gauss"], npy["gauss"]))
+    np.random.set_state(
+        (
+            npy["kind"],
+            npy["keys"].numpy().astype(np.uint32),
+            npy["pos"],
+            npy["has_gauss"],
+            npy["gauss"],
+        )
+    )
     version, internal, gauss = state["python"]
     random.setstate((version, tuple(internal), gauss))
     if "cuda" in state and torch.cuda.is_available():
@@ -77,8 +89,15 @@ def save_checkpoint(path: Path, engine: Engine, run_id: str | None) -> Path:
 
 #: The entries a checkpoint of this format holds, and their types (checked before restoring).
 FIELDS: dict[str, type | tuple[type, ...]] = {
-    "version": int, "run_id": (str, type(None)), "elapsed": (int, float), "history": list,
-    "model": dict, "optimizer": dict, "scheduler": dict, "rng": dict}
+    "version": int,
+    "run_id": (str, type(None)),
+    "elapsed": (int, float),
+    "history": list,
+    "model": dict,
+    "optimizer": dict,
+    "scheduler": dict,
+    "rng": dict,
+}
 
 
 def _unusable(path: Path, why: str) -> LrdecayError:

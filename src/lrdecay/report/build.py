@@ -26,11 +26,10 @@ from mlflow.exceptions import MlflowException
 from mlflow.tracking import MlflowClient
 
 from lrdecay.errors import TrackingError
-from lrdecay.redact import redact_uri
-from lrdecay.report_claims import LITTLE, RARELY, check_claims
-from lrdecay.report_figures import Figure, write_figures
-from lrdecay.report_inference import ALPHA
-from lrdecay.report_stats import (
+from lrdecay.report.claims import LITTLE, RARELY, check_claims
+from lrdecay.report.figures import Figure, write_figures
+from lrdecay.report.inference import ALPHA
+from lrdecay.report.stats import (
     ReportError,
     RunSet,
     SettingSummary,
@@ -38,8 +37,9 @@ from lrdecay.report_stats import (
     load_runs,
     summarise,
 )
-from lrdecay.report_tables import build_table, to_csv, to_latex, to_markdown
-from lrdecay.tracking import open_client
+from lrdecay.report.tables import build_table, to_csv, to_latex, to_markdown
+from lrdecay.tracking.redact import redact_uri
+from lrdecay.tracking.tracker import open_client
 
 log = logging.getLogger("lrdecay")
 
@@ -204,8 +204,9 @@ def render_html(markdown: str, out_dir: Path) -> str:
         if image and (out_dir / image["path"]).resolve().is_relative_to(out_dir.resolve()):
             flush()
             data = base64.b64encode((out_dir / image["path"]).read_bytes()).decode()
-            parts.append(f'<img alt="{html.escape(image["title"])}" '
-                         f'src="data:image/png;base64,{data}">')
+            parts.append(
+                f'<img alt="{html.escape(image["title"])}" src="data:image/png;base64,{data}">'
+            )
         elif heading:
             flush()
             level = len(heading[1])
@@ -214,8 +215,10 @@ def render_html(markdown: str, out_dir: Path) -> str:
             text.append(line)
     flush()
     style = "body{font-family:sans-serif;max-width:70em}pre{white-space:pre-wrap}img{width:100%}"
-    return (f"<!DOCTYPE html><html><head><meta charset='utf-8'><style>{style}</style></head>"
-            f"<body>{''.join(parts)}</body></html>\n")
+    return (
+        f"<!DOCTYPE html><html><head><meta charset='utf-8'><style>{style}</style></head>"
+        f"<body>{''.join(parts)}</body></html>\n"
+    )
 
 
 def write_report(

@@ -75,9 +75,15 @@ def read_results(sweep_dir: Path) -> list[JobResult]:
         else:
             overrides = _hydra_overrides(job_dir)
             num = int(job_dir.name) if job_dir.name.isdigit() else None
-            results.append(JobResult(setting=" ".join(overrides) or job_dir.name, status="died",
-                                     job_num=num, overrides=overrides,
-                                     error="no result: the job's process ended abruptly"))
+            results.append(
+                JobResult(
+                    setting=" ".join(overrides) or job_dir.name,
+                    status="died",
+                    job_num=num,
+                    overrides=overrides,
+                    error="no result: the job's process ended abruptly",
+                )
+            )
     return sorted(results, key=lambda r: (r.job_num is None, r.job_num or 0))
 
 
@@ -89,13 +95,27 @@ def _hydra_overrides(job_dir: Path) -> list[str]:
     return [line[2:].strip() for line in path.read_text().splitlines() if line.startswith("- ")]
 
 
-def write_parent(sweep_dir: Path, run_id: str, experiment_id: str, uri: str,
-                 swept: list[str] | None = None, jobs: int | None = None) -> None:
+def write_parent(
+    sweep_dir: Path,
+    run_id: str,
+    experiment_id: str,
+    uri: str,
+    swept: list[str] | None = None,
+    jobs: int | None = None,
+) -> None:
     """Record the sweep's parent run, the keys the sweep varies, how many jobs it has (None:
     unknown) and when it started, for its workers."""
-    _write_json(sweep_dir / PARENT_FILE, {"run_id": run_id, "experiment_id": experiment_id,
-                                          "uri": uri, "swept": swept or [], "jobs": jobs,
-                                          "started": time.time()})
+    _write_json(
+        sweep_dir / PARENT_FILE,
+        {
+            "run_id": run_id,
+            "experiment_id": experiment_id,
+            "uri": uri,
+            "swept": swept or [],
+            "jobs": jobs,
+            "started": time.time(),
+        },
+    )
 
 
 def _parent_record(sweep_dir: str | Path | None) -> dict:
@@ -152,28 +172,38 @@ def varying_overrides(results: list[JobResult]) -> dict[int, str]:
     """Per job index, the overrides that differ between jobs (what the sweep varied)."""
     sets = [set(r.overrides) for r in results]
     common = set.intersection(*sets) if sets else set()
-    return {i: " ".join(o for o in r.overrides if o not in common)
-            for i, r in enumerate(results)}
+    return {i: " ".join(o for o in r.overrides if o not in common) for i, r in enumerate(results)}
 
 
 def format_table(results: list[JobResult]) -> str:
     """A fixed-width table: one row per job with setting, what the sweep varied, status,
     final accuracy, convergence epoch, epochs run and seconds; then each job's error."""
-    header = ("#", "setting", "swept", "status", "final acc", "conv. epoch", "epochs",
-              "seconds")
+    header = ("#", "setting", "swept", "status", "final acc", "conv. epoch", "epochs", "seconds")
     swept = varying_overrides(results)
-    rows = [(_fmt(r.job_num, "d"), r.setting, swept[i], r.status, _fmt(r.final_val_acc, ".4f"),
-             _fmt(r.convergence_epoch, "d"), _fmt(r.epochs_run, "d"), _fmt(r.seconds, ".1f"))
-            for i, r in enumerate(results)]
-    widths = [max(len(h), *(len(row[i]) for row in rows)) if rows else len(h)
-              for i, h in enumerate(header)]
+    rows = [
+        (
+            _fmt(r.job_num, "d"),
+            r.setting,
+            swept[i],
+            r.status,
+            _fmt(r.final_val_acc, ".4f"),
+            _fmt(r.convergence_epoch, "d"),
+            _fmt(r.epochs_run, "d"),
+            _fmt(r.seconds, ".1f"),
+        )
+        for i, r in enumerate(results)
+    ]
+    widths = [
+        max(len(h), *(len(row[i]) for row in rows)) if rows else len(h)
+        for i, h in enumerate(header)
+    ]
     line = "  ".join(h.ljust(w) for h, w in zip(header, widths, strict=True))
     out = [line, "-" * len(line)]
-    out += ["  ".join(c.ljust(w) for c, w in zip(row, widths, strict=True)).rstrip()
-            for row in rows]
+    out += [
+        "  ".join(c.ljust(w) for c, w in zip(row, widths, strict=True)).rstrip() for row in rows
+    ]
     remarks = [r for r in results if r.error or r.note]
     if remarks:
         out.append("")
-        out += [f"job {_fmt(r.job_num, 'd')} ({r.setting}): {r.error or r.note}"
-                for r in remarks]
+        out += [f"job {_fmt(r.job_num, 'd')} ({r.setting}): {r.error or r.note}" for r in remarks]
     return "\n".join(out)

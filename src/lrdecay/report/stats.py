@@ -5,7 +5,7 @@ Loading sorts every run into *included* (finished, or diverged: counted but neve
 setting's accuracies are means with t-distribution 95% confidence intervals over seeds; its
 convergence and epochs-to-target are censored (k of n runs got there, Kaplan–Meier median); its
 rate moves are counted from the logged rate; its final accuracy is tested against the SGD
-baseline by :mod:`lrdecay.report_inference`.
+baseline by :mod:`lrdecay.report.inference`.
 """
 
 from __future__ import annotations
@@ -21,11 +21,11 @@ from mlflow.exceptions import MlflowException
 from mlflow.tracking import MlflowClient
 from scipy import stats
 
+from lrdecay.core.metrics import epochs_to_target
+from lrdecay.core.records import by_name, epoch_keys
 from lrdecay.errors import LrdecayError
-from lrdecay.metrics import epochs_to_target
 from lrdecay.palette import BASELINE_ADAM, BASELINE_SGD
-from lrdecay.records import by_name, epoch_keys
-from lrdecay.report_inference import Comparison, compare_means, holm, km_median
+from lrdecay.report.inference import Comparison, compare_means, holm, km_median
 
 #: Per-epoch metrics the report reads back by name (MLflow step = epoch, 1-based); runs and
 #: their histories are read by name, so stores written before the metric sections read too.
@@ -178,7 +178,7 @@ def _search_all(client: MlflowClient, experiment_id: str, filter_string: str) ->
 
 def _history(client: MlflowClient, run_id: str) -> dict[str, dict[int, float]]:
     """Per-epoch values of :data:`HISTORY_KEYS` by epoch (the latest value logged wins), from
-    the first of :func:`~lrdecay.records.epoch_keys` the run holds."""
+    the first of :func:`~lrdecay.core.records.epoch_keys` the run holds."""
     out: dict[str, dict[int, float]] = {}
     for name in HISTORY_KEYS:
         logged = next(

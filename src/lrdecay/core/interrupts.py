@@ -13,7 +13,7 @@ import threading
 from collections.abc import Callable
 from types import FrameType
 
-from lrdecay.records import EpochRecord, Listener
+from lrdecay.core.records import EpochRecord, Listener
 
 #: The signals that stop a sweep's launcher cleanly; a job handles SIGINT as Python does.
 STOP_SIGNALS = (signal.SIGTERM, signal.SIGINT)

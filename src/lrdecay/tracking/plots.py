@@ -14,7 +14,7 @@ from matplotlib.backends.backend_agg import FigureCanvasAgg
 from matplotlib.figure import Figure
 from matplotlib.ticker import MaxNLocator, NullLocator
 
-from lrdecay.records import EpochRecord
+from lrdecay.core.records import EpochRecord
 
 
 def plot_history(history: Sequence[EpochRecord], path: Path, title: str = "") -> Path:
@@ -42,8 +42,9 @@ def plot_history(history: Sequence[EpochRecord], path: Path, title: str = "") ->
             ax.set_xlim(epochs[0] - 1, epochs[0] + 1)
     if title:
         fig.suptitle(title)
-    fig.subplots_adjust(left=0.05, right=0.985, bottom=0.14, top=0.82 if title else 0.9,
-                        wspace=0.22)
+    fig.subplots_adjust(
+        left=0.05, right=0.985, bottom=0.14, top=0.82 if title else 0.9, wspace=0.22
+    )
     path.parent.mkdir(parents=True, exist_ok=True)
     fig.savefig(path, pil_kwargs={"compress_level": 1})
     return path

@@ -2,10 +2,13 @@
 
 from __future__ import annotations
 
+from typing import TYPE_CHECKING
+
 import torch
 from torch import nn
 
-from lrdecay.config import ModelConfig
+if TYPE_CHECKING:  # the core takes the config objects, never the config machinery
+    from lrdecay.config import ModelConfig
 
 
 def _flat_size(features: nn.Module, input_shape: tuple[int, int, int]) -> int:
@@ -23,10 +26,14 @@ class MnistCNN(nn.Module):
     def __init__(self, input_shape: tuple[int, int, int], num_classes: int = 10) -> None:
         super().__init__()
         self.features = nn.Sequential(
-            nn.Conv2d(input_shape[0], 20, kernel_size=3, stride=1), nn.MaxPool2d(2), nn.ReLU())
+            nn.Conv2d(input_shape[0], 20, kernel_size=3, stride=1), nn.MaxPool2d(2), nn.ReLU()
+        )
         self.classifier = nn.Sequential(
-            nn.Flatten(), nn.Linear(_flat_size(self.features, input_shape), 128), nn.ReLU(),
-            nn.Linear(128, num_classes))
+            nn.Flatten(),
+            nn.Linear(_flat_size(self.features, input_shape), 128),
+            nn.ReLU(),
+            nn.Linear(128, num_classes),
+        )
 
     def forward(self, x: torch.Tensor) -> torch.Tensor:
         return self.classifier(self.features(x))
@@ -37,27 +44,34 @@ class CifarCNN(nn.Module):
     → ELU → Dropout → Linear(→classes); logits out. On 3×32×32 the flattened size is 1024.
     """
 
-    def __init__(self, input_shape: tuple[int, int, int], num_classes: int = 10,
-                 dropout: float = 0.25) -> None:
+    def __init__(
+        self, input_shape: tuple[int, int, int], num_classes: int = 10, dropout: float = 0.25
+    ) -> None:
         super().__init__()
         layers: list[nn.Module] = []
         channels = input_shape[0]
         for width in (16, 32, 64):
-            layers += [nn.Conv2d(channels, width, kernel_size=3, padding=1), nn.ELU(),
-                       nn.MaxPool2d(2)]
+            layers += [
+                nn.Conv2d(channels, width, kernel_size=3, padding=1),
+                nn.ELU(),
+                nn.MaxPool2d(2),
+            ]
             channels = width
         self.features = nn.Sequential(*layers)
         self.classifier = nn.Sequential(
-            nn.Flatten(), nn.Dropout(dropout),
-            nn.Linear(_flat_size(self.features, input_shape), 500), nn.ELU(),
-            nn.Dropout(dropout), nn.Linear(500, num_classes))
+            nn.Flatten(),
+            nn.Dropout(dropout),
+            nn.Linear(_flat_size(self.features, input_shape), 500),
+            nn.ELU(),
+            nn.Dropout(dropout),
+            nn.Linear(500, num_classes),
+        )
 
     def forward(self, x: torch.Tensor) -> torch.Tensor:
         return self.classifier(self.features(x))
 
 
-def build_model(cfg: ModelConfig, input_shape: tuple[int, int, int],
-                num_classes: int) -> nn.Module:
+def build_model(cfg: ModelConfig, input_shape: tuple[int, int, int], num_classes: int) -> nn.Module:
     """The model called ``cfg.name`` for inputs of ``input_shape``."""
     if cfg.name == "mnist_cnn":
         return MnistCNN(input_shape, num_classes)

@@ -23,7 +23,7 @@ from matplotlib.lines import Line2D
 from matplotlib.ticker import FuncFormatter, MaxNLocator
 
 from lrdecay.palette import BASELINE_ADAM, BASELINE_COLORS, BASELINE_SGD, SEQUENCE_COLORS
-from lrdecay.report_stats import (
+from lrdecay.report.stats import (
     Censored,
     SettingSummary,
     rate_change_epochs,

@@ -1,9 +1,9 @@
 """The epoch loop: train, evaluate, record, then ``scheduler.step(val_loss)``.
 
 The engine knows nothing of MLflow or Hydra: tracking, progress display and checkpointing are
-:class:`~lrdecay.records.Listener` objects it calls at fixed points (:mod:`lrdecay.records`
-holds what an epoch and a run produce, torch-free). Losses and hit counts accumulate on the
-device and are read once per epoch, so the step itself never waits on the host.
+:class:`~lrdecay.core.records.Listener` objects it calls at fixed points
+(:mod:`lrdecay.core.records` holds what an epoch and a run produce, torch-free). Losses and hit
+counts accumulate on the device and are read once per epoch, so the step never waits on the host.
 """
 
 from __future__ import annotations
@@ -17,11 +17,11 @@ import torch
 import torch.nn.functional as F
 from torch import nn
 
-from lrdecay.acceleration import autocast
-from lrdecay.data import DataBundle, Split
-from lrdecay.metrics import convergence_epoch, should_early_stop
-from lrdecay.records import EpochRecord, Listener, RunSummary, StopRun
-from lrdecay.schedules import SequenceScheduler
+from lrdecay.core.acceleration import autocast
+from lrdecay.core.data import DataBundle, Split
+from lrdecay.core.metrics import convergence_epoch, should_early_stop
+from lrdecay.core.records import EpochRecord, Listener, RunSummary, StopRun
+from lrdecay.core.schedules import SequenceScheduler
 
 
 @dataclass
@@ -41,9 +41,15 @@ class TrainerSettings:
 class Engine:
     """Trains ``model`` on ``data`` with ``optimizer`` under ``scheduler``; listeners observe."""
 
-    def __init__(self, model: nn.Module, optimizer: torch.optim.Optimizer,
-                 scheduler: SequenceScheduler, data: DataBundle, settings: TrainerSettings,
-                 listeners: Iterable[Listener] = ()) -> None:
+    def __init__(
+        self,
+        model: nn.Module,
+        optimizer: torch.optim.Optimizer,
+        scheduler: SequenceScheduler,
+        data: DataBundle,
+        settings: TrainerSettings,
+        listeners: Iterable[Listener] = (),
+    ) -> None:
         self.model = model
         self.optimizer = optimizer
         self.scheduler = scheduler
@@ -103,8 +109,16 @@ class Engine:
             finite = math.isfinite(train_loss) and math.isfinite(val_loss)
             if finite:
                 self.scheduler.step(val_loss)
-            record = EpochRecord(epoch, train_loss, train_acc, val_loss, val_acc, lr,
-                                 self.scheduler.advances, time.perf_counter() - t0)
+            record = EpochRecord(
+                epoch,
+                train_loss,
+                train_acc,
+                val_loss,
+                val_acc,
+                lr,
+                self.scheduler.advances,
+                time.perf_counter() - t0,
+            )
             self.history.append(record)
             self.elapsed = base + time.perf_counter() - start
             try:
@@ -136,9 +150,15 @@ class Engine:
             epochs_run=len(self.history),
             final_val_acc=accs[-1] if accs else float("nan"),
             best_val_acc=max(accs) if accs else float("nan"),
-            convergence_epoch=convergence_epoch(accs, self.settings.convergence_window,
-                                                self.settings.convergence_threshold,
-                                                budget=self.settings.max_epochs),
+            convergence_epoch=convergence_epoch(
+                accs,
+                self.settings.convergence_window,
+                self.settings.convergence_threshold,
+                budget=self.settings.max_epochs,
+            ),
             train_seconds=seconds,
             samples_per_second=samples / seconds if seconds > 0 else float("nan"),
-            test_loss=test_loss, test_acc=test_acc, history=list(self.history))
+            test_loss=test_loss,
+            test_acc=test_acc,
+            history=list(self.history),
+        )

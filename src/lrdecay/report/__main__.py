@@ -1,0 +1,7 @@
+"""``python -m lrdecay.report``: the same as the ``lrdecay-report`` command."""
+
+import sys
+
+from lrdecay.report.build import main
+
+sys.exit(main())
