@@ -228,9 +228,16 @@ class MlflowTracker(Listener):
     """One MLflow run: opened by :meth:`start`, fed by the engine, closed by :meth:`end`."""
 
     def __init__(
-        self, uri: str, experiment: str, artifact_root: str | None = None, log_plot: bool = True
+        self,
+        uri: str,
+        experiment: str,
+        artifact_root: str | None = None,
+        log_plot: bool = True,
+        retry_delay: float = 0.5,
     ) -> None:
+        """``retry_delay``: seconds before a failed store call's first retry (then doubling)."""
         self.uri = uri
+        self.retry_delay = retry_delay
         self.experiment = experiment
         self.artifact_root = artifact_root
         self.log_plot = log_plot
@@ -315,7 +322,7 @@ class MlflowTracker(Listener):
     def reopen(self, run_id: str, parent_run_id: str | None = None) -> None:
         """Continue the existing run ``run_id`` (a resume): RUNNING again, under ``parent``."""
         self.run_id = run_id
-        with_retry(lambda: self.client.update_run(run_id, status="RUNNING"), attempts=3)
+        with_retry(lambda: self.client.update_run(run_id, status="RUNNING"), 3, self.retry_delay)
         if parent_run_id:
             self.set_tags({"mlflow.parentRunId": parent_run_id})
 
@@ -324,14 +331,18 @@ class MlflowTracker(Listener):
         assert self.run_id is not None, "start() first"
         run_id, now = self.run_id, int(time.time() * 1000)
         metrics = [Metric(k, float(v), now, step) for k, v in values.items()]
-        with_retry(lambda: self.client.log_batch(run_id, metrics=metrics), attempts)
+        with_retry(
+            lambda: self.client.log_batch(run_id, metrics=metrics), attempts, self.retry_delay
+        )
 
     def logged_epochs(self) -> set[int]:
         """Epochs whose metrics the store holds under today's keys (read from ``val_acc``'s
         history): a run resumed from a store written before them gets its whole history anew."""
         assert self.run_id is not None, "start() first"
         key = epoch_key("val_acc")
-        history = with_retry(lambda: self.client.get_metric_history(self.run_id, key), 3)
+        history = with_retry(
+            lambda: self.client.get_metric_history(self.run_id, key), 3, self.retry_delay
+        )
         return {m.step for m in history}
 
     def flush_history(self, history: Iterable[EpochRecord]) -> int:
@@ -374,7 +385,7 @@ class MlflowTracker(Listener):
         assert self.run_id is not None, "start() first"
         run_id = self.run_id
         try:
-            with_retry(lambda: self.client.delete_tag(run_id, key), attempts=3)
+            with_retry(lambda: self.client.delete_tag(run_id, key), 3, self.retry_delay)
         except Exception as exc:
             log.warning(
                 "could not remove tag %s from run %s: %s",
@@ -422,7 +433,9 @@ class MlflowTracker(Listener):
             return
         run_id = self.run_id
         try:
-            with_retry(lambda: self.client.set_terminated(run_id, status=status), attempts=3)
+            with_retry(
+                lambda: self.client.set_terminated(run_id, status=status), 3, self.retry_delay
+            )
         except Exception as exc:
             log.error(
                 "could not mark run %s %s: %s", run_id, status, str(exc).splitlines()[0][:200]
