@@ -317,7 +317,7 @@ class TrackedRun:
     def run_id(self) -> str | None:
         return self.tracker.run_id if self.tracker is not None else None
 
-    def start(self, prior: Prior, fresh: FreshRun) -> TrackedRun:
+    def start(self, prior: Prior, fresh: FreshRun) -> None:
         """Create the MLflow run, replacing ``prior``'s stale twins."""
         if self.tracker is not None:
             self.tracker.start(self.label, fresh.tags, fresh.params, self.parent_run_id)
@@ -326,9 +326,8 @@ class TrackedRun:
             for name, text in fresh.texts.items():
                 self.tracker.log_text(text, name)
             self._opened()
-        return self
 
-    def reopen(self, prior: Prior, history: list[EpochRecord]) -> TrackedRun:
+    def reopen(self, prior: Prior, history: list[EpochRecord]) -> None:
         """Continue ``prior``'s interrupted run, logging the epochs of ``history`` (restored
         from its checkpoint) that the store is missing."""
         if self.tracker is not None:
@@ -340,7 +339,6 @@ class TrackedRun:
             if flushed:
                 log.info("%s: logged %d epoch(s) the store was missing", self.label, flushed)
             self._opened()
-        return self
 
     def _opened(self) -> None:
         """Point the run at its checkpoint, and say where it is tracked."""
@@ -413,9 +411,9 @@ def _train(
 
     listeners = [EpochLogLine(label), ProgressBar(conf.trainer.progress), *extra_listeners]
     engine = build_engine(conf, device, listeners)
-    checkpoint = (
-        ctx.output_dir / CHECKPOINT_FILE if ctx.output_dir and conf.trainer.checkpoint else None
-    )
+    checkpoint = None
+    if ctx.output_dir is not None and conf.trainer.checkpoint:
+        checkpoint = ctx.output_dir / CHECKPOINT_FILE
     tracked = TrackedRun(
         tracker, label, ctx.parent_run_id, checkpoint, conf.trainer.keep_checkpoint
     )

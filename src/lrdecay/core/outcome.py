@@ -71,8 +71,8 @@ _MLFLOW = {
 }
 _VALUES = {s.value for s in RunStatus}
 
-#: Run-level numbers by name, in the order the tracker logs them (test metrics only when a
-#: test split was scored).
+#: Run-level numbers by name, in the order the tracker logs them; the test split's two come
+#: last (logged only when a test split was scored).
 SUMMARY_METRICS = (
     "final_val_acc",
     "best_val_acc",
@@ -123,6 +123,7 @@ class RunOutcome:
 
     @property
     def diverged(self) -> bool:
+        """True when a non-finite loss ended the run."""
         return self.status == RunStatus.DIVERGED
 
     def metric(self, name: str) -> float | None:
@@ -134,10 +135,10 @@ class RunOutcome:
     def metrics(self) -> dict[str, float]:
         """The run-level numbers known, by MLflow key (``summary/final_val_acc``); test
         metrics only when a test split was scored."""
-        out = {name: getattr(self, name) for name in SUMMARY_METRICS}
-        if out["test_acc"] is None or out["test_loss"] is None:
-            out.pop("test_acc"), out.pop("test_loss")
-        return {summary_key(k): float(v) for k, v in out.items() if v is not None}
+        scored = self.test_acc is not None and self.test_loss is not None
+        names = SUMMARY_METRICS if scored else SUMMARY_METRICS[:-2]
+        values = {name: getattr(self, name) for name in names}
+        return {summary_key(k): float(v) for k, v in values.items() if v is not None}
 
     def take(self, result: RunOutcome) -> None:
         """Take the status, numbers and epochs of ``result`` (a fit, or an earlier identical

@@ -165,7 +165,7 @@ def _status_reason(outcome: RunOutcome, mlflow_status: str) -> str | None:
     if outcome.status == RunStatus.FAILED:
         return "failed (crashed, not diverged)"
     if outcome.status in (RunStatus.KILLED, RunStatus.PRUNED):
-        return "killed"
+        return RunStatus.KILLED.value
     return "still running" if mlflow_status == "RUNNING" else f"status {mlflow_status.lower()}"
 
 
