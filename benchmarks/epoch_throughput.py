@@ -53,9 +53,11 @@ from lrdecay.core.acceleration import accelerate
 from lrdecay.core.checkpoint import CheckpointListener
 from lrdecay.core.data import DataBundle, Split, load_data
 from lrdecay.core.engine import Engine, TrainerSettings
+from lrdecay.core.hooks import FitStart, Listener
 from lrdecay.core.models import MnistCNN
+from lrdecay.core.outcome import RunOutcome
 from lrdecay.core.progress import EpochLogLine, ProgressBar
-from lrdecay.core.records import EpochRecord, Listener, RunSummary
+from lrdecay.core.records import EpochRecord
 from lrdecay.core.schedules import SequenceScheduler, make_sequence, make_strategy
 from lrdecay.host import available_cores
 from lrdecay.tracking.tracker import MlflowTracker, default_artifact_root, flatten
@@ -213,14 +215,14 @@ class TimedTracker(MlflowTracker):
     def log_text(self, text: str, artifact_file: str) -> None:
         self._timed(False, super().log_text, text, artifact_file)
 
-    def on_fit_start(self, engine: Engine) -> None:
-        self._timed(False, super().on_fit_start, engine)
+    def on_fit_start(self, start: FitStart) -> None:
+        self._timed(False, super().on_fit_start, start)
 
     def on_epoch_end(self, record: EpochRecord) -> None:
         self._timed(True, super().on_epoch_end, record)
 
-    def on_fit_end(self, summary: RunSummary) -> None:
-        self._timed(False, super().on_fit_end, summary)
+    def on_fit_end(self, outcome: RunOutcome) -> None:
+        self._timed(False, super().on_fit_end, outcome)
 
     def end(self, status: str) -> None:
         self._timed(False, super().end, status)
@@ -257,11 +259,7 @@ def engine_loop(
             seed=SEED,
             precision=options.precision,
         )
-        listeners: list[Listener] = [
-            EpochLogLine("seq3-epoch"),
-            ProgressBar("off"),
-            CheckpointListener(workdir / "checkpoint.pt"),
-        ]
+        listeners: list[Listener] = [EpochLogLine("seq3-epoch"), ProgressBar("off")]
         tracker = None
         if tracking_uri is not None:
             tracker = TimedTracker(
@@ -272,8 +270,10 @@ def engine_loop(
             tracker.start("seq3-epoch", {"dataset": "fashion_mnist", "bench": "true"}, params)
             tracker.log_text("benchmark\n", "overrides.txt")
             listeners.append(tracker)
+        engine = Engine(model, optimizer, scheduler, bundle, settings, listeners)
+        engine.listeners.insert(2, CheckpointListener(workdir / "checkpoint.pt", engine))
         fit_start = time.perf_counter()
-        summary = Engine(model, optimizer, scheduler, bundle, settings, listeners).fit()
+        summary = engine.fit()
         fit_seconds = time.perf_counter() - fit_start
         if tracker is not None:
             tracker.end("FINISHED")

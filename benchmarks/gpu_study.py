@@ -149,15 +149,14 @@ def throughput(
     from hydra import compose, initialize_config_dir
 
     from lrdecay.config import register_configs
-    from lrdecay.core.engine import Engine
-    from lrdecay.core.records import Listener
+    from lrdecay.core.hooks import FitStart, Listener
     from lrdecay.run import run
 
     class Size(Listener):
         n = 0
 
-        def on_fit_start(self, engine: Engine) -> None:
-            Size.n = len(engine.data.train)
+        def on_fit_start(self, start: FitStart) -> None:
+            Size.n = start.train_samples
 
     register_configs()
     overrides = [

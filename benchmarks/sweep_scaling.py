@@ -26,6 +26,7 @@ import time
 from dataclasses import dataclass
 from pathlib import Path
 
+from lrdecay.core.outcome import RunStatus
 from lrdecay.sweep.outcomes import read_results
 
 ROOT = Path(__file__).resolve().parents[1]
@@ -88,14 +89,18 @@ def launch(n_jobs: int, threads: int, dataset: str, data_root: Path, extra: list
         wall = time.perf_counter() - start
         if proc.returncode != 0:
             sys.exit(f"n_jobs={n_jobs} failed:\n{proc.stderr[-3000:]}")
-        finished = [r for r in read_results(sweep_dir) if r.status in ("finished", "early_stopped")]
+        finished = [
+            r
+            for r in read_results(sweep_dir)
+            if r.status in (RunStatus.FINISHED, RunStatus.EARLY_STOPPED)
+        ]
         if len(finished) != SETTINGS:
             sys.exit(
                 f"n_jobs={n_jobs}: {len(finished)} of {SETTINGS} settings finished:\n"
                 f"{proc.stdout[-3000:]}"
             )
-        samples = sum((r.samples_per_second or 0.0) * (r.seconds or 0.0) for r in finished)
-        return Row(n_jobs, threads, wall, samples, sum(r.seconds or 0.0 for r in finished))
+        samples = sum((r.samples_per_second or 0.0) * (r.train_seconds or 0.0) for r in finished)
+        return Row(n_jobs, threads, wall, samples, sum(r.train_seconds or 0.0 for r in finished))
 
 
 def main() -> None:

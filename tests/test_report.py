@@ -22,7 +22,9 @@ from mlflow.tracking import MlflowClient
 from scipy import stats
 
 from lrdecay.config import register_configs
-from lrdecay.core.records import FINAL_ACC_METRIC, EpochRecord, Listener
+from lrdecay.core.hooks import Listener
+from lrdecay.core.outcome import RunOutcome, RunStatus
+from lrdecay.core.records import FINAL_ACC_METRIC, EpochRecord
 from lrdecay.report.build import main, write_report
 from lrdecay.report.claims import check_claims
 from lrdecay.report.inference import compare_means
@@ -400,16 +402,19 @@ def _record(setting: str, seed: int, final: float, conv: int, moves: int) -> Run
         optimizer, sequence = sequence, "constant"
     rates = {e: 0.01 * 0.9 ** min(e - 1, moves) for e in range(1, 26)}
     return RunRecord(
-        run_id=f"{setting}-{seed}",
-        setting=setting,
+        outcome=RunOutcome(
+            RunStatus.FINISHED,
+            setting=setting,
+            run_id=f"{setting}-{seed}",
+            final_val_acc=final,
+            convergence_epoch=conv,
+            epochs_run=25,
+        ),
         optimizer=optimizer,
         sequence=sequence,
         strategy=strategy,
         seed=str(seed),
         dataset="cifar10",
-        status="FINISHED",
-        diverged=False,
-        metrics={"final_val_acc": final, "convergence_epoch": float(conv), "epochs_run": 25.0},
         params={"trainer.max_epochs": "25"},
         history={"lr": rates},
     )

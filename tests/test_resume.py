@@ -10,7 +10,8 @@ from mlflow.entities import Metric
 from mlflow.tracking import MlflowClient
 
 from lrdecay.core.checkpoint import CHECKPOINT_FILE
-from lrdecay.core.records import EPOCH_METRICS, EpochRecord, Listener, metric_name
+from lrdecay.core.hooks import Listener
+from lrdecay.core.records import EPOCH_METRICS, EpochRecord, metric_name
 from lrdecay.run import RunContext, run
 from tests.conftest import compose_config
 

@@ -1,6 +1,11 @@
-"""One run from a composed config: data, model, optimizer, scheduler, listeners, engine, summary.
+"""One run from a composed config: build its components, fit them inside its tracked MLflow run,
+and record its outcome.
 
-``train.py`` is a thin Hydra entry point around :func:`run`; tests and sweepers call it too.
+:func:`build_engine` turns the config into data, model, optimizer, scheduler and engine;
+:class:`TrackedRun` owns the MLflow run's life (started, or reopened to resume, then ended with
+the status the fit reached); :func:`run` decides between skipping, resuming and training afresh
+and saves the :class:`~lrdecay.core.outcome.RunOutcome` as ``result.json``. ``train.py`` is a
+thin Hydra entry point around :func:`run`; tests and sweepers call it too.
 """
 
 from __future__ import annotations
@@ -19,13 +24,15 @@ from lrdecay.core.acceleration import accelerate, uses_channels_last
 from lrdecay.core.checkpoint import CHECKPOINT_FILE, CheckpointListener, load_checkpoint, restore
 from lrdecay.core.data import load_data
 from lrdecay.core.engine import Engine, TrainerSettings
+from lrdecay.core.hooks import Listener
 from lrdecay.core.interrupts import StopAtEpochEnd
 from lrdecay.core.models import build_model
+from lrdecay.core.outcome import RunOutcome, RunStatus
 from lrdecay.core.progress import EpochLogLine, ProgressBar
-from lrdecay.core.records import FINAL_ACC_METRIC, Listener, RunSummary, summary_key
+from lrdecay.core.records import FINAL_ACC_METRIC, EpochRecord, summary_key
 from lrdecay.core.resources import resolve_device, seed_everything, set_threads
 from lrdecay.core.schedules import SequenceScheduler, make_sequence, make_strategy
-from lrdecay.sweep.outcomes import JobResult, write_result
+from lrdecay.sweep.outcomes import write_result
 from lrdecay.tracking.redact import redact_text, redact_uri
 from lrdecay.tracking.resume import (
     CHECKPOINT_TAG,
@@ -34,7 +41,6 @@ from lrdecay.tracking.resume import (
     find_prior,
     fingerprint,
     replace_stale,
-    summary_from_run,
 )
 from lrdecay.tracking.tracker import (
     MlflowTracker,
@@ -42,6 +48,7 @@ from lrdecay.tracking.tracker import (
     experiment_name,
     flatten,
     git_commit,
+    outcome_from_run,
     resolve_uri,
 )
 from lrdecay.tracking.ui import OPTION_KEYS, RUN_COLOR_TAG, name_suffix, run_params, setting_colour
@@ -89,9 +96,9 @@ OBJECTIVES = {
 }
 
 
-def objective_values(summary: RunSummary, names: Iterable[str]) -> list[float]:
-    """The summary's values for the objectives ``names`` (NaN where a value is missing)."""
-    metrics = summary.metrics()
+def objective_values(outcome: RunOutcome, names: Iterable[str]) -> list[float]:
+    """The outcome's values for the objectives ``names`` (NaN where a value is missing)."""
+    metrics = outcome.metrics()
     return [float(metrics.get(OBJECTIVES[name], float("nan"))) for name in names]
 
 
@@ -160,34 +167,28 @@ def _params(cfg: DictConfig | LrdecayConfig) -> dict[str, str]:
 
 def run(
     cfg: DictConfig, ctx: RunContext | None = None, extra_listeners: Iterable[Listener] = ()
-) -> RunSummary:
-    """Validate ``cfg``, train one model under its schedule, track it, and return the summary.
+) -> RunOutcome:
+    """Validate ``cfg``, train one model under its schedule, track it, and return its outcome.
 
-    The MLflow run ends FINISHED, FAILED (an exception, or divergence: tagged ``diverged``) or
-    KILLED (KeyboardInterrupt, or a search pruned it: tag ``pruned``). Errors a user can fix
-    raise :class:`lrdecay.errors.LrdecayError`.
+    The MLflow run ends as :attr:`RunStatus.mlflow` says: FINISHED, FAILED (an exception, or
+    divergence: tagged ``diverged``) or KILLED (KeyboardInterrupt, or a search pruned it: tag
+    ``pruned``). Errors a user can fix raise :class:`lrdecay.errors.LrdecayError`.
     With ``ctx.output_dir`` set, the outcome is also saved there as ``result.json``, however the
     run ends, for the sweep's summary.
     """
     ctx = ctx or RunContext()
     ctx.overrides = [redact_text(o) for o in ctx.overrides]
-    outcome = JobResult(
+    outcome = RunOutcome(
+        RunStatus.FAILED,
         setting=" ".join(ctx.overrides) or "run",
-        status="failed",
         job_num=ctx.job_num,
         overrides=list(ctx.overrides),
     )
     try:
-        summary = _train(cfg, ctx, outcome, extra_listeners)
-        outcome.status = summary.status
-        outcome.final_val_acc = summary.final_val_acc
-        outcome.convergence_epoch = summary.convergence_epoch
-        outcome.epochs_run = summary.epochs_run
-        outcome.seconds = summary.train_seconds
-        outcome.samples_per_second = summary.samples_per_second
-        return summary
+        outcome.take(_train(cfg, ctx, outcome, extra_listeners))
+        return outcome
     except KeyboardInterrupt:
-        outcome.status, outcome.error = "killed", "interrupted"
+        outcome.status, outcome.error = RunStatus.KILLED, "interrupted"
         raise
     except Exception as exc:
         outcome.error = f"{type(exc).__name__}: {exc}".splitlines()[0]
@@ -217,7 +218,7 @@ def _idempotent(conf: LrdecayConfig, ctx: RunContext) -> bool:
     return conf.resume or (ctx.job_num is not None and not conf.sweep.rerun)
 
 
-def _skip(prior: Prior, tracker: MlflowTracker, ctx: RunContext, outcome: JobResult) -> RunSummary:
+def _skip(prior: Prior, tracker: MlflowTracker, ctx: RunContext, outcome: RunOutcome) -> RunOutcome:
     """Reuse a FINISHED twin: no training; the run joins this sweep's parent."""
     assert prior.run is not None
     run_id = prior.run.info.run_id
@@ -230,29 +231,16 @@ def _skip(prior: Prior, tracker: MlflowTracker, ctx: RunContext, outcome: JobRes
         run_id,
     )
     outcome.run_id, outcome.note = run_id, f"skipped: FINISHED as run {run_id}"
-    summary = summary_from_run(prior.run)
-    summary.status = "skipped"
-    return summary
+    earlier = outcome_from_run(prior.run)
+    earlier.status = RunStatus.SKIPPED
+    return earlier
 
 
-def _train(
-    cfg: DictConfig, ctx: RunContext, outcome: JobResult, extra_listeners: Iterable[Listener]
-) -> RunSummary:
-    """The body of :func:`run`; fills ``outcome`` with what is known as soon as it is known."""
-    conf = validate(cfg)
-    outcome.setting = conf.tracking.run_name or run_name(conf)
-    label = display_name(conf, ctx)
-    seed_everything(conf.seed)
-    threads = set_threads(conf.threads, ctx.n_workers)
-    device = resolve_device(conf.device, ctx.job_num)
-    tracker = _connect(conf, ctx)
-    fp = fingerprint(cfg)
-    prior = Prior("fresh")
-    if tracker is not None and tracker.experiment_id and _idempotent(conf, ctx):
-        prior = find_prior(tracker.client, tracker.experiment_id, fp)
-        if prior.action == "skip":
-            return _skip(prior, tracker, ctx, outcome)
-
+def build_engine(
+    conf: LrdecayConfig, device: torch.device, listeners: Iterable[Listener] = ()
+) -> Engine:
+    """The run's components from its config: the data on ``device``, the model, its optimizer
+    and scheduler, and the engine that trains them, observed by ``listeners``."""
     data = load_data(conf.dataset, conf.data, device)
     model = accelerate(
         build_model(conf.model, data.input_shape, data.num_classes), device, conf.trainer
@@ -273,75 +261,179 @@ def _train(
         seed=conf.seed,
         precision=conf.trainer.precision,
     )
-    listeners: list[Listener] = [
-        EpochLogLine(label),
-        ProgressBar(conf.trainer.progress),
-        *extra_listeners,
-    ]
-    engine = Engine(model, optimizer, scheduler, data, settings, listeners)
+    return Engine(model, optimizer, scheduler, data, settings, listeners)
+
+
+@dataclass
+class FreshRun:
+    """What a new MLflow run starts with: its tags, params and text artifacts by file name."""
+
+    tags: dict[str, str]
+    params: dict[str, str]
+    texts: dict[str, str]
+
+
+def _fresh_run(
+    cfg: DictConfig, conf: LrdecayConfig, ctx: RunContext, threads: int, device: torch.device
+) -> FreshRun:
+    """The tags (the fingerprint among them), params, resolved config and overrides a new
+    MLflow run of ``cfg`` records."""
+    return FreshRun(
+        tags={**_tags(conf, ctx, threads, device), FINGERPRINT_TAG: fingerprint(cfg)},
+        params=_params(cfg),
+        texts={
+            "config.yaml": redact_text(OmegaConf.to_yaml(cfg, resolve=True)),
+            "overrides.txt": "\n".join(ctx.overrides) + "\n",
+        },
+    )
+
+
+class TrackedRun:
+    """The MLflow run of one training run, from its opening to its end.
+
+    :meth:`start` creates it, :meth:`reopen` continues an interrupted twin (a resume); both
+    replace the twins it supersedes. Leaving the ``with`` block ends it with the status the fit
+    reached (:meth:`ended`), KILLED on an interrupt, FAILED on any other exception, and then
+    deletes a finished run's checkpoint: a finished run is skipped on re-launch, never resumed.
+    Without a tracker (tracking off) only the checkpoint's part remains.
+    """
+
+    def __init__(
+        self,
+        tracker: MlflowTracker | None,
+        label: str,
+        parent_run_id: str | None,
+        checkpoint: Path | None,
+        keep_checkpoint: bool,
+    ) -> None:
+        self.tracker = tracker
+        self.label = label
+        self.parent_run_id = parent_run_id
+        self.checkpoint = checkpoint
+        self.keep_checkpoint = keep_checkpoint
+        self.status = RunStatus.FAILED  # until the fit says how it ended
+
+    @property
+    def run_id(self) -> str | None:
+        return self.tracker.run_id if self.tracker is not None else None
+
+    def start(self, prior: Prior, fresh: FreshRun) -> None:
+        """Create the MLflow run, replacing ``prior``'s stale twins."""
+        if self.tracker is not None:
+            self.tracker.start(self.label, fresh.tags, fresh.params, self.parent_run_id)
+            assert self.tracker.run_id is not None
+            replace_stale(self.tracker.client, prior, self.tracker.run_id)
+            for name, text in fresh.texts.items():
+                self.tracker.log_text(text, name)
+            self._opened()
+
+    def reopen(self, prior: Prior, history: list[EpochRecord]) -> None:
+        """Continue ``prior``'s interrupted run, logging the epochs of ``history`` (restored
+        from its checkpoint) that the store is missing."""
+        if self.tracker is not None:
+            assert prior.run is not None
+            run_id = prior.run.info.run_id
+            self.tracker.reopen(run_id, self.parent_run_id)
+            replace_stale(self.tracker.client, prior, run_id)
+            flushed = self.tracker.flush_history(history)
+            if flushed:
+                log.info("%s: logged %d epoch(s) the store was missing", self.label, flushed)
+            self._opened()
+
+    def _opened(self) -> None:
+        """Point the run at its checkpoint, and say where it is tracked."""
+        tracker = self.tracker
+        assert tracker is not None
+        if self.checkpoint is not None:
+            tracker.set_tags({CHECKPOINT_TAG: str(self.checkpoint.resolve())})
+        log.info(
+            "tracking run %s (%s) in experiment '%s' at %s",
+            tracker.run_id,
+            self.label,
+            tracker.experiment,
+            redact_uri(tracker.uri),
+        )
+
+    def ended(self, status: RunStatus) -> None:
+        """The fit ended as ``status``: the MLflow run ends as :attr:`RunStatus.mlflow`."""
+        self.status = status
+
+    def __enter__(self) -> TrackedRun:
+        return self
+
+    def __exit__(self, exc_type: type[BaseException] | None, *_: object) -> None:
+        if exc_type is not None:
+            interrupted = issubclass(exc_type, KeyboardInterrupt)
+            self.status = RunStatus.KILLED if interrupted else RunStatus.FAILED
+        if self.tracker is not None:
+            self.tracker.end(self.status.mlflow)
+        if self.status.ok and self.checkpoint is not None and not self.keep_checkpoint:
+            self.checkpoint.unlink(missing_ok=True)
+            if self.tracker is not None:
+                self.tracker.delete_tag(CHECKPOINT_TAG)  # no tag pointing at a deleted file
+
+
+def _add_observers(
+    engine: Engine, conf: LrdecayConfig, checkpoint: Path | None, tracked: TrackedRun
+) -> None:
+    """Append the listeners that save, track, prune and stop, in the order that keeps them
+    consistent: the checkpoint before the tracker (whatever is logged is also in the
+    checkpoint), the stop-signal check last (the epoch is saved and logged first)."""
+    if checkpoint is not None:
+        engine.listeners.append(CheckpointListener(checkpoint, engine, tracked.run_id))
+    if tracked.tracker is not None:
+        engine.listeners.append(tracked.tracker)
+    if conf.trial.number is not None:  # a trial of an Optuna study: report, maybe prune
+        from lrdecay.sweep.pruning import PruningListener
+
+        engine.listeners.append(PruningListener(conf.trial, engine.stop))
+    engine.listeners.append(StopAtEpochEnd())
+
+
+def _train(
+    cfg: DictConfig, ctx: RunContext, outcome: RunOutcome, extra_listeners: Iterable[Listener]
+) -> RunOutcome:
+    """The body of :func:`run`: skip, resume or start afresh as the store says, then fit inside
+    the tracked run. Fills ``outcome``'s setting, run id and note as soon as they are known;
+    returns the fit's outcome."""
+    conf = validate(cfg)
+    outcome.setting = conf.tracking.run_name or run_name(conf)
+    label = display_name(conf, ctx)
+    seed_everything(conf.seed)
+    threads = set_threads(conf.threads, ctx.n_workers)
+    device = resolve_device(conf.device, ctx.job_num)
+    tracker = _connect(conf, ctx)
+    prior = Prior("fresh")
+    if tracker is not None and tracker.experiment_id and _idempotent(conf, ctx):
+        prior = find_prior(tracker.client, tracker.experiment_id, fingerprint(cfg))
+        if prior.action == "skip":
+            return _skip(prior, tracker, ctx, outcome)
+
+    listeners = [EpochLogLine(label), ProgressBar(conf.trainer.progress), *extra_listeners]
+    engine = build_engine(conf, device, listeners)
+    checkpoint = None
+    if ctx.output_dir is not None and conf.trainer.checkpoint:
+        checkpoint = ctx.output_dir / CHECKPOINT_FILE
+    tracked = TrackedRun(
+        tracker, label, ctx.parent_run_id, checkpoint, conf.trainer.keep_checkpoint
+    )
     if prior.action == "resume":
         assert prior.checkpoint is not None
         restore(engine, load_checkpoint(prior.checkpoint), prior.checkpoint)
         outcome.note = f"resumed after epoch {len(engine.history)}"
         log.info("%s resumes after epoch %d from %s", label, len(engine.history), prior.checkpoint)
-
-    ckpt = (
-        ctx.output_dir / CHECKPOINT_FILE
-        if ctx.output_dir is not None and conf.trainer.checkpoint
-        else None
-    )
-    if tracker is not None:
-        if prior.action == "resume" and prior.run is not None:
-            tracker.reopen(prior.run.info.run_id, ctx.parent_run_id)
-            replace_stale(tracker.client, prior, prior.run.info.run_id)
-            flushed = tracker.flush_history(engine.history)
-            if flushed:
-                log.info("%s: logged %d epoch(s) the store was missing", label, flushed)
-        else:
-            tags = {**_tags(conf, ctx, threads, device), FINGERPRINT_TAG: fp}
-            tracker.start(label, tags, _params(cfg), ctx.parent_run_id)
-            replace_stale(tracker.client, prior, tracker.run_id)
-            tracker.log_text(redact_text(OmegaConf.to_yaml(cfg, resolve=True)), "config.yaml")
-            tracker.log_text("\n".join(ctx.overrides) + "\n", "overrides.txt")
-        if ckpt is not None:
-            tracker.set_tags({CHECKPOINT_TAG: str(ckpt.resolve())})
-        outcome.run_id = tracker.run_id
-        log.info(
-            "tracking run %s (%s) in experiment '%s' at %s",
-            tracker.run_id,
+        tracked.reopen(prior, engine.history)
+    elif tracker is not None:
+        tracked.start(prior, _fresh_run(cfg, conf, ctx, threads, device))
+    outcome.run_id = tracked.run_id
+    _add_observers(engine, conf, checkpoint, tracked)
+    with tracked:
+        result = engine.fit()
+        tracked.ended(result.status)
+    if result.diverged:
+        log.warning(
+            "%s diverged at epoch %d (non-finite loss); recorded as FAILED",
             label,
-            tracker.experiment,
-            redact_uri(tracker.uri),
+            result.epochs_run,
         )
-    if ckpt is not None:  # before the tracker: whatever is logged is also in the checkpoint
-        engine.listeners.append(CheckpointListener(ckpt, outcome.run_id))
-    if tracker is not None:
-        engine.listeners.append(tracker)
-    if conf.trial.number is not None:  # a trial of an Optuna study: report, maybe prune
-        # (after the tracker, so a pruned epoch is still logged)
-        from lrdecay.sweep.pruning import PruningListener
-
-        engine.listeners.append(PruningListener(conf.trial))
-    engine.listeners.append(StopAtEpochEnd())  # last: the epoch is saved and logged first
-
-    status = "FAILED"
-    try:
-        summary = engine.fit()
-        status = {"diverged": "FAILED", "pruned": "KILLED"}.get(summary.status, "FINISHED")
-        if summary.diverged:
-            log.warning(
-                "%s diverged at epoch %d (non-finite loss); recorded as FAILED",
-                label,
-                summary.epochs_run,
-            )
-        return summary
-    except KeyboardInterrupt:
-        status = "KILLED"
-        raise
-    finally:
-        if tracker is not None:
-            tracker.end(status)
-        if status == "FINISHED" and ckpt is not None and not conf.trainer.keep_checkpoint:
-            ckpt.unlink(missing_ok=True)  # a finished run is skipped on re-launch, not resumed
-            if tracker is not None:
-                tracker.delete_tag(CHECKPOINT_TAG)  # no tag pointing at a deleted file
+    return result

@@ -28,6 +28,7 @@ from omegaconf import DictConfig, ListConfig, OmegaConf
 from optuna.distributions import BaseDistribution
 from optuna.trial import FrozenTrial, Trial, TrialState
 
+from lrdecay.core.outcome import RunStatus
 from lrdecay.sweep.pruning import PRUNER_ATTR, make_pruner, open_storage
 from lrdecay.tracking.redact import redact_text, redact_uri
 
@@ -42,7 +43,7 @@ from ._space import (
 )
 
 if TYPE_CHECKING:
-    from lrdecay.sweep.outcomes import JobResult
+    from lrdecay.core.outcome import RunOutcome
 
 log = logging.getLogger("lrdecay.optuna")
 
@@ -484,7 +485,7 @@ class OptunaSweeperImpl:
             return _Outcome(
                 TrialState.FAIL, reason=f"{type(error).__name__}: {error}", run_id=run_id
             )
-        if result is not None and result.status == "pruned":
+        if result is not None and result.status == RunStatus.PRUNED:
             return _Outcome(TrialState.PRUNED, run_id=run_id, epochs=epochs)
         if result is not None and not result.ok:  # diverged, failed: its value means nothing
             return _Outcome(TrialState.FAIL, reason=failure_reason(result), run_id=run_id)
@@ -510,8 +511,8 @@ class OptunaSweeperImpl:
             )
         return _Outcome(TrialState.COMPLETE, values, run_id=run_id, epochs=epochs)
 
-    def _job_result(self, ret: JobReturn) -> Any:
-        """The job's ``result.json`` (a ``JobResult``), if this project's job wrote one."""
+    def _job_result(self, ret: JobReturn) -> RunOutcome | None:
+        """The job's ``result.json`` (a ``RunOutcome``), if this project's job wrote one."""
         from lrdecay.sweep.outcomes import read_result
 
         hydra_cfg = getattr(ret, "hydra_cfg", None)
@@ -673,10 +674,10 @@ class OptunaSweeperImpl:
                 log.warning("could not log the results to MLflow run %s: %s", parent, exc)
 
 
-def failure_reason(result: JobResult) -> str:
+def failure_reason(result: RunOutcome) -> str:
     """Why a job that wrote ``result`` is a failed trial: a diverged run has no error, only a
     chance-level accuracy, so its divergence is the reason."""
-    if result.status == "diverged":
+    if result.status == RunStatus.DIVERGED:
         return f"the run diverged at epoch {result.epochs_run} (non-finite loss)"
     return result.error or f"the run ended {result.status}"
 

@@ -20,7 +20,8 @@ import numpy as np
 import torch
 
 from lrdecay.core.engine import Engine
-from lrdecay.core.records import EpochRecord, Listener
+from lrdecay.core.hooks import Listener
+from lrdecay.core.records import EpochRecord
 from lrdecay.errors import LrdecayError
 
 log = logging.getLogger(__name__)
@@ -136,17 +137,13 @@ def restore(engine: Engine, state: dict[str, Any], path: Path) -> None:
 
 
 class CheckpointListener(Listener):
-    """Saves a checkpoint after every epoch (before tracking logs it, so nothing logged is
+    """Saves ``engine``'s state after every epoch (put before tracking, so nothing logged is
     ever missing from the checkpoint)."""
 
-    def __init__(self, path: Path, run_id: str | None = None) -> None:
+    def __init__(self, path: Path, engine: Engine, run_id: str | None = None) -> None:
         self.path = path
-        self.run_id = run_id
-        self.engine: Engine | None = None
-
-    def on_fit_start(self, engine: Engine) -> None:
         self.engine = engine
+        self.run_id = run_id
 
     def on_epoch_end(self, record: EpochRecord) -> None:
-        assert self.engine is not None
         save_checkpoint(self.path, self.engine, self.run_id)

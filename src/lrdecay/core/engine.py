@@ -1,9 +1,11 @@
 """The epoch loop: train, evaluate, record, then ``scheduler.step(val_loss)``.
 
 The engine knows nothing of MLflow or Hydra: tracking, progress display and checkpointing are
-:class:`~lrdecay.core.records.Listener` objects it calls at fixed points
-(:mod:`lrdecay.core.records` holds what an epoch and a run produce, torch-free). Losses and hit
-counts accumulate on the device and are read once per epoch, so the step never waits on the host.
+:class:`~lrdecay.core.hooks.Listener` objects it hands plain records at fixed points; a listener
+ends a run early through the run's :class:`~lrdecay.core.hooks.StopFlag`, read after each epoch.
+What an epoch and a run produce (:mod:`lrdecay.core.records`, :mod:`lrdecay.core.outcome`) is
+torch-free. Losses and hit counts accumulate on the device and are read once per epoch, so the
+step never waits on the host.
 """
 
 from __future__ import annotations
@@ -19,8 +21,10 @@ from torch import nn
 
 from lrdecay.core.acceleration import autocast
 from lrdecay.core.data import DataBundle, Split
+from lrdecay.core.hooks import FitStart, Listener, StopFlag
 from lrdecay.core.metrics import convergence_epoch, should_early_stop
-from lrdecay.core.records import EpochRecord, Listener, RunSummary, StopRun
+from lrdecay.core.outcome import RunOutcome, RunStatus
+from lrdecay.core.records import EpochRecord
 from lrdecay.core.schedules import SequenceScheduler
 
 
@@ -39,7 +43,8 @@ class TrainerSettings:
 
 
 class Engine:
-    """Trains ``model`` on ``data`` with ``optimizer`` under ``scheduler``; listeners observe."""
+    """Trains ``model`` on ``data`` with ``optimizer`` under ``scheduler``; listeners observe,
+    and ``stop`` (a fresh flag unless given) ends the run after the epoch it is raised in."""
 
     def __init__(
         self,
@@ -49,6 +54,7 @@ class Engine:
         data: DataBundle,
         settings: TrainerSettings,
         listeners: Iterable[Listener] = (),
+        stop: StopFlag | None = None,
     ) -> None:
         self.model = model
         self.optimizer = optimizer
@@ -56,6 +62,7 @@ class Engine:
         self.data = data
         self.settings = settings
         self.listeners = list(listeners)
+        self.stop = stop if stop is not None else StopFlag()
         self.history: list[EpochRecord] = []
         self.elapsed = 0.0  # seconds of fitting so far, across resumes
         self.generator = torch.Generator().manual_seed(settings.seed)
@@ -94,12 +101,19 @@ class Engine:
         n = len(split)
         return loss_sum.item() / n, hits.item() / n
 
-    def fit(self) -> RunSummary:
-        """Run epochs until the budget, the early-stop rule or divergence ends the run."""
+    def fit(self) -> RunOutcome:
+        """Run epochs until the budget, the stop flag, divergence or the early-stop rule ends
+        the run; returns its outcome (status, run-level numbers, every epoch's record)."""
         s = self.settings
+        start_record = FitStart(
+            max_epochs=s.max_epochs,
+            epochs_done=len(self.history),
+            train_samples=len(self.data.train),
+            device=str(self.data.train.x.device),
+        )
         for listener in self.listeners:
-            listener.on_fit_start(self)
-        status = "finished"
+            listener.on_fit_start(start_record)
+        status = RunStatus.FINISHED
         start, base = time.perf_counter(), self.elapsed
         for epoch in range(len(self.history) + 1, s.max_epochs + 1):
             t0 = time.perf_counter()
@@ -121,31 +135,31 @@ class Engine:
             )
             self.history.append(record)
             self.elapsed = base + time.perf_counter() - start
-            try:
-                for listener in self.listeners:
-                    listener.on_epoch_end(record)
-            except StopRun as stop:
-                status = stop.status
+            for listener in self.listeners:
+                listener.on_epoch_end(record)
+            if self.stop.status is not None:
+                status = self.stop.status
                 break
             if not finite:
-                status = "diverged"
+                status = RunStatus.DIVERGED
                 break
             if should_early_stop([r.val_loss for r in self.history], s.early_stop_tol):
-                status = "early_stopped"
+                status = RunStatus.EARLY_STOPPED
                 break
         self.elapsed = base + time.perf_counter() - start
-        summary = self._summarise(status, self.elapsed)
+        outcome = self._summarise(status, self.elapsed)
         for listener in self.listeners:
-            listener.on_fit_end(summary)
-        return summary
+            listener.on_fit_end(outcome)
+        return outcome
 
-    def _summarise(self, status: str, seconds: float) -> RunSummary:
+    def _summarise(self, status: RunStatus, seconds: float) -> RunOutcome:
+        """The run's outcome from its history (the test split scored unless it diverged)."""
         accs = [r.val_acc for r in self.history]
         test_loss = test_acc = None
-        if self.data.test is not None and status != "diverged":
+        if self.data.test is not None and status != RunStatus.DIVERGED:
             test_loss, test_acc = self.evaluate(self.data.test)
         samples = len(self.data.train) * len(self.history)
-        return RunSummary(
+        return RunOutcome(
             status=status,
             epochs_run=len(self.history),
             final_val_acc=accs[-1] if accs else float("nan"),

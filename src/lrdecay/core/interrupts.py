@@ -13,7 +13,8 @@ import threading
 from collections.abc import Callable
 from types import FrameType
 
-from lrdecay.core.records import EpochRecord, Listener
+from lrdecay.core.hooks import Listener
+from lrdecay.core.records import EpochRecord
 
 #: The signals that stop a sweep's launcher cleanly; a job handles SIGINT as Python does.
 STOP_SIGNALS = (signal.SIGTERM, signal.SIGINT)

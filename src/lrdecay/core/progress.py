@@ -4,14 +4,12 @@ from __future__ import annotations
 
 import logging
 import sys
-from typing import TYPE_CHECKING
 
 from tqdm import tqdm
 
-from lrdecay.core.records import EpochRecord, Listener, RunSummary
-
-if TYPE_CHECKING:
-    from lrdecay.core.engine import Engine
+from lrdecay.core.hooks import FitStart, Listener
+from lrdecay.core.outcome import RunOutcome
+from lrdecay.core.records import EpochRecord
 
 log = logging.getLogger("lrdecay")
 #: The logger of per-epoch lines: a sweep keeps it off the terminal (see keep_epochs_off_console).
@@ -43,8 +41,8 @@ class EpochLogLine(Listener):
         self.label = label
         self.max_epochs = 0
 
-    def on_fit_start(self, engine: Engine) -> None:
-        self.max_epochs = engine.settings.max_epochs
+    def on_fit_start(self, start: FitStart) -> None:
+        self.max_epochs = start.max_epochs
 
     def on_epoch_end(self, r: EpochRecord) -> None:
         epoch_log.info(
@@ -62,7 +60,7 @@ class EpochLogLine(Listener):
             r.epoch_seconds,
         )
 
-    def on_fit_end(self, s: RunSummary) -> None:
+    def on_fit_end(self, s: RunOutcome) -> None:
         test = f"  test_acc {s.test_acc:.4f}" if s.test_acc is not None else ""
         log.info(
             "%s %s after %d epochs: final val_acc %.4f  best %.4f  convergence epoch %d%s  "
@@ -86,11 +84,11 @@ class ProgressBar(Listener):
         self.enabled = mode == "bar" or (mode == "auto" and sys.stderr.isatty())
         self.bar: tqdm | None = None
 
-    def on_fit_start(self, engine: Engine) -> None:
+    def on_fit_start(self, start: FitStart) -> None:
         if self.enabled:
             self.bar = tqdm(
-                total=engine.settings.max_epochs,
-                initial=len(engine.history),
+                total=start.max_epochs,
+                initial=start.epochs_done,
                 unit="epoch",
                 leave=False,
             )
@@ -100,6 +98,6 @@ class ProgressBar(Listener):
             self.bar.set_postfix(val_acc=f"{r.val_acc:.4f}", lr=f"{r.lr:.2g}")
             self.bar.update(1)
 
-    def on_fit_end(self, summary: RunSummary) -> None:
+    def on_fit_end(self, outcome: RunOutcome) -> None:
         if self.bar is not None:
             self.bar.close()

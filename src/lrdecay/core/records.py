@@ -1,18 +1,15 @@
-"""What an epoch and a run produce, and the hooks that observe them: plain data, no torch.
+"""What an epoch produces and the keys its metrics are stored under: plain data, no torch.
 
 Kept apart from :mod:`lrdecay.core.engine` so that the processes that only read or record results
 (MLflow tracking in a sweep's launching process, the report, resume bookkeeping) start
-without importing torch.
+without importing torch. A run's outcome is :mod:`lrdecay.core.outcome`; the hooks that observe
+a run are :mod:`lrdecay.core.hooks`.
 """
 
 from __future__ import annotations
 
 from collections.abc import Mapping
-from dataclasses import asdict, dataclass, field, fields
-from typing import TYPE_CHECKING
-
-if TYPE_CHECKING:
-    from lrdecay.core.engine import Engine
+from dataclasses import asdict, dataclass, fields
 
 #: MLflow's UI groups a run's charts into sections by the key's prefix before ``/``, sections
 #: in alphabetical order: the per-epoch curves (``epoch/val_acc``) come first, the run-level
@@ -75,61 +72,3 @@ class EpochRecord:
 
 #: Per-epoch metric keys, in the order they are recorded.
 EPOCH_METRICS = tuple(epoch_key(f.name) for f in fields(EpochRecord) if f.name != "epoch")
-
-
-@dataclass
-class RunSummary:
-    """The outcome of a fit: status is ``finished``, ``early_stopped``, ``diverged``, or what a
-    listener's :class:`StopRun` said (``pruned``)."""
-
-    status: str
-    epochs_run: int
-    final_val_acc: float
-    best_val_acc: float
-    convergence_epoch: int
-    train_seconds: float
-    samples_per_second: float
-    test_loss: float | None = None
-    test_acc: float | None = None
-    history: list[EpochRecord] = field(default_factory=list, repr=False)
-
-    @property
-    def diverged(self) -> bool:
-        return self.status == "diverged"
-
-    def metrics(self) -> dict[str, float]:
-        """The run-level metrics by MLflow key (test metrics only when a test split was
-        scored)."""
-        out = {
-            "final_val_acc": self.final_val_acc,
-            "best_val_acc": self.best_val_acc,
-            "convergence_epoch": float(self.convergence_epoch),
-            "epochs_run": float(self.epochs_run),
-            "train_seconds": self.train_seconds,
-            "samples_per_second": self.samples_per_second,
-        }
-        if self.test_acc is not None and self.test_loss is not None:
-            out.update(test_acc=self.test_acc, test_loss=self.test_loss)
-        return {summary_key(name): value for name, value in out.items()}
-
-
-class StopRun(Exception):
-    """Raised by a listener's ``on_epoch_end`` to end the run early with ``status``
-    (e.g. ``pruned`` by a hyperparameter search); the engine still summarises the run."""
-
-    def __init__(self, status: str, reason: str = "") -> None:
-        super().__init__(reason or status)
-        self.status = status
-
-
-class Listener:
-    """Hooks the engine calls; override what you need."""
-
-    def on_fit_start(self, engine: Engine) -> None:
-        """Before the first epoch."""
-
-    def on_epoch_end(self, record: EpochRecord) -> None:
-        """After each epoch's scheduler step."""
-
-    def on_fit_end(self, summary: RunSummary) -> None:
-        """After the last epoch (not called when the loop raises)."""

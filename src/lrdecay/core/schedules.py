@@ -119,7 +119,6 @@ class Strategy(ABC):
     """Decides, after each validation pass, whether the sequence advances."""
 
     name: str = ""
-    needs_loss: bool = True
 
     @abstractmethod
     def should_advance(self, val_loss: float | None) -> bool:
@@ -138,7 +137,6 @@ class EveryEpoch(Strategy):
     """epoch: advance after every epoch."""
 
     name = "epoch"
-    needs_loss = False
 
     def should_advance(self, val_loss: float | None) -> bool:
         return True
@@ -148,7 +146,6 @@ class Never(Strategy):
     """fixed: never advance (the baselines)."""
 
     name = "fixed"
-    needs_loss = False
 
     def should_advance(self, val_loss: float | None) -> bool:
         return False
@@ -243,7 +240,6 @@ class SequenceScheduler(LRScheduler):
         self.sequence = sequence
         self.strategy = strategy
         self.advances = 0
-        self.last_advanced = False
         super().__init__(optimizer, last_epoch)
 
     def get_lr(self) -> list[float]:
@@ -252,8 +248,7 @@ class SequenceScheduler(LRScheduler):
     def step(self, val_loss: float | None = None) -> None:  # type: ignore[override]
         """Feed the epoch's validation loss; move the rate if the strategy says so."""
         if self._step_count > 0:  # the base class calls step() once from __init__
-            self.last_advanced = self.strategy.should_advance(val_loss)
-            self.advances += int(self.last_advanced)
+            self.advances += int(self.strategy.should_advance(val_loss))
         super().step()
 
     def state_dict(self) -> dict[str, Any]:
@@ -265,6 +260,7 @@ class SequenceScheduler(LRScheduler):
 
     def load_state_dict(self, state_dict: dict[str, Any]) -> None:
         state = dict(state_dict)
+        state.pop("last_advanced", None)  # held by checkpoints written before it was dropped
         self.strategy.load_state_dict(state.pop("strategy_state", {}))
         vars(self).update(state)
         for group, lr in zip(self.optimizer.param_groups, self.get_lr(), strict=True):

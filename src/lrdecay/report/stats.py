@@ -22,10 +22,12 @@ from mlflow.tracking import MlflowClient
 from scipy import stats
 
 from lrdecay.core.metrics import epochs_to_target
-from lrdecay.core.records import by_name, epoch_keys
+from lrdecay.core.outcome import RunOutcome, RunStatus
+from lrdecay.core.records import epoch_keys
 from lrdecay.errors import LrdecayError
 from lrdecay.palette import BASELINE_ADAM, BASELINE_SGD
 from lrdecay.report.inference import Comparison, compare_means, holm, km_median
+from lrdecay.tracking.tracker import outcome_from_run
 
 #: Per-epoch metrics the report reads back by name (MLflow step = epoch, 1-based); runs and
 #: their histories are read by name, so stores written before the metric sections read too.
@@ -52,25 +54,34 @@ class ReportError(LrdecayError):
 
 @dataclass
 class RunRecord:
-    """One training run as the report needs it: identity, outcome, run-level metrics, history."""
+    """One training run as the report needs it: its outcome (status, run-level numbers, as
+    :func:`~lrdecay.tracking.tracker.outcome_from_run` reads them), what it trained (its
+    optimizer, sequence, strategy, seed and data set), its params and its per-epoch history."""
 
-    run_id: str
-    setting: str
+    outcome: RunOutcome
     optimizer: str
     sequence: str
     strategy: str
     seed: str
     dataset: str
-    status: str
-    diverged: bool
-    metrics: dict[str, float]
     params: dict[str, str]
     history: dict[str, dict[int, float]] = field(default_factory=dict)
 
+    @property
+    def run_id(self) -> str:
+        return self.outcome.run_id or ""
+
+    @property
+    def setting(self) -> str:
+        return self.outcome.setting
+
+    @property
+    def diverged(self) -> bool:
+        return self.outcome.diverged
+
     def metric(self, key: str) -> float | None:
-        """A run-level metric, or None when it is missing or not finite."""
-        value = self.metrics.get(key)
-        return value if value is not None and math.isfinite(value) else None
+        """A run-level metric by name, or None when it is missing or not finite."""
+        return self.outcome.metric(key)
 
     def series(self, key: str) -> tuple[list[int], list[float]]:
         """Epochs and values of a per-epoch metric, sorted by epoch (empty when not logged)."""
@@ -146,16 +157,16 @@ class RunSet:
         return [d for d, _ in Counter(r.dataset for r in self.runs).most_common()]
 
 
-def _status_reason(run: Run) -> str | None:
-    """None when the run belongs in the table; otherwise why it is left out."""
-    status = run.info.status
-    if status == "FINISHED":
+def _status_reason(outcome: RunOutcome, mlflow_status: str) -> str | None:
+    """None when the run belongs in the table (it finished or diverged); otherwise why it is
+    left out."""
+    if outcome.ok or outcome.diverged:
         return None
-    if status == "FAILED":
-        return None if run.data.tags.get("diverged") == "true" else "failed (crashed, not diverged)"
-    if status == "KILLED":
-        return "killed"
-    return "still running" if status == "RUNNING" else f"status {status.lower()}"
+    if outcome.status == RunStatus.FAILED:
+        return "failed (crashed, not diverged)"
+    if outcome.status in (RunStatus.KILLED, RunStatus.PRUNED):
+        return RunStatus.KILLED.value
+    return "still running" if mlflow_status == "RUNNING" else f"status {mlflow_status.lower()}"
 
 
 def _search_all(client: MlflowClient, experiment_id: str, filter_string: str) -> list[Run]:
@@ -190,20 +201,16 @@ def _history(client: MlflowClient, run_id: str) -> dict[str, dict[int, float]]:
     return out
 
 
-def _record(client: MlflowClient, run: Run) -> RunRecord:
+def _record(client: MlflowClient, run: Run, outcome: RunOutcome) -> RunRecord:
     """The :class:`RunRecord` of an MLflow run that carries a ``setting`` tag."""
     tags = run.data.tags
     return RunRecord(
-        run_id=run.info.run_id,
-        setting=tags["setting"],
+        outcome=outcome,
         optimizer=tags.get("optimizer", "?"),
         sequence=tags.get("sequence", "?"),
         strategy=tags.get("strategy", "?"),
         seed=tags.get("seed", "?"),
         dataset=tags.get("dataset", "?"),
-        status=run.info.status,
-        diverged=run.info.status == "FAILED" and tags.get("diverged") == "true",
-        metrics=by_name(run.data.metrics),
         params=dict(run.data.params),
         history=_history(client, run.info.run_id),
     )
@@ -254,9 +261,10 @@ def load_runs(
     excluded: Counter[str] = Counter()
     runs: list[RunRecord] = []
     for run in training:
-        reason = _status_reason(run)
+        outcome = outcome_from_run(run)
+        reason = _status_reason(outcome, run.info.status)
         if reason is None:
-            runs.append(_record(client, run))
+            runs.append(_record(client, run, outcome))
         else:
             excluded[reason] += 1
     if not runs:

@@ -11,6 +11,7 @@ import logging
 import os
 import socket
 import time
+from dataclasses import asdict, dataclass
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
@@ -19,10 +20,10 @@ from omegaconf import DictConfig, open_dict
 
 from lrdecay.config import ReportConfig, validate
 from lrdecay.core.interrupts import install_stop_handlers
+from lrdecay.core.outcome import RunOutcome, RunStatus
 from lrdecay.errors import ConfigError, LrdecayError
 from lrdecay.host import available_cores
 from lrdecay.sweep.outcomes import (
-    JobResult,
     format_table,
     read_results,
     sweep_progress,
@@ -215,11 +216,11 @@ class SweepTracking(Callback):
         sweep_dir = Path(config.hydra.sweep.dir)
         results = read_results(sweep_dir) if sweep_dir.is_dir() else []
         table = format_table(results)
-        counts = _counts(results)
-        pruned = f", {counts['pruned']} pruned" if counts["pruned"] else ""
+        counts = JobCounts.of(results)
+        pruned = f", {counts.pruned} pruned" if counts.pruned else ""
         summary = (
-            f"{counts['total']} jobs: {counts['finished']} finished, "
-            f"{counts['diverged']} diverged, {counts['failed']} failed{pruned} "
+            f"{counts.total} jobs: {counts.finished} finished, "
+            f"{counts.diverged} diverged, {counts.failed} failed{pruned} "
             f"in {time.monotonic() - self.started:.0f} s"
         )
         lines = ["", table, "", summary]
@@ -236,9 +237,9 @@ class SweepTracking(Callback):
         print("\n".join(lines), flush=True)
         if sweep_dir.is_dir():
             (sweep_dir / "summary.txt").write_text("\n".join(lines) + "\n")
-        if counts["failed"]:
+        if counts.failed:
             raise SystemExit(
-                f"lrdecay: {counts['failed']} job(s) failed; see the table above "
+                f"lrdecay: {counts.failed} job(s) failed; see the table above "
                 "and each job's log under " + str(sweep_dir)
             )
 
@@ -259,13 +260,13 @@ class SweepTracking(Callback):
             log.warning("no report written: %s", str(exc).splitlines()[0] if str(exc) else exc)
             return None
 
-    def _close_parent(self, table: str, counts: dict[str, int]) -> None:
+    def _close_parent(self, table: str, counts: JobCounts) -> None:
         tracker = self.tracker
         assert tracker is not None
         # tags, not metrics: counters are no curves, and would open the UI's chart view
-        tracker.set_tags({f"children_{k}": str(v) for k, v in counts.items()})
+        tracker.set_tags({f"children_{k}": str(v) for k, v in asdict(counts).items()})
         tracker.log_text(table + "\n", "summary.txt")
-        all_ok = counts["total"] > 0 and counts["finished"] + counts["pruned"] == counts["total"]
+        all_ok = counts.total > 0 and counts.finished + counts.pruned == counts.total
         tracker.end("FINISHED" if all_ok else "FAILED")
 
 
@@ -353,16 +354,22 @@ def close_running_children(tracker: MlflowTracker) -> list[str]:
     return [run.info.run_id for run in running]
 
 
-def _counts(results: list[JobResult]) -> dict[str, int]:
-    """How many jobs finished, diverged, were pruned by a search, failed (raised, killed or
-    died)."""
-    finished = sum(r.ok for r in results)
-    diverged = sum(r.status == "diverged" for r in results)
-    pruned = sum(r.status == "pruned" for r in results)
-    return {
-        "total": len(results),
-        "finished": finished,
-        "diverged": diverged,
-        "pruned": pruned,
-        "failed": len(results) - finished - diverged - pruned,
-    }
+@dataclass
+class JobCounts:
+    """How many jobs a sweep ran, and how many finished (skipped ones included), diverged, were
+    pruned by a search, or failed (raised, killed or died)."""
+
+    total: int
+    finished: int
+    diverged: int
+    pruned: int
+    failed: int
+
+    @classmethod
+    def of(cls, results: list[RunOutcome]) -> JobCounts:
+        """Count ``results`` by status."""
+        finished = sum(r.ok for r in results)
+        diverged = sum(r.status == RunStatus.DIVERGED for r in results)
+        pruned = sum(r.status == RunStatus.PRUNED for r in results)
+        failed = len(results) - finished - diverged - pruned
+        return cls(len(results), finished, diverged, pruned, failed)

@@ -1,9 +1,10 @@
 """What each job of a sweep leaves in its output folder, and the sweep's summary table.
 
-Every job writes ``result.json`` when it ends, however it ends; the launching process reads
-them back after the sweep. A job folder without one belongs to a job that died (killed by the
-OS, out of memory). The sweep's parent MLflow run id sits in ``<sweep_dir>/parent_run.json`` so
-that workers on any launcher (local processes, cluster nodes) can find it.
+Every job writes its :class:`~lrdecay.core.outcome.RunOutcome` as ``result.json`` when it ends,
+however it ends; the launching process reads them back after the sweep. A job folder without
+one belongs to a job that died (killed by the OS, out of memory). The sweep's parent MLflow run
+id sits in ``<sweep_dir>/parent_run.json`` so that workers on any launcher (local processes,
+cluster nodes) can find it.
 """
 
 from __future__ import annotations
@@ -12,36 +13,12 @@ import json
 import math
 import os
 import time
-from dataclasses import asdict, dataclass, field
 from pathlib import Path
+
+from lrdecay.core.outcome import RunOutcome, RunStatus
 
 RESULT_FILE = "result.json"
 PARENT_FILE = "parent_run.json"
-
-
-@dataclass
-class JobResult:
-    """The outcome of one job: ``status`` is finished, early_stopped, diverged, failed,
-    killed, or died (no result file was written)."""
-
-    setting: str
-    status: str
-    job_num: int | None = None
-    final_val_acc: float | None = None
-    convergence_epoch: int | None = None
-    epochs_run: int | None = None
-    seconds: float | None = None
-    samples_per_second: float | None = None  # training samples over ``seconds`` (fit time)
-    run_id: str | None = None
-    error: str | None = None
-    note: str | None = None
-    overrides: list[str] = field(default_factory=list)
-
-    @property
-    def ok(self) -> bool:
-        """True when the job has a complete run: trained to its end (an early stop included),
-        or skipped because an identical run had already finished."""
-        return self.status in ("finished", "early_stopped", "skipped")
 
 
 def _write_json(path: Path, payload: dict) -> None:
@@ -52,20 +29,20 @@ def _write_json(path: Path, payload: dict) -> None:
     os.replace(tmp, path)
 
 
-def write_result(output_dir: Path, result: JobResult) -> Path:
+def write_result(output_dir: Path, result: RunOutcome) -> Path:
     """Save ``result`` as ``<output_dir>/result.json``."""
     path = output_dir / RESULT_FILE
-    _write_json(path, asdict(result))
+    _write_json(path, result.to_json())
     return path
 
 
-def read_result(job_dir: Path) -> JobResult | None:
-    """The result a job left in ``job_dir``, or None if it wrote none (it died)."""
+def read_result(job_dir: Path) -> RunOutcome | None:
+    """The outcome a job left in ``job_dir``, or None if it wrote none (it died)."""
     path = job_dir / RESULT_FILE
-    return JobResult(**json.loads(path.read_text())) if path.is_file() else None
+    return RunOutcome.from_json(json.loads(path.read_text())) if path.is_file() else None
 
 
-def read_results(sweep_dir: Path) -> list[JobResult]:
+def read_results(sweep_dir: Path) -> list[RunOutcome]:
     """Every job's result under ``sweep_dir``, ordered by job number; dead jobs included."""
     results = []
     for job_dir in sorted(p for p in sweep_dir.iterdir() if (p / ".hydra").is_dir()):
@@ -76,9 +53,9 @@ def read_results(sweep_dir: Path) -> list[JobResult]:
             overrides = _hydra_overrides(job_dir)
             num = int(job_dir.name) if job_dir.name.isdigit() else None
             results.append(
-                JobResult(
+                RunOutcome(
                     setting=" ".join(overrides) or job_dir.name,
-                    status="died",
+                    status=RunStatus.DIED,
                     job_num=num,
                     overrides=overrides,
                     error="no result: the job's process ended abruptly",
@@ -147,9 +124,9 @@ def sweep_progress(sweep_dir: str | Path) -> str:
     """One line on a running sweep: jobs done of all, finished, failed, running, time spent
     and, once a job is done, a rough estimate of the time left."""
     results = read_results(Path(sweep_dir))
-    running = sum(r.status == "died" for r in results)  # started, no result yet
+    running = sum(r.status == RunStatus.DIED for r in results)  # started, no result yet
     done = len(results) - running
-    failed = sum(r.status in ("failed", "killed") for r in results)
+    failed = sum(r.status in (RunStatus.FAILED, RunStatus.KILLED) for r in results)
     record = _parent_record(sweep_dir)
     total = record.get("jobs")
     line = f"sweep: {done}/{total or '?'} done ({failed} failed), {running} running"
@@ -168,14 +145,14 @@ def _fmt(value: float | int | None, spec: str) -> str:
     return format(value, spec)
 
 
-def varying_overrides(results: list[JobResult]) -> dict[int, str]:
+def varying_overrides(results: list[RunOutcome]) -> dict[int, str]:
     """Per job index, the overrides that differ between jobs (what the sweep varied)."""
     sets = [set(r.overrides) for r in results]
     common = set.intersection(*sets) if sets else set()
     return {i: " ".join(o for o in r.overrides if o not in common) for i, r in enumerate(results)}
 
 
-def format_table(results: list[JobResult]) -> str:
+def format_table(results: list[RunOutcome]) -> str:
     """A fixed-width table: one row per job with setting, what the sweep varied, status,
     final accuracy, convergence epoch, epochs run and seconds; then each job's error."""
     header = ("#", "setting", "swept", "status", "final acc", "conv. epoch", "epochs", "seconds")
@@ -185,11 +162,11 @@ def format_table(results: list[JobResult]) -> str:
             _fmt(r.job_num, "d"),
             r.setting,
             swept[i],
-            r.status,
+            r.status.value,
             _fmt(r.final_val_acc, ".4f"),
             _fmt(r.convergence_epoch, "d"),
             _fmt(r.epochs_run, "d"),
-            _fmt(r.seconds, ".1f"),
+            _fmt(r.train_seconds, ".1f"),
         )
         for i, r in enumerate(results)
     ]

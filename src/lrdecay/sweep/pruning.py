@@ -2,8 +2,8 @@
 
 A job launched by the project's Optuna sweeper gets ``trial.storage``, ``trial.study_name``,
 ``trial.number`` and ``trial.pruner`` as overrides. :class:`PruningListener` then reports the
-per-epoch metric to that trial through the study's storage and stops the run (status
-``pruned``) when the pruner says so. The sweeper, not the job, tells the study how the trial
+per-epoch metric to that trial through the study's storage and raises the run's stop flag
+(status ``pruned``) when the pruner says so. The sweeper, not the job, tells the study how the trial
 ended; the job only reports.
 """
 
@@ -16,15 +16,15 @@ from collections.abc import Mapping
 from typing import TYPE_CHECKING, Any
 
 from lrdecay.config import TrialConfig
-from lrdecay.core.records import EpochRecord, Listener, StopRun
+from lrdecay.core.hooks import FitStart, Listener, StopFlag
+from lrdecay.core.outcome import RunStatus
+from lrdecay.core.records import EpochRecord
 from lrdecay.errors import ConfigError
 from lrdecay.tracking.credentials import storage_url
 from lrdecay.tracking.redact import redact_uri
 
 if TYPE_CHECKING:
     import optuna
-
-    from lrdecay.core.engine import Engine
 
 log = logging.getLogger("lrdecay")
 
@@ -77,14 +77,15 @@ def make_pruner(spec: str | Mapping[str, Any]) -> optuna.pruners.BasePruner:
 
 class PruningListener(Listener):
     """Reports ``trial.metric`` after every epoch to trial ``trial.number`` of the study
-    ``trial.study_name`` and raises :class:`StopRun` (``pruned``) when its pruner says so.
+    ``trial.study_name`` and raises ``stop``, the run's :class:`StopFlag`, with status
+    ``pruned`` when its pruner says so.
 
     With ``trial.pruner`` ``none``, and in multi-objective studies (which Optuna cannot
     prune), the listener stays silent: the per-epoch history is in MLflow anyway. The last
     epoch is reported but never pruned, since there is nothing left to save.
     """
 
-    def __init__(self, trial: TrialConfig) -> None:
+    def __init__(self, trial: TrialConfig, stop: StopFlag) -> None:
         if not trial.storage or not trial.study_name or trial.number is None:
             raise ConfigError(
                 "trial: storage, study_name and number are set together by the "
@@ -95,6 +96,7 @@ class PruningListener(Listener):
                 f"trial.metric: '{trial.metric}' is not one of {', '.join(REPORTABLE)}"
             )
         self.metric = trial.metric
+        self.stop = stop
         self.number = trial.number
         self.pruner_name = trial.pruner
         self.max_epochs: int | None = None
@@ -126,8 +128,8 @@ class PruningListener(Listener):
                 "hydra/sweeper=optuna, which sets trial.*"
             ) from exc
 
-    def on_fit_start(self, engine: Engine) -> None:
-        self.max_epochs = engine.settings.max_epochs
+    def on_fit_start(self, start: FitStart) -> None:
+        self.max_epochs = start.max_epochs
 
     def on_epoch_end(self, record: EpochRecord) -> None:
         if self.trial is None:
@@ -154,4 +156,4 @@ class PruningListener(Listener):
                 f"{record.epoch}: {self.metric} {value:.4f}"
             )
             log.info("%s", reason)
-            raise StopRun("pruned", reason)
+            self.stop.request(RunStatus.PRUNED, reason)

@@ -23,7 +23,7 @@ from mlflow.entities import Run
 from mlflow.tracking import MlflowClient
 from omegaconf import DictConfig, OmegaConf
 
-from lrdecay.core.records import RunSummary, by_name
+from lrdecay.tracking.tracker import DIVERGED_TAG
 
 FINGERPRINT_TAG = "lrdecay.fingerprint"
 CHECKPOINT_TAG = "lrdecay.checkpoint"
@@ -102,7 +102,7 @@ def find_prior(client: MlflowClient, experiment_id: str, fp: str) -> Prior:
         r
         for r in runs
         if r.info.status in ("RUNNING", "KILLED", "FAILED")
-        and r.data.tags.get("diverged") != "true"
+        and r.data.tags.get(DIVERGED_TAG) != "true"
     ]
     for run in interrupted:
         path = run.data.tags.get(CHECKPOINT_TAG)
@@ -118,20 +118,3 @@ def replace_stale(client: MlflowClient, prior: Prior, new_run_id: str) -> None:
     for run_id in prior.stale:
         client.set_tag(run_id, REPLACED_BY_TAG, new_run_id)
         client.delete_run(run_id)
-
-
-def summary_from_run(run: Run) -> RunSummary:
-    """The summary an earlier FINISHED run recorded (no epoch history: it stays in MLflow),
-    under today's metric keys or the bare names of a store written before them."""
-    m = by_name(run.data.metrics)
-    return RunSummary(
-        status=run.data.tags.get("outcome", "finished"),
-        epochs_run=int(m.get("epochs_run", 0)),
-        final_val_acc=float(m.get("final_val_acc", float("nan"))),
-        best_val_acc=float(m.get("best_val_acc", float("nan"))),
-        convergence_epoch=int(m.get("convergence_epoch", 0)),
-        train_seconds=float(m.get("train_seconds", 0.0)),
-        samples_per_second=float(m.get("samples_per_second", 0.0)),
-        test_loss=m.get("test_loss"),
-        test_acc=m.get("test_acc"),
-    )

@@ -24,11 +24,13 @@ from pathlib import Path
 from typing import TYPE_CHECKING, Any, TypeVar
 from urllib.parse import urlsplit, urlunsplit
 
-from mlflow.entities import Metric, Param, RunTag
+from mlflow.entities import Metric, Param, Run, RunTag
 from mlflow.exceptions import MlflowException
 from mlflow.tracking import MlflowClient
 
-from lrdecay.core.records import EpochRecord, Listener, RunSummary, epoch_key
+from lrdecay.core.hooks import FitStart, Listener
+from lrdecay.core.outcome import SUMMARY_METRICS, RunOutcome, RunStatus
+from lrdecay.core.records import EpochRecord, by_name, epoch_key
 from lrdecay.errors import TrackingError
 from lrdecay.tracking.credentials import PASSWORD_ENV, USERNAME_ENV
 from lrdecay.tracking.redact import redact_uri
@@ -36,11 +38,14 @@ from lrdecay.tracking.ui import EXPERIMENT_KIND_TAG, MODEL_TRAINING_KIND
 
 if TYPE_CHECKING:
     from lrdecay.config import LrdecayConfig
-    from lrdecay.core.engine import Engine
 
 log = logging.getLogger(__name__)
 T = TypeVar("T")
 
+#: Tags a training run ends with: its :class:`RunStatus` value, and ``true``/``false`` flags
+#: for the two early ends MLflow's own status cannot tell apart (a divergence is FAILED like a
+#: crash, a pruned trial KILLED like an interrupted run).
+OUTCOME_TAG, DIVERGED_TAG, PRUNED_TAG = "outcome", "diverged", "pruned"
 PARAM_BATCH = 100  # MLflow's limit of params per log_batch call
 SCHEMES = ("sqlite", "http", "https", "file", "postgresql", "mysql", "mssql", "databricks")
 
@@ -223,9 +228,16 @@ class MlflowTracker(Listener):
     """One MLflow run: opened by :meth:`start`, fed by the engine, closed by :meth:`end`."""
 
     def __init__(
-        self, uri: str, experiment: str, artifact_root: str | None = None, log_plot: bool = True
+        self,
+        uri: str,
+        experiment: str,
+        artifact_root: str | None = None,
+        log_plot: bool = True,
+        retry_delay: float = 0.5,
     ) -> None:
+        """``retry_delay``: seconds before a failed store call's first retry (then doubling)."""
         self.uri = uri
+        self.retry_delay = retry_delay
         self.experiment = experiment
         self.artifact_root = artifact_root
         self.log_plot = log_plot
@@ -310,7 +322,7 @@ class MlflowTracker(Listener):
     def reopen(self, run_id: str, parent_run_id: str | None = None) -> None:
         """Continue the existing run ``run_id`` (a resume): RUNNING again, under ``parent``."""
         self.run_id = run_id
-        with_retry(lambda: self.client.update_run(run_id, status="RUNNING"), attempts=3)
+        with_retry(lambda: self.client.update_run(run_id, status="RUNNING"), 3, self.retry_delay)
         if parent_run_id:
             self.set_tags({"mlflow.parentRunId": parent_run_id})
 
@@ -319,14 +331,18 @@ class MlflowTracker(Listener):
         assert self.run_id is not None, "start() first"
         run_id, now = self.run_id, int(time.time() * 1000)
         metrics = [Metric(k, float(v), now, step) for k, v in values.items()]
-        with_retry(lambda: self.client.log_batch(run_id, metrics=metrics), attempts)
+        with_retry(
+            lambda: self.client.log_batch(run_id, metrics=metrics), attempts, self.retry_delay
+        )
 
     def logged_epochs(self) -> set[int]:
         """Epochs whose metrics the store holds under today's keys (read from ``val_acc``'s
         history): a run resumed from a store written before them gets its whole history anew."""
         assert self.run_id is not None, "start() first"
         key = epoch_key("val_acc")
-        history = with_retry(lambda: self.client.get_metric_history(self.run_id, key), 3)
+        history = with_retry(
+            lambda: self.client.get_metric_history(self.run_id, key), 3, self.retry_delay
+        )
         return {m.step for m in history}
 
     def flush_history(self, history: Iterable[EpochRecord]) -> int:
@@ -369,7 +385,7 @@ class MlflowTracker(Listener):
         assert self.run_id is not None, "start() first"
         run_id = self.run_id
         try:
-            with_retry(lambda: self.client.delete_tag(run_id, key), attempts=3)
+            with_retry(lambda: self.client.delete_tag(run_id, key), 3, self.retry_delay)
         except Exception as exc:
             log.warning(
                 "could not remove tag %s from run %s: %s",
@@ -382,14 +398,14 @@ class MlflowTracker(Listener):
         assert self.run_id is not None, "start() first"
         self.client.log_text(self.run_id, text, artifact_file)
 
-    def on_fit_start(self, engine: Engine) -> None:
-        self.set_tags({"device": str(engine.data.train.x.device)})
+    def on_fit_start(self, start: FitStart) -> None:
+        self.set_tags({"device": start.device})
 
     def on_epoch_end(self, record: EpochRecord) -> None:
         self.pending.append((record.epoch, record.metrics()))
         self._flush_pending(attempts=3)
 
-    def on_fit_end(self, summary: RunSummary) -> None:
+    def on_fit_end(self, outcome: RunOutcome) -> None:
         if not self._flush_pending(attempts=8):
             raise TrackingError(
                 f"{len(self.pending)} epoch(s) could not be logged to "
@@ -397,17 +413,17 @@ class MlflowTracker(Listener):
                 "Fix: once the store is back, run the same command again "
                 "(resume=true for a single run) to log them"
             )
-        self.log_metrics(summary.metrics(), step=summary.epochs_run)
-        tags = {"outcome": summary.status, "diverged": str(summary.diverged).lower()}
-        if summary.status == "pruned":
-            tags["pruned"] = "true"
+        self.log_metrics(outcome.metrics(), step=outcome.epochs_run or 0)
+        tags = {OUTCOME_TAG: outcome.status.value, DIVERGED_TAG: str(outcome.diverged).lower()}
+        if outcome.status == RunStatus.PRUNED:
+            tags[PRUNED_TAG] = "true"
         self.set_tags(tags)
-        if self.log_plot and summary.history:
+        if self.log_plot and outcome.history:
             from lrdecay.tracking.plots import plot_history
 
             with tempfile.TemporaryDirectory() as tmp:
                 path = plot_history(
-                    summary.history, Path(tmp) / "curves.png", title=self.experiment
+                    outcome.history, Path(tmp) / "curves.png", title=self.experiment
                 )
                 self.client.log_artifact(self.run_id, str(path))
 
@@ -417,8 +433,27 @@ class MlflowTracker(Listener):
             return
         run_id = self.run_id
         try:
-            with_retry(lambda: self.client.set_terminated(run_id, status=status), attempts=3)
+            with_retry(
+                lambda: self.client.set_terminated(run_id, status=status), 3, self.retry_delay
+            )
         except Exception as exc:
             log.error(
                 "could not mark run %s %s: %s", run_id, status, str(exc).splitlines()[0][:200]
             )
+
+
+def outcome_from_run(run: Run) -> RunOutcome:
+    """The outcome an MLflow training run recorded: its status (:meth:`RunStatus.of_mlflow`
+    from the run's state and tags) and run-level numbers, under today's metric keys or the bare
+    names of a store written before them. No epoch history: it stays in MLflow."""
+    tags, metrics = run.data.tags, by_name(run.data.metrics)
+    numbers = {name: metrics[name] for name in SUMMARY_METRICS if name in metrics}
+    for name in ("convergence_epoch", "epochs_run"):
+        if name in numbers:
+            numbers[name] = int(numbers[name])
+    status = RunStatus.of_mlflow(
+        run.info.status, tags.get(OUTCOME_TAG), tags.get(DIVERGED_TAG) == "true"
+    )
+    return RunOutcome(
+        status=status, setting=tags.get("setting", "run"), run_id=run.info.run_id, **numbers
+    )
