@@ -24,6 +24,7 @@ from urllib.parse import urlencode
 
 from hydra.core.override_parser.overrides_parser import OverridesParser
 
+from lrdecay.core.records import FINAL_ACC_METRIC, summary_key
 from lrdecay.palette import BASELINE_COLORS, SEQUENCE_COLORS
 
 if TYPE_CHECKING:
@@ -59,8 +60,8 @@ SWEEP_VIEW_PREFIX = "lrdecay-sweep-"
 #: The runs table's columns in the project's views (MLflow's column keys): what a sweep is read
 #: by, in place of the UI's default Source / Models / Dataset (always "-" here).
 VIEW_COLUMNS = (
-    "metrics.`summary/final_val_acc`",
-    "metrics.`summary/convergence_epoch`",
+    f"metrics.`{FINAL_ACC_METRIC}`",
+    f"metrics.`{summary_key('convergence_epoch')}`",
     "tags.`setting`",
     "tags.`seed`",
 )
@@ -74,7 +75,6 @@ def runs_view(search_filter: str = "", order_by: str | None = None) -> str:
     view: dict[str, object] = {
         "searchFilter": search_filter,
         "selectedColumns": list(VIEW_COLUMNS),
-        "columnWidths": {column: 190 for column in VIEW_COLUMNS[:2]},
         "runsHiddenMode": SHOW_ALL_RUNS,
     }
     if order_by:
@@ -99,8 +99,6 @@ def experiment_tags() -> dict[str, str]:
 def share_sweep_view(client: MlflowClient, experiment_id: str, parent_run_id: str) -> None:
     """Write the view of one sweep's runs, best final accuracy first (what :func:`sweep_url`
     opens). Its search lives in the view: the UI skips a shared view whose URL has one."""
-    from lrdecay.core.records import FINAL_ACC_METRIC
-
     client.set_experiment_tag(
         experiment_id,
         SHARED_VIEW_TAG + sweep_view_key(parent_run_id),
