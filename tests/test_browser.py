@@ -39,6 +39,9 @@ CHROMIUM_FLAGS = (
 )
 SEEDS = (0, 1)
 OTHER_KEYS = {"sgd": ("optimizer.betas",), "adam": ("optimizer.momentum",)}
+#: The columns the printed URLs' views show, and MLflow's defaults they replace (all "-" here).
+VIEW_COLUMNS = {"summary/final_val_acc", "summary/convergence_epoch", "setting", "seed"}
+UI_DEFAULT_COLUMNS = {"Dataset", "Source", "Models"}
 
 
 @pytest.fixture(scope="module")
@@ -163,7 +166,7 @@ def _close_assistant(driver) -> None:
     for button in driver.find_elements(
         By.CSS_SELECTOR, "[data-component-id='mlflow.assistant.chat_panel.close']"
     ):
-        button.click()
+        driver.execute_script("arguments[0].click();", button)  # even while it slides in
 
 
 def _open_runs_table(driver, sweep: dict, ui: str, printed_url: str = "url") -> None:
@@ -187,6 +190,32 @@ def _children(sweep: dict) -> list:
     return [r for r in sweep["runs"] if "setting" in r.data.tags]
 
 
+def _columns(driver) -> set[str]:
+    """The runs table's column headers."""
+    headers = driver.execute_script(
+        "return Array.from(document.querySelectorAll('[role=columnheader]'))"
+        ".map(e => e.textContent)"
+    )
+    return {h.strip() for h in headers if h.strip()}
+
+
+def _charted(driver) -> list[bool]:
+    """For each run the chart view lists, whether its charts draw it (its eye toggle)."""
+    return driver.execute_script(
+        "return Array.from(document.querySelectorAll('input.is-visibility-toggle-checkbox'))"
+        ".map(e => e.checked)"
+    )
+
+
+def _chart_view(driver) -> None:
+    """Switch the runs page to its chart view and wait for the charts."""
+    from selenium.webdriver.common.by import By
+
+    chart = driver.find_element(By.XPATH, "//input[@name='runs-view-mode' and @value='CHART']")
+    driver.execute_script("arguments[0].click();", chart)  # the radio's styled label covers it
+    assert _until(lambda: "Model metrics" in _text(driver)), _text(driver)[:1500]
+
+
 def test_printed_url_opens_the_runs_table_with_children_nested(browser, sweep, ui, shots) -> None:
 
     _open_runs_table(browser, sweep, ui)
@@ -197,6 +226,8 @@ def test_printed_url_opens_the_runs_table_with_children_nested(browser, sweep, u
     assert "seq3-epoch s1" not in _text(browser)  # children are folded under the sweep
     _expand_sweep(browser)
     assert _until(lambda: "seq3-epoch s1" in _text(browser)), _text(browser)[:1500]
+    assert _until(lambda: _columns(browser) >= VIEW_COLUMNS), _columns(browser)
+    assert not UI_DEFAULT_COLUMNS & _columns(browser)
     browser.save_screenshot(str(shots / "runs_table.png"))
     names = [r.info.run_name for r in _children(sweep)]
     assert len(names) == 28 and len(set(names)) == 28  # seeds differ by name
@@ -214,9 +245,9 @@ def test_chart_view_plots_the_curves_and_not_the_sweep_counters(browser, sweep, 
 
     _open_runs_table(browser, sweep, ui)
     _expand_sweep(browser)  # the chart view plots the runs the table shows
-    chart = browser.find_element(By.XPATH, "//input[@name='runs-view-mode' and @value='CHART']")
-    browser.execute_script("arguments[0].click();", chart)  # the radio's styled label covers it
-    assert _until(lambda: "Model metrics" in _text(browser)), _text(browser)[:1500]
+    _chart_view(browser)
+    # every run drawn: the sweep and its 28 jobs (MLflow's default draws the first 10)
+    assert _until(lambda: _charted(browser) == [True] * 29), _charted(browser)
     time.sleep(2)  # let the charts draw before the screenshot
     browser.save_screenshot(str(shots / "chart_view.png"))
     # sections in the order shown: the curves first, then the run-level values; nothing left
@@ -270,12 +301,18 @@ def test_compare_view_tells_the_seeds_apart(browser, sweep, ui, shots) -> None:
 
 
 def test_a_child_run_page_lists_only_its_own_params(browser, sweep, ui, shots) -> None:
-    for setting, optimizer in (("seq1-cutoff", "sgd"), ("adam-fixed", "adam")):
+    # a run's link as MLflow's own pages give it (no workflow type) shows the run all the same
+    for (setting, optimizer), query in zip(
+        (("seq1-cutoff", "sgd"), ("adam-fixed", "adam")),
+        ("?workflowType=machine_learning", ""),
+        strict=True,
+    ):
         child = next(r for r in _children(sweep) if r.data.tags["setting"] == setting)
         browser.get(
-            f"{ui}/#/experiments/{child.info.experiment_id}/runs/{child.info.run_id}"
-            "?workflowType=machine_learning"
+            f"{ui}/#/experiments/{child.info.experiment_id}/runs/{child.info.run_id}{query}"
         )
+        shown = _until(lambda name=child.info.run_name: name in _text(browser))
+        assert shown, _text(browser)[:1500]
         assert _until(lambda: "optimizer.lr" in _text(browser)), _text(browser)[:1500]
         _close_assistant(browser)
         text = _text(browser)
@@ -290,27 +327,46 @@ def test_a_child_run_page_lists_only_its_own_params(browser, sweep, ui, shots) -
     browser.save_screenshot(str(shots / "run_page.png"))
 
 
-def test_experiment_list_opens_the_runs_table_once_model_training_is_chosen(
+def test_a_fresh_profile_reaches_the_runs_table_from_the_list_with_one_switch(
     browser, sweep, ui, shots
 ) -> None:
-    """The README's promise for the list entry point: the toggle is remembered."""
+    """The list's entry point in a browser MLflow has never seen (the README's steps): the
+    list links to ``#/experiments/<id>`` with no workflow type, so MLflow 3 opens its GenAI
+    Overview whatever the experiment's tags; one click on "Model training" opens the runs
+    table, and the browser keeps that choice for every later visit."""
     from selenium.webdriver.common.by import By
 
-    browser.get(f"{ui}/#/experiments")
-    assert _until(lambda: bool(browser.find_elements(By.PARTIAL_LINK_TEXT, "lrdecay-digits")))
+    def open_from_list() -> None:
+        browser.get(f"{ui}/#/experiments")
+        browser.refresh()  # a new page load: nothing kept but the browser's storage
+        link = (By.PARTIAL_LINK_TEXT, "lrdecay-digits")
+        assert _until(lambda: bool(browser.find_elements(*link)))
+        browser.find_element(*link).click()
+
+    experiment_id = sweep["runs"][0].info.experiment_id
+    open_from_list()
+    assert _until(lambda: "Traces" in _text(browser) and "Overview" in _text(browser))
+    assert f"/#/experiments/{experiment_id}/overview" in browser.current_url
+    assert "workflowType=genai" in browser.current_url and "Run Name" not in _text(browser)
+    _close_assistant(browser)
+    browser.save_screenshot(str(shots / "list_click_fresh_profile.png"))
+    for tip in browser.find_elements(By.XPATH, "//button[normalize-space()='Got it']"):
+        tip.click()  # GenAI's "Detect Issues" tip covers the page on a first visit
     browser.find_element(By.XPATH, "//*[text()='Model training']").click()
-    browser.get(f"{ui}/#/experiments")
-    assert _until(lambda: bool(browser.find_elements(By.PARTIAL_LINK_TEXT, "lrdecay-digits")))
-    browser.find_element(By.PARTIAL_LINK_TEXT, "lrdecay-digits").click()
     assert _until(lambda: "Run Name" in _text(browser)), _text(browser)[:500]
-    assert "/runs" in browser.current_url and "workflowType=machine_learning" in (
-        browser.current_url
-    )
+    assert "workflowType=machine_learning" in browser.current_url
+    stored = "return window.localStorage.getItem('mlflow.workflowType_v1')"
+    assert browser.execute_script(stored) == '"machine_learning"'
+    open_from_list()  # the choice is kept: the list now opens the runs table
+    assert _until(lambda: "Run Name" in _text(browser)), _text(browser)[:500]
+    assert "/runs" in browser.current_url
 
 
 def test_printed_sweep_url_lists_its_runs_best_first(browser, sweep, ui, shots) -> None:
     _open_runs_table(browser, sweep, ui, printed_url="best_first")
     assert _until(lambda: "28 matching runs" in _text(browser)), _text(browser)[:1500]
+    assert _until(lambda: _columns(browser) >= VIEW_COLUMNS), _columns(browser)
+    assert not UI_DEFAULT_COLUMNS & _columns(browser)
     browser.save_screenshot(str(shots / "sweep_best_first.png"))
     best = max(r.data.metrics[FINAL_ACC_METRIC] for r in _children(sweep))
     leaders = {
@@ -323,3 +379,7 @@ def test_printed_sweep_url_lists_its_runs_best_first(browser, sweep, ui, shots) 
         if r.info.run_name in table
     )[1]
     assert first in leaders, (first, leaders)
+    _chart_view(browser)  # all 28 jobs drawn, not MLflow's default first 10
+    assert _until(lambda: _charted(browser) == [True] * 28), _charted(browser)
+    time.sleep(2)
+    browser.save_screenshot(str(shots / "sweep_chart_view.png"))

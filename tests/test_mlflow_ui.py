@@ -1,11 +1,13 @@
 """What a run shows in the MLflow UI: its params, tags, colour, name, and the experiment's kind.
 
-Tag names are MLflow's own (``mlflow.runColor``, ``mlflow.experimentKind``), spelled here as
-MLflow's UI spells them, so a test fails if the project ever writes a name the UI ignores.
+Tag names are MLflow's own (``mlflow.runColor``, ``mlflow.experimentKind``,
+``mlflow.sharedViewState.<key>``), spelled here as MLflow's UI spells them, so a test fails if
+the project ever writes a name the UI ignores.
 """
 
 from __future__ import annotations
 
+import json
 from pathlib import Path
 
 import pytest
@@ -118,10 +120,44 @@ def test_names_tell_apart_what_the_sweep_varies() -> None:
 
 def test_printed_url_opens_the_classic_runs_view() -> None:
     local = ui_command("sqlite:////tmp/x/mlflow.db", "3")
-    assert local.endswith("http://127.0.0.1:5000/#/experiments/3?workflowType=machine_learning")
+    assert local.endswith(
+        "http://127.0.0.1:5000/#/experiments/3/runs"
+        "?workflowType=machine_learning&viewStateShareKey=lrdecay-runs"
+    )
     assert "this sweep's runs" not in local  # no parent run, no sweep line
     remote = ui_command("http://127.0.0.1:5001", "7")
-    assert remote == "open http://127.0.0.1:5001/#/experiments/7?workflowType=machine_learning"
+    assert remote == (
+        "open http://127.0.0.1:5001/#/experiments/7/runs"
+        "?workflowType=machine_learning&viewStateShareKey=lrdecay-runs"
+    )
+    swept = ui_command("sqlite:////tmp/x/mlflow.db", "3", "abc")
+    assert swept.endswith(
+        "best final accuracy first: http://127.0.0.1:5000/#/experiments/3/runs"
+        "?workflowType=machine_learning&viewStateShareKey=lrdecay-sweep-abc"
+    )
+
+
+def _shared_view(tags: dict[str, str], key: str) -> dict:
+    """The runs view MLflow's UI loads for ``viewStateShareKey=key`` (the JSON its Share
+    button writes): what columns the table shows and how many runs the charts draw."""
+    return json.loads(tags[f"mlflow.sharedViewState.{key}"])
+
+
+def test_experiment_carries_the_view_its_printed_url_opens(
+    make_cfg, tracking_uri: str, tmp_path: Path
+) -> None:
+    MlflowClient(tracking_uri).create_experiment("lrdecay-digits")  # as before the views
+    run(make_cfg("setting=seq1-epoch", "trainer.max_epochs=1"), RunContext(base_dir=tmp_path))
+    _, exp, _ = _only_run(tracking_uri)
+    view = _shared_view(exp.tags, "lrdecay-runs")
+    assert view["selectedColumns"][:2] == [
+        "metrics.`summary/final_val_acc`",
+        "metrics.`summary/convergence_epoch`",
+    ]
+    assert {"tags.`seed`", "tags.`setting`"} <= set(view["selectedColumns"])
+    assert view["runsHiddenMode"] == "SHOW_ALL"  # the UI's default charts the first 10 runs
+    assert view["searchFilter"] == ""  # every run, each sweep's folded under its parent
+    assert exp.tags["mlflow.experimentKind"] == "custom_model_development"
 
 
 @pytest.mark.slow
@@ -154,3 +190,8 @@ def test_a_sweep_names_seeds_apart_and_shows_its_progress_not_every_epoch(tmp_pa
     (parent,) = [r for r in runs if r.data.tags.get("lrdecay.role") == "sweep"]
     assert not parent.data.metrics  # counters are tags: nothing for the chart view to plot
     assert parent.data.tags["children_finished"] == "4"
+    view = _shared_view(exp.tags, f"lrdecay-sweep-{parent.info.run_id}")
+    assert view["searchFilter"] == f"tags.`mlflow.parentRunId` = '{parent.info.run_id}'"
+    assert view["orderByKey"] == "metrics.`summary/final_val_acc`" and not view["orderByAsc"]
+    assert view["runsHiddenMode"] == "SHOW_ALL"
+    assert f"viewStateShareKey=lrdecay-sweep-{parent.info.run_id}" in terminal

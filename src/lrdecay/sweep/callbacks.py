@@ -156,7 +156,7 @@ class SweepTracking(Callback):
         hc = config.hydra
         sweep_dir = Path(hc.sweep.dir)
         preset = hc.runtime.choices.get("experiment") or "sweep"
-        from lrdecay.tracking.ui import RUN_COLOR_TAG, SWEEP_COLOUR
+        from lrdecay.tracking.ui import RUN_COLOR_TAG, SWEEP_COLOUR, share_sweep_view
 
         tracker.start(
             f"{preset}-{sweep_dir.name}",
@@ -171,6 +171,7 @@ class SweepTracking(Callback):
             params={"overrides": redact_text(" ".join(hc.overrides.task))[:6000]},
         )
         assert tracker.run_id and tracker.experiment_id
+        share_sweep_view(tracker.client, tracker.experiment_id, tracker.run_id)  # sweep_url's
         write_parent(
             sweep_dir,
             tracker.run_id,

@@ -34,7 +34,7 @@ from lrdecay.core.records import EpochRecord, by_name, epoch_key
 from lrdecay.errors import TrackingError
 from lrdecay.tracking.credentials import PASSWORD_ENV, USERNAME_ENV
 from lrdecay.tracking.redact import redact_uri
-from lrdecay.tracking.ui import EXPERIMENT_KIND_TAG, MODEL_TRAINING_KIND
+from lrdecay.tracking.ui import SHARED_VIEW_TAG, experiment_tags
 
 if TYPE_CHECKING:
     from lrdecay.config import LrdecayConfig
@@ -181,14 +181,14 @@ def ensure_experiment(client: MlflowClient, name: str, artifact_root: str | None
     if found is not None:
         if found.lifecycle_stage == "deleted":
             client.restore_experiment(found.experiment_id)
-        if EXPERIMENT_KIND_TAG not in found.tags:  # made before the project tagged its kind
-            client.set_experiment_tag(found.experiment_id, EXPERIMENT_KIND_TAG, MODEL_TRAINING_KIND)
+        for key, value in experiment_tags().items():  # made before the project wrote them
+            stale = key.startswith(SHARED_VIEW_TAG) and found.tags.get(key) != value
+            if key not in found.tags or stale:  # its kind, unless set; the project's view
+                client.set_experiment_tag(found.experiment_id, key, value)
         return found.experiment_id
     location = f"{artifact_root}/{name}" if artifact_root else None
     try:
-        return client.create_experiment(
-            name, artifact_location=location, tags={EXPERIMENT_KIND_TAG: MODEL_TRAINING_KIND}
-        )
+        return client.create_experiment(name, artifact_location=location, tags=experiment_tags())
     except MlflowException:
         found = client.get_experiment_by_name(name)
         if found is None:

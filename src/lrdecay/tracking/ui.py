@@ -1,22 +1,36 @@
-"""How the project's runs look in the MLflow UI: experiment kind, run names, colours, params.
+"""How the project's runs look in the MLflow UI: experiment kind, run names, colours, params,
+and the runs views the printed URLs open.
 
-MLflow 3's UI opens an experiment in its GenAI view unless told otherwise; it reads the
-workflow from the URL's ``workflowType`` query (else from the browser's own storage, GenAI in a
-fresh profile), so every URL the project prints carries it, and experiments are also tagged
-with their kind for the UI's kind selector.
+MLflow 3's UI (3.17) takes an experiment's kind from its workflow type alone: the URL's
+``workflowType`` query, else the browser's local storage (``mlflow.workflowType_v1``, written
+only by the sidebar's GenAI / Model training switch), else GenAI; the experiment's
+``mlflow.experimentKind`` tag is read only by UIs without that switch, and the experiments
+list links to ``#/experiments/<id>`` without a query. So every URL the project prints carries
+the workflow type, and a fresh browser that comes in through the list needs the switch once.
+
+The columns a runs table shows and how many runs its charts draw are view state the UI keeps
+in the browser, or in an experiment tag ``mlflow.sharedViewState.<key>`` that its "Share"
+button writes and the URL's ``viewStateShareKey`` loads; the project writes such views
+(useful columns, every run charted) and its URLs name them.
 """
 
 from __future__ import annotations
 
+import json
 import math
 from collections.abc import Iterable, Mapping
+from typing import TYPE_CHECKING
 from urllib.parse import urlencode
 
 from hydra.core.override_parser.overrides_parser import OverridesParser
 
+from lrdecay.core.records import FINAL_ACC_METRIC, summary_key
 from lrdecay.palette import BASELINE_COLORS, SEQUENCE_COLORS
 
-#: Experiment tag MLflow's UI reads for an experiment's kind, and the kind of this project's.
+if TYPE_CHECKING:
+    from mlflow.tracking import MlflowClient
+
+#: Experiment tag for an experiment's kind, read by MLflow 3 UIs without the workflow switch.
 EXPERIMENT_KIND_TAG = "mlflow.experimentKind"
 MODEL_TRAINING_KIND = "custom_model_development"
 #: The URL query that opens MLflow's classic "Model training" runs view.
@@ -38,24 +52,77 @@ NOT_RUN_SECTIONS = ("report.", "sweep.", "trial.")
 NAMED_BY_SETTING = ("setting", "optimizer", "sequence", "strategy")
 
 
+#: Experiment tag prefix of a runs view MLflow's UI loads from the URL's ``viewStateShareKey``.
+SHARED_VIEW_TAG = "mlflow.sharedViewState."
+#: The experiment's own runs view (every run, sweeps folded) and a sweep's (its runs alone).
+EXPERIMENT_VIEW_KEY = "lrdecay-runs"
+SWEEP_VIEW_PREFIX = "lrdecay-sweep-"
+#: The runs table's columns in the project's views (MLflow's column keys): what a sweep is read
+#: by, in place of the UI's default Source / Models / Dataset (always "-" here).
+VIEW_COLUMNS = (
+    f"metrics.`{FINAL_ACC_METRIC}`",
+    f"metrics.`{summary_key('convergence_epoch')}`",
+    "tags.`setting`",
+    "tags.`seed`",
+)
+#: The UI's run-visibility mode that charts every run shown (its default draws the first 10).
+SHOW_ALL_RUNS = "SHOW_ALL"
+
+
+def runs_view(search_filter: str = "", order_by: str | None = None) -> str:
+    """A runs view as MLflow's UI stores a shared one (JSON): the project's columns, every run
+    charted, and optionally a search and a descending sort."""
+    view: dict[str, object] = {
+        "searchFilter": search_filter,
+        "selectedColumns": list(VIEW_COLUMNS),
+        "runsHiddenMode": SHOW_ALL_RUNS,
+    }
+    if order_by:
+        view |= {"orderByKey": order_by, "orderByAsc": False}
+    return json.dumps(view)
+
+
+def sweep_view_key(parent_run_id: str) -> str:
+    """The share key of the view of the sweep whose parent run is ``parent_run_id``."""
+    return f"{SWEEP_VIEW_PREFIX}{parent_run_id}"
+
+
+def experiment_tags() -> dict[str, str]:
+    """The tags every experiment the project uses carries: its kind, and the runs view that
+    :func:`experiment_url` opens."""
+    return {
+        EXPERIMENT_KIND_TAG: MODEL_TRAINING_KIND,
+        SHARED_VIEW_TAG + EXPERIMENT_VIEW_KEY: runs_view(),
+    }
+
+
+def share_sweep_view(client: MlflowClient, experiment_id: str, parent_run_id: str) -> None:
+    """Write the view of one sweep's runs, best final accuracy first (what :func:`sweep_url`
+    opens). Its search lives in the view: the UI skips a shared view whose URL has one."""
+    client.set_experiment_tag(
+        experiment_id,
+        SHARED_VIEW_TAG + sweep_view_key(parent_run_id),
+        runs_view(
+            f"tags.`mlflow.parentRunId` = '{parent_run_id}'", f"metrics.`{FINAL_ACC_METRIC}`"
+        ),
+    )
+
+
+def _runs_page(base: str, experiment_id: str, view_key: str) -> str:
+    query = urlencode({"viewStateShareKey": view_key})
+    return f"{base.rstrip('/')}/#/experiments/{experiment_id}/runs?{MODEL_TRAINING_QUERY}&{query}"
+
+
 def experiment_url(base: str, experiment_id: str) -> str:
-    """The URL that opens experiment ``experiment_id`` on its runs table at ``base``."""
-    return f"{base.rstrip('/')}/#/experiments/{experiment_id}?{MODEL_TRAINING_QUERY}"
+    """The URL that opens experiment ``experiment_id`` at ``base`` on its runs table, in the
+    project's view (:func:`experiment_tags`)."""
+    return _runs_page(base, experiment_id, EXPERIMENT_VIEW_KEY)
 
 
 def sweep_url(base: str, experiment_id: str, parent_run_id: str) -> str:
-    """The URL of one sweep's runs alone, best final accuracy first (MLflow keeps a search
-    and a sort in the URL of the runs page, not in the experiment's)."""
-    from lrdecay.core.records import FINAL_ACC_METRIC
-
-    query = urlencode(
-        {
-            "searchFilter": f"tags.`mlflow.parentRunId` = '{parent_run_id}'",
-            "orderByKey": f"metrics.`{FINAL_ACC_METRIC}`",
-            "orderByAsc": "false",
-        }
-    )
-    return f"{base.rstrip('/')}/#/experiments/{experiment_id}/runs?{MODEL_TRAINING_QUERY}&{query}"
+    """The URL of one sweep's runs alone, best final accuracy first, all charted
+    (:func:`share_sweep_view`)."""
+    return _runs_page(base, experiment_id, sweep_view_key(parent_run_id))
 
 
 def swept_keys(overrides: Iterable[str]) -> list[str]:
