@@ -70,17 +70,13 @@ class HyperbandPrunerSettings(PrunerSettings):
 
 
 @dataclass
-class PercentilePrunerSettings(PrunerSettings):
+class PercentilePrunerSettings(MedianPrunerSettings):
     """Keep the trials in the top ``percentile`` percent at each epoch (75.0: prune the
-    bottom quarter; 50.0 is the median pruner)."""
+    bottom quarter; 50.0 is the median pruner, whose other settings it shares)."""
 
     optuna_class: ClassVar[str] = "PercentilePruner"
     name: str = "percentile"
     percentile: float = 75.0
-    n_startup_trials: int = 5
-    n_warmup_steps: int = 0
-    interval_steps: int = 1
-    n_min_trials: int = 1
 
 
 @dataclass
