@@ -84,6 +84,10 @@ def test_an_entry_builds_from_the_constants_it_names_and_only_those() -> None:
     assert SEQUENCES["seq1"].build(gamma=0.5, period=3).factor(1) == 0.5
     lazy = Entry("lazy", "lrdecay.core.schedules:Geometric", "r0 gamma^n", ("gamma",))
     assert lazy.build(gamma=0.25, period=3) == Geometric(gamma=0.25)
+    constants = {"gamma": 0.9, "period": 10, "rate": 0.01, "shrink": 0.2}
+    for registry in (SEQUENCES, STRATEGIES):
+        for name, entry in registry.items():  # a built object knows its registered name
+            assert entry.build(**constants).name == name
 
 
 def test_objectives_have_a_direction_and_a_summary_key() -> None:
