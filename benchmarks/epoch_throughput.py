@@ -54,18 +54,20 @@ from lrdecay.core.checkpoint import CheckpointListener
 from lrdecay.core.data import DataBundle, Split, load_data
 from lrdecay.core.engine import Engine, TrainerSettings
 from lrdecay.core.hooks import FitStart, Listener
+from lrdecay.core.metrics import EVAL_BATCH_SIZE
 from lrdecay.core.models import MnistCNN
 from lrdecay.core.outcome import RunOutcome
 from lrdecay.core.progress import EpochLogLine, ProgressBar
 from lrdecay.core.records import EpochRecord
-from lrdecay.core.schedules import SequenceScheduler, make_sequence, make_strategy
+from lrdecay.core.scheduler import SequenceScheduler
+from lrdecay.core.schedules import make_sequence, make_strategy
 from lrdecay.host import available_cores
 from lrdecay.tracking.tracker import MlflowTracker, default_artifact_root, flatten
 
 #: The trainer options the extra rows can add to (c).
 OPTIONS = {"nchw": TrainerConfig(channels_last="off"), "bf16": TrainerConfig(precision="bf16")}
 BATCH = 64
-EVAL_BATCH = 2048  # lrdecay's default eval batch; the reference loop uses its own 1000
+EVAL_BATCH = EVAL_BATCH_SIZE  # lrdecay's default eval batch; the reference loop uses 1000
 REFERENCE_EVAL_BATCH = 1000
 LR = 0.01
 MOMENTUM = 0.9

@@ -7,13 +7,13 @@ import math
 import pytest
 import torch
 
+from lrdecay.core.scheduler import SequenceScheduler
 from lrdecay.core.schedules import (
     Cutoff,
     EveryEpoch,
     Geometric,
     Never,
     Oscillate,
-    SequenceScheduler,
     make_sequence,
     make_strategy,
 )

@@ -7,21 +7,24 @@ dataclass's ``__post_init__``, which runs when :func:`validate` turns the config
 from __future__ import annotations
 
 import math
+from collections.abc import Iterable
 from dataclasses import dataclass, field, fields, is_dataclass
 from typing import Any
 
 from hydra.core.config_store import ConfigStore
 from omegaconf import DictConfig, OmegaConf
 
+from lrdecay.core.metrics import CONVERGENCE_THRESHOLD, CONVERGENCE_WINDOW, EVAL_BATCH_SIZE
+from lrdecay.core.objectives import OBJECTIVES
+from lrdecay.core.schedules import SEQUENCES, STRATEGIES
 from lrdecay.errors import ConfigError
 from lrdecay.tracking.credentials import PASSWORD_ENV, USERNAME_ENV, split_credentials
+from lrdecay.tracking.store import DEFAULT_STORE_DIR
 
 DEVICES = ("auto", "cpu", "cuda", "mps")
 DATASETS = ("mnist", "fashion_mnist", "cifar10", "digits")
 MODELS = ("mnist_cnn", "cifar_cnn")
 OPTIMIZERS = ("sgd", "adam")
-SEQUENCES = ("seq1", "seq2", "seq3", "seq4", "constant")
-STRATEGIES = ("epoch", "cutoff", "oscillate", "fixed")
 
 
 PRECISIONS = ("fp32", "bf16")  # see lrdecay.acceleration
@@ -60,7 +63,9 @@ def _finite(node: Any, key: str) -> None:
         _check(math.isfinite(node), key, f"must be a finite number, got {node}")
 
 
-def _one_of(value: str, options: tuple[str, ...], key: str) -> None:
+def _one_of(value: str, options: Iterable[str], key: str) -> None:
+    """Raise unless ``value`` is one of ``options`` (a tuple, or a registry's names)."""
+    options = tuple(options)
     _check(value in options, key, f"'{value}' is not one of {', '.join(options)}")
 
 
@@ -86,7 +91,7 @@ class DatasetConfig:
     width: int = 28
     num_classes: int = 10
     batch_size: int = 64
-    eval_batch_size: int = 2048
+    eval_batch_size: int = EVAL_BATCH_SIZE
     epochs: int = 50
     val_fraction: float = 0.0
     split_seed: int = 0
@@ -189,8 +194,9 @@ class TrainerConfig:
 
     max_epochs: int = 50
     early_stop_tol: float | None = None
-    convergence_window: int = 4
-    convergence_threshold: float = 0.009
+    # the study's rule; conf/config.yaml shows the same values (a test keeps the two equal)
+    convergence_window: int = CONVERGENCE_WINDOW
+    convergence_threshold: float = CONVERGENCE_THRESHOLD
     progress: str = "auto"
     checkpoint: bool = True
     keep_checkpoint: bool = False
@@ -219,7 +225,7 @@ class TrackingConfig:
 
     enabled: bool = True
     uri: str | None = None
-    store_dir: str = "mlruns"
+    store_dir: str = DEFAULT_STORE_DIR
     experiment: str | None = None
     run_name: str | None = None
     log_plot: bool = True
@@ -259,16 +265,6 @@ class ReportConfig:
         _check(self.target is None or 0 < self.target <= 1, "report.target", "must be in (0, 1]")
 
 
-OBJECTIVE_NAMES = (
-    "val_acc",
-    "best_val_acc",
-    "convergence_epoch",
-    "test_acc",
-    "train_seconds",
-    "epochs_run",
-)
-
-
 @dataclass
 class TrialConfig:
     """Set by the Optuna sweeper on each job: which trial of which study this run is, so that
@@ -306,7 +302,7 @@ class LrdecayConfig:
         _one_of(self.device, DEVICES, "device")
         _check(len(self.objective) >= 1, "objective", "name at least one objective")
         for name in self.objective:
-            _one_of(name, OBJECTIVE_NAMES, "objective")
+            _one_of(name, OBJECTIVES, "objective")
         _check(self.threads is None or self.threads >= 1, "threads", "must be >= 1 or null")
         _check(0 <= self.seed <= MAX_SEED, "seed", f"must be in [0, {MAX_SEED}], got {self.seed}")
         _finite(self, "")

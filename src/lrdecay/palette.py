@@ -7,9 +7,16 @@ plotting libraries to do so.
 
 from __future__ import annotations
 
+from itertools import cycle
+
+from lrdecay.core.schedules import SEQUENCES, study_names
+
 #: The study's fixed-rate baselines, by setting name (``<optimizer>-fixed``).
 BASELINE_SGD = "sgd-fixed"
 BASELINE_ADAM = "adam-fixed"
 
-SEQUENCE_COLORS = {"seq1": "#1f77b4", "seq2": "#ff7f0e", "seq3": "#2ca02c", "seq4": "#d62728"}
+#: One hue per sequence of the study's grid, in its order (seq1..seq4).
+SEQUENCE_COLORS = dict(
+    zip(study_names(SEQUENCES), cycle(("#1f77b4", "#ff7f0e", "#2ca02c", "#d62728")))
+)
 BASELINE_COLORS = {BASELINE_SGD: "#111111", BASELINE_ADAM: "#9467bd"}

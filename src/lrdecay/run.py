@@ -27,11 +27,13 @@ from lrdecay.core.engine import Engine, TrainerSettings
 from lrdecay.core.hooks import Listener
 from lrdecay.core.interrupts import StopAtEpochEnd
 from lrdecay.core.models import build_model
+from lrdecay.core.objectives import OBJECTIVES
 from lrdecay.core.outcome import RunOutcome, RunStatus
 from lrdecay.core.progress import EpochLogLine, ProgressBar
-from lrdecay.core.records import FINAL_ACC_METRIC, EpochRecord, summary_key
+from lrdecay.core.records import EpochRecord
 from lrdecay.core.resources import resolve_device, seed_everything, set_threads
-from lrdecay.core.schedules import SequenceScheduler, make_sequence, make_strategy
+from lrdecay.core.scheduler import SequenceScheduler
+from lrdecay.core.schedules import make_sequence, make_strategy
 from lrdecay.sweep.outcomes import write_result
 from lrdecay.tracking.redact import redact_text, redact_uri
 from lrdecay.tracking.resume import (
@@ -85,21 +87,10 @@ def display_name(conf: LrdecayConfig, ctx: RunContext) -> str:
     return f"{run_name(conf)} {name_suffix(ctx.swept, ctx.overrides)}".rstrip()
 
 
-#: Names a sweeper may ask for as ``objective``, and the summary metric each one reads.
-OBJECTIVES = {
-    "val_acc": FINAL_ACC_METRIC,
-    "best_val_acc": summary_key("best_val_acc"),
-    "convergence_epoch": summary_key("convergence_epoch"),
-    "test_acc": summary_key("test_acc"),
-    "train_seconds": summary_key("train_seconds"),
-    "epochs_run": summary_key("epochs_run"),
-}
-
-
 def objective_values(outcome: RunOutcome, names: Iterable[str]) -> list[float]:
     """The outcome's values for the objectives ``names`` (NaN where a value is missing)."""
     metrics = outcome.metrics()
-    return [float(metrics.get(OBJECTIVES[name], float("nan"))) for name in names]
+    return [float(metrics.get(OBJECTIVES[name].key, float("nan"))) for name in names]
 
 
 def build_optimizer(

@@ -28,6 +28,7 @@ from omegaconf import DictConfig, ListConfig, OmegaConf
 from optuna.distributions import BaseDistribution
 from optuna.trial import FrozenTrial, Trial, TrialState
 
+from lrdecay.columns import columns
 from lrdecay.core.outcome import RunStatus
 from lrdecay.sweep.pruning import PRUNER_ATTR, make_pruner, open_storage
 from lrdecay.tracking.redact import redact_text, redact_uri
@@ -729,8 +730,4 @@ def write_csv(path: Path, rows: Sequence[Sequence[str]]) -> None:
 
 def fixed_width(rows: Sequence[Sequence[str]]) -> list[str]:
     """Rows as aligned text lines (the MLflow run id column left out)."""
-    cut = [list(r[:-1]) for r in rows]
-    widths = [max(len(r[i]) for r in cut) for i in range(len(cut[0]))]
-    return [
-        "  " + "  ".join(c.ljust(w) for c, w in zip(r, widths, strict=True)).rstrip() for r in cut
-    ]
+    return ["  " + line for line in columns([r[:-1] for r in rows])]

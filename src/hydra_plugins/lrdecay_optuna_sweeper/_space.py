@@ -26,17 +26,11 @@ from optuna.distributions import (
     IntDistribution,
 )
 
+from lrdecay.core.objectives import OBJECTIVES
 from lrdecay.errors import LrdecayError
 
 #: The natural direction of each objective a run can return (``objective`` in the config).
-OBJECTIVE_DIRECTIONS = {
-    "val_acc": "maximize",
-    "best_val_acc": "maximize",
-    "test_acc": "maximize",
-    "convergence_epoch": "minimize",
-    "train_seconds": "minimize",
-    "epochs_run": "minimize",
-}
+OBJECTIVE_DIRECTIONS = {name: objective.direction for name, objective in OBJECTIVES.items()}
 
 
 class SweepError(LrdecayError):

@@ -1,8 +1,9 @@
 """Settings of the Optuna sweeper, registered in Hydra's ConfigStore.
 
 ``hydra/sweeper=optuna`` selects it; ``hydra/sweeper/sampler=tpe|random|cmaes|grid|nsgaii|qmc|gp``
-and ``hydra/sweeper/pruner=none|median|hyperband|percentile|successive_halving`` pick the
-sampler and pruner; every field below is overridable as ``hydra.sweeper.<field>=...``. The
+and ``hydra/sweeper/pruner=<name>`` (one of ``lrdecay.sweep.pruning.PRUNERS``: none, median,
+hyperband, percentile, successive_halving) pick the sampler and pruner; every field below and
+of those is overridable as ``hydra.sweeper.<field>=...``. The
 surface follows Hydra's stock Optuna sweeper (which pins Optuna < 3 and is not used here), so
 knowledge of one carries over to the other.
 """
@@ -12,6 +13,8 @@ from typing import Any
 
 from hydra.core.config_store import ConfigStore
 from omegaconf import MISSING
+
+from lrdecay.sweep.pruning import PRUNERS, PrunerSettings
 
 PROVIDER = "lrdecay_optuna_sweeper"
 
@@ -105,61 +108,6 @@ class GPSamplerConfig(SamplerConfig):
 
 
 @dataclass
-class PrunerConfig:
-    """An Optuna pruner by name (see ``lrdecay.sweep.pruning.PRUNERS``) with its arguments; each job
-    rebuilds it from these settings, which the sweeper stores on the trial."""
-
-    name: str = "none"
-
-
-@dataclass
-class MedianPrunerConfig(PrunerConfig):
-    """Stop a trial whose value at an epoch is worse than the median of the finished trials'
-    values at that epoch, once ``n_startup_trials`` have finished and after the warm-up."""
-
-    name: str = "median"
-    n_startup_trials: int = 5
-    n_warmup_steps: int = 0
-    interval_steps: int = 1
-    n_min_trials: int = 1
-
-
-@dataclass
-class PercentilePrunerConfig(PrunerConfig):
-    """Keep the trials in the top ``percentile`` percent at each epoch (75.0: prune the
-    bottom quarter; 50.0 is the median pruner)."""
-
-    name: str = "percentile"
-    percentile: float = 75.0
-    n_startup_trials: int = 5
-    n_warmup_steps: int = 0
-    interval_steps: int = 1
-    n_min_trials: int = 1
-
-
-@dataclass
-class HyperbandPrunerConfig(PrunerConfig):
-    """Hyperband over epochs: ``max_resource`` ``auto`` takes the longest finished trial."""
-
-    name: str = "hyperband"
-    min_resource: int = 1
-    max_resource: Any = "auto"
-    reduction_factor: int = 3
-    bootstrap_count: int = 0
-
-
-@dataclass
-class SuccessiveHalvingPrunerConfig(PrunerConfig):
-    """Asynchronous successive halving (one Hyperband bracket)."""
-
-    name: str = "successive_halving"
-    min_resource: Any = "auto"
-    reduction_factor: int = 4
-    min_early_stopping_rate: int = 0
-    bootstrap_count: int = 0
-
-
-@dataclass
 class OptunaSweeperConf:
     """``hydra/sweeper=optuna``.
 
@@ -174,7 +122,7 @@ class OptunaSweeperConf:
     _target_: str = "hydra_plugins.lrdecay_optuna_sweeper.optuna_sweeper.OptunaSweeper"
     defaults: list[Any] = field(default_factory=lambda: [{"sampler": "tpe"}, {"pruner": "none"}])
     sampler: SamplerConfig = MISSING
-    pruner: PrunerConfig = MISSING
+    pruner: PrunerSettings = MISSING
     # maximize | minimize, or one per objective; null: from the objective names
     direction: Any = None
     # an Optuna RDB URL (sqlite:///..., postgresql://...); see the class docstring for null
@@ -209,14 +157,7 @@ def register() -> None:
     }
     for name, node in samplers.items():
         cs.store(group="hydra/sweeper/sampler", name=name, node=node, provider=PROVIDER)
-    pruners = {
-        "none": PrunerConfig,
-        "median": MedianPrunerConfig,
-        "percentile": PercentilePrunerConfig,
-        "hyperband": HyperbandPrunerConfig,
-        "successive_halving": SuccessiveHalvingPrunerConfig,
-    }
-    for name, node in pruners.items():
+    for name, node in PRUNERS.items():
         cs.store(group="hydra/sweeper/pruner", name=name, node=node, provider=PROVIDER)
 
 

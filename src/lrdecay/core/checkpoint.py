@@ -10,7 +10,6 @@ the new checkpoint, never half of one.
 from __future__ import annotations
 
 import logging
-import os
 import random
 from dataclasses import asdict
 from pathlib import Path
@@ -19,6 +18,7 @@ from typing import Any
 import numpy as np
 import torch
 
+from lrdecay.atomic import replacing
 from lrdecay.core.engine import Engine
 from lrdecay.core.hooks import Listener
 from lrdecay.core.records import EpochRecord
@@ -81,10 +81,8 @@ def save_checkpoint(path: Path, engine: Engine, run_id: str | None) -> Path:
         "scheduler": engine.scheduler.state_dict(),
         "rng": _rng_state(engine),
     }
-    path.parent.mkdir(parents=True, exist_ok=True)
-    tmp = path.with_name(f".{path.name}.{os.getpid()}.tmp")
-    torch.save(payload, tmp)
-    os.replace(tmp, path)
+    with replacing(path) as tmp:
+        torch.save(payload, tmp)
     return path
 
 

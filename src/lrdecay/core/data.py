@@ -9,7 +9,6 @@ per-sample Python work.
 from __future__ import annotations
 
 import contextlib
-import gzip
 import logging
 import os
 import pickle
@@ -24,6 +23,7 @@ from typing import TYPE_CHECKING
 import numpy as np
 import torch
 
+from lrdecay.atomic import replacing
 from lrdecay.errors import DataError
 
 if TYPE_CHECKING:  # the core takes the config objects, never the config machinery
@@ -107,6 +107,8 @@ def _socket_timeout(seconds: float) -> Iterator[None]:
 
 def _stage_idx_files(raw_dir: Path, fallbacks: tuple[Path, ...]) -> None:
     """Unpack IDX files that are present only gzipped, in ``raw_dir`` or a fallback folder."""
+    from torchvision.datasets.utils import extract_archive
+
     for name in IDX_FILES:
         target = raw_dir / name
         if target.exists():
@@ -114,12 +116,13 @@ def _stage_idx_files(raw_dir: Path, fallbacks: tuple[Path, ...]) -> None:
         for folder in (raw_dir, *fallbacks):
             packed = folder / f"{name}.gz"
             if packed.is_file():
-                raw_dir.mkdir(parents=True, exist_ok=True)
                 log.info("unpacking %s into %s", packed, raw_dir)
-                tmp = target.with_name(f".{name}.{os.getpid()}.part")  # parallel jobs race
-                with gzip.open(packed, "rb") as src, open(tmp, "wb") as dst:
-                    shutil.copyfileobj(src, dst)
-                os.replace(tmp, target)
+                # parallel jobs race: each unpacks into a folder of its own, then moves it in
+                with (
+                    replacing(target) as tmp,
+                    tempfile.TemporaryDirectory(dir=raw_dir, prefix=f".{name}.") as work,
+                ):
+                    shutil.move(extract_archive(packed, work), tmp)
                 break
 
 

@@ -22,10 +22,16 @@ from torch import nn
 from lrdecay.core.acceleration import autocast
 from lrdecay.core.data import DataBundle, Split
 from lrdecay.core.hooks import FitStart, Listener, StopFlag
-from lrdecay.core.metrics import convergence_epoch, should_early_stop
+from lrdecay.core.metrics import (
+    CONVERGENCE_THRESHOLD,
+    CONVERGENCE_WINDOW,
+    EVAL_BATCH_SIZE,
+    convergence_epoch,
+    should_early_stop,
+)
 from lrdecay.core.outcome import RunOutcome, RunStatus
 from lrdecay.core.records import EpochRecord
-from lrdecay.core.schedules import SequenceScheduler
+from lrdecay.core.scheduler import SequenceScheduler
 
 
 @dataclass
@@ -34,10 +40,10 @@ class TrainerSettings:
 
     max_epochs: int
     batch_size: int
-    eval_batch_size: int = 2048
+    eval_batch_size: int = EVAL_BATCH_SIZE
     early_stop_tol: float | None = None
-    convergence_window: int = 4
-    convergence_threshold: float = 0.009
+    convergence_window: int = CONVERGENCE_WINDOW
+    convergence_threshold: float = CONVERGENCE_THRESHOLD
     seed: int = 0
     precision: str = "fp32"  # or "bf16": forward and loss under autocast
 

@@ -1,14 +1,23 @@
-"""Run-level metrics of the study: convergence epoch, epochs to target, early-stop test."""
+"""Run-level metrics of the study: convergence epoch, epochs to target, early-stop test; and the
+constants that define them, which the config schema and the engine take as their defaults."""
 
 from __future__ import annotations
 
 from collections.abc import Sequence
 
+#: The study's convergence rule (its analysis code): the accuracy changes over this many epochs
+#: in a row must sum below the threshold.
+CONVERGENCE_WINDOW = 4
+CONVERGENCE_THRESHOLD = 0.009
+#: Samples per forward pass when measuring validation and test metrics (no gradients are kept,
+#: so it can be far larger than the training batch).
+EVAL_BATCH_SIZE = 2048
+
 
 def convergence_epoch(
     accuracies: Sequence[float],
-    window: int = 4,
-    threshold: float = 0.009,
+    window: int = CONVERGENCE_WINDOW,
+    threshold: float = CONVERGENCE_THRESHOLD,
     budget: int | None = None,
 ) -> int:
     """First epoch t (1-based) whose next ``window`` accuracy changes sum below ``threshold``.

@@ -1,9 +1,13 @@
-"""Learning-rate sequences, the strategies that decide when they advance, and their scheduler.
+"""Learning-rate sequences, the strategies that decide when they advance, and their registries.
 
 A *sequence* maps the number of advances so far, ``k`` (0 at the start), to a multiple of the
 initial rate r0; the run starts at r0 and each advance takes the next term. A *strategy* is a
 small state machine fed the validation loss after each epoch that answers "advance now?".
-:class:`SequenceScheduler` joins both as a regular PyTorch LR scheduler.
+:class:`lrdecay.core.scheduler.SequenceScheduler` joins both as a regular PyTorch LR scheduler.
+
+:data:`SEQUENCES` and :data:`STRATEGIES` are the one list of each: the config's validation, the
+MLflow params, the report's grid and the study's settings all read them. Plain Python, no torch,
+so that the processes that only validate, launch or report import them cheaply.
 
 Example::
 
@@ -16,13 +20,69 @@ Example::
 
 from __future__ import annotations
 
+import importlib
 import math
 from abc import ABC, abstractmethod
+from collections.abc import Callable, Mapping
 from dataclasses import dataclass
-from typing import Any
+from typing import Any, Generic, TypeVar
 
-from torch.optim import Optimizer
-from torch.optim.lr_scheduler import LRScheduler
+T = TypeVar("T")
+
+# --------------------------------------------------------------------------- registries
+
+
+@dataclass(frozen=True)
+class Entry(Generic[T]):
+    """One registered sequence or strategy: what builds it, and what the project says of it.
+
+    ``builder`` is called with the config constants named in ``params`` (``Geometric`` with
+    ``gamma``). A builder with heavy imports of its own (a PyTorch scheduler, say) is given as
+    ``"module:function"`` and imported only when a run builds it, so the registry stays cheap.
+    """
+
+    name: str
+    builder: Callable[..., T] | str
+    summary: str  # one line: the formula or the rule
+    params: tuple[str, ...] = ()  # the config constants it reads (sequence.gamma, ...)
+    study: bool = True  # part of the study's grid (seq1..seq4 by epoch, cutoff, oscillate)
+    label: str = ""  # the study's name for it in tables and figure panels ("By Epoch")
+
+    def build(self, **constants: Any) -> T:
+        """A fresh instance from the constants named in ``params`` (others are ignored)."""
+        builder = self.builder
+        if isinstance(builder, str):
+            module, _, attr = builder.partition(":")
+            builder = getattr(importlib.import_module(module), attr)
+        return builder(**{key: constants[key] for key in self.params})
+
+
+def _register(registry: dict[str, Entry[T]], *entries: Entry[T]) -> None:
+    """Add ``entries`` to ``registry`` under their names, in order."""
+    for entry in entries:
+        registry[entry.name] = entry
+
+
+def _lookup(registry: Mapping[str, Entry[T]], name: str, kind: str) -> Entry[T]:
+    """The entry called ``name``; a ValueError listing the choices if there is none."""
+    if name not in registry:
+        raise ValueError(f"unknown {kind} '{name}'; choose one of {', '.join(registry)}")
+    return registry[name]
+
+
+def study_names(registry: Mapping[str, Entry[Any]]) -> tuple[str, ...]:
+    """The names in the study's grid, in registry order (seq1..seq4; epoch, cutoff, oscillate)."""
+    return tuple(name for name, entry in registry.items() if entry.study)
+
+
+def readers(registry: Mapping[str, Entry[Any]]) -> dict[str, tuple[str, ...]]:
+    """Each config constant and the entries that read it (``{"gamma": ("seq3",)}``)."""
+    out: dict[str, tuple[str, ...]] = {}
+    for name, entry in registry.items():
+        for param in entry.params:
+            out[param] = (*out.get(param, ()), name)
+    return out
+
 
 # --------------------------------------------------------------------------- sequences
 
@@ -98,18 +158,24 @@ class SawTooth(Sequence):
         return (1.0 - ((n - 1) % p) / p) / (n // p + 1)
 
 
-def make_sequence(name: str, gamma: float = 0.9, period: int = 10) -> Sequence:
-    """Build the sequence called ``name`` (seq1..seq4, constant) with its constants."""
-    builders = {
-        "constant": Constant,
-        "seq1": Harmonic,
-        "seq2": InverseSqrt,
-        "seq3": lambda: Geometric(gamma=gamma),
-        "seq4": lambda: SawTooth(period=period),
-    }
-    if name not in builders:
-        raise ValueError(f"unknown sequence '{name}'; choose one of {', '.join(builders)}")
-    return builders[name]()
+#: The sequences a run can use, by the name ``sequence.name`` takes (see :class:`Entry`).
+SEQUENCES: dict[str, Entry[Sequence]] = {}
+_register(
+    SEQUENCES,
+    Entry("seq1", Harmonic, "r_n = r0 / n: r0, r0/2, r0/3, ..."),
+    Entry("seq2", InverseSqrt, "r_n = r0 / sqrt(n): r0, r0/sqrt(2), r0/sqrt(3), ..."),
+    Entry("seq3", Geometric, "r_n = gamma^n * r0: r0, 0.9 r0, 0.81 r0, ...", ("gamma",)),
+    Entry("seq4", SawTooth, "r_n = q_n * r0: a decaying saw-tooth of period P", ("period",)),
+    Entry("constant", Constant, "r_n = r0 for every n (the baselines)", study=False),
+)
+
+
+def make_sequence(
+    name: str, gamma: float = Geometric.gamma, period: int = SawTooth.period
+) -> Sequence:
+    """Build the sequence called ``name`` (a key of :data:`SEQUENCES`) with its constants; a
+    sequence gets only the constants its entry reads (``gamma`` for seq3, ``period`` for seq4)."""
+    return _lookup(SEQUENCES, name, "sequence").build(gamma=gamma, period=period)
 
 
 # --------------------------------------------------------------------------- strategies
@@ -206,63 +272,26 @@ class Cutoff(_LossWatcher):
         return False
 
 
+#: The strategy of the fixed-rate baselines: it never moves the rate.
+FIXED_STRATEGY = "fixed"
+#: The strategies a run can use, by the name ``strategy.name`` takes (see :class:`Entry`).
+STRATEGIES: dict[str, Entry[Strategy]] = {}
+_register(
+    STRATEGIES,
+    Entry("epoch", EveryEpoch, "advance after every epoch", label="By Epoch"),
+    Entry(
+        "cutoff",
+        Cutoff,
+        "advance when |val_loss_t - val_loss_t-1| < c, then c <- shrink * c",
+        ("rate", "shrink"),
+        label="By Cutoff",
+    ),
+    Entry("oscillate", Oscillate, "advance when the validation loss rose", label="By Oscillate"),
+    Entry(FIXED_STRATEGY, Never, "never advance: a fixed rate (the baselines)", study=False),
+)
+
+
 def make_strategy(name: str, rate: float = 0.01, shrink: float = 0.2) -> Strategy:
-    """Build a fresh strategy called ``name`` (epoch, cutoff, oscillate, fixed)."""
-    builders = {
-        "epoch": EveryEpoch,
-        "fixed": Never,
-        "oscillate": Oscillate,
-        "cutoff": lambda: Cutoff(rate=rate, shrink=shrink),
-    }
-    if name not in builders:
-        raise ValueError(f"unknown strategy '{name}'; choose one of {', '.join(builders)}")
-    return builders[name]()
-
-
-# --------------------------------------------------------------------------- scheduler
-
-
-class SequenceScheduler(LRScheduler):
-    """Sets each param group's rate to ``sequence.rate(r0, advances)``; ``strategy`` decides when.
-
-    Call ``step(val_loss)`` once after each validation pass. ``advances`` counts the moves so
-    far; ``get_last_lr()`` gives the rates now in force. ``state_dict()`` holds plain data only.
-
-    Example (seq3 advanced every epoch is ExponentialLR(gamma=0.9))::
-
-        sched = SequenceScheduler(opt, Geometric(0.9), EveryEpoch())
-        sched.step()  # rate becomes 0.9 · r0
-    """
-
-    def __init__(
-        self, optimizer: Optimizer, sequence: Sequence, strategy: Strategy, last_epoch: int = -1
-    ) -> None:
-        self.sequence = sequence
-        self.strategy = strategy
-        self.advances = 0
-        super().__init__(optimizer, last_epoch)
-
-    def get_lr(self) -> list[float]:
-        return [self.sequence.rate(r0, self.advances) for r0 in self.base_lrs]
-
-    def step(self, val_loss: float | None = None) -> None:  # type: ignore[override]
-        """Feed the epoch's validation loss; move the rate if the strategy says so."""
-        if self._step_count > 0:  # the base class calls step() once from __init__
-            self.advances += int(self.strategy.should_advance(val_loss))
-        super().step()
-
-    def state_dict(self) -> dict[str, Any]:
-        state = {
-            k: v for k, v in vars(self).items() if k not in ("optimizer", "sequence", "strategy")
-        }
-        state["strategy_state"] = self.strategy.state_dict()
-        return state
-
-    def load_state_dict(self, state_dict: dict[str, Any]) -> None:
-        state = dict(state_dict)
-        state.pop("last_advanced", None)  # held by checkpoints written before it was dropped
-        self.strategy.load_state_dict(state.pop("strategy_state", {}))
-        vars(self).update(state)
-        for group, lr in zip(self.optimizer.param_groups, self.get_lr(), strict=True):
-            group["lr"] = lr
-        self._last_lr = [group["lr"] for group in self.optimizer.param_groups]
+    """Build a fresh strategy called ``name`` (a key of :data:`STRATEGIES`) with its constants;
+    only cutoff reads ``rate`` and ``shrink``."""
+    return _lookup(STRATEGIES, name, "strategy").build(rate=rate, shrink=shrink)

@@ -39,11 +39,11 @@ from lrdecay.report.stats import (
 )
 from lrdecay.report.tables import build_table, to_csv, to_latex, to_markdown
 from lrdecay.tracking.redact import redact_uri
-from lrdecay.tracking.tracker import open_client
+from lrdecay.tracking.store import DEFAULT_STORE_DIR, STORE_FILE, sqlite_uri
+from lrdecay.tracking.tracker import open_client, sqlite_path
 
 log = logging.getLogger("lrdecay")
 
-DEFAULT_URI = "sqlite:///mlruns/mlflow.db"
 ARTIFACT_DIR = "report"
 
 
@@ -75,8 +75,8 @@ METHOD = (
 
 
 def default_uri() -> str:
-    """``MLFLOW_TRACKING_URI`` if set, else the project's SQLite store under ``./mlruns``."""
-    return os.environ.get("MLFLOW_TRACKING_URI") or DEFAULT_URI
+    """``MLFLOW_TRACKING_URI`` if set, else the runs' default store (under ``./mlruns``)."""
+    return os.environ.get("MLFLOW_TRACKING_URI") or sqlite_uri(DEFAULT_STORE_DIR)
 
 
 def _client(client_or_uri: MlflowClient | str) -> MlflowClient:
@@ -85,7 +85,8 @@ def _client(client_or_uri: MlflowClient | str) -> MlflowClient:
     if isinstance(client_or_uri, MlflowClient):
         return client_or_uri
     uri = client_or_uri
-    if uri.startswith("sqlite:///") and not Path(uri[len("sqlite:///") :]).is_file():
+    db = sqlite_path(uri)
+    if db is not None and not db.is_file():
         raise ReportError(
             f"no MLflow store at {uri}: run from the project root or pass "
             "--tracking-uri (or set MLFLOW_TRACKING_URI)"
@@ -282,7 +283,8 @@ def _parser() -> argparse.ArgumentParser:
     p.add_argument(
         "--tracking-uri",
         default=None,
-        help=f"MLflow tracking URI (default: $MLFLOW_TRACKING_URI, else {DEFAULT_URI})",
+        help="MLflow tracking URI (default: $MLFLOW_TRACKING_URI, else the SQLite store "
+        f"{DEFAULT_STORE_DIR}/{STORE_FILE} of the current directory)",
     )
     p.add_argument(
         "--out", type=Path, default=None, help="output folder (default: reports/<experiment>/)"

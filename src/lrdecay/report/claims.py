@@ -25,7 +25,7 @@ from lrdecay.report.inference import (
     holm,
     strength,
 )
-from lrdecay.report.stats import SettingSummary, find
+from lrdecay.report.stats import STRATEGY_GROUP, SettingSummary, find
 
 #: "Matters little" / the effect-size yardstick: one point of accuracy.
 LITTLE = 0.01
@@ -33,6 +33,9 @@ LITTLE = 0.01
 RARELY = 0.25
 #: How a setting whose rate never moved is named in a verdict.
 STILL = "rate never moved: same as a fixed r0 run"
+#: The strategy the cutoff claim is about, and its row group.
+CUTOFF = "cutoff"
+CUTOFF_GROUP = STRATEGY_GROUP[CUTOFF]
 
 
 @dataclass(frozen=True)
@@ -332,7 +335,7 @@ def seq1_fastest(rows: Sequence[SettingSummary]) -> Claim:
 def _moves_text(rows: Sequence[SettingSummary]) -> tuple[str, dict[str, float]]:
     """Per strategy: rate moves per run, runs that never moved, and the share of epochs moved."""
     parts, share = [], {}
-    for group in ("By Epoch", "By Cutoff", "By Oscillate"):
+    for group in STRATEGY_GROUP.values():
         members = [s for s in rows if s.group == group and s.moves and s.epochs_run]
         if not members:
             continue
@@ -351,11 +354,11 @@ def _moves_text(rows: Sequence[SettingSummary]) -> tuple[str, dict[str, float]]:
 def cutoff_hurts(rows: Sequence[SettingSummary]) -> Claim:
     """CIFAR-10: by cutoff ends less accurate because its rate rarely moves."""
     text = "On CIFAR-10, 'by cutoff' hurts accuracy because the rate rarely moves."
-    cut = [s for s in rows if s.group == "By Cutoff" and s.final_acc is not None]
+    cut = [s for s in rows if s.group == CUTOFF_GROUP and s.final_acc is not None]
     if not cut:
         return Claim("cutoff", text, "cifar10", "cannot tell", "No cutoff runs.")
     moves, share = _moves_text(rows)
-    rarely = share.get("By Cutoff", 1.0) <= RARELY
+    rarely = share.get(CUTOFF_GROUP, 1.0) <= RARELY
     mechanism = (
         f"{moves} The cutoff rate {'rarely moves' if rarely else 'does move'} (threshold: "
         f"moves in at most {100 * RARELY:.0f}% of epoch boundaries).{_still_note(rows)}"
@@ -363,7 +366,8 @@ def cutoff_hurts(rows: Sequence[SettingSummary]) -> Claim:
     pairs = [
         (s, other)
         for s in cut
-        for strategy in ("epoch", "oscillate")
+        for strategy in STRATEGY_GROUP
+        if strategy != CUTOFF
         if (other := find(rows, f"{s.label}-{strategy}")) is not None and other.final_acc
     ]
     if not pairs:

@@ -11,6 +11,7 @@ from __future__ import annotations
 
 from collections.abc import Sequence
 from dataclasses import dataclass, replace
+from itertools import cycle
 from pathlib import Path
 
 import matplotlib
@@ -22,8 +23,11 @@ from matplotlib.axes import Axes
 from matplotlib.lines import Line2D
 from matplotlib.ticker import FuncFormatter, MaxNLocator
 
+from lrdecay.core.schedules import FIXED_STRATEGY
 from lrdecay.palette import BASELINE_ADAM, BASELINE_COLORS, BASELINE_SGD, SEQUENCE_COLORS
 from lrdecay.report.stats import (
+    SEQUENCES,
+    STRATEGY_GROUP,
     Censored,
     SettingSummary,
     rate_change_epochs,
@@ -31,19 +35,22 @@ from lrdecay.report.stats import (
 )
 
 OTHER_COLORS = ("#8c564b", "#e377c2", "#7f7f7f", "#bcbd22", "#17becf")
-SEQUENCE_LINES = {"seq1": "-", "seq2": "--", "seq3": "-.", "seq4": (0, (5, 1, 1, 1, 1, 1))}
-SEQUENCE_MARKERS = {"seq1": "o", "seq2": "s", "seq3": "^", "seq4": "v"}
+#: One line style and marker per sequence of the study's grid, in its order (seq1..seq4).
+SEQUENCE_LINES = dict(zip(SEQUENCES, cycle(("-", "--", "-.", (0, (5, 1, 1, 1, 1, 1))))))
+SEQUENCE_MARKERS = dict(zip(SEQUENCES, cycle("os^v")))
 BASELINE_MARKERS = {BASELINE_SGD: "D", BASELINE_ADAM: "X"}
 BASELINE_LINE = (0, (1, 1.5))
-STRATEGY_LINES = {"epoch": "-", "cutoff": "--", "oscillate": "-."}
-STRATEGY_MARKERS = {"epoch": "o", "cutoff": "s", "oscillate": "^", "fixed": "D"}
+#: One line style and marker per strategy of the grid (epoch, cutoff, oscillate); fixed: "D".
+STRATEGY_LINES = dict(zip(STRATEGY_GROUP, cycle(("-", "--", "-."))))
+STRATEGY_MARKERS = {**dict(zip(STRATEGY_GROUP, cycle("os^"))), FIXED_STRATEGY: "D"}
 #: About this many markers per curve, so curves stay readable at any epoch count; curves of one
 #: panel put theirs on different epochs, so coinciding curves still show every marker.
 MARKERS_PER_CURVE = 10
 #: Horizontal offset between the sequences of one strategy in the scatter, in epochs, so that
 #: settings with identical results (a rate that never moved) do not hide one another.
 DODGE = 0.15
-STRATEGY_PANELS = (("epoch", "By Epoch"), ("cutoff", "By Cutoff"), ("oscillate", "By Oscillate"))
+#: One panel per strategy of the grid: (strategy, its row group's name).
+STRATEGY_PANELS = tuple(STRATEGY_GROUP.items())
 BAND = "band: lowest to highest seed"
 DPI = 110
 
@@ -292,12 +299,12 @@ def plot_rates(rows: Sequence[SettingSummary], path: Path) -> Path:
 def rates_figure(rows: Sequence[SettingSummary]) -> plt.Figure:
     """The learning rate each run actually used per epoch, ▼ where it moved."""
     st = styles(rows)
-    panels = [*STRATEGY_PANELS, ("fixed", "Benchmark and other")]
+    panels = [*STRATEGY_PANELS, (FIXED_STRATEGY, "Benchmark and other")]
     fig, axes = plt.subplots(1, len(panels), figsize=(18, 5.4), sharey=True)
     last = budget(rows)
     logged = any(r.series("lr")[0] for s in rows for r in s.ok_runs)
     for ax, (strategy, name) in zip(axes, panels, strict=True):
-        if strategy == "fixed":
+        if strategy == FIXED_STRATEGY:
             chosen = [s for s in rows if s.group in ("Benchmark", "Other")]
         else:
             chosen = [

@@ -24,6 +24,9 @@ from scipy import stats
 from lrdecay.core.metrics import epochs_to_target
 from lrdecay.core.outcome import RunOutcome, RunStatus
 from lrdecay.core.records import epoch_keys
+from lrdecay.core.schedules import FIXED_STRATEGY, study_names
+from lrdecay.core.schedules import SEQUENCES as SEQUENCE_REGISTRY
+from lrdecay.core.schedules import STRATEGIES as STRATEGY_REGISTRY
 from lrdecay.errors import LrdecayError
 from lrdecay.palette import BASELINE_ADAM, BASELINE_SGD
 from lrdecay.report.inference import Comparison, compare_means, holm, km_median
@@ -32,12 +35,12 @@ from lrdecay.tracking.tracker import outcome_from_run
 #: Per-epoch metrics the report reads back by name (MLflow step = epoch, 1-based); runs and
 #: their histories are read by name, so stores written before the metric sections read too.
 HISTORY_KEYS = ("val_acc", "val_loss", "lr", "lr_advances")
+#: The study's grid, from the registries: its sequences in order, and each strategy that moves
+#: them with the name of its row group in the study's Tables 1 and 2.
+SEQUENCES = study_names(SEQUENCE_REGISTRY)
+STRATEGY_GROUP = {name: STRATEGY_REGISTRY[name].label for name in study_names(STRATEGY_REGISTRY)}
 #: Row groups of the study's Tables 1 and 2, in order.
-GROUPS = ("Benchmark", "By Epoch", "By Cutoff", "By Oscillate", "Other")
-SEQUENCES = ("seq1", "seq2", "seq3", "seq4")
-STRATEGY_GROUP = {"epoch": "By Epoch", "cutoff": "By Cutoff", "oscillate": "By Oscillate"}
-#: Strategies that never move the rate by design (a "never moved" flag would say nothing).
-FIXED_STRATEGY = "fixed"
+GROUPS = ("Benchmark", *STRATEGY_GROUP.values(), "Other")
 #: Params that must agree across the seeds of one setting for their mean to mean anything.
 CONSISTENCY_PARAMS = (
     "dataset.name",
@@ -453,7 +456,7 @@ def _by_seed(pairs: Iterable[tuple[str, float | None]]) -> dict[str, float]:
 
 def classify(optimizer: str, sequence: str, strategy: str, setting: str) -> tuple[str, str, int]:
     """(group, row label, order within group) of a setting, as in the study's tables."""
-    if strategy == "fixed" and setting in (BASELINE_SGD, BASELINE_ADAM):
+    if strategy == FIXED_STRATEGY and setting in (BASELINE_SGD, BASELINE_ADAM):
         return "Benchmark", "SGD" if optimizer == "sgd" else "Adam", 0 if optimizer == "sgd" else 1
     if optimizer == "sgd" and sequence in SEQUENCES and strategy in STRATEGY_GROUP:
         return STRATEGY_GROUP[strategy], sequence, SEQUENCES.index(sequence)

@@ -11,10 +11,13 @@ from __future__ import annotations
 
 import json
 import math
-import os
 import time
 from pathlib import Path
 
+from omegaconf import OmegaConf
+
+from lrdecay.atomic import replacing
+from lrdecay.columns import columns
 from lrdecay.core.outcome import RunOutcome, RunStatus
 
 RESULT_FILE = "result.json"
@@ -23,10 +26,8 @@ PARENT_FILE = "parent_run.json"
 
 def _write_json(path: Path, payload: dict) -> None:
     """Write atomically: a reader never sees half a file."""
-    path.parent.mkdir(parents=True, exist_ok=True)
-    tmp = path.with_name(path.name + ".tmp")
-    tmp.write_text(json.dumps(payload, indent=2, allow_nan=True))
-    os.replace(tmp, path)
+    with replacing(path) as tmp:
+        tmp.write_text(json.dumps(payload, indent=2, allow_nan=True))
 
 
 def write_result(output_dir: Path, result: RunOutcome) -> Path:
@@ -65,11 +66,11 @@ def read_results(sweep_dir: Path) -> list[RunOutcome]:
 
 
 def _hydra_overrides(job_dir: Path) -> list[str]:
-    """The overrides Hydra saved for a job (plain YAML list of strings)."""
+    """The overrides Hydra saved for a job (a YAML list of strings), as typed."""
     path = job_dir / ".hydra" / "overrides.yaml"
     if not path.is_file():
         return []
-    return [line[2:].strip() for line in path.read_text().splitlines() if line.startswith("- ")]
+    return [str(o) for o in OmegaConf.to_container(OmegaConf.load(path), resolve=False)]
 
 
 def write_parent(
@@ -170,15 +171,8 @@ def format_table(results: list[RunOutcome]) -> str:
         )
         for i, r in enumerate(results)
     ]
-    widths = [
-        max(len(h), *(len(row[i]) for row in rows)) if rows else len(h)
-        for i, h in enumerate(header)
-    ]
-    line = "  ".join(h.ljust(w) for h, w in zip(header, widths, strict=True))
-    out = [line, "-" * len(line)]
-    out += [
-        "  ".join(c.ljust(w) for c, w in zip(row, widths, strict=True)).rstrip() for row in rows
-    ]
+    lines = columns([header, *rows])
+    out = [lines[0], "-" * max(map(len, lines)), *lines[1:]]
     remarks = [r for r in results if r.error or r.note]
     if remarks:
         out.append("")

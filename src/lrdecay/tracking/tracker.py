@@ -34,7 +34,11 @@ from lrdecay.core.records import EpochRecord, by_name, epoch_key
 from lrdecay.errors import TrackingError
 from lrdecay.tracking.credentials import PASSWORD_ENV, USERNAME_ENV
 from lrdecay.tracking.redact import redact_uri
-from lrdecay.tracking.ui import SHARED_VIEW_TAG, experiment_tags
+from lrdecay.tracking.store import sqlite_uri
+from lrdecay.tracking.ui import (
+    SHARED_VIEW_TAG,
+    experiment_tags,
+)
 
 if TYPE_CHECKING:
     from lrdecay.config import LrdecayConfig
@@ -85,7 +89,7 @@ def resolve_uri(uri: str | None, store_dir: Path) -> str:
             f"({exc.strerror or type(exc).__name__}). Fix: point "
             "tracking.store_dir at a writable folder"
         ) from exc
-    return f"sqlite:///{(store_dir / 'mlflow.db').resolve()}"
+    return sqlite_uri(store_dir)
 
 
 def sqlite_path(uri: str) -> Path | None:

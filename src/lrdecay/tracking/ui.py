@@ -19,12 +19,14 @@ from __future__ import annotations
 import json
 import math
 from collections.abc import Iterable, Mapping
+from itertools import cycle
 from typing import TYPE_CHECKING
 from urllib.parse import urlencode
 
 from hydra.core.override_parser.overrides_parser import OverridesParser
 
 from lrdecay.core.records import FINAL_ACC_METRIC, summary_key
+from lrdecay.core.schedules import SEQUENCES, STRATEGIES, readers, study_names
 from lrdecay.palette import BASELINE_COLORS, SEQUENCE_COLORS
 
 if TYPE_CHECKING:
@@ -43,8 +45,8 @@ SWEEP_COLOUR = "#b0b0b0"
 #: Config keys that belong to one option of a group: kept as params only where that option runs.
 OPTION_KEYS = {
     "optimizer": {"momentum": ("sgd",), "betas": ("adam",)},
-    "sequence": {"gamma": ("seq3",), "period": ("seq4",)},
-    "strategy": {"rate": ("cutoff",), "shrink": ("cutoff",)},
+    "sequence": readers(SEQUENCES),  # {"gamma": ("seq3",), "period": ("seq4",)}
+    "strategy": readers(STRATEGIES),  # {"rate": ("cutoff",), "shrink": ("cutoff",)}
 }
 #: Config sections about the sweep, the report or a search, not about one run's training.
 NOT_RUN_SECTIONS = ("report.", "sweep.", "trial.")
@@ -180,11 +182,12 @@ def _mix(colour: str, towards: str, amount: float) -> str:
 
 #: How each strategy shades its sequence's colour: the figures tell strategies apart by line
 #: style, the UI only by colour, so each strategy gets a darker or lighter tone of the hue.
-STRATEGY_SHADES = {
-    "epoch": ("#000000", 0.0),
-    "cutoff": ("#000000", 0.45),
-    "oscillate": ("#ffffff", 0.5),
-}
+STRATEGY_SHADES = dict(
+    zip(
+        study_names(STRATEGIES),  # epoch, cutoff, oscillate
+        cycle((("#000000", 0.0), ("#000000", 0.45), ("#ffffff", 0.5))),
+    )
+)
 
 
 def setting_colour(setting: str, sequence: str, strategy: str) -> str | None:
