@@ -3,10 +3,11 @@
 Why batches from one thread: Hydra's ``Launcher.launch`` blocks until its whole batch ends, and
 neither the basic nor the joblib launcher says it may be called from several threads at once
 (both reconfigure logging and Hydra's global state on every call; the joblib launcher also
-writes its settings dict). So the one thread that touches the study asks a batch of ``n_jobs``
-trials, launches them in one call (the joblib launcher runs them in its pool of ``n_jobs``
-workers), tells the study how each ended, and asks the next batch. A batch waits for its
-slowest trial; ``benchmarks/sweeper_utilisation.py`` measures what that costs.
+writes its settings dict). So one thread does everything: it asks a batch of ``n_jobs`` trials,
+launches them in one call (the joblib launcher runs them in its pool of ``n_jobs`` workers),
+then tells the study how each ended, asking each one's replacement for the next batch right
+after telling it. A batch waits for its slowest trial; ``benchmarks/sweeper_utilisation.py``
+measures what that costs.
 
 Everything only the application knows (its config keys, its jobs' files, MLflow) goes through
 the :class:`~.hooks.TrialHooks` named by ``hydra.sweeper.trial_hooks``.
@@ -374,29 +375,27 @@ class OptunaSweeperImpl:
         fixed: dict[str, str],
         to_run: int,
     ) -> _Tally:
-        """Run batches of up to ``parallel`` trials until ``to_run`` finished, or
-        ``max_failures`` failed; returns what the trials did."""
+        """Launch batches of up to ``parallel`` trials until ``to_run`` finished, or
+        ``max_failures`` failed; returns what the trials did. Each trial of a batch that
+        ended is told, then replaced in the next batch at once: the study always holds the
+        trials in flight, and each new one is sampled knowing every trial told before it."""
         tally = _Tally()
-        batch: list[_Running] = []
+        untold: list[_Running] = []  # launched, not yet told
+        queued: list[_Running] = []  # asked, for the next launch
         try:
-            while tally.finished < to_run and tally.failed < self.max_failures:
-                batch = []
-                while len(batch) < min(self.parallel, to_run - tally.finished) and self._may_ask(
-                    study
-                ):
-                    trial = study.ask()
-                    batch.append(_Running(trial, []))  # asked: failed on an interrupt
-                    batch[-1].overrides = self._trial_overrides(study, trial, space, fixed)
-                if not batch:
-                    break
-                tally.ran += len(batch)
+            self._refill(study, space, fixed, to_run, tally, queued, 0)
+            while queued:
+                untold, queued = queued, []
+                tally.ran += len(untold)
                 started = time.monotonic()
-                for item, outcome in zip(batch, self._launch(batch), strict=True):
+                outcomes = self._launch(untold)
+                while untold:
+                    item, outcome = untold.pop(0), outcomes.pop(0)
                     self._finish(study, item, outcome, time.monotonic() - started)
                     tally.count(outcome)
-                batch = []
+                    self._refill(study, space, fixed, to_run, tally, queued, len(untold))
         except BaseException:
-            for item in batch:  # interrupted: fail them, queue them again
+            for item in [*untold, *queued]:  # interrupted: fail them, queue them again
                 self._tell(study, item.trial, TrialState.FAIL)
                 if item.trial.params:
                     study.enqueue_trial(
@@ -404,6 +403,28 @@ class OptunaSweeperImpl:
                     )
             raise
         return tally
+
+    def _refill(
+        self,
+        study: optuna.Study,
+        space: dict[str, BaseDistribution],
+        fixed: dict[str, str],
+        to_run: int,
+        tally: _Tally,
+        queued: list[_Running],
+        untold: int,
+    ) -> None:
+        """Ask trials into ``queued`` (the next batch) while it has room, the ``untold``
+        trials still in flight and those queued may not reach ``to_run``, and fewer than
+        ``max_failures`` failed."""
+        while (
+            len(queued) < self.parallel
+            and tally.finished + untold + len(queued) < to_run
+            and tally.failed < self.max_failures
+            and self._may_ask(study)
+        ):
+            trial = study.ask()
+            queued.append(_Running(trial, self._trial_overrides(study, trial, space, fixed)))
 
     def _may_ask(self, study: optuna.Study) -> bool:
         """False once every grid point has been taken (by a finished, failed or running trial):
