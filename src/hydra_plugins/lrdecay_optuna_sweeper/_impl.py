@@ -515,7 +515,11 @@ class OptunaSweeperImpl:
         on it (e.g. a pruned or diverged run) decides."""
         assert self.hooks is not None
         n_objectives = len(self.info.study.directions)
-        output_dir = OmegaConf.select(ret.hydra_cfg or {}, "hydra.runtime.output_dir")
+        output_dir = (
+            OmegaConf.select(ret.hydra_cfg, "hydra.runtime.output_dir")
+            if ret.hydra_cfg is not None
+            else None
+        )
         report = self.hooks.job_report(Path(str(output_dir)) if output_dir else None)
         if ret.status == JobStatus.FAILED:
             error = job_error(ret)
