@@ -1,21 +1,30 @@
 """The Optuna sweeper's work: the study, the ask/tell loop over Hydra jobs, the results.
 
-Why ask/tell with a thread per running trial: Hydra's ``Launcher.launch`` blocks until its whole
-batch ends, so a batch of ``n_jobs`` trials waits for its slowest one. Here each of ``n_jobs``
-threads launches one trial at a time (joblib runs it in its worker pool), and the main thread,
-the only one that touches the study, asks for the next trial as soon as any one finishes.
+Why batches from one thread: Hydra's ``Launcher.launch`` blocks until its whole batch ends, and
+neither the basic nor the joblib launcher says it may be called from several threads at once
+(both reconfigure logging and Hydra's global state on every call; the joblib launcher also
+writes its settings dict). So one thread does everything: it asks a batch of ``n_jobs`` trials,
+launches them in one call (the joblib launcher runs them in its pool of ``n_jobs`` workers),
+then tells the study how each ended, asking each one's replacement for the next batch right
+after telling it. A batch waits for its slowest trial; ``benchmarks/sweeper_utilisation.py``
+measures what that costs.
+
+Everything only the application knows (its config keys, its jobs' files, MLflow) goes through
+the :class:`~.hooks.TrialHooks` named by ``hydra.sweeper.trial_hooks``.
 """
 
 from __future__ import annotations
 
+import contextlib
+import copy
 import functools
+import io
 import logging
 import math
 import sys
 import time
 from collections.abc import Mapping, Sequence
-from concurrent.futures import FIRST_COMPLETED, Future, ThreadPoolExecutor, wait
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
@@ -23,14 +32,12 @@ import optuna
 from hydra.core.plugins import Plugins
 from hydra.core.utils import JobReturn, JobStatus
 from hydra.types import HydraContext, TaskFunction
-from hydra.utils import get_method, instantiate
-from omegaconf import DictConfig, ListConfig, OmegaConf
+from hydra.utils import get_class, get_method, instantiate
+from omegaconf import DictConfig, ListConfig, OmegaConf, read_write
 from optuna.distributions import BaseDistribution
 from optuna.trial import FrozenTrial, Trial, TrialState
 
-from lrdecay.columns import columns
-from lrdecay.core.outcome import RunStatus
-from lrdecay.sweep.pruning import PRUNER_ATTR, make_pruner, open_storage
+from lrdecay.sweep.pruning import make_pruner, open_storage
 from lrdecay.tracking.redact import redact_text, redact_uri
 
 from ._space import (
@@ -38,28 +45,29 @@ from ._space import (
     format_value,
     grid_values,
     parse_search_space,
-    quote,
     resolve_directions,
     sqlite_absolute,
+    suggest,
 )
+from .hooks import JobReport, StudyInfo, TrialHooks
 
 if TYPE_CHECKING:
-    from lrdecay.core.outcome import RunOutcome
+    import pandas as pd
 
 log = logging.getLogger("lrdecay.optuna")
 
 FINISHED = (TrialState.COMPLETE, TrialState.PRUNED)
 RESULTS_FILE = "optimization_results.yaml"
 TRIALS_FILE = "trials.csv"
+_NOT_SET = object()
 
 
 @dataclass
 class _Running:
-    """A trial in flight: what was launched, and when."""
+    """A trial in flight: its trial and its job's overrides."""
 
     trial: Trial
     overrides: list[str]
-    started: float
 
 
 @dataclass
@@ -69,8 +77,7 @@ class _Outcome:
     state: TrialState
     values: list[float] | None = None
     reason: str = ""
-    run_id: str | None = None
-    epochs: int | None = None
+    report: JobReport = field(default_factory=JobReport)
 
 
 @dataclass
@@ -127,6 +134,7 @@ class OptunaSweeperImpl:
         max_failures: int,
         params: Mapping[str, Any] | None,
         custom_search_space: str | None,
+        trial_hooks: str | None = None,
     ) -> None:
         self.sampler = sampler
         self.pruner_settings: dict[str, Any] = (
@@ -146,54 +154,57 @@ class OptunaSweeperImpl:
         self.max_failures = max_failures
         self.params = {str(k): v for k, v in (params or {}).items()}
         self.custom_search_space = custom_search_space
+        self.trial_hooks = trial_hooks
         self.extend_space: Any = None
         self.config: DictConfig | None = None
-        self._mlflow: Any = None
+        self.hooks: TrialHooks | None = None
 
     def setup(
         self, *, hydra_context: HydraContext, task_function: TaskFunction, config: DictConfig
     ) -> None:
-        """Create the launcher and size its pool to ``n_jobs``."""
-        from hydra._internal.core_plugins.basic_launcher import BasicLauncher
-
+        """Create the launcher, its pool sized to ``n_jobs`` (the basic launcher runs one
+        trial at a time)."""
         self.config = config
-        self.hydra_context = hydra_context
-        self.launcher = Plugins.instance().instantiate_launcher(
-            config=config, hydra_context=hydra_context, task_function=task_function
-        )
         self.sweep_dir = Path(str(config.hydra.sweep.dir))
         self.base_dir = Path(str(config.hydra.runtime.cwd))
         self.parallel = max(1, self.n_jobs)
-        if isinstance(self.launcher, BasicLauncher) and self.n_jobs > 1:
+        if config.hydra.runtime.choices.get("hydra/launcher") == "basic" and self.n_jobs > 1:
             log.warning(
                 "the basic launcher runs jobs in this process, one at a time: trials "
                 "run one by one (use hydra/launcher=joblib for n_jobs=%d)",
                 self.n_jobs,
             )
             self.parallel = 1
-        pool = getattr(self.launcher, "joblib", None)
-        if isinstance(pool, dict):  # the joblib launcher: one worker per running trial
-            pool["n_jobs"] = self.parallel
-        self.launcher_overrides = (
-            [f"hydra.launcher.n_jobs={self.parallel}"] if "n_jobs" in config.hydra.launcher else []
+        launcher_config = config
+        self.launcher_overrides: list[str] = []
+        if "n_jobs" in config.hydra.launcher:  # the joblib launcher: one worker per trial
+            launcher_config = copy.deepcopy(config)
+            with read_write(launcher_config.hydra.launcher):
+                launcher_config.hydra.launcher.n_jobs = self.parallel
+            self.launcher_overrides = [f"hydra.launcher.n_jobs={self.parallel}"]
+        self.launcher = Plugins.instance().instantiate_launcher(
+            config=launcher_config, hydra_context=hydra_context, task_function=task_function
         )
+
+    def _make_hooks(self) -> TrialHooks:
+        """The application's hooks named by ``trial_hooks`` (the plain ones when null)."""
+        assert self.config is not None
+        factory: type[TrialHooks] = TrialHooks
+        if self.trial_hooks:
+            try:
+                factory = get_class(self.trial_hooks)
+            except Exception as exc:
+                raise SweepError(
+                    f"hydra.sweeper.trial_hooks: cannot import {self.trial_hooks} ({exc})"
+                ) from exc
+            if not issubclass(factory, TrialHooks):
+                raise SweepError(
+                    f"hydra.sweeper.trial_hooks: {self.trial_hooks} is not a subclass of "
+                    f"{TrialHooks.__module__}.TrialHooks"
+                )
+        return factory(self.config, self.sweep_dir, self.base_dir)
 
     # -------------------------------------------------------------- study
-
-    def _objectives(self) -> list[str] | None:
-        assert self.config is not None
-        objective = self.config.get("objective")
-        if objective is None:
-            return None
-        return (
-            [str(o) for o in objective] if isinstance(objective, ListConfig) else [str(objective)]
-        )
-
-    def _default_study_name(self) -> str:
-        assert self.config is not None
-        experiment = self.config.hydra.runtime.choices.get("experiment") or "search"
-        dataset = OmegaConf.select(self.config, "dataset.name", default=None)
-        return f"{experiment}-{dataset}" if dataset else str(experiment)
 
     def _storage_url(self) -> str:
         if self.storage:
@@ -218,11 +229,14 @@ class OptunaSweeperImpl:
         return sampler
 
     def _open_study(self, directions: list[str], objectives: list[str] | None) -> optuna.Study:
-        name = self.study_name or self._default_study_name()
+        """Create or load the study, and keep the storage it lives on (``self.storage_obj``)."""
+        assert self.hooks is not None
+        name = self.study_name or self.hooks.default_study_name()
         self.storage_url = self._storage_url()
         try:
+            self.storage_obj = open_storage(self.storage_url)
             study = optuna.create_study(
-                storage=open_storage(self.storage_url),
+                storage=self.storage_obj,
                 sampler=optuna.samplers.RandomSampler(),
                 pruner=make_pruner(self.pruner_settings),
                 study_name=name,
@@ -282,10 +296,10 @@ class OptunaSweeperImpl:
         try:
             return self._sweep(arguments)
         except SweepError as exc:
-            self._close_parent("FAILED")
+            self._stopped("FAILED")
             raise SystemExit(f"lrdecay: {exc}") from None
         except KeyboardInterrupt:
-            self._close_parent("KILLED")
+            self._stopped("KILLED")
             print(
                 "lrdecay: search interrupted; running trials were marked failed and are "
                 "retried first when the same command runs again",
@@ -293,8 +307,14 @@ class OptunaSweeperImpl:
             )
             raise SystemExit(130) from None
 
+    def _stopped(self, status: str) -> None:
+        """Tell the application the search stopped early (when it got as far as its hooks)."""
+        if self.hooks is not None:
+            self.hooks.study_stopped(status)
+
     def _sweep(self, arguments: list[str]) -> list[FrozenTrial]:
         assert self.config is not None
+        self.hooks = self._make_hooks()
         if self.n_trials < 0 or self.n_jobs < 1 or self.max_failures < 1:
             raise SweepError("hydra.sweeper: n_trials must be >= 0, n_jobs and max_failures >= 1")
         if self.custom_search_space:
@@ -307,7 +327,7 @@ class OptunaSweeperImpl:
                 ) from exc
         lines = [f"{k}={v}" for k, v in self.params.items()] + list(arguments)
         space, fixed = parse_search_space(lines)
-        objectives = self._objectives()
+        objectives = self.hooks.objectives()
         directions = resolve_directions(self.direction, objectives)
         n_trials = self.n_trials
         self.grid: dict[str, list[Any]] | None = None
@@ -325,10 +345,11 @@ class OptunaSweeperImpl:
             self.pruner_settings = {"name": "none"}
         study = self._open_study(directions, objectives)
         study.sampler = self._make_sampler(len(study.get_trials(deepcopy=False)))
+        self.info = StudyInfo(study, self.storage_obj, self.storage_url, self.pruner_settings)
         self._recover(study)
         done = len(study.get_trials(deepcopy=False, states=FINISHED))
         to_run = max(0, n_trials - done)
-        self._tag_parent(study, objectives, directions)
+        self.hooks.study_started(self.info, directions)
         log.info(
             "study '%s' at %s: %d finished trial(s), %d to run, %d at a time; searching %s",
             study.study_name,
@@ -354,58 +375,70 @@ class OptunaSweeperImpl:
         fixed: dict[str, str],
         to_run: int,
     ) -> _Tally:
-        """Keep ``parallel`` trials running until ``to_run`` finished, or ``max_failures``
-        failed; returns what the trials did."""
-        running: dict[Future[JobReturn], _Running] = {}
+        """Launch batches of up to ``parallel`` trials until ``to_run`` finished, or
+        ``max_failures`` failed; returns what the trials did. Each trial of a batch that
+        ended is told, then replaced in the next batch at once: the study always holds the
+        trials in flight, and each new one is sampled knowing every trial told before it."""
         tally = _Tally()
-        pool = ThreadPoolExecutor(max_workers=self.parallel, thread_name_prefix="trial")
-
-        def refill() -> None:
-            """Start trials until every slot is busy or nothing is left to start."""
-            while (
-                len(running) < self.parallel
-                and tally.finished + len(running) < to_run
-                and tally.failed < self.max_failures
-                and self._may_ask(study)
-            ):
-                trial = study.ask()
-                overrides = self._trial_overrides(study, trial, space, fixed)
-                future = pool.submit(self._launch_one, overrides, trial.number)
-                running[future] = _Running(trial, overrides, time.monotonic())
-                tally.ran += 1
-
+        untold: list[_Running] = []  # launched, not yet told
+        queued: list[_Running] = []  # asked, for the next launch
         try:
-            refill()
-            while running:
-                done, _ = wait(running, return_when=FIRST_COMPLETED)
-                ended = [self._finish(study, running.pop(f), f) for f in done]
-                for outcome in ended:
+            self._refill(study, space, fixed, to_run, tally, queued, 0)
+            while queued:
+                untold, queued = queued, []
+                tally.ran += len(untold)
+                started = time.monotonic()
+                outcomes = self._launch(untold)
+                while untold:
+                    item, outcome = untold.pop(0), outcomes.pop(0)
+                    self._finish(study, item, outcome, time.monotonic() - started)
                     tally.count(outcome)
-                refill()  # the next trials start before the MLflow bookkeeping below
-                for outcome in ended:
-                    if outcome.run_id:
-                        self._set_run_tags(outcome.run_id, {"optuna.state": outcome.state.name})
+                    self._refill(study, space, fixed, to_run, tally, queued, len(untold))
         except BaseException:
-            for item in running.values():  # interrupted: fail them, queue them again
+            for item in [*untold, *queued]:  # interrupted: fail them, queue them again
                 self._tell(study, item.trial, TrialState.FAIL)
                 if item.trial.params:
                     study.enqueue_trial(
                         dict(item.trial.params), user_attrs={"retry_of": item.trial.number}
                     )
-            pool.shutdown(wait=False, cancel_futures=True)
             raise
-        pool.shutdown(wait=True)
         return tally
 
+    def _refill(
+        self,
+        study: optuna.Study,
+        space: dict[str, BaseDistribution],
+        fixed: dict[str, str],
+        to_run: int,
+        tally: _Tally,
+        queued: list[_Running],
+        untold: int,
+    ) -> None:
+        """Ask trials into ``queued`` (the next batch) while it has room, the ``untold``
+        trials still in flight and those queued may not reach ``to_run``, and fewer than
+        ``max_failures`` failed."""
+        while (
+            len(queued) < self.parallel
+            and tally.finished + untold + len(queued) < to_run
+            and tally.failed < self.max_failures
+            and self._may_ask(study)
+        ):
+            trial = study.ask()
+            queued.append(_Running(trial, self._trial_overrides(study, trial, space, fixed)))
+
     def _may_ask(self, study: optuna.Study) -> bool:
-        """False once every grid point has been taken (finished, failed or running): the grid
-        sampler would only repeat one. Queued retries are always asked for."""
+        """False once every grid point has been taken (by a finished, failed or running trial):
+        the grid sampler would only repeat one. Queued retries are always asked for."""
         if self.grid is None:
             return True
         trials = study.get_trials(deepcopy=False)
         if any(t.state == TrialState.WAITING for t in trials):
             return True
-        taken = {t.system_attrs["grid_id"] for t in trials if "grid_id" in t.system_attrs}
+        taken = {
+            tuple(t.params[name] for name in self.grid)
+            for t in trials
+            if all(t.params.get(name, _NOT_SET) in values for name, values in self.grid.items())
+        }
         return len(taken) < math.prod(len(v) for v in self.grid.values())
 
     def _trial_overrides(
@@ -416,10 +449,10 @@ class OptunaSweeperImpl:
         fixed: dict[str, str],
     ) -> list[str]:
         """Sample the trial's parameters and build its job's overrides."""
-        assert self.config is not None
+        assert self.config is not None and self.hooks is not None
         try:
             for name, dist in space.items():
-                trial._suggest(name, dist)
+                suggest(trial, name, dist)
             if self.extend_space is not None:
                 self.extend_space(self.config, trial)
             clash = set(trial.params) & set(fixed)
@@ -432,161 +465,92 @@ class OptunaSweeperImpl:
             raise SweepError(f"sampling trial {trial.number}: {type(exc).__name__}: {exc}") from exc
         sampled = [f"{name}={format_value(value)}" for name, value in trial.params.items()]
         overrides = [*fixed.values(), *sampled, *self.launcher_overrides]
-        if "trial" in self.config:  # this project's runs: report to the trial, maybe prune
-            study._storage.set_trial_system_attr(trial._trial_id, PRUNER_ATTR, self.pruner_settings)
-            maximize = study.directions[0] == optuna.study.StudyDirection.MAXIMIZE
-            overrides += [
-                f"trial.storage={quote(self.storage_url)}",
-                f"trial.study_name={quote(study.study_name)}",
-                f"trial.number={trial.number}",
-                f"trial.pruner={self.pruner_settings.get('name', 'none')}",
-                f"trial.metric={'val_acc' if maximize else 'val_loss'}",
-            ]
+        overrides += self.hooks.trial_overrides(self.info, trial)
         log.info("trial %d started: %s", trial.number, " ".join(sampled))
         return overrides
 
-    def _launch_one(self, overrides: list[str], number: int) -> JobReturn:
-        """One job through the launcher (runs in a pool thread; the job number is the trial
-        number, so job folders stay unique across resumed sweeps)."""
-        return self.launcher.launch([overrides], initial_job_idx=number)[0]
+    def _launch(self, batch: Sequence[_Running]) -> list[_Outcome]:
+        """Run the batch's jobs through the launcher, from this one thread, and read how each
+        ended. Each job's number is its trial's number, so job folders stay unique across
+        resumed sweeps; trial numbers that do not follow on are launched apart."""
+        outcomes: list[_Outcome] = []
+        for run in consecutive_runs(batch):
+            try:
+                returns = self.launcher.launch(
+                    [item.overrides for item in run], initial_job_idx=run[0].trial.number
+                )
+            except Exception as exc:  # the launcher itself failed (e.g. a worker was killed)
+                reason = f"{type(exc).__name__}: {exc}"
+                outcomes += [_Outcome(TrialState.FAIL, reason=reason) for _ in run]
+                continue
+            outcomes += [self._outcome(ret) for ret in returns]
+        return outcomes
 
-    def _finish(self, study: optuna.Study, item: _Running, future: Future[JobReturn]) -> _Outcome:
-        """Tell the study how the trial's job ended, and log it."""
+    def _finish(
+        self, study: optuna.Study, item: _Running, outcome: _Outcome, seconds: float
+    ) -> None:
+        """Tell the study how the trial's job ended, log it, and pass it on to the hooks."""
+        assert self.hooks is not None
         trial = item.trial
-        try:
-            outcome = self._outcome(future.result(), len(study.directions))
-        except Exception as exc:  # the launcher itself failed (e.g. a worker was killed)
-            outcome = _Outcome(TrialState.FAIL, reason=f"{type(exc).__name__}: {exc}")
-        if outcome.run_id:
-            study._storage.set_trial_user_attr(trial._trial_id, "mlflow_run_id", outcome.run_id)
+        if outcome.report.run_id:
+            trial.set_user_attr("mlflow_run_id", outcome.report.run_id)
         self._tell(study, trial, outcome.state, outcome.values)
-        seconds = time.monotonic() - item.started
         if outcome.state == TrialState.COMPLETE:
             shown = ", ".join(f"{v:.4g}" for v in outcome.values or [])
             log.info("trial %d complete in %.1f s: %s", trial.number, seconds, shown)
         elif outcome.state == TrialState.PRUNED:
+            epochs = outcome.report.epochs
             log.info(
                 "trial %d pruned after %s epoch(s) in %.1f s",
                 trial.number,
-                outcome.epochs if outcome.epochs is not None else "?",
+                epochs if epochs is not None else "?",
                 seconds,
             )
         else:
             log.warning("trial %d failed in %.1f s: %s", trial.number, seconds, outcome.reason)
-        return outcome
+        self.hooks.trial_ended(trial.number, outcome.state, outcome.report)
 
-    def _outcome(self, ret: JobReturn, n_objectives: int) -> _Outcome:
-        """Read the job's return value and its ``result.json`` (which says ``pruned``)."""
-        result = self._job_result(ret)
-        run_id = result.run_id if result is not None else None
-        epochs = result.epochs_run if result is not None else None
-        if ret.status == JobStatus.FAILED:  # (not .return_value: it would print the job's
-            # overrides, the study's storage URL included, to stderr)
-            error = ret._return_value
+    def _outcome(self, ret: JobReturn) -> _Outcome:
+        """How a job ended: its status and return value, unless the application's report
+        on it (e.g. a pruned or diverged run) decides."""
+        assert self.hooks is not None
+        n_objectives = len(self.info.study.directions)
+        output_dir = (
+            OmegaConf.select(ret.hydra_cfg, "hydra.runtime.output_dir")
+            if ret.hydra_cfg is not None
+            else None
+        )
+        report = self.hooks.job_report(Path(str(output_dir)) if output_dir else None)
+        if ret.status == JobStatus.FAILED:
+            error = job_error(ret)
             return _Outcome(
-                TrialState.FAIL, reason=f"{type(error).__name__}: {error}", run_id=run_id
+                TrialState.FAIL, reason=f"{type(error).__name__}: {error}", report=report
             )
-        if result is not None and result.status == RunStatus.PRUNED:
-            return _Outcome(TrialState.PRUNED, run_id=run_id, epochs=epochs)
-        if result is not None and not result.ok:  # diverged, failed: its value means nothing
-            return _Outcome(TrialState.FAIL, reason=failure_reason(result), run_id=run_id)
+        if report.state is not None:
+            return _Outcome(report.state, reason=report.reason, report=report)
         raw = ret.return_value
         raw_list = list(raw) if isinstance(raw, list | tuple | ListConfig) else [raw]
         try:
             values = [float(v) for v in raw_list]
         except (TypeError, ValueError):
             return _Outcome(
-                TrialState.FAIL, reason=f"the job returned {raw!r}, not numbers", run_id=run_id
+                TrialState.FAIL, reason=f"the job returned {raw!r}, not numbers", report=report
             )
         if len(values) != n_objectives:
             return _Outcome(
                 TrialState.FAIL,
-                run_id=run_id,
                 reason=f"{len(values)} value(s) for {n_objectives} objective(s)",
+                report=report,
             )
         if not all(math.isfinite(v) for v in values):
             return _Outcome(
                 TrialState.FAIL,
                 reason=f"no objective value: the job returned {raw!r}",
-                run_id=run_id,
+                report=report,
             )
-        return _Outcome(TrialState.COMPLETE, values, run_id=run_id, epochs=epochs)
+        return _Outcome(TrialState.COMPLETE, values, report=report)
 
-    def _job_result(self, ret: JobReturn) -> RunOutcome | None:
-        """The job's ``result.json`` (a ``RunOutcome``), if this project's job wrote one."""
-        from lrdecay.sweep.outcomes import read_result
-
-        hydra_cfg = getattr(ret, "hydra_cfg", None)
-        output_dir = (
-            OmegaConf.select(hydra_cfg, "hydra.runtime.output_dir", default=None)
-            if hydra_cfg is not None
-            else None
-        )
-        if not output_dir:
-            return None
-        try:
-            return read_result(Path(str(output_dir)))
-        except (OSError, ValueError, TypeError):
-            return None
-
-    # -------------------------------------------------------------- MLflow and results
-
-    def _client(self) -> Any:
-        """An MLflow client on the runs' store, or None when tracking is off."""
-        if self._mlflow is None:
-            assert self.config is not None
-            self._mlflow = False
-            if OmegaConf.select(self.config, "tracking.enabled", default=False):
-                from lrdecay.tracking.tracker import open_client, resolve_uri
-
-                store = self.base_dir / str(self.config.tracking.store_dir)
-                self._mlflow = open_client(resolve_uri(self.config.tracking.uri, store))
-        return self._mlflow or None
-
-    def _set_run_tags(self, run_id: str, tags: Mapping[str, str]) -> None:
-        client = self._client()
-        if client is None:
-            return
-        try:
-            for key, value in tags.items():
-                client.set_tag(run_id, key, value)
-        except Exception as exc:  # MLflow trouble must not end the search
-            log.warning("could not tag MLflow run %s: %s", run_id, str(exc).splitlines()[0])
-
-    def _parent_id(self) -> str | None:
-        from lrdecay.sweep.outcomes import read_parent
-
-        try:
-            return read_parent(self.sweep_dir)
-        except (OSError, ValueError, KeyError):
-            return None
-
-    def _tag_parent(
-        self, study: optuna.Study, objectives: list[str] | None, directions: list[str]
-    ) -> None:
-        parent = self._parent_id()
-        if parent:
-            self._set_run_tags(
-                parent,
-                {
-                    "optuna.study": study.study_name,
-                    "optuna.storage": redact_uri(self.storage_url),
-                    "optuna.objectives": ",".join(objectives or []),
-                    "optuna.directions": ",".join(directions),
-                    "optuna.sampler": type(study.sampler).__name__,
-                    "optuna.pruner": str(self.pruner_settings.get("name", "none")),
-                },
-            )
-
-    def _close_parent(self, status: str) -> None:
-        """End the sweep's parent run when the search stops before Hydra's end callbacks."""
-        parent = self._parent_id() if self.config is not None else None
-        client = self._client() if parent else None
-        if client is not None:
-            try:
-                client.set_terminated(parent, status=status)
-            except Exception as exc:
-                log.warning("could not close MLflow run %s: %s", parent, exc)
+    # -------------------------------------------------------------- results
 
     def _report(
         self,
@@ -597,7 +561,9 @@ class OptunaSweeperImpl:
         ran: int,
         seconds: float,
     ) -> None:
-        """Write ``optimization_results.yaml``, print the best trial or the Pareto front."""
+        """Write ``optimization_results.yaml`` and ``trials.csv``, print the best trial or the
+        Pareto front and the top trials."""
+        assert self.hooks is not None
         trials = study.get_trials(deepcopy=False)
         counts = {s: sum(t.state == s for t in trials) for s in TrialState}
         names = objectives or [f"value{i}" for i in range(len(directions))]
@@ -650,84 +616,72 @@ class OptunaSweeperImpl:
         self.sweep_dir.mkdir(parents=True, exist_ok=True)
         path = self.sweep_dir / RESULTS_FILE
         OmegaConf.save(OmegaConf.create(results), path)
-        table = self.sweep_dir / TRIALS_FILE
-        write_csv(table, trial_rows(trials, names, directions))
-        rows = trial_rows(trials, names, directions, short=True)
-        shown = [r for r in rows[1:] if r[1] in ("COMPLETE", "PRUNED")][:5]
-        if shown:
+        table = trials_table(study, names, directions)
+        table_path = self.sweep_dir / TRIALS_FILE
+        table.to_csv(table_path, index=False)
+        top = table[table["state"].isin(["COMPLETE", "PRUNED"])].head(5) if len(table) else table
+        if len(top):
+            shown = top.drop(columns=[c for c in ("mlflow_run_id", "retry_of") if c in top])
+            text = shown.to_string(index=False, float_format=lambda v: f"{v:.4g}")
             lines += [
                 "",
-                f"Top trials by {names[0]} {arrows[directions[0]]} (every trial in {table}):",
-                *fixed_width([rows[0], *shown]),
+                f"Top trials by {names[0]} {arrows[directions[0]]} (every trial in {table_path}):",
+                *("  " + line.rstrip() for line in text.splitlines()),
                 "",
             ]
         lines.append(f"Results: {path}")
         print("\n".join(lines), flush=True)
-        parent = self._parent_id()
-        client = self._client() if parent else None
-        if client is not None:
-            try:
-                client.log_artifact(parent, str(path))
-                client.log_artifact(parent, str(table))
-                if "best_value" in results:
-                    client.log_metric(parent, "best_value", float(results["best_value"]))
-            except Exception as exc:
-                log.warning("could not log the results to MLflow run %s: %s", parent, exc)
+        self.hooks.study_finished([path, table_path], results.get("best_value"))
 
 
-def failure_reason(result: RunOutcome) -> str:
-    """Why a job that wrote ``result`` is a failed trial: a diverged run has no error, only a
-    chance-level accuracy, so its divergence is the reason."""
-    if result.status == RunStatus.DIVERGED:
-        return f"the run diverged at epoch {result.epochs_run} (non-finite loss)"
-    return result.error or f"the run ended {result.status}"
+def job_error(ret: JobReturn) -> Exception:
+    """The exception a failed job raised. ``JobReturn.return_value`` re-raises it after
+    printing the job's overrides to stderr (the study's storage URL among them); that line is
+    kept out of the output, and the sweeper logs the error itself."""
+    try:
+        with contextlib.redirect_stderr(io.StringIO()):
+            value = ret.return_value
+    except Exception as exc:
+        return exc
+    return RuntimeError(f"the job failed, returning {value!r}")
 
 
-def trial_rows(
-    trials: Sequence[FrozenTrial],
-    names: Sequence[str],
-    directions: Sequence[str],
-    short: bool = False,
-) -> list[list[str]]:
-    """Header plus one row per trial (number, state, objectives, parameters, MLflow run),
-    best first by the first objective; pruned trials (by their last reported value) after
-    the complete ones, then the rest. ``short``: floats to 4 significant digits."""
+def consecutive_runs(batch: Sequence[_Running]) -> list[list[_Running]]:
+    """``batch`` split where trial numbers do not follow on (one run when they all do)."""
+    runs: list[list[_Running]] = []
+    for item in batch:
+        if runs and item.trial.number == runs[-1][-1].trial.number + 1:
+            runs[-1].append(item)
+        else:
+            runs.append([item])
+    return runs
 
-    def show(value: Any) -> str:
-        return f"{value:.4g}" if short and isinstance(value, float) else format_value(value)
 
-    params = list(dict.fromkeys(k for t in trials for k in t.params))
+def trials_table(
+    study: optuna.Study, names: Sequence[str], directions: Sequence[str]
+) -> pd.DataFrame:
+    """Every trial of ``study`` (``Study.trials_dataframe``) with columns trial, state, the
+    objectives by name, the parameters and user attributes (the MLflow run id last); best
+    first by the first objective: the complete trials, then the pruned (by their last reported
+    value), then the rest."""
+    frame = study.trials_dataframe(attrs=("number", "state", "value", "params", "user_attrs"))
+    if frame.empty:
+        return frame.reindex(columns=["trial", "state", *names])
+    values = ["value"] if len(names) == 1 else [f"values_{i}" for i in range(len(names))]
+    renamed = {"number": "trial", **dict(zip(values, names, strict=True))}
+    for column in frame.columns:
+        for prefix in ("params_", "user_attrs_"):
+            if column.startswith(prefix):
+                renamed[column] = column[len(prefix) :]
+    frame = frame.rename(columns=renamed)
+    first = frame[names[0]] if names[0] in frame else float("nan")
     sign = -1.0 if directions[0] == "maximize" else 1.0
-    rank = {TrialState.COMPLETE: 0, TrialState.PRUNED: 1}
-
-    def key(t: FrozenTrial) -> tuple[int, float, int]:
-        value = t.values[0] if t.values else math.nan
-        return rank.get(t.state, 2), sign * value if math.isfinite(value) else math.inf, t.number
-
-    rows = [["trial", "state", *names, *params, "mlflow_run_id"]]
-    for t in sorted(trials, key=key):
-        values = list(t.values or [])
-        shown = [f"{v:.4g}" for v in values] + [""] * (len(names) - len(values))
-        rows.append(
-            [
-                str(t.number),
-                t.state.name,
-                *shown,
-                *(show(t.params[p]) if p in t.params else "" for p in params),
-                str(t.user_attrs.get("mlflow_run_id", "")),
-            ]
-        )
-    return rows
-
-
-def write_csv(path: Path, rows: Sequence[Sequence[str]]) -> None:
-    """``rows`` as a CSV file."""
-    import csv
-
-    with path.open("w", newline="") as f:
-        csv.writer(f).writerows(rows)
-
-
-def fixed_width(rows: Sequence[Sequence[str]]) -> list[str]:
-    """Rows as aligned text lines (the MLflow run id column left out)."""
-    return ["  " + line for line in columns([r[:-1] for r in rows])]
+    frame = frame.assign(
+        _rank=frame["state"].map({"COMPLETE": 0, "PRUNED": 1}).fillna(2),
+        _key=(sign * first).fillna(math.inf) if names[0] in frame else math.inf,
+    )
+    frame = frame.sort_values(["_rank", "_key", "trial"]).drop(columns=["_rank", "_key"])
+    last = [c for c in frame.columns if c == "mlflow_run_id"]
+    order = ["trial", "state", *[n for n in names if n in frame]]
+    rest = [c for c in frame.columns if c not in order and c not in last]
+    return frame[[*order, *rest, *last]].reset_index(drop=True)

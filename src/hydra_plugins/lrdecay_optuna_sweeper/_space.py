@@ -25,6 +25,7 @@ from optuna.distributions import (
     FloatDistribution,
     IntDistribution,
 )
+from optuna.trial import Trial
 
 from lrdecay.core.objectives import OBJECTIVES
 from lrdecay.errors import LrdecayError
@@ -124,9 +125,16 @@ def format_value(value: Any) -> str:
     return str(value)
 
 
-def quote(text: str) -> str:
-    """``text`` as a single-quoted Hydra override value (paths, URLs)."""
-    return "'" + text.replace("\\", "\\\\").replace("'", "\\'") + "'"
+def suggest(trial: Trial, name: str, dist: BaseDistribution) -> Any:
+    """Sample ``name`` from ``dist`` through the trial's public ``suggest_*`` methods (a queued
+    trial's fixed value, when it has one)."""
+    if isinstance(dist, FloatDistribution):
+        return trial.suggest_float(name, dist.low, dist.high, step=dist.step, log=dist.log)
+    if isinstance(dist, IntDistribution):
+        return trial.suggest_int(name, dist.low, dist.high, step=dist.step, log=dist.log)
+    if isinstance(dist, CategoricalDistribution):
+        return trial.suggest_categorical(name, dist.choices)
+    raise SweepError(f"{name}: no suggest method for {type(dist).__name__}")
 
 
 def grid_values(name: str, dist: BaseDistribution) -> list[Any]:

@@ -130,7 +130,8 @@ class OptunaSweeperConf:
     study_name: str | None = None
     # finished (complete + pruned) trials the study should have when the sweep ends
     n_trials: int = 20
-    # trials running at once; the joblib launcher's pool is sized to match
+    # trials running at once, launched as one batch that waits for its slowest trial; the
+    # joblib launcher's pool is sized to match
     n_jobs: int = 2
     # stop once this many trials of this sweep failed (a crash, a NaN objective, a divergence),
     # and exit non-zero with the first job error
@@ -139,6 +140,9 @@ class OptunaSweeperConf:
     params: dict[str, Any] | None = None
     # dotted path of fn(cfg: DictConfig, trial: optuna.Trial) -> None that suggests more params
     custom_search_space: str | None = None
+    # dotted path of the application's TrialHooks subclass (hooks.py: its trials' overrides,
+    # its jobs' outcomes, its run records); null: a plain app whose task returns the value(s)
+    trial_hooks: str | None = "lrdecay.sweep.trials.LrdecayTrials"
 
 
 def register() -> None:
