@@ -13,3 +13,13 @@ BASELINE_ADAM = "adam-fixed"
 
 SEQUENCE_COLORS = {"seq1": "#1f77b4", "seq2": "#ff7f0e", "seq3": "#2ca02c", "seq4": "#d62728"}
 BASELINE_COLORS = {BASELINE_SGD: "#111111", BASELINE_ADAM: "#9467bd"}
+
+#: The ready PyTorch schedulers raced against the study (``conf/sequence/<name>.yaml``), in the
+#: order the report lists them in its "Modern baselines" block, each with its own hue.
+MODERN_COLORS = {
+    "cosine": "#0b7285",
+    "onecycle": "#c2255c",
+    "warmup_cosine": "#5f3dc4",
+    "step": "#8f6c00",
+    "plateau": "#495057",
+}

@@ -24,8 +24,10 @@ from lrdecay.core.models import build_model
 from lrdecay.core.progress import EpochLogLine, ProgressBar
 from lrdecay.core.records import FINAL_ACC_METRIC, Listener, RunSummary, summary_key
 from lrdecay.core.resources import resolve_device, seed_everything, set_threads
-from lrdecay.core.schedules import SequenceScheduler, make_sequence, make_strategy
+from lrdecay.core.torch_schedules import TorchScheduler
+from lrdecay.scheduler_config import build_scheduler, check_scheduler, with_budget
 from lrdecay.sweep.outcomes import JobResult, write_result
+from lrdecay.tracking.batch_rates import BatchRates
 from lrdecay.tracking.redact import redact_text, redact_uri
 from lrdecay.tracking.resume import (
     CHECKPOINT_TAG,
@@ -64,7 +66,10 @@ class RunContext:
 
 
 def run_name(conf: LrdecayConfig) -> str:
-    """``<sequence>-<strategy>``; a fixed rate is named by its optimizer (``sgd-fixed``)."""
+    """``<sequence>-<strategy>``; a fixed rate is named by its optimizer (``sgd-fixed``); a
+    PyTorch scheduler stepped as it is defined by its name alone (``cosine``)."""
+    if conf.sequence.scheduler is not None and conf.strategy.name == "epoch":
+        return conf.sequence.name
     if conf.strategy.name == "fixed":
         return f"{conf.optimizer.name}-fixed"
     return f"{conf.sequence.name}-{conf.strategy.name}"
@@ -127,6 +132,8 @@ def _tags(
         "setting": run_name(conf),
         "layout": "NHWC" if nhwc else "NCHW",
     }
+    if conf.sequence.scheduler is not None:  # the report's "Modern baselines" block
+        tags["scheduler"] = str(conf.sequence.scheduler["_target_"])
     colour = setting_colour(run_name(conf), conf.sequence.name, conf.strategy.name)
     if colour:  # the seeds of one setting share its colour in the UI's tables and charts
         tags[RUN_COLOR_TAG] = colour
@@ -155,7 +162,13 @@ def _params(cfg: DictConfig | LrdecayConfig) -> dict[str, str]:
         if params.get(key) not in (None, "None"):
             params[key] = redact_uri(params[key])
     choices = {group: params.get(f"{group}.name", "") for group in OPTION_KEYS}
+    if params.get("sequence.scheduler") == "None":  # the study's sequences: no scheduler keys
+        params = {k: v for k, v in params.items() if k not in SCHEDULER_ONLY}
     return run_params(params, choices)
+
+
+#: Params of the sequence group that only a PyTorch scheduler uses.
+SCHEDULER_ONLY = ("sequence.scheduler", "sequence.interval", "sequence.steps_per_epoch")
 
 
 def run(
@@ -240,6 +253,8 @@ def _train(
 ) -> RunSummary:
     """The body of :func:`run`; fills ``outcome`` with what is known as soon as it is known."""
     conf = validate(cfg)
+    if conf.sequence.scheduler is not None:  # a PyTorch scheduler: importable, its arguments fit
+        check_scheduler(conf.sequence, conf.strategy.name)
     outcome.setting = conf.tracking.run_name or run_name(conf)
     label = display_name(conf, ctx)
     seed_everything(conf.seed)
@@ -258,11 +273,8 @@ def _train(
         build_model(conf.model, data.input_shape, data.num_classes), device, conf.trainer
     )
     optimizer = build_optimizer(conf.optimizer, model.parameters())
-    scheduler = SequenceScheduler(
-        optimizer,
-        make_sequence(conf.sequence.name, conf.sequence.gamma, conf.sequence.period),
-        make_strategy(conf.strategy.name, conf.strategy.rate, conf.strategy.shrink),
-    )
+    cfg = with_budget(cfg, conf, len(data.train))  # steps per epoch, for per-batch schedulers
+    scheduler = build_scheduler(cfg, conf, optimizer)
     settings = TrainerSettings(
         max_epochs=conf.trainer.max_epochs,
         batch_size=conf.dataset.batch_size,
@@ -317,6 +329,8 @@ def _train(
         engine.listeners.append(CheckpointListener(ckpt, outcome.run_id))
     if tracker is not None:
         engine.listeners.append(tracker)
+        if isinstance(scheduler, TorchScheduler) and scheduler.per_batch:
+            engine.listeners.append(BatchRates(tracker, scheduler))
     if conf.trial.number is not None:  # a trial of an Optuna study: report, maybe prune
         # (after the tracker, so a pruned epoch is still logged)
         from lrdecay.sweep.pruning import PruningListener

@@ -22,6 +22,7 @@ from lrdecay.core.data import DataBundle, Split
 from lrdecay.core.metrics import convergence_epoch, should_early_stop
 from lrdecay.core.records import EpochRecord, Listener, RunSummary, StopRun
 from lrdecay.core.schedules import SequenceScheduler
+from lrdecay.core.torch_schedules import TorchScheduler
 
 
 @dataclass
@@ -45,7 +46,7 @@ class Engine:
         self,
         model: nn.Module,
         optimizer: torch.optim.Optimizer,
-        scheduler: SequenceScheduler,
+        scheduler: SequenceScheduler | TorchScheduler,
         data: DataBundle,
         settings: TrainerSettings,
         listeners: Iterable[Listener] = (),
@@ -59,6 +60,8 @@ class Engine:
         self.history: list[EpochRecord] = []
         self.elapsed = 0.0  # seconds of fitting so far, across resumes
         self.generator = torch.Generator().manual_seed(settings.seed)
+        # called after every optimizer step: a PyTorch scheduler defined per batch steps there
+        self.batch_step = scheduler.step_batch if isinstance(scheduler, TorchScheduler) else None
 
     def _train_epoch(self) -> tuple[float, float]:
         """One pass over the shuffled training split; returns mean loss and accuracy."""
@@ -75,6 +78,8 @@ class Engine:
                 loss = F.cross_entropy(logits, y)
             loss.backward()
             self.optimizer.step()
+            if self.batch_step is not None:
+                self.batch_step()
             loss_sum.add_(loss.detach(), alpha=y.shape[0])  # one kernel, no host sync
             hits += (logits.detach().argmax(1) == y).sum()
         n = len(train)

@@ -14,7 +14,7 @@ from urllib.parse import urlencode
 
 from hydra.core.override_parser.overrides_parser import OverridesParser
 
-from lrdecay.palette import BASELINE_COLORS, SEQUENCE_COLORS
+from lrdecay.palette import BASELINE_COLORS, MODERN_COLORS, SEQUENCE_COLORS
 
 #: Experiment tag MLflow's UI reads for an experiment's kind, and the kind of this project's.
 EXPERIMENT_KIND_TAG = "mlflow.experimentKind"
@@ -122,10 +122,12 @@ STRATEGY_SHADES = {
 
 def setting_colour(setting: str, sequence: str, strategy: str) -> str | None:
     """The colour of ``setting`` in the UI, from the report figures' palette: the hue of its
-    sequence (or baseline) shaded by its strategy; None for a setting outside the study."""
+    sequence, baseline or ready PyTorch scheduler shaded by its strategy; None for a setting
+    outside the study."""
     if setting in BASELINE_COLORS:
         return BASELINE_COLORS[setting]
-    if sequence not in SEQUENCE_COLORS or strategy not in STRATEGY_SHADES:
+    hue = SEQUENCE_COLORS.get(sequence) or MODERN_COLORS.get(sequence)
+    if hue is None or strategy not in STRATEGY_SHADES:
         return None
     towards, amount = STRATEGY_SHADES[strategy]
-    return _mix(SEQUENCE_COLORS[sequence], towards, amount)
+    return _mix(hue, towards, amount)
