@@ -20,6 +20,6 @@ MODERN_COLORS = {
     "cosine": "#0b7285",
     "onecycle": "#c2255c",
     "warmup_cosine": "#5f3dc4",
-    "step": "#8f6c00",
+    "step": "#82c91e",
     "plateau": "#495057",
 }

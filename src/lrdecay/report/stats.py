@@ -24,14 +24,15 @@ from scipy import stats
 from lrdecay.core.metrics import epochs_to_target
 from lrdecay.core.records import by_name, epoch_keys
 from lrdecay.errors import LrdecayError
-from lrdecay.palette import BASELINE_ADAM, BASELINE_SGD
+from lrdecay.palette import BASELINE_ADAM, BASELINE_SGD, MODERN_COLORS
 from lrdecay.report.inference import Comparison, compare_means, holm, km_median
 
 #: Per-epoch metrics the report reads back by name (MLflow step = epoch, 1-based); runs and
 #: their histories are read by name, so stores written before the metric sections read too.
 HISTORY_KEYS = ("val_acc", "val_loss", "lr", "lr_advances")
-#: Row groups of the study's Tables 1 and 2, in order.
-GROUPS = ("Benchmark", "By Epoch", "By Cutoff", "By Oscillate", "Other")
+#: Row groups of the study's Tables 1 and 2, in order, then the PyTorch schedulers raced with them.
+MODERN_GROUP = "Modern baselines"
+GROUPS = ("Benchmark", "By Epoch", "By Cutoff", "By Oscillate", MODERN_GROUP, "Other")
 SEQUENCES = ("seq1", "seq2", "seq3", "seq4")
 STRATEGY_GROUP = {"epoch": "By Epoch", "cutoff": "By Cutoff", "oscillate": "By Oscillate"}
 #: Strategies that never move the rate by design (a "never moved" flag would say nothing).
@@ -66,6 +67,7 @@ class RunRecord:
     metrics: dict[str, float]
     params: dict[str, str]
     history: dict[str, dict[int, float]] = field(default_factory=dict)
+    scheduler: str = ""  # the PyTorch scheduler's class path; empty for the study's sequences
 
     def metric(self, key: str) -> float | None:
         """A run-level metric, or None when it is missing or not finite."""
@@ -206,6 +208,7 @@ def _record(client: MlflowClient, run: Run) -> RunRecord:
         metrics=by_name(run.data.metrics),
         params=dict(run.data.params),
         history=_history(client, run.info.run_id),
+        scheduler=tags.get("scheduler", ""),
     )
 
 
@@ -443,8 +446,14 @@ def _by_seed(pairs: Iterable[tuple[str, float | None]]) -> dict[str, float]:
     return {seed: float(np.mean(vs)) for seed, vs in grouped.items()}
 
 
-def classify(optimizer: str, sequence: str, strategy: str, setting: str) -> tuple[str, str, int]:
-    """(group, row label, order within group) of a setting, as in the study's tables."""
+def classify(
+    optimizer: str, sequence: str, strategy: str, setting: str, scheduler: str = ""
+) -> tuple[str, str, int]:
+    """(group, row label, order within group) of a setting, as in the study's tables; a
+    PyTorch scheduler's runs form the "Modern baselines" block (ready options first)."""
+    if scheduler:
+        modern = list(MODERN_COLORS)
+        return MODERN_GROUP, setting, modern.index(sequence) if sequence in modern else len(modern)
     if strategy == "fixed" and setting in (BASELINE_SGD, BASELINE_ADAM):
         return "Benchmark", "SGD" if optimizer == "sgd" else "Adam", 0 if optimizer == "sgd" else 1
     if optimizer == "sgd" and sequence in SEQUENCES and strategy in STRATEGY_GROUP:
@@ -475,7 +484,9 @@ def summarise(runs: Sequence[RunRecord], target: float | None) -> list[SettingSu
     rows: list[SettingSummary] = []
     for setting, members in by_setting.items():
         first = members[0]
-        group, label, order = classify(first.optimizer, first.sequence, first.strategy, setting)
+        group, label, order = classify(
+            first.optimizer, first.sequence, first.strategy, setting, first.scheduler
+        )
         row = SettingSummary(setting, group, label, order, members, target)
         ok = row.ok_runs
         row.final_acc = Stat.of(r.metric("final_val_acc") for r in ok)
