@@ -344,7 +344,7 @@ def validate(cfg: DictConfig | dict[str, Any]) -> LrdecayConfig:
         raise
     except Exception as exc:  # OmegaConf's ValidationError and friends carry the key
         key = getattr(exc, "full_key", None)
-        msg = getattr(exc, "msg", None) or str(exc).splitlines()[0]
+        msg = (getattr(exc, "msg", None) or str(exc)).strip().splitlines()[0]
         raise ConfigError(f"{key}: {msg}" if key else msg) from exc
     assert isinstance(obj, LrdecayConfig)
     return obj
