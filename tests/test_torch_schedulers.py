@@ -3,6 +3,7 @@ in a plain loop, resumes exactly, reproduces seq3 by epoch, and bad configs are 
 
 from __future__ import annotations
 
+import csv
 from pathlib import Path
 
 import pytest
@@ -269,3 +270,65 @@ def test_the_cli_says_an_unknown_target_in_one_line(tmp_path: Path) -> None:
     assert "cannot import 'torch.optim.lr_scheduler.NoSuchLR'" in error_line(
         proc.stdout + proc.stderr
     )
+
+
+MODERN = ("cosine", "onecycle", "warmup_cosine", "step", "plateau")
+
+
+@pytest.mark.slow
+def test_the_race_preset_reports_a_modern_baselines_block(tmp_path: Path) -> None:
+    """experiment=paper_plus_modern on digits: 19 settings x 2 seeds in one launch, and the
+    sweep's report shows the modern block in its table, figures and claims."""
+    proc = run_cli(
+        [
+            "-m",
+            "experiment=paper_plus_modern",
+            "dataset=digits",
+            "trainer.max_epochs=3",
+            "seed=1,2",
+            "trainer.progress=off",
+            "tracking.log_plot=false",
+        ],
+        cwd=tmp_path,
+        timeout=1200,
+    )
+    assert proc.returncode == 0, proc.stderr[-3000:]
+    (report,) = tmp_path.glob("multirun/*/*/report")
+    rows = {r["setting"]: r for r in csv.DictReader((report / "table.csv").open())}
+    assert len(rows) == 19
+    assert {s for s, r in rows.items() if r["group"] == "Modern baselines"} == set(MODERN)
+    assert all(rows[s]["runs"] == "2" for s in MODERN)
+    table = (report / "table.md").read_text()
+    assert "| **Modern baselines** | cosine |" in table
+    text = (report / "report.md").read_text()
+    assert "## Modern baselines: the paper's schemes against PyTorch's schedulers" in text
+    assert "Does any of the paper's decay schemes beat cosine annealing (cosine)?" in text
+    assert "A fourth panel, Modern baselines" in text
+    for png in ("val_acc.png", "learning_rate.png", "best_vs_baselines.png"):
+        assert (report / png).read_bytes().startswith(b"\x89PNG")
+
+
+@pytest.mark.slow
+def test_an_optuna_search_picks_among_sequences_and_pytorch_schedulers(tmp_path: Path) -> None:
+    proc = run_cli(
+        [
+            "-m",
+            "hydra/sweeper=optuna",
+            "hydra/sweeper/sampler=grid",
+            "dataset=digits",
+            "trainer.progress=off",
+            "tracking.log_plot=false",
+            "report.enabled=false",
+            "trainer.max_epochs=2",
+            "sequence=choice(seq3,cosine,onecycle)",
+            "hydra.sweeper.n_trials=3",
+        ],
+        cwd=tmp_path,
+        timeout=600,
+    )
+    assert proc.returncode == 0, proc.stderr[-3000:]
+    client = MlflowClient(f"sqlite:///{tmp_path / 'mlruns' / 'mlflow.db'}")
+    experiment = client.get_experiment_by_name("lrdecay-digits")
+    runs = client.search_runs([experiment.experiment_id], "tags.setting != ''")
+    assert sorted(r.data.tags["setting"] for r in runs) == ["cosine", "onecycle", "seq3-epoch"]
+    assert {r.info.status for r in runs} == {"FINISHED"}
