@@ -6,6 +6,7 @@ from __future__ import annotations
 import csv
 from pathlib import Path
 
+import numpy as np
 import pytest
 import torch
 from mlflow.tracking import MlflowClient
@@ -21,6 +22,10 @@ from torch.optim.lr_scheduler import (
 from lrdecay.core.records import EpochRecord, Listener, epoch_key
 from lrdecay.core.torch_schedules import BATCH_LR_METRIC
 from lrdecay.errors import ConfigError
+from lrdecay.report.claims import check_claims, check_modern
+from lrdecay.report.figures import write_figures
+from lrdecay.report.stats import RunRecord, summarise
+from lrdecay.report.tables import build_table, to_markdown
 from lrdecay.run import RunContext, run
 from tests.conftest import compose_config, error_line, run_cli
 
@@ -332,3 +337,61 @@ def test_an_optuna_search_picks_among_sequences_and_pytorch_schedulers(tmp_path:
     runs = client.search_runs([experiment.experiment_id], "tags.setting != ''")
     assert sorted(r.data.tags["setting"] for r in runs) == ["cosine", "onecycle", "seq3-epoch"]
     assert {r.info.status for r in runs} == {"FINISHED"}
+
+
+def _record(setting: str, seed: int, final: float, scheduler: str = "") -> RunRecord:
+    """A digits run of 10 epochs (its logged rate decays each epoch)."""
+    sequence, _, strategy = setting.partition("-")
+    return RunRecord(
+        run_id=f"{setting}-{seed}",
+        setting=setting,
+        optimizer="sgd",
+        sequence=sequence,
+        strategy=strategy or "epoch",
+        seed=str(seed),
+        dataset="digits",
+        status="FINISHED",
+        diverged=False,
+        metrics={"final_val_acc": final, "convergence_epoch": 10.0, "epochs_run": 10.0},
+        params={"trainer.max_epochs": "10"},
+        history={
+            "lr": {e: 0.01 * 0.9 ** (e - 1) for e in range(1, 11)},
+            "val_acc": {e: final * e / 10 for e in range(1, 11)},
+            "val_loss": {e: 1.0 / e for e in range(1, 11)},
+        },
+        scheduler=scheduler,
+    )
+
+
+@pytest.mark.parametrize(
+    ("cosine", "verdict"), [(0.95, "no: cosine beats every scheme"), (0.85, "yes: seq3-epoch")]
+)
+def test_the_report_weighs_the_schemes_against_a_modern_baseline(
+    cosine: float, verdict: str, tmp_path: Path
+) -> None:
+    """Ten seeds each: cosine far ahead of (or behind) every scheme gets the verdict, with the
+    schemes' claims still weighed among the study's settings alone."""
+    means = {"seq3-epoch": 0.90, "seq1-epoch": 0.88, "seq3-cutoff": 0.80, "cosine": cosine}
+    rng = np.random.default_rng(0)
+    records = [
+        _record(
+            s,
+            seed,
+            m + rng.normal(0, 0.001),
+            "torch.optim.lr_scheduler.CosineAnnealingLR" if s == "cosine" else "",
+        )
+        for s, m in means.items()
+        for seed in range(10)
+    ]
+    rows = summarise(records, target=None)
+    assert [(s.group, s.setting) for s in rows][-1] == ("Modern baselines", "cosine")
+    (claim,) = check_modern(rows)
+    assert claim.key == "beats_cosine" and claim.verdict.startswith(verdict), claim
+    assert "cannot test it directly" not in claim.markdown(["digits"])
+    study = {c.key: c for c in check_claims(rows)}
+    assert "best rival seq1-epoch" in study["seq3_epoch"].detail  # cosine is no rival there
+    table = to_markdown(build_table(rows, None))
+    assert "| **Modern baselines** | cosine |" in table
+    figures = write_figures(rows, tmp_path)
+    assert "Modern baselines" in figures[0].caption
+    assert all(f.path.read_bytes().startswith(b"\x89PNG") for f in figures)

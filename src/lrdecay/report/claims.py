@@ -456,7 +456,7 @@ def beats_modern(rows: Sequence[SettingSummary], modern: SettingSummary) -> Clai
         f"{len(seeded) - len(ahead) - len(behind)}."
     )
     if ahead:
-        scheme, c = min(ahead, key=lambda sc: _p_or_inf(sc[1].p_holm))
+        scheme, c = max(ahead, key=lambda sc: _diff(sc[1]))  # the scheme furthest ahead
         more = f" and {len(ahead) - 1} more" if len(ahead) > 1 else ""
         verdict = f"yes: {_name(scheme)}{more} ({_how(c, LITTLE)})"
     elif len(behind) == len(seeded):
