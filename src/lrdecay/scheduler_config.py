@@ -21,12 +21,13 @@ missing or unknown argument, a strategy that cannot time the scheduler.
 
 from __future__ import annotations
 
+import importlib
 import inspect
 import math
 from typing import TYPE_CHECKING, Any
 
 from hydra.errors import InstantiationException
-from hydra.utils import get_class, instantiate
+from hydra.utils import instantiate
 from omegaconf import DictConfig, OmegaConf
 
 from lrdecay.errors import ConfigError
@@ -50,6 +51,21 @@ def _first_line(exc: BaseException) -> str:
     return text.splitlines()[0][:300] if text else type(exc).__name__
 
 
+def locate(path: str) -> object:
+    """The object at dotted ``path`` (``pkg.module.Class``): its longest importable module, then
+    attributes. Quiet on failure (Hydra's own lookup logs an ERROR line of its own)."""
+    parts = path.split(".")
+    for i in range(len(parts), 0, -1):
+        try:
+            found: object = importlib.import_module(".".join(parts[:i]))
+        except ModuleNotFoundError:
+            continue
+        for name in parts[i:]:
+            found = getattr(found, name)  # AttributeError: no such class in that module
+        return found
+    raise ImportError(f"no module in '{path}'")
+
+
 def scheduler_class(scheduler: dict[str, Any]) -> type:
     """The LRScheduler class ``scheduler['_target_']`` names; a :class:`ConfigError` if it is
     missing, cannot be imported, or is not an LRScheduler."""
@@ -62,8 +78,8 @@ def scheduler_class(scheduler: dict[str, Any]) -> type:
             "torch.optim.lr_scheduler.CosineAnnealingLR"
         )
     try:
-        cls = get_class(target)
-    except Exception as exc:  # Hydra says ImportError or ValueError, with a long story
+        cls = locate(target)
+    except Exception as exc:  # not there, or its module fails to import
         raise ConfigError(f"{KEY}._target_: cannot import '{target}'") from exc
     if not (isinstance(cls, type) and issubclass(cls, LRScheduler)):
         raise ConfigError(
