@@ -80,15 +80,20 @@ def _rgb(colour: str) -> tuple[int, ...]:
 
 
 def test_fourteen_settings_get_fourteen_distinguishable_colours() -> None:
-    from lrdecay.palette import SEQUENCE_COLORS
+    """The study's 14 settings and the 5 modern baselines raced with them: 19 colours."""
+    from lrdecay.palette import MODERN_COLORS, SEQUENCE_COLORS
     from lrdecay.tracking.ui import setting_colour
 
     colours = {}
     for setting in SETTINGS:
         conf = validate(compose_config([f"setting={setting}"]))
         colours[setting] = setting_colour(setting, conf.sequence.name, conf.strategy.name)
-    assert len(SETTINGS) == 14 and len(set(colours.values())) == 14
+    study = [s for s in SETTINGS if s not in MODERN_COLORS]
+    assert len(study) == 14 and len({colours[s] for s in study}) == 14
+    assert sorted(set(SETTINGS) - set(study)) == sorted(MODERN_COLORS)
+    assert len(set(colours.values())) == len(SETTINGS) == 19
     assert colours["seq2-epoch"] == SEQUENCE_COLORS["seq2"]  # the report figures' own hue
+    assert colours["cosine"] == MODERN_COLORS["cosine"]
     rgbs = [_rgb(c) for c in colours.values()]
     closest = min(
         sum((x - y) ** 2 for x, y in zip(a, b, strict=True)) ** 0.5

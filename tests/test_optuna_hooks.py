@@ -17,7 +17,8 @@ from optuna.trial import TrialState
 
 from hydra_plugins.lrdecay_optuna_sweeper._impl import consecutive_runs, trials_table
 from hydra_plugins.lrdecay_optuna_sweeper.hooks import JobReport, StudyInfo, TrialHooks
-from lrdecay.sweep.outcomes import JobResult, write_result
+from lrdecay.core.outcome import RunOutcome
+from lrdecay.sweep.outcomes import write_result
 from lrdecay.sweep.pruning import PRUNER_ATTR, open_storage
 from lrdecay.sweep.trials import LrdecayTrials, job_report
 from tests.conftest import ROOT
@@ -74,7 +75,7 @@ def test_job_report_reads_the_jobs_result(tmp_path: Path) -> None:
     }
     for status, (state, reason) in cases.items():
         error = "ValueError: boom" if status == "failed" else None
-        result = JobResult("s", status, epochs_run=3, run_id=f"run-{status}", error=error)
+        result = RunOutcome(status, "s", epochs_run=3, run_id=f"run-{status}", error=error)
         write_result(tmp_path / status, result)
         assert job_report(tmp_path / status) == JobReport(state, reason, f"run-{status}", 3)
     assert job_report(tmp_path / "nothing") == JobReport()

@@ -24,6 +24,8 @@ from lrdecay.core.schedules import (
     make_sequence,
     study_names,
 )
+from lrdecay.run import run_name
+from lrdecay.scheduler_config import check_scheduler
 from lrdecay.sweep.pruning import PRUNERS, make_pruner
 from lrdecay.tracking.store import DEFAULT_STORE_DIR
 from tests.conftest import CONF_DIR, compose_config
@@ -46,6 +48,10 @@ def _setting_name(optimizer: str, sequence: str, strategy: str) -> str:
 @pytest.mark.parametrize("setting", SETTING_FILES)
 def test_every_setting_names_registered_options_and_is_named_by_them(setting: str) -> None:
     conf = validate(compose_config([f"setting={setting}"]))
+    if conf.sequence.scheduler is not None:  # a PyTorch scheduler raced with the study
+        check_scheduler(conf.sequence, conf.strategy.name)
+        assert conf.sequence.name not in SEQUENCES and run_name(conf) == setting
+        return
     assert conf.sequence.name in SEQUENCES
     assert conf.strategy.name in STRATEGIES
     assert conf.optimizer.name in OPTIMIZERS

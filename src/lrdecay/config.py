@@ -162,14 +162,29 @@ class OptimizerConfig:
 
 @dataclass
 class SequenceConfig:
-    """The learning-rate sequence r_n; constants of seq3 (gamma) and seq4 (period)."""
+    """The learning-rate sequence r_n; constants of seq3 (gamma) and seq4 (period). With
+    ``scheduler`` set (a ``_target_`` and its arguments), any PyTorch LR scheduler instead,
+    named by ``name`` and stepped per ``interval``; see :mod:`lrdecay.scheduler_config`."""
 
     name: str = "seq3"
     gamma: float = 0.9
     period: int = 10
+    scheduler: dict[str, Any] | None = None
+    interval: str = "epoch"  # epoch | batch: when the scheduler steps
+    steps_per_epoch: int | None = None  # set by the run from its data (a per-batch budget)
 
     def __post_init__(self) -> None:
-        _one_of(self.name, SEQUENCES, "sequence.name")
+        if self.scheduler is None:
+            _one_of(self.name, SEQUENCES, "sequence.name")
+        else:  # the class itself is checked by the run (lrdecay.scheduler_config): torch-free here
+            _check(is_folder_name(self.name), "sequence.name", f"{self.name!r} is not a name")
+            target = self.scheduler.get("_target_")
+            _check(
+                isinstance(target, str) and bool(target),
+                "sequence.scheduler._target_",
+                "name the scheduler class, e.g. torch.optim.lr_scheduler.CosineAnnealingLR",
+            )
+            _one_of(self.interval, ("epoch", "batch"), "sequence.interval")
         _check(0.0 < self.gamma <= 1.0, "sequence.gamma", "must be in (0, 1]")
         _check(self.period >= 1, "sequence.period", "must be >= 1")
 
@@ -325,7 +340,7 @@ def validate(cfg: DictConfig | dict[str, Any]) -> LrdecayConfig:
         raise
     except Exception as exc:  # OmegaConf's ValidationError and friends carry the key
         key = getattr(exc, "full_key", None)
-        msg = getattr(exc, "msg", None) or str(exc).splitlines()[0]
+        msg = (getattr(exc, "msg", None) or str(exc)).strip().splitlines()[0]
         raise ConfigError(f"{key}: {msg}" if key else msg) from exc
     assert isinstance(obj, LrdecayConfig)
     return obj

@@ -20,3 +20,13 @@ SEQUENCE_COLORS = dict(
     zip(study_names(SEQUENCES), cycle(("#1f77b4", "#ff7f0e", "#2ca02c", "#d62728")))
 )
 BASELINE_COLORS = {BASELINE_SGD: "#111111", BASELINE_ADAM: "#9467bd"}
+
+#: The ready PyTorch schedulers raced against the study (``conf/sequence/<name>.yaml``), in the
+#: order the report lists them in its "Modern baselines" block, each with its own hue.
+MODERN_COLORS = {
+    "cosine": "#0b7285",
+    "onecycle": "#c2255c",
+    "warmup_cosine": "#5f3dc4",
+    "step": "#82c91e",
+    "plateau": "#495057",
+}

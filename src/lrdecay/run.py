@@ -32,9 +32,11 @@ from lrdecay.core.outcome import RunOutcome, RunStatus
 from lrdecay.core.progress import EpochLogLine, ProgressBar
 from lrdecay.core.records import EpochRecord
 from lrdecay.core.resources import resolve_device, seed_everything, set_threads
-from lrdecay.core.scheduler import SequenceScheduler
-from lrdecay.core.schedules import make_sequence, make_strategy
+from lrdecay.core.torch_schedules import TorchScheduler
+from lrdecay.scheduler_config import build_scheduler, check_scheduler, with_budget
+from lrdecay.scheduler_config import sized as sized_config
 from lrdecay.sweep.outcomes import write_result
+from lrdecay.tracking.batch_rates import BatchRates
 from lrdecay.tracking.redact import redact_text, redact_uri
 from lrdecay.tracking.resume import (
     CHECKPOINT_TAG,
@@ -73,7 +75,10 @@ class RunContext:
 
 
 def run_name(conf: LrdecayConfig) -> str:
-    """``<sequence>-<strategy>``; a fixed rate is named by its optimizer (``sgd-fixed``)."""
+    """``<sequence>-<strategy>``; a fixed rate is named by its optimizer (``sgd-fixed``); a
+    PyTorch scheduler stepped as it is defined by its name alone (``cosine``)."""
+    if conf.sequence.scheduler is not None and conf.strategy.name == "epoch":
+        return conf.sequence.name
     if conf.strategy.name == "fixed":
         return f"{conf.optimizer.name}-fixed"
     return f"{conf.sequence.name}-{conf.strategy.name}"
@@ -125,6 +130,8 @@ def _tags(
         "setting": run_name(conf),
         "layout": "NHWC" if nhwc else "NCHW",
     }
+    if conf.sequence.scheduler is not None:  # the report's "Modern baselines" block
+        tags["scheduler"] = str(conf.sequence.scheduler["_target_"])
     colour = setting_colour(run_name(conf), conf.sequence.name, conf.strategy.name)
     if colour:  # the seeds of one setting share its colour in the UI's tables and charts
         tags[RUN_COLOR_TAG] = colour
@@ -153,7 +160,13 @@ def _params(cfg: DictConfig | LrdecayConfig) -> dict[str, str]:
         if params.get(key) not in (None, "None"):
             params[key] = redact_uri(params[key])
     choices = {group: params.get(f"{group}.name", "") for group in OPTION_KEYS}
+    if params.get("sequence.scheduler") == "None":  # the study's sequences: no scheduler keys
+        params = {k: v for k, v in params.items() if k not in SCHEDULER_ONLY}
     return run_params(params, choices)
+
+
+#: Params of the sequence group that only a PyTorch scheduler uses.
+SCHEDULER_ONLY = ("sequence.scheduler", "sequence.interval", "sequence.steps_per_epoch")
 
 
 def run(
@@ -228,20 +241,18 @@ def _skip(prior: Prior, tracker: MlflowTracker, ctx: RunContext, outcome: RunOut
 
 
 def build_engine(
-    conf: LrdecayConfig, device: torch.device, listeners: Iterable[Listener] = ()
+    cfg: DictConfig, conf: LrdecayConfig, device: torch.device, listeners: Iterable[Listener] = ()
 ) -> Engine:
-    """The run's components from its config: the data on ``device``, the model, its optimizer
-    and scheduler, and the engine that trains them, observed by ``listeners``."""
+    """The run's components from its config (``cfg`` composed, ``conf`` validated): the data on
+    ``device``, the model, its optimizer and scheduler, and the engine that trains them,
+    observed by ``listeners``."""
     data = load_data(conf.dataset, conf.data, device)
     model = accelerate(
         build_model(conf.model, data.input_shape, data.num_classes), device, conf.trainer
     )
     optimizer = build_optimizer(conf.optimizer, model.parameters())
-    scheduler = SequenceScheduler(
-        optimizer,
-        make_sequence(conf.sequence.name, conf.sequence.gamma, conf.sequence.period),
-        make_strategy(conf.strategy.name, conf.strategy.rate, conf.strategy.shrink),
-    )
+    cfg = with_budget(cfg, conf, len(data.train))  # steps per epoch, for per-batch schedulers
+    scheduler = build_scheduler(cfg, conf, optimizer)
     settings = TrainerSettings(
         max_epochs=conf.trainer.max_epochs,
         batch_size=conf.dataset.batch_size,
@@ -267,13 +278,15 @@ class FreshRun:
 def _fresh_run(
     cfg: DictConfig, conf: LrdecayConfig, ctx: RunContext, threads: int, device: torch.device
 ) -> FreshRun:
-    """The tags (the fingerprint among them), params, resolved config and overrides a new
-    MLflow run of ``cfg`` records."""
+    """The tags (the fingerprint of the composed ``cfg`` among them), params, resolved config
+    and overrides a new MLflow run of ``cfg`` records; params and config as the run was sized
+    (a per-batch scheduler's steps per epoch)."""
+    sized = sized_config(cfg, conf)
     return FreshRun(
         tags={**_tags(conf, ctx, threads, device), FINGERPRINT_TAG: fingerprint(cfg)},
-        params=_params(cfg),
+        params=_params(sized),
         texts={
-            "config.yaml": redact_text(OmegaConf.to_yaml(cfg, resolve=True)),
+            "config.yaml": redact_text(OmegaConf.to_yaml(sized, resolve=True)),
             "overrides.txt": "\n".join(ctx.overrides) + "\n",
         },
     )
@@ -374,6 +387,8 @@ def _add_observers(
         engine.listeners.append(CheckpointListener(checkpoint, engine, tracked.run_id))
     if tracked.tracker is not None:
         engine.listeners.append(tracked.tracker)
+        if isinstance(engine.scheduler, TorchScheduler) and engine.scheduler.per_batch:
+            engine.listeners.append(BatchRates(tracked.tracker, engine.scheduler))
     if conf.trial.number is not None:  # a trial of an Optuna study: report, maybe prune
         from lrdecay.sweep.pruning import PruningListener
 
@@ -388,6 +403,8 @@ def _train(
     the tracked run. Fills ``outcome``'s setting, run id and note as soon as they are known;
     returns the fit's outcome."""
     conf = validate(cfg)
+    if conf.sequence.scheduler is not None:  # a PyTorch scheduler: importable, its arguments fit
+        check_scheduler(conf.sequence, conf.strategy.name)
     outcome.setting = conf.tracking.run_name or run_name(conf)
     label = display_name(conf, ctx)
     seed_everything(conf.seed)
@@ -401,7 +418,7 @@ def _train(
             return _skip(prior, tracker, ctx, outcome)
 
     listeners = [EpochLogLine(label), ProgressBar(conf.trainer.progress), *extra_listeners]
-    engine = build_engine(conf, device, listeners)
+    engine = build_engine(cfg, conf, device, listeners)
     checkpoint = None
     if ctx.output_dir is not None and conf.trainer.checkpoint:
         checkpoint = ctx.output_dir / CHECKPOINT_FILE

@@ -32,6 +32,7 @@ from lrdecay.core.metrics import (
 from lrdecay.core.outcome import RunOutcome, RunStatus
 from lrdecay.core.records import EpochRecord
 from lrdecay.core.scheduler import SequenceScheduler
+from lrdecay.core.torch_schedules import TorchScheduler
 
 
 @dataclass
@@ -56,7 +57,7 @@ class Engine:
         self,
         model: nn.Module,
         optimizer: torch.optim.Optimizer,
-        scheduler: SequenceScheduler,
+        scheduler: SequenceScheduler | TorchScheduler,
         data: DataBundle,
         settings: TrainerSettings,
         listeners: Iterable[Listener] = (),
@@ -72,6 +73,8 @@ class Engine:
         self.history: list[EpochRecord] = []
         self.elapsed = 0.0  # seconds of fitting so far, across resumes
         self.generator = torch.Generator().manual_seed(settings.seed)
+        # called after every optimizer step: a PyTorch scheduler defined per batch steps there
+        self.batch_step = scheduler.step_batch if isinstance(scheduler, TorchScheduler) else None
 
     def _train_epoch(self) -> tuple[float, float]:
         """One pass over the shuffled training split; returns mean loss and accuracy."""
@@ -88,6 +91,8 @@ class Engine:
                 loss = F.cross_entropy(logits, y)
             loss.backward()
             self.optimizer.step()
+            if self.batch_step is not None:
+                self.batch_step()
             loss_sum.add_(loss.detach(), alpha=y.shape[0])  # one kernel, no host sync
             hits += (logits.detach().argmax(1) == y).sum()
         n = len(train)

@@ -26,7 +26,7 @@ from mlflow.exceptions import MlflowException
 from mlflow.tracking import MlflowClient
 
 from lrdecay.errors import TrackingError
-from lrdecay.report.claims import LITTLE, RARELY, check_claims
+from lrdecay.report.claims import LITTLE, RARELY, check_claims, check_modern
 from lrdecay.report.figures import Figure, write_figures
 from lrdecay.report.inference import ALPHA
 from lrdecay.report.stats import (
@@ -183,6 +183,17 @@ def render_markdown(
     ]
     for claim in check_claims(rows, LITTLE):
         lines += [f"- {claim.markdown(runset.datasets)}"]
+    modern = check_modern(rows)
+    if modern:
+        lines += [
+            "",
+            "## Modern baselines: the paper's schemes against PyTorch's schedulers",
+            "",
+            "Each scheduler of the Modern baselines block against each of the 12 decay schemes, "
+            "with the same paired tests and Holm correction as above (over the schemes).",
+            "",
+        ]
+        lines += [f"- {claim.markdown(runset.datasets)}" for claim in modern]
     return "\n".join(lines) + "\n"
 
 

@@ -4,7 +4,9 @@ Every verdict reads corrected evidence (:mod:`lrdecay.report.inference`): a clai
 setting is best or fastest compares it with each rival, paired by seed and Holm-corrected over
 the rivals; "matters little" is an equivalence test (TOST) against :data:`LITTLE`. When the
 corrected evidence decides neither way the verdict is "cannot tell". A setting whose rate never
-moved is named as such: it is the same experiment as a fixed-rate run at r0.
+moved is named as such: it is the same experiment as a fixed-rate run at r0. The study's
+claims are weighed among the study's own settings; PyTorch schedulers raced with them (the
+"Modern baselines" block) get their own question: does any of the study's schemes beat them?
 """
 
 from __future__ import annotations
@@ -25,7 +27,7 @@ from lrdecay.report.inference import (
     holm,
     strength,
 )
-from lrdecay.report.stats import STRATEGY_GROUP, SettingSummary, find
+from lrdecay.report.stats import MODERN_GROUP, STRATEGY_GROUP, SettingSummary, find
 
 #: "Matters little" / the effect-size yardstick: one point of accuracy.
 LITTLE = 0.01
@@ -51,7 +53,7 @@ class Claim:
     def markdown(self, datasets: Sequence[str]) -> str:
         """A short paragraph: the claim, the verdict in bold, the numbers behind it."""
         ours = ", ".join(datasets) or "unknown data"
-        if self.dataset in datasets:
+        if not self.dataset or self.dataset in datasets:  # no dataset: a claim about any
             return f"*{self.text}* — **{self.verdict}**. {self.detail}\n"
         theirs = DATASET_NAMES.get(self.dataset, self.dataset)
         return (
@@ -408,10 +410,69 @@ def cutoff_hurts(rows: Sequence[SettingSummary]) -> Claim:
 
 
 def check_claims(rows: Sequence[SettingSummary], margin: float = LITTLE) -> list[Claim]:
-    """Every claim of the study, in the order STUDY.md lists them."""
+    """Every claim of the study, in the order STUDY.md lists them, weighed among the study's
+    own settings (a PyTorch scheduler raced with them is no rival in its claims)."""
+    study = [s for s in rows if s.group != MODERN_GROUP]
     return [
-        scheme_matters_little(rows, margin),
-        seq3_epoch_most_accurate(rows),
-        seq1_fastest(rows),
-        cutoff_hurts(rows),
+        scheme_matters_little(study, margin),
+        seq3_epoch_most_accurate(study),
+        seq1_fastest(study),
+        cutoff_hurts(study),
     ]
+
+
+#: How the modern questions name the ready PyTorch schedulers.
+MODERN_NAMES = {
+    "cosine": "cosine annealing",
+    "onecycle": "one-cycle",
+    "warmup_cosine": "linear warm-up then cosine",
+    "step": "step decay",
+    "plateau": "ReduceLROnPlateau",
+}
+
+
+def beats_modern(rows: Sequence[SettingSummary], modern: SettingSummary) -> Claim:
+    """Does any of the study's 12 decay schemes end more accurate than the PyTorch scheduler
+    ``modern``? Each scheme against it, paired by seed, Holm-corrected over the schemes."""
+    name = MODERN_NAMES.get(modern.runs[0].sequence, modern.setting)
+    text = f"Does any of the paper's decay schemes beat {name} ({modern.setting})?"
+    key = f"beats_{modern.setting}"
+    schemes = [s for s in rows if s.group.startswith("By ") and s.final_acc is not None]
+    if modern.final_acc is None or not schemes:
+        return Claim(
+            key, text, "", "cannot tell", "No final accuracy of it, or no decay scheme, was run."
+        )
+    best = max(schemes, key=lambda s: s.mean("final_acc"))
+    means = [s.mean("final_acc") for s in [*schemes, modern]]
+    numbers = (
+        f"{_ci(modern)} ranks {_rank(modern.mean('final_acc'), means, True)} of {len(means)} "
+        f"among the {len(schemes)} schemes and itself; best scheme {_ci(best)}."
+    )
+    seeded = _seeded(schemes)
+    if len(modern.finals) < 2 or not seeded:
+        return Claim(key, text, "", "cannot tell: n=1", numbers)
+    tests = holm([compare_means(s.finals_by_seed(), modern.finals_by_seed()) for s in seeded])
+    ahead = [(s, c) for s, c in zip(seeded, tests, strict=True) if c.decided and _diff(c) > 0]
+    behind = [c for c in tests if c.decided and _diff(c) < 0]
+    numbers += (
+        f" Paired tests of each of the {len(seeded)} schemes against {modern.setting}, "
+        f"Holm-corrected: ahead {len(ahead)}, behind {len(behind)}, not separated "
+        f"{len(seeded) - len(ahead) - len(behind)}."
+    )
+    if ahead:
+        scheme, c = max(ahead, key=lambda sc: _diff(sc[1]))  # the scheme furthest ahead
+        more = f" and {len(ahead) - 1} more" if len(ahead) > 1 else ""
+        verdict = f"yes: {_name(scheme)}{more} ({_how(c, LITTLE)})"
+    elif len(behind) == len(seeded):
+        verdict = f"no: {modern.setting} beats every scheme ({_how(_weakest(behind), LITTLE)})"
+    else:
+        verdict = (
+            f"no scheme is ahead after correction; {modern.setting} is ahead of "
+            f"{len(behind)} of {len(seeded)}"
+        )
+    return Claim(key, text, "", verdict, numbers)
+
+
+def check_modern(rows: Sequence[SettingSummary]) -> list[Claim]:
+    """One question per PyTorch scheduler raced with the study (none without them)."""
+    return [beats_modern(rows, s) for s in rows if s.group == MODERN_GROUP]

@@ -4,7 +4,8 @@ Every figure uses one colour, line style and marker per sequence (seq1..seq4) an
 (SGD, Adam), so the four sequences of a strategy panel stay apart even where their curves
 coincide; the accuracy-vs-speed scatter marks the strategy by marker. Curves are means over seeds
 with a band from the lowest to the highest seed; diverged runs are left out. Axes stop at the
-data's range and the epoch budget, and legends sit outside the plotting area.
+data's range and the epoch budget, and legends sit outside the plotting area. PyTorch schedulers
+raced with the study ("Modern baselines") get a panel of their own, drawn dashed with stars.
 """
 
 from __future__ import annotations
@@ -24,8 +25,15 @@ from matplotlib.lines import Line2D
 from matplotlib.ticker import FuncFormatter, MaxNLocator
 
 from lrdecay.core.schedules import FIXED_STRATEGY
-from lrdecay.palette import BASELINE_ADAM, BASELINE_COLORS, BASELINE_SGD, SEQUENCE_COLORS
+from lrdecay.palette import (
+    BASELINE_ADAM,
+    BASELINE_COLORS,
+    BASELINE_SGD,
+    MODERN_COLORS,
+    SEQUENCE_COLORS,
+)
 from lrdecay.report.stats import (
+    MODERN_GROUP,
     SEQUENCES,
     STRATEGY_GROUP,
     Censored,
@@ -51,6 +59,10 @@ MARKERS_PER_CURVE = 10
 DODGE = 0.15
 #: One panel per strategy of the grid: (strategy, its row group's name).
 STRATEGY_PANELS = tuple(STRATEGY_GROUP.items())
+#: The panel of the PyTorch schedulers raced with the study, shown when they ran; their style.
+MODERN_PANEL = ("modern", MODERN_GROUP)
+MODERN_LINE = (0, (4, 1.5))
+MODERN_MARKER = "*"
 BAND = "band: lowest to highest seed"
 DPI = 110
 
@@ -88,6 +100,9 @@ def styles(rows: Sequence[SettingSummary]) -> dict[str, Style]:
                 f"{s.label} (fixed)",
                 phase=len(SEQUENCE_COLORS) + s.order,
             )
+        elif s.group == MODERN_GROUP:
+            color = MODERN_COLORS.get(s.runs[0].sequence) or next(others)
+            out[s.setting] = Style(color, MODERN_LINE, MODERN_MARKER, s.setting, phase=s.order)
         elif s.group != "Other":
             out[s.setting] = Style(
                 SEQUENCE_COLORS[s.label],
@@ -211,9 +226,23 @@ def _minor_label(value: float, _: object) -> str:
 
 
 def _panel_rows(rows: Sequence[SettingSummary], strategy: str) -> list[SettingSummary]:
-    """The settings drawn in a strategy's panel: its sequences, other settings, then baselines."""
-    own = [s for s in rows if s.group != "Benchmark" and s.runs[0].strategy == strategy]
+    """The settings drawn in a strategy's panel: its sequences, other settings, then baselines;
+    the modern panel's: the PyTorch schedulers, then baselines."""
+    if strategy == MODERN_PANEL[0]:
+        own = [s for s in rows if s.group == MODERN_GROUP]
+    else:
+        own = [
+            s
+            for s in rows
+            if s.group not in ("Benchmark", MODERN_GROUP) and s.runs[0].strategy == strategy
+        ]
     return own + [s for s in rows if s.group == "Benchmark"]
+
+
+def panels(rows: Sequence[SettingSummary]) -> list[tuple[str, str]]:
+    """The strategy panels, and the modern one when PyTorch schedulers were raced."""
+    modern = any(s.group == MODERN_GROUP for s in rows)
+    return [*STRATEGY_PANELS, *([MODERN_PANEL] if modern else [])]
 
 
 def zoom_range(rows: Sequence[SettingSummary], key: str) -> tuple[float, float] | None:
@@ -266,14 +295,18 @@ def curves_figure(
     zoom: bool = False,
 ) -> plt.Figure:
     """One panel per strategy: its sequences and both baselines, ``key`` against epoch; with
-    ``zoom``, a second row showing only the top of the range, where the settings differ."""
+    ``zoom``, a second row showing only the top of the range, where the settings differ. PyTorch
+    schedulers raced with the study get a fourth panel, with the baselines too."""
     st = styles(rows)
-    windows = [zoom_range(_panel_rows(rows, strategy), key) for strategy, _ in STRATEGY_PANELS]
+    shown = panels(rows)
+    windows = [zoom_range(_panel_rows(rows, strategy), key) for strategy, _ in shown]
     n_rows = 2 if zoom and any(windows) else 1
-    fig, axes = plt.subplots(n_rows, 3, figsize=(15, 4.6 * n_rows), squeeze=False)
+    fig, axes = plt.subplots(
+        n_rows, len(shown), figsize=(5 * len(shown), 4.6 * n_rows), squeeze=False
+    )
     last = budget(rows)
     for r, row_axes in enumerate(axes):
-        for i, (ax, (strategy, name)) in enumerate(zip(row_axes, STRATEGY_PANELS, strict=True)):
+        for i, (ax, (strategy, name)) in enumerate(zip(row_axes, shown, strict=True)):
             if r == 0 and i:
                 ax.sharey(row_axes[0])  # the full view compares panels on one scale
             _draw_panel(ax, rows, strategy, key, st)
@@ -299,16 +332,20 @@ def plot_rates(rows: Sequence[SettingSummary], path: Path) -> Path:
 def rates_figure(rows: Sequence[SettingSummary]) -> plt.Figure:
     """The learning rate each run actually used per epoch, ▼ where it moved."""
     st = styles(rows)
-    panels = [*STRATEGY_PANELS, (FIXED_STRATEGY, "Benchmark and other")]
-    fig, axes = plt.subplots(1, len(panels), figsize=(18, 5.4), sharey=True)
+    shown = [*panels(rows), (FIXED_STRATEGY, "Benchmark and other")]
+    fig, axes = plt.subplots(1, len(shown), figsize=(4.5 * len(shown), 5.4), sharey=True)
     last = budget(rows)
     logged = any(r.series("lr")[0] for s in rows for r in s.ok_runs)
-    for ax, (strategy, name) in zip(axes, panels, strict=True):
+    for ax, (strategy, name) in zip(axes, shown, strict=True):
         if strategy == FIXED_STRATEGY:
             chosen = [s for s in rows if s.group in ("Benchmark", "Other")]
+        elif strategy == MODERN_PANEL[0]:
+            chosen = [s for s in rows if s.group == MODERN_GROUP]
         else:
             chosen = [
-                s for s in rows if s.group not in ("Benchmark", "Other") and s.strategy == strategy
+                s
+                for s in rows
+                if s.group not in ("Benchmark", "Other", MODERN_GROUP) and s.strategy == strategy
             ]
         for s in chosen:
             _plot_rate_runs(ax, s, st[s.setting])
@@ -357,9 +394,10 @@ def _plot_rate_runs(ax: Axes, s: SettingSummary, style: Style) -> None:
 
 
 def best_per_strategy(rows: Sequence[SettingSummary]) -> list[SettingSummary]:
-    """The setting with the highest mean final accuracy in each strategy group."""
+    """The setting with the highest mean final accuracy in each strategy group (and among the
+    modern baselines, when they ran)."""
     best = []
-    for _, name in STRATEGY_PANELS:
+    for _, name in panels(rows):
         group = [s for s in rows if s.group == name and s.final_acc is not None]
         if group:
             best.append(max(group, key=lambda s: s.mean("final_acc")))
@@ -369,7 +407,7 @@ def best_per_strategy(rows: Sequence[SettingSummary]) -> list[SettingSummary]:
 def _by_strategy(style: Style, row: SettingSummary) -> Style:
     """``style`` with the line and marker of the row's strategy: tells apart the same sequence
     under two strategies when they share a figure."""
-    if row.strategy not in STRATEGY_LINES:
+    if row.group == MODERN_GROUP or row.strategy not in STRATEGY_LINES:
         return style
     return replace(style, line=STRATEGY_LINES[row.strategy], marker=STRATEGY_MARKERS[row.strategy])
 
@@ -391,8 +429,10 @@ def plot_best(rows: Sequence[SettingSummary], path: Path) -> Path:
         ax.grid(alpha=0.3)
     _plain_log_ticks(axes[1])
     axes[0].legend(fontsize=9, loc="upper center", bbox_to_anchor=(0.5, -0.14), frameon=False)
+    modern = " and of the modern baselines" if len(panels(rows)) > len(STRATEGY_PANELS) else ""
     fig.suptitle(
-        f"Best setting of each strategy vs the baselines (mean over seeds; {BAND})", fontsize=14
+        f"Best setting of each strategy{modern} vs the baselines (mean over seeds; {BAND})",
+        fontsize=14,
     )
     fig.tight_layout()
     return _save(fig, path)
@@ -419,7 +459,7 @@ def scatter_figure(rows: Sequence[SettingSummary]) -> plt.Figure:
             acc.mean,
             xerr=[[max(x - conv.lo, 0.0)], [max(conv.horizon - x, 0.0)]],  # ends on the seeds
             yerr=[[acc.mean - acc.lo], [acc.hi - acc.mean]],
-            fmt=STRATEGY_MARKERS.get(s.strategy, "P"),
+            fmt=MODERN_MARKER if s.group == MODERN_GROUP else STRATEGY_MARKERS.get(s.strategy, "P"),
             color=style.color,
             markerfacecolor=style.color if conv.median is not None else "none",
             markersize=8,
@@ -458,6 +498,12 @@ def required_censored(row: SettingSummary) -> Censored:
 def write_figures(rows: Sequence[SettingSummary], out_dir: Path) -> list[Figure]:
     """Write every figure of the report into ``out_dir``; returns them with their captions."""
     excluded = " Diverged runs are left out." if any(s.n_diverged for s in rows) else ""
+    modern = (
+        f" A fourth panel, {MODERN_GROUP}, holds the PyTorch schedulers raced with the study "
+        "(dashed, stars), with the baselines."
+        if len(panels(rows)) > len(STRATEGY_PANELS)
+        else ""
+    )
     return [
         Figure(
             plot_curves(
@@ -472,7 +518,7 @@ def write_figures(rows: Sequence[SettingSummary], out_dir: Path) -> list[Figure]
             "Validation accuracy per epoch, one panel per strategy, each with the four "
             "sequences (colour, line style and marker) and both fixed-rate baselines "
             "(dotted); the second row zooms on the top of the range, where the settings "
-            f"differ.{excluded}",
+            f"differ.{modern}{excluded}",
         ),
         Figure(
             plot_curves(
@@ -490,7 +536,8 @@ def write_figures(rows: Sequence[SettingSummary], out_dir: Path) -> list[Figure]
             plot_rates(rows, out_dir / "learning_rate.png"),
             "Realised learning rate",
             "The learning rate each run used in each epoch; ▼ marks the first epoch at a new "
-            "rate. The legend lists each seed's number of rate moves.",
+            "rate. The legend lists each seed's number of rate moves. A per-batch scheduler "
+            "(one-cycle, warm-up) shows the rate each epoch started with.",
         ),
         Figure(
             plot_best(rows, out_dir / "best_vs_baselines.png"),

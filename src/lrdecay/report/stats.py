@@ -28,7 +28,7 @@ from lrdecay.core.schedules import FIXED_STRATEGY, study_names
 from lrdecay.core.schedules import SEQUENCES as SEQUENCE_REGISTRY
 from lrdecay.core.schedules import STRATEGIES as STRATEGY_REGISTRY
 from lrdecay.errors import LrdecayError
-from lrdecay.palette import BASELINE_ADAM, BASELINE_SGD
+from lrdecay.palette import BASELINE_ADAM, BASELINE_SGD, MODERN_COLORS
 from lrdecay.report.inference import Comparison, compare_means, holm, km_median
 from lrdecay.tracking.tracker import outcome_from_run
 
@@ -40,7 +40,9 @@ HISTORY_KEYS = ("val_acc", "val_loss", "lr", "lr_advances")
 SEQUENCES = study_names(SEQUENCE_REGISTRY)
 STRATEGY_GROUP = {name: STRATEGY_REGISTRY[name].label for name in study_names(STRATEGY_REGISTRY)}
 #: Row groups of the study's Tables 1 and 2, in order.
-GROUPS = ("Benchmark", *STRATEGY_GROUP.values(), "Other")
+#: The PyTorch schedulers raced with the study form a block of their own after them.
+MODERN_GROUP = "Modern baselines"
+GROUPS = ("Benchmark", *STRATEGY_GROUP.values(), MODERN_GROUP, "Other")
 #: Params that must agree across the seeds of one setting for their mean to mean anything.
 CONSISTENCY_PARAMS = (
     "dataset.name",
@@ -69,6 +71,7 @@ class RunRecord:
     dataset: str
     params: dict[str, str]
     history: dict[str, dict[int, float]] = field(default_factory=dict)
+    scheduler: str = ""  # the PyTorch scheduler's class path; empty for the study's sequences
 
     @property
     def run_id(self) -> str:
@@ -216,6 +219,7 @@ def _record(client: MlflowClient, run: Run, outcome: RunOutcome) -> RunRecord:
         dataset=tags.get("dataset", "?"),
         params=dict(run.data.params),
         history=_history(client, run.info.run_id),
+        scheduler=tags.get("scheduler", ""),
     )
 
 
@@ -454,8 +458,14 @@ def _by_seed(pairs: Iterable[tuple[str, float | None]]) -> dict[str, float]:
     return {seed: float(np.mean(vs)) for seed, vs in grouped.items()}
 
 
-def classify(optimizer: str, sequence: str, strategy: str, setting: str) -> tuple[str, str, int]:
-    """(group, row label, order within group) of a setting, as in the study's tables."""
+def classify(
+    optimizer: str, sequence: str, strategy: str, setting: str, scheduler: str = ""
+) -> tuple[str, str, int]:
+    """(group, row label, order within group) of a setting, as in the study's tables; a
+    PyTorch scheduler's runs form the "Modern baselines" block (ready options first)."""
+    if scheduler:
+        modern = list(MODERN_COLORS)
+        return MODERN_GROUP, setting, modern.index(sequence) if sequence in modern else len(modern)
     if strategy == FIXED_STRATEGY and setting in (BASELINE_SGD, BASELINE_ADAM):
         return "Benchmark", "SGD" if optimizer == "sgd" else "Adam", 0 if optimizer == "sgd" else 1
     if optimizer == "sgd" and sequence in SEQUENCES and strategy in STRATEGY_GROUP:
@@ -486,7 +496,9 @@ def summarise(runs: Sequence[RunRecord], target: float | None) -> list[SettingSu
     rows: list[SettingSummary] = []
     for setting, members in by_setting.items():
         first = members[0]
-        group, label, order = classify(first.optimizer, first.sequence, first.strategy, setting)
+        group, label, order = classify(
+            first.optimizer, first.sequence, first.strategy, setting, first.scheduler
+        )
         row = SettingSummary(setting, group, label, order, members, target)
         ok = row.ok_runs
         row.final_acc = Stat.of(r.metric("final_val_acc") for r in ok)

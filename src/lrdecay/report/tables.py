@@ -18,6 +18,7 @@ from dataclasses import dataclass
 from lrdecay.report.inference import ALPHA, format_p
 from lrdecay.report.stats import (
     BASELINE_SGD,
+    MODERN_GROUP,
     Censored,
     SettingSummary,
     Stat,
@@ -191,6 +192,13 @@ def footnotes(
         "rate (an advance after the last epoch trains nothing and is not counted); mean over "
         "seeds with their range."
     )
+    if any(s.group == MODERN_GROUP for s in rows):
+        notes.append(
+            f"{MODERN_GROUP}: PyTorch LR schedulers (conf/sequence/<name>.yaml) raced with the "
+            "study's settings from the same r0. A per-batch scheduler (one-cycle, warm-up) "
+            "moves the rate within every epoch: its rate moves count the epochs that started "
+            "at a new rate, and its per-batch rates are logged in each run as per_batch/lr."
+        )
     still = [s.setting for s in rows if s.never_moved]
     if still:
         notes.append(

@@ -67,6 +67,12 @@ def identity(cfg: DictConfig) -> dict[str, Any]:
         if keys is not None and isinstance(value, dict):
             value = {k: value.get(k) for k in keys}
         out[group] = value
+    sequence = out.get("sequence")
+    if isinstance(sequence, dict):  # derived from the data; a study sequence's hash as before
+        sequence.pop("steps_per_epoch", None)
+        if sequence.get("scheduler") is None:
+            sequence.pop("scheduler", None)
+            sequence.pop("interval", None)
     return out
 
 

@@ -27,7 +27,7 @@ from hydra.core.override_parser.overrides_parser import OverridesParser
 
 from lrdecay.core.records import FINAL_ACC_METRIC, summary_key
 from lrdecay.core.schedules import SEQUENCES, STRATEGIES, readers, study_names
-from lrdecay.palette import BASELINE_COLORS, SEQUENCE_COLORS
+from lrdecay.palette import BASELINE_COLORS, MODERN_COLORS, SEQUENCE_COLORS
 
 if TYPE_CHECKING:
     from mlflow.tracking import MlflowClient
@@ -192,10 +192,12 @@ STRATEGY_SHADES = dict(
 
 def setting_colour(setting: str, sequence: str, strategy: str) -> str | None:
     """The colour of ``setting`` in the UI, from the report figures' palette: the hue of its
-    sequence (or baseline) shaded by its strategy; None for a setting outside the study."""
+    sequence, baseline or ready PyTorch scheduler shaded by its strategy; None for a setting
+    outside the study."""
     if setting in BASELINE_COLORS:
         return BASELINE_COLORS[setting]
-    if sequence not in SEQUENCE_COLORS or strategy not in STRATEGY_SHADES:
+    hue = SEQUENCE_COLORS.get(sequence) or MODERN_COLORS.get(sequence)
+    if hue is None or strategy not in STRATEGY_SHADES:
         return None
     towards, amount = STRATEGY_SHADES[strategy]
-    return _mix(SEQUENCE_COLORS[sequence], towards, amount)
+    return _mix(hue, towards, amount)

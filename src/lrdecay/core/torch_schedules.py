@@ -1,0 +1,152 @@
+"""Any PyTorch LR scheduler as the run's schedule, driven the way the engine drives a sequence.
+
+:class:`TorchScheduler` wraps a built ``torch.optim.lr_scheduler.LRScheduler`` (cosine,
+one-cycle, ``ReduceLROnPlateau``, a user's own) behind the interface of
+:class:`~lrdecay.core.scheduler.SequenceScheduler`: ``step(val_loss)`` after each epoch,
+``get_last_lr()``, ``advances``, a plain-data ``state_dict``. A scheduler defined per batch
+(one-cycle, warm-up) steps after every optimizer step instead (:meth:`TorchScheduler.step_batch`).
+An epoch-stepped one moves when the study's strategy says so, so ``ExponentialLR(gamma=0.9)``
+under ``epoch`` is seq3 by epoch and under ``cutoff`` is seq3 by cutoff.
+
+Example::
+
+    opt = torch.optim.SGD(model.parameters(), lr=0.01)
+    sched = TorchScheduler(CosineAnnealingLR(opt, T_max=epochs), make_strategy("epoch"))
+    for epoch in range(epochs):
+        train(...); sched.step(evaluate(...))
+"""
+
+from __future__ import annotations
+
+import math
+from typing import Any
+
+from torch.optim import Optimizer
+from torch.optim.lr_scheduler import (
+    CosineAnnealingLR,
+    LinearLR,
+    LRScheduler,
+    ReduceLROnPlateau,
+    SequentialLR,
+)
+
+from lrdecay.core.schedules import Strategy
+
+#: When a scheduler steps: after each epoch, or after each optimizer step.
+INTERVALS = ("epoch", "batch")
+#: The MLflow key of the rate each batch trained with, at step = the optimizer step (1-based,
+#: counted over the whole run): its own section, so it is never read as a per-epoch value.
+BATCH_LR_METRIC = "per_batch/lr"
+
+
+def _moved(before: list[float], after: list[float]) -> bool:
+    """Whether any param group's rate changed (beyond float rounding)."""
+    return any(
+        not math.isclose(a, b, rel_tol=1e-12, abs_tol=0.0)
+        for a, b in zip(before, after, strict=True)
+    )
+
+
+class TorchScheduler:
+    """Drives ``scheduler`` once per epoch (``interval="epoch"``) or per batch (``"batch"``).
+
+    Per epoch, a ``ReduceLROnPlateau`` is fed the validation loss; any other scheduler steps
+    when ``strategy`` says the rate advances. ``advances`` counts the steps taken (epoch
+    interval) or the epochs after which the rate changed (plateau, batch interval).
+    """
+
+    def __init__(self, scheduler: LRScheduler, strategy: Strategy, interval: str = "epoch") -> None:
+        if interval not in INTERVALS:
+            raise ValueError(f"interval must be one of {', '.join(INTERVALS)}, got {interval!r}")
+        self.scheduler = scheduler
+        self.strategy = strategy
+        self.interval = interval
+        self.per_batch = interval == "batch"
+        self.plateau = isinstance(scheduler, ReduceLROnPlateau)
+        self.advances = 0
+        self.batches = 0  # optimizer steps so far, over the whole run
+        self.batch_lrs: list[float] = []  # the rate each batch of the current epoch used
+        self._epoch_start = self.get_last_lr()
+        self._epoch_open = False
+
+    @property
+    def optimizer(self) -> Optimizer:
+        return self.scheduler.optimizer
+
+    def get_last_lr(self) -> list[float]:
+        """The rates in force now, one per param group."""
+        return [float(lr) for lr in self.scheduler.get_last_lr()]
+
+    def step_batch(self) -> None:
+        """After each optimizer step: record the rate that batch used; step a per-batch
+        scheduler."""
+        if not self._epoch_open:
+            self.batch_lrs, self._epoch_open = [], True
+        self.batches += 1
+        self.batch_lrs.append(self.get_last_lr()[0])
+        if self.per_batch:
+            self.scheduler.step()
+
+    def step(self, val_loss: float | None = None) -> None:
+        """After each epoch's validation pass: move the rate as the scheduler is defined to."""
+        self._epoch_open = False
+        if self.plateau:
+            if val_loss is None:
+                raise ValueError("ReduceLROnPlateau needs the validation loss: step(val_loss)")
+            self.scheduler.step(val_loss)
+        elif not self.per_batch and self.strategy.should_advance(val_loss):
+            self.scheduler.step()
+            self.advances += 1
+        now = self.get_last_lr()
+        if (self.plateau or self.per_batch) and _moved(self._epoch_start, now):
+            self.advances += 1
+        self._epoch_start = now
+
+    def state_dict(self) -> dict[str, Any]:
+        """Plain data (the scheduler's own ``state_dict`` inside), for ``weights_only`` loads."""
+        return {
+            "torch_scheduler": self.scheduler.state_dict(),
+            "strategy_state": self.strategy.state_dict(),
+            "advances": self.advances,
+            "batches": self.batches,
+            "epoch_start": list(self._epoch_start),
+        }
+
+    def load_state_dict(self, state: dict[str, Any]) -> None:
+        """Restore what :meth:`state_dict` returned (the optimizer is restored separately)."""
+        self.scheduler.load_state_dict(state["torch_scheduler"])
+        self.strategy.load_state_dict(state["strategy_state"])
+        self.advances = int(state["advances"])
+        self.batches = int(state["batches"])
+        self._epoch_start = [float(x) for x in state["epoch_start"]]
+        self.batch_lrs, self._epoch_open = [], False
+
+
+class WarmupCosineLR(SequentialLR):
+    """Linear warm-up over ``warmup_epochs`` then cosine annealing to ``eta_min`` by the end of
+    the budget, per batch: ``SequentialLR(LinearLR, CosineAnnealingLR)`` sized by the budget.
+
+    Example (5 epochs of 100 batches, one epoch of warm-up)::
+
+        WarmupCosineLR(opt, epochs=5, steps_per_epoch=100, warmup_epochs=1)
+    """
+
+    def __init__(
+        self,
+        optimizer: Optimizer,
+        epochs: int,
+        steps_per_epoch: int,
+        warmup_epochs: float = 1.0,
+        start_factor: float = 0.01,
+        eta_min: float = 0.0,
+        last_epoch: int = -1,
+    ) -> None:
+        if epochs < 1 or steps_per_epoch < 1:
+            raise ValueError("epochs and steps_per_epoch must be >= 1")
+        if not 0 <= warmup_epochs < epochs:
+            raise ValueError(f"warmup_epochs must be in [0, epochs={epochs}), got {warmup_epochs}")
+        total = epochs * steps_per_epoch
+        warm = max(1, round(warmup_epochs * steps_per_epoch))
+        warmup = LinearLR(optimizer, start_factor=start_factor, end_factor=1.0, total_iters=warm)
+        cosine = CosineAnnealingLR(optimizer, T_max=max(1, total - warm), eta_min=eta_min)
+        super().__init__(optimizer, [warmup, cosine], milestones=[warm], last_epoch=last_epoch)

@@ -1,0 +1,172 @@
+"""A PyTorch LR scheduler from the ``sequence`` config: checked, sized by the budget, built.
+
+``sequence.scheduler`` holds a ``_target_`` (any ``torch.optim.lr_scheduler`` class, or a
+user's own ``LRScheduler`` by import path) and its arguments; Hydra's ``instantiate`` builds it
+with the run's optimizer. The budget is there to interpolate: ``${trainer.max_epochs}`` and
+``${sequence.steps_per_epoch}`` (set by the run once the data is loaded), e.g.::
+
+    sequence:
+      name: onecycle
+      interval: batch
+      scheduler:
+        _target_: torch.optim.lr_scheduler.OneCycleLR
+        max_lr: ${optimizer.lr}
+        epochs: ${trainer.max_epochs}
+        steps_per_epoch: ${sequence.steps_per_epoch}
+
+Every mistake is one :class:`~lrdecay.errors.ConfigError` line, raised while the config is
+validated (before any data loads): an unknown ``_target_``, a class that is no LRScheduler, a
+missing or unknown argument, a strategy that cannot time the scheduler.
+"""
+
+from __future__ import annotations
+
+import importlib
+import inspect
+import math
+from typing import TYPE_CHECKING, Any
+
+from hydra.errors import InstantiationException
+from hydra.utils import instantiate
+from omegaconf import DictConfig, OmegaConf
+
+from lrdecay.errors import ConfigError
+
+if TYPE_CHECKING:
+    import torch
+
+    from lrdecay.config import LrdecayConfig, SequenceConfig
+    from lrdecay.core.scheduler import SequenceScheduler
+    from lrdecay.core.torch_schedules import TorchScheduler
+
+KEY = "sequence.scheduler"
+#: Keys of a ``_target_`` node that Hydra reads itself, not arguments of the class.
+HYDRA_KEYS = ("_target_", "_partial_", "_recursive_", "_convert_", "_args_")
+#: What the run passes to every scheduler itself.
+GIVEN = "optimizer"
+
+
+def _first_line(exc: BaseException) -> str:
+    text = str(exc).strip()
+    return text.splitlines()[0][:300] if text else type(exc).__name__
+
+
+def locate(path: str) -> object:
+    """The object at dotted ``path`` (``pkg.module.Class``): its longest importable module, then
+    attributes. Quiet on failure (Hydra's own lookup logs an ERROR line of its own)."""
+    parts = path.split(".")
+    for i in range(len(parts), 0, -1):
+        try:
+            found: object = importlib.import_module(".".join(parts[:i]))
+        except ModuleNotFoundError:
+            continue
+        for name in parts[i:]:
+            found = getattr(found, name)  # AttributeError: no such class in that module
+        return found
+    raise ImportError(f"no module in '{path}'")
+
+
+def scheduler_class(scheduler: dict[str, Any]) -> type:
+    """The LRScheduler class ``scheduler['_target_']`` names; a :class:`ConfigError` if it is
+    missing, cannot be imported, or is not an LRScheduler."""
+    from torch.optim.lr_scheduler import LRScheduler
+
+    target = scheduler.get("_target_")
+    if not isinstance(target, str) or not target:
+        raise ConfigError(
+            f"{KEY}._target_: name the scheduler class, e.g. "
+            "torch.optim.lr_scheduler.CosineAnnealingLR"
+        )
+    try:
+        cls = locate(target)
+    except Exception as exc:  # not there, or its module fails to import
+        raise ConfigError(f"{KEY}._target_: cannot import '{target}'") from exc
+    if not (isinstance(cls, type) and issubclass(cls, LRScheduler)):
+        raise ConfigError(
+            f"{KEY}._target_: '{target}' is not a PyTorch LR scheduler "
+            "(a subclass of torch.optim.lr_scheduler.LRScheduler)"
+        )
+    return cls
+
+
+def is_plateau(cls: type) -> bool:
+    """Whether ``cls`` steps on a metric (``ReduceLROnPlateau``) rather than on a count."""
+    from torch.optim.lr_scheduler import ReduceLROnPlateau
+
+    return issubclass(cls, ReduceLROnPlateau)
+
+
+def check_scheduler(sequence: SequenceConfig, strategy: str) -> None:
+    """Raise a one-line :class:`ConfigError` unless ``sequence.scheduler`` can be built and
+    timed: its class imports and is an LRScheduler, its arguments fit its signature, and
+    ``strategy`` can time it (only ``epoch`` for a per-batch or plateau scheduler)."""
+    from lrdecay.core.torch_schedules import INTERVALS
+
+    assert sequence.scheduler is not None
+    if sequence.interval not in INTERVALS:
+        raise ConfigError(
+            f"sequence.interval: '{sequence.interval}' is not one of {', '.join(INTERVALS)}"
+        )
+    cls = scheduler_class(sequence.scheduler)
+    args = {k: v for k, v in sequence.scheduler.items() if k not in HYDRA_KEYS}
+    if GIVEN in args:
+        raise ConfigError(f"{KEY}.{GIVEN}: the run passes its own optimizer; remove this key")
+    try:
+        inspect.signature(cls).bind(None, **args)
+    except TypeError as exc:
+        raise ConfigError(f"{KEY}: {cls.__name__} {_first_line(exc)}") from None
+    if strategy != "epoch" and (sequence.interval == "batch" or is_plateau(cls)):
+        how = "every batch" if sequence.interval == "batch" else "on the validation loss itself"
+        raise ConfigError(
+            f"strategy: '{strategy}' cannot time sequence '{sequence.name}' ({cls.__name__} "
+            f"steps {how}); use strategy=epoch"
+        )
+
+
+def steps_per_epoch(n_train: int, batch_size: int) -> int:
+    """Optimizer steps in one epoch: the last batch may be short (none are dropped)."""
+    return max(1, math.ceil(n_train / batch_size))
+
+
+def with_budget(cfg: DictConfig, conf: LrdecayConfig, n_train: int) -> DictConfig:
+    """``cfg`` with ``sequence.steps_per_epoch`` set from the training split, for a scheduler
+    to size itself by; unchanged for the study's own sequences."""
+    if conf.sequence.scheduler is not None:
+        conf.sequence.steps_per_epoch = steps_per_epoch(n_train, conf.dataset.batch_size)
+    return sized(cfg, conf)
+
+
+def sized(cfg: DictConfig, conf: LrdecayConfig) -> DictConfig:
+    """``cfg`` with the steps per epoch ``conf`` was sized with (:func:`with_budget`): what the
+    run's params and saved config show; unchanged for the study's own sequences."""
+    if conf.sequence.scheduler is None:
+        return cfg
+    merged = OmegaConf.merge(cfg, {"sequence": {"steps_per_epoch": conf.sequence.steps_per_epoch}})
+    assert isinstance(merged, DictConfig)
+    return merged
+
+
+def build_scheduler(
+    cfg: DictConfig, conf: LrdecayConfig, optimizer: torch.optim.Optimizer
+) -> SequenceScheduler | TorchScheduler:
+    """The run's scheduler: the study's sequence under its strategy, or the configured PyTorch
+    scheduler built by Hydra's ``instantiate`` with ``optimizer`` (``cfg`` sized by
+    :func:`with_budget`)."""
+    from lrdecay.core.scheduler import SequenceScheduler
+    from lrdecay.core.schedules import make_sequence, make_strategy
+    from lrdecay.core.torch_schedules import TorchScheduler
+
+    strategy = make_strategy(conf.strategy.name, conf.strategy.rate, conf.strategy.shrink)
+    seq = conf.sequence
+    if seq.scheduler is None:
+        return SequenceScheduler(
+            optimizer, make_sequence(seq.name, seq.gamma, seq.period), strategy
+        )
+    try:
+        built = instantiate(cfg.sequence.scheduler, optimizer=optimizer, _convert_="all")
+    except InstantiationException as exc:
+        cause = exc.__cause__ or exc
+        raise ConfigError(
+            f"{KEY}: {seq.scheduler['_target_']} cannot be built: {_first_line(cause)}"
+        ) from None
+    return TorchScheduler(built, strategy, seq.interval)
