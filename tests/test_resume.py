@@ -12,7 +12,7 @@ from mlflow.tracking import MlflowClient
 from lrdecay.core.checkpoint import CHECKPOINT_FILE
 from lrdecay.core.records import EPOCH_METRICS, EpochRecord, Listener, metric_name
 from lrdecay.run import RunContext, run
-from tests.conftest import compose_config
+from tests.helpers import compose_config
 
 
 class InterruptAt(Listener):
