@@ -11,7 +11,7 @@ from lrdecay.core.acceleration import accelerate, autocast, check_precision, use
 from lrdecay.core.models import CifarCNN, MnistCNN
 from lrdecay.errors import ConfigError
 from lrdecay.run import run
-from tests.conftest import compose_config
+from tests.helpers import compose_config
 
 CPU = torch.device("cpu")
 # Two digits epochs, untracked: the options change nothing in tracking, and a fresh MLflow

@@ -14,7 +14,7 @@ from omegaconf.errors import OmegaConfBaseException
 
 from lrdecay.config import LrdecayConfig, validate
 from lrdecay.errors import LrdecayError
-from tests.conftest import compose_config, error_line, run_cli
+from tests.helpers import compose_config, error_line, run_cli
 
 #: Leaves a user may set, with a value that is valid for each (to mix into the bad ones).
 NUMERIC = {

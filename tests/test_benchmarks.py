@@ -6,13 +6,10 @@ from __future__ import annotations
 import re
 import subprocess
 import sys
-from pathlib import Path
 
 import pytest
 
-from tests.conftest import require_fashion_mnist
-
-ROOT = Path(__file__).resolve().parents[1]
+from tests.helpers import ROOT, require_fashion_mnist
 
 
 def _run(cmd: list[str], timeout: float) -> str:

@@ -9,8 +9,6 @@ from __future__ import annotations
 import json
 import os
 import re
-import subprocess
-import sys
 import tempfile
 import time
 import urllib.parse
@@ -19,10 +17,18 @@ from collections.abc import Callable, Iterator
 from pathlib import Path
 
 import pytest
-from mlflow.tracking import MlflowClient
 
 from lrdecay.core.records import FINAL_ACC_METRIC
-from tests.conftest import free_port, require_debian_package, run_cli
+from tests.helpers import (
+    experiment_runs,
+    free_port,
+    is_sweep_parent,
+    require_debian_package,
+    run_cli,
+    start_mlflow_ui,
+    store,
+    store_uri,
+)
 
 pytestmark = pytest.mark.slow
 
@@ -69,10 +75,7 @@ def sweep(tmp_path_factory) -> dict:
     assert proc.returncode == 0, proc.stderr[-3000:]
     url = re.search(r"then open (\S+)", proc.stdout)
     assert url, proc.stdout[-2000:]
-    client = MlflowClient(f"sqlite:///{folder / 'mlruns' / 'mlflow.db'}")
-    runs = client.search_runs(
-        [client.get_experiment_by_name("lrdecay-digits").experiment_id], max_results=100
-    )
+    runs = experiment_runs(store(folder), max_results=100)
     best_first = re.search(r"best final accuracy first: (\S+)", proc.stdout)
     assert best_first, proc.stdout[-2000:]
     return {"folder": folder, "url": url.group(1), "best_first": best_first.group(1), "runs": runs}
@@ -82,22 +85,7 @@ def sweep(tmp_path_factory) -> dict:
 def ui(sweep: dict) -> Iterator[str]:
     """The README's ``mlflow ui`` on the sweep's store, on a free port; yields its base URL."""
     port = free_port()
-    store = f"sqlite:///{sweep['folder'] / 'mlruns' / 'mlflow.db'}"
-    proc = subprocess.Popen(
-        [
-            str(Path(sys.executable).with_name("mlflow")),
-            "ui",
-            "--backend-store-uri",
-            store,
-            "--host",
-            "127.0.0.1",
-            "--port",
-            str(port),
-        ],
-        cwd=sweep["folder"],
-        stdout=subprocess.DEVNULL,
-        stderr=subprocess.DEVNULL,
-    )
+    proc = start_mlflow_ui(store_uri(sweep["folder"]), sweep["folder"], port)
     base = f"http://127.0.0.1:{port}"
     try:
         _wait_for(base + "/health", 120)
@@ -221,7 +209,7 @@ def test_printed_url_opens_the_runs_table_with_children_nested(browser, sweep, u
     _open_runs_table(browser, sweep, ui)
     assert "/runs" in browser.current_url and "workflowType=machine_learning" in browser.current_url
     assert "Traces 0" not in _text(browser) and "No data available" not in _text(browser)
-    (parent,) = [r for r in sweep["runs"] if r.data.tags.get("lrdecay.role") == "sweep"]
+    (parent,) = [r for r in sweep["runs"] if is_sweep_parent(r)]
     assert _until(lambda: parent.info.run_name in _text(browser))
     assert "seq3-epoch s1" not in _text(browser)  # children are folded under the sweep
     _expand_sweep(browser)

@@ -6,10 +6,9 @@ import time
 from pathlib import Path
 
 import pytest
-from mlflow.tracking import MlflowClient
 
 from lrdecay.core.records import FINAL_ACC_METRIC
-from tests.conftest import error_line, require_fashion_mnist, run_cli
+from tests.helpers import error_line, experiment_runs, require_fashion_mnist, run_cli, store
 
 pytestmark = pytest.mark.slow
 
@@ -23,9 +22,8 @@ def test_default_store_is_sqlite_under_mlruns(tmp_path: Path) -> None:
     assert proc.returncode == 0, proc.stderr[-2000:]
     assert "epoch 3/3" in proc.stdout + proc.stderr
     assert (tmp_path / "mlruns" / "mlflow.db").is_file()
-    client = MlflowClient(f"sqlite:///{tmp_path / 'mlruns' / 'mlflow.db'}")
-    exp = client.get_experiment_by_name("lrdecay-digits")
-    (r,) = client.search_runs([exp.experiment_id])
+    client = store(tmp_path)
+    (r,) = experiment_runs(client)
     assert r.info.status == "FINISHED"
     assert r.info.artifact_uri.startswith((tmp_path / "mlruns" / "artifacts").as_uri())
     assert {a.path for a in client.list_artifacts(r.info.run_id)} >= {"curves.png", "config.yaml"}
@@ -75,7 +73,5 @@ def test_fashion_mnist_two_epochs_offline(tmp_path: Path) -> None:
         timeout=900,
     )
     assert proc.returncode == 0, proc.stderr[-2000:]
-    client = MlflowClient(f"sqlite:///{tmp_path / 'mlruns' / 'mlflow.db'}")
-    exp = client.get_experiment_by_name("lrdecay-fashion_mnist")
-    (r,) = client.search_runs([exp.experiment_id])
+    (r,) = experiment_runs(store(tmp_path), "lrdecay-fashion_mnist")
     assert r.data.metrics[FINAL_ACC_METRIC] >= 0.85

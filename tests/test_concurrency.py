@@ -2,15 +2,12 @@
 
 from __future__ import annotations
 
-import os
 import subprocess
-import sys
 from pathlib import Path
 
 import pytest
-from mlflow.tracking import MlflowClient
 
-from tests.conftest import ROOT, run_cli
+from tests.helpers import experiment_runs, is_sweep_parent, run_cli, start_cli, store
 
 pytestmark = pytest.mark.slow
 
@@ -20,12 +17,9 @@ SWEEPS, ROUNDS = 3, 10
 def _launch_sweeps(folder: Path) -> list[subprocess.CompletedProcess]:
     """Start ``SWEEPS`` one-job sweeps (distinct seeds) at once; wait for all of them. Each
     creates the store, its experiment and its parent run, and its job a child run, racing."""
-    env = {k: v for k, v in os.environ.items() if k != "MLFLOW_TRACKING_URI"}
     procs = [
-        subprocess.Popen(
+        start_cli(
             [
-                sys.executable,
-                str(ROOT / "train.py"),
                 "-m",
                 "dataset=digits",
                 "trainer.max_epochs=1",
@@ -37,8 +31,7 @@ def _launch_sweeps(folder: Path) -> list[subprocess.CompletedProcess]:
                 "hydra/launcher=basic",  # the job in the launching process: one start each
                 f"hydra.sweep.dir={folder}/multirun/{seed}",
             ],
-            cwd=folder,
-            env=env,
+            folder,
             stdout=subprocess.PIPE,
             stderr=subprocess.PIPE,
             text=True,
@@ -60,9 +53,8 @@ def test_sweeps_launched_at_once_into_a_fresh_store(tmp_path: Path) -> None:
         for done in _launch_sweeps(folder):
             assert done.returncode == 0, (round_, done.stderr[-2000:])
             assert "Traceback" not in done.stderr and "UserWarning" not in done.stderr
-        client = MlflowClient(f"sqlite:///{folder / 'mlruns' / 'mlflow.db'}")
-        runs = client.search_runs([client.get_experiment_by_name("lrdecay-digits").experiment_id])
-        parents = {r.info.run_id for r in runs if r.data.tags.get("lrdecay.role") == "sweep"}
+        runs = experiment_runs(store(folder))
+        parents = {r.info.run_id for r in runs if is_sweep_parent(r)}
         children = [r for r in runs if r.info.run_id not in parents]
         assert len(parents) == SWEEPS and len(children) == SWEEPS, round_
         assert {c.data.tags.get("mlflow.parentRunId") for c in children} == parents, round_

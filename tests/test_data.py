@@ -13,7 +13,7 @@ import torch
 from lrdecay.config import DataConfig, DatasetConfig
 from lrdecay.core.data import channels_first, load_data
 from lrdecay.errors import DataError
-from tests.conftest import require_debian_package, require_fashion_mnist
+from tests.helpers import require_debian_package, require_fashion_mnist
 
 CPU = torch.device("cpu")
 

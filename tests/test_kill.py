@@ -5,15 +5,13 @@ from __future__ import annotations
 import os
 import signal
 import subprocess
-import sys
 import time
 from pathlib import Path
 
 import pytest
-from mlflow.tracking import MlflowClient
 
 from lrdecay.core.records import EPOCH_METRICS
-from tests.conftest import ROOT, run_cli
+from tests.helpers import experiment_runs, is_sweep_parent, metric_steps, run_cli, start_cli, store
 
 pytestmark = pytest.mark.slow
 
@@ -33,15 +31,7 @@ def _results(folder: Path) -> list[Path]:
 
 
 def test_kill_9_mid_sweep_then_rerun_finishes_each_setting_once(tmp_path: Path) -> None:
-    env = {k: v for k, v in os.environ.items() if k != "MLFLOW_TRACKING_URI"}
-    proc = subprocess.Popen(
-        [sys.executable, str(ROOT / "train.py"), *ARGS],
-        cwd=tmp_path,
-        stdout=subprocess.DEVNULL,
-        stderr=subprocess.DEVNULL,
-        env=env,
-        start_new_session=True,
-    )
+    proc = start_cli(ARGS, tmp_path, stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)
     deadline = time.monotonic() + 300
     while len(_results(tmp_path)) < 4:  # some settings done, others mid-training
         assert proc.poll() is None and time.monotonic() < deadline, "sweep ended too early"
@@ -57,21 +47,20 @@ def test_kill_9_mid_sweep_then_rerun_finishes_each_setting_once(tmp_path: Path) 
     assert "14 jobs: 14 finished" in again.stdout
     assert again.stdout.count("skipped: FINISHED as run") >= 4  # completed work not redone
 
-    client = MlflowClient(f"sqlite:///{tmp_path / 'mlruns' / 'mlflow.db'}")
-    exp = client.get_experiment_by_name("lrdecay-digits")
-    every = client.search_runs([exp.experiment_id], max_results=500)
+    client = store(tmp_path)
+    every = experiment_runs(client, max_results=500)
     parents = sorted(
-        (r for r in every if r.data.tags.get("lrdecay.role") == "sweep"),
+        (r for r in every if is_sweep_parent(r)),
         key=lambda r: r.info.start_time,
     )
     # the killed launcher's parent could never close itself: the re-launch closed it
     assert [p.info.status for p in parents] == ["KILLED", "FINISHED"]
     assert "closed 1 sweep parent run(s) whose launcher had died" in again.stdout
-    runs = [r for r in every if r.data.tags.get("lrdecay.role") != "sweep"]
+    runs = [r for r in every if not is_sweep_parent(r)]
     finished = [r for r in runs if r.info.status == "FINISHED"]
     assert len(finished) == 14 and len({r.info.run_name for r in finished}) == 14
     assert len(runs) == 14  # interrupted runs were resumed, not duplicated
     for r in finished:
         for name in EPOCH_METRICS:
-            steps = [m.step for m in client.get_metric_history(r.info.run_id, name)]
-            assert sorted(steps) == list(range(1, EPOCHS + 1)), (r.info.run_name, name)
+            steps = metric_steps(client, r.info.run_id, name)
+            assert steps == list(range(1, EPOCHS + 1)), (r.info.run_name, name)

@@ -16,7 +16,7 @@ from mlflow.tracking import MlflowClient
 from lrdecay.config import validate
 from lrdecay.run import RunContext, run
 from lrdecay.sweep.callbacks import ui_command
-from tests.conftest import compose_config, run_cli
+from tests.helpers import compose_config, experiment_runs, is_sweep_parent, run_cli, store
 
 SETTINGS = [p.stem for p in (Path(__file__).resolve().parents[1] / "conf" / "setting").glob("*")]
 
@@ -187,12 +187,10 @@ def test_a_sweep_names_seeds_apart_and_shows_its_progress_not_every_epoch(tmp_pa
     assert " epoch 1/2 " not in terminal  # per-epoch lines stay in each job's log
     (job_log,) = (tmp_path / "multirun").glob("*/*/0/*.log")
     assert " epoch 1/2 " in job_log.read_text()
-    client = MlflowClient(f"sqlite:///{tmp_path / 'mlruns' / 'mlflow.db'}")
-    exp = client.get_experiment_by_name("lrdecay-digits")
-    runs = client.search_runs([exp.experiment_id])
+    runs = experiment_runs(store(tmp_path))
     names = sorted(r.info.run_name for r in runs if "setting" in r.data.tags)
     assert names == ["adam-fixed s0", "adam-fixed s1", "seq3-epoch s0", "seq3-epoch s1"]
-    (parent,) = [r for r in runs if r.data.tags.get("lrdecay.role") == "sweep"]
+    (parent,) = [r for r in runs if is_sweep_parent(r)]
     assert not parent.data.metrics  # counters are tags: nothing for the chart view to plot
     assert parent.data.tags["children_finished"] == "4"
     view = _shared_view(exp.tags, f"lrdecay-sweep-{parent.info.run_id}")

@@ -12,7 +12,6 @@ import os
 import signal
 import sqlite3
 import subprocess
-import sys
 import time
 import warnings
 from pathlib import Path
@@ -38,7 +37,15 @@ from hydra_plugins.lrdecay_optuna_sweeper._space import (
 from lrdecay.core.records import FINAL_ACC_METRIC, epoch_key
 from lrdecay.errors import LrdecayError
 from lrdecay.sweep.pruning import make_pruner
-from tests.conftest import CONF_DIR, ROOT, run_cli
+from tests.helpers import (
+    CONF_DIR,
+    ROOT,
+    experiment_runs,
+    is_sweep_parent,
+    run_cli,
+    start_cli,
+    store,
+)
 
 QUIET = [
     "dataset=digits",
@@ -190,17 +197,10 @@ def test_stock_optuna_sweeper_is_neither_installed_nor_used() -> None:
 # ---------------------------------------------------------------- slow: real searches
 
 
-def _mlflow(folder: Path) -> MlflowClient:
-    return MlflowClient(f"sqlite:///{folder / 'mlruns' / 'mlflow.db'}")
-
-
 def _children_by_parent(client: MlflowClient) -> dict[str, list]:
     """Each sweep parent run id (in start order) with its child runs."""
-    exp = client.get_experiment_by_name("lrdecay-digits")
-    runs = client.search_runs(
-        [exp.experiment_id], max_results=1000, order_by=["attributes.start_time ASC"]
-    )
-    parents = [r for r in runs if r.data.tags.get("lrdecay.role") == "sweep"]
+    runs = experiment_runs(client, max_results=1000, order_by=["attributes.start_time ASC"])
+    parents = [r for r in runs if is_sweep_parent(r)]
     return {
         p.info.run_id: [r for r in runs if r.data.tags.get("mlflow.parentRunId") == p.info.run_id]
         for p in parents
@@ -240,15 +240,11 @@ TUNE = [
 def test_search_survives_a_kill_resumes_and_extends(tmp_path: Path) -> None:
     """The tune preset: killed mid-way, re-run to exactly n_trials, then extended."""
     db = tmp_path / "optuna.db"
-    env = {**os.environ}
-    env.pop("MLFLOW_TRACKING_URI", None)
-    first = subprocess.Popen(
-        [sys.executable, str(ROOT / "train.py"), *TUNE, "hydra.sweeper.n_trials=6"],
-        cwd=tmp_path,
-        env=env,
+    first = start_cli(
+        [*TUNE, "hydra.sweeper.n_trials=6"],
+        tmp_path,
         stdout=subprocess.DEVNULL,
         stderr=subprocess.DEVNULL,
-        start_new_session=True,
     )
     try:
         deadline = time.monotonic() + 240
@@ -293,7 +289,7 @@ def test_search_survives_a_kill_resumes_and_extends(tmp_path: Path) -> None:
     assert proc.returncode == 0, proc.stderr[-3000:]
     assert "8 finished trials" in proc.stdout
     assert _states(db, "tune-digits")["COMPLETE"] + _states(db, "tune-digits").get("PRUNED", 0) == 8
-    sweeps = list(_children_by_parent(_mlflow(tmp_path)).values())
+    sweeps = list(_children_by_parent(store(tmp_path)).values())
     assert len(sweeps) == 3 and len(sweeps[1]) == 6 - done_before
     last = sweeps[2]
     assert len(last) == 2  # the extension ran exactly the 2 new trials
@@ -339,7 +335,7 @@ def test_two_objectives_give_a_pareto_front(tmp_path: Path) -> None:
     for a in front:  # no point of the front dominates another
         for b in front:
             assert not (a["values"][0] > b["values"][0] and a["values"][1] < b["values"][1])
-    (children,) = _children_by_parent(_mlflow(tmp_path)).values()
+    (children,) = _children_by_parent(store(tmp_path)).values()
     assert len(children) == 3 and all(
         math.isfinite(c.data.metrics[FINAL_ACC_METRIC]) for c in children
     )
@@ -373,9 +369,9 @@ def test_median_pruner_stops_hopeless_rates_early(tmp_path: Path) -> None:
     pruned = [t for t in study.trials if t.state == TrialState.PRUNED]
     assert pruned and all(t.params["optimizer.lr"] == 1e-6 for t in pruned)
     assert all(t.last_step is not None and t.last_step < 6 for t in pruned)
-    (children,) = _children_by_parent(_mlflow(tmp_path)).values()
+    (children,) = _children_by_parent(store(tmp_path)).values()
     assert len(children) == 4
-    client = _mlflow(tmp_path)
+    client = store(tmp_path)
     for trial in pruned:
         (run,) = [c for c in children if c.data.tags["optuna.trial"] == str(trial.number)]
         assert run.info.status == "KILLED"

@@ -11,10 +11,9 @@ from pathlib import Path
 
 import optuna
 import pytest
-from mlflow.tracking import MlflowClient
 from optuna.trial import TrialState
 
-from tests.conftest import ROOT, run_cli
+from tests.helpers import ROOT, run_cli, store
 
 pytestmark = pytest.mark.slow
 
@@ -143,6 +142,5 @@ def test_a_diverged_run_is_a_failed_trial(tmp_path: Path) -> None:
     trials = {t.params["optimizer.lr"]: t for t in load_study(tmp_path).trials}
     assert trials[1e6].state == TrialState.FAIL and trials[1e6].values is None
     assert trials[0.05].state == TrialState.COMPLETE
-    client = MlflowClient(f"sqlite:///{tmp_path / 'mlruns' / 'mlflow.db'}")
-    run = client.get_run(trials[1e6].user_attrs["mlflow_run_id"])
+    run = store(tmp_path).get_run(trials[1e6].user_attrs["mlflow_run_id"])
     assert run.data.tags["optuna.state"] == "FAIL" and run.data.tags["diverged"] == "true"

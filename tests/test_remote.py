@@ -10,7 +10,14 @@ from mlflow.tracking import MlflowClient
 from lrdecay.core.hooks import Listener
 from lrdecay.core.records import EPOCH_METRICS, EpochRecord, epoch_key
 from lrdecay.run import RunContext, run
-from tests.conftest import MlflowServer, compose_config, run_cli
+from tests.helpers import (
+    MlflowServer,
+    compose_config,
+    experiment_runs,
+    free_port,
+    metric_steps,
+    run_cli,
+)
 
 pytestmark = pytest.mark.slow
 
@@ -32,16 +39,14 @@ def test_sweep_against_a_server_never_shows_credentials(tmp_path: Path, mlflow_s
     assert "s3cret" not in proc.stdout + proc.stderr
     assert "credentials in tracking.uri go to MLflow" in proc.stdout + proc.stderr
     client = MlflowClient(mlflow_server.uri)
-    exp = client.get_experiment_by_name("lrdecay-digits")
-    runs = client.search_runs([exp.experiment_id])
+    runs = experiment_runs(client)
     children = [r for r in runs if "mlflow.parentRunId" in r.data.tags]
     assert len(children) == 2 and all(r.info.status == "FINISHED" for r in children)
     for r in runs:
         blob = str(r.data.params) + str(r.data.tags)
         assert "s3cret" not in blob
     for r in children:
-        steps = [m.step for m in client.get_metric_history(r.info.run_id, epoch_key("val_acc"))]
-        assert sorted(steps) == [1, 2, 3]
+        assert metric_steps(client, r.info.run_id, epoch_key("val_acc")) == [1, 2, 3]
 
 
 class Outage(Listener):
@@ -74,17 +79,14 @@ def test_server_restart_mid_run_loses_no_metric(tmp_path: Path, mlflow_server) -
     )
     assert summary.status == "finished" and summary.epochs_run == 6
     client = MlflowClient(mlflow_server.uri)
-    (r,) = client.search_runs([client.get_experiment_by_name("lrdecay-digits").experiment_id])
+    (r,) = experiment_runs(client)
     assert r.info.status == "FINISHED"
     for name in EPOCH_METRICS:
-        steps = [m.step for m in client.get_metric_history(r.info.run_id, name)]
-        assert sorted(steps) == [1, 2, 3, 4, 5, 6], name
+        assert metric_steps(client, r.info.run_id, name) == [1, 2, 3, 4, 5, 6], name
 
 
 def test_unreachable_server_is_one_line_before_training(tmp_path: Path) -> None:
     import time
-
-    from tests.conftest import free_port
 
     start = time.monotonic()
     proc = run_cli(

@@ -10,6 +10,8 @@ from __future__ import annotations
 import csv
 import math
 import statistics
+import subprocess
+import sys
 from collections.abc import Callable
 from dataclasses import dataclass
 from pathlib import Path
@@ -30,8 +32,8 @@ from lrdecay.report.claims import check_claims
 from lrdecay.report.inference import compare_means
 from lrdecay.report.stats import RunRecord, Stat, summarise
 from lrdecay.run import RunContext, run
+from tests.helpers import CONF_DIR, cli_env
 
-CONF_DIR = Path(__file__).resolve().parents[1] / "conf"
 EXPERIMENT = "lrdecay-digits"
 EPOCHS = 5
 SEEDS = (1, 2)
@@ -314,6 +316,30 @@ def test_missing_store_is_one_line_and_creates_nothing(
     err = capsys.readouterr().err
     assert code != 0 and err.count("\n") == 1 and "--tracking-uri" in err
     assert not db.exists()
+
+
+@pytest.mark.slow
+def test_a_report_that_cannot_be_written_loads_no_plotting_library(tmp_path: Path) -> None:
+    """The command as a user runs it: matplotlib loads only once figures are due, so a report
+    that stops early (here: no store) starts no faster than it must."""
+    db = tmp_path / "absent" / "mlflow.db"
+    proc = subprocess.run(
+        [
+            *(sys.executable, "-X", "importtime", "-m", "lrdecay.report"),
+            *("--experiment", EXPERIMENT, "--tracking-uri", f"sqlite:///{db}"),
+        ],
+        capture_output=True,
+        text=True,
+        timeout=120,
+        env=cli_env(),
+    )
+    assert proc.returncode != 0 and "--tracking-uri" in proc.stderr, proc.stderr[-2000:]
+    imported = {
+        line.rsplit("|", 1)[-1].strip()
+        for line in proc.stderr.splitlines()
+        if line.startswith("import time:")
+    }
+    assert "lrdecay.report.build" in imported and "matplotlib" not in imported
 
 
 def test_experiment_without_training_runs_is_one_line(

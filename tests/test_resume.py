@@ -13,7 +13,7 @@ from lrdecay.core.checkpoint import CHECKPOINT_FILE
 from lrdecay.core.hooks import Listener
 from lrdecay.core.records import EPOCH_METRICS, EpochRecord, metric_name
 from lrdecay.run import RunContext, run
-from tests.conftest import compose_config
+from tests.helpers import compose_config
 
 
 class InterruptAt(Listener):

@@ -12,7 +12,7 @@ import torch
 from lrdecay.config import DataConfig, DatasetConfig, validate
 from lrdecay.core.data import load_data
 from lrdecay.errors import ConfigError, DataError
-from tests.conftest import compose_config, error_line, run_cli
+from tests.helpers import compose_config, error_line, run_cli
 
 CIFAR_FILES = [*(f"data_batch_{i}" for i in range(1, 6)), "test_batch", "batches.meta"]
 
@@ -137,7 +137,7 @@ def _files_holding(top: Path, secret: bytes) -> list[Path]:
 def test_a_password_in_tracking_uri_reaches_no_file_and_no_output(tmp_path: Path) -> None:
     from mlflow.tracking import MlflowClient
 
-    from tests.conftest import MlflowServer
+    from tests.helpers import MlflowServer
 
     server = MlflowServer(tmp_path / "server")
     server.folder.mkdir()

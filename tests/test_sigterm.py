@@ -6,15 +6,13 @@ import json
 import os
 import signal
 import subprocess
-import sys
 import time
 from pathlib import Path
 
 import pytest
-from mlflow.tracking import MlflowClient
 
 from lrdecay.core.checkpoint import CHECKPOINT_FILE
-from tests.conftest import ROOT, run_cli
+from tests.helpers import experiment_runs, is_sweep_parent, run_cli, start_cli, store
 
 pytestmark = pytest.mark.slow
 
@@ -32,16 +30,7 @@ BASE = [
 
 def _start(args: list[str], cwd: Path) -> subprocess.Popen:
     """``python train.py args`` in its own process group, as a batch system starts it."""
-    env = {k: v for k, v in os.environ.items() if k != "MLFLOW_TRACKING_URI"}
-    return subprocess.Popen(
-        [sys.executable, str(ROOT / "train.py"), *args],
-        cwd=cwd,
-        env=env,
-        stdout=subprocess.PIPE,
-        stderr=subprocess.PIPE,
-        text=True,
-        start_new_session=True,
-    )
+    return start_cli(args, cwd, stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True)
 
 
 def _wait_for(paths: list[Path], proc: subprocess.Popen, timeout: float = 240) -> None:
@@ -53,9 +42,7 @@ def _wait_for(paths: list[Path], proc: subprocess.Popen, timeout: float = 240) -
 
 
 def _runs(folder: Path) -> list:
-    client = MlflowClient(f"sqlite:///{folder / 'mlruns' / 'mlflow.db'}")
-    exp = client.get_experiment_by_name("lrdecay-digits")
-    return client.search_runs([exp.experiment_id])
+    return experiment_runs(store(folder))
 
 
 def test_sigterm_ends_a_single_run_killed_and_resumable(tmp_path: Path) -> None:
@@ -97,7 +84,7 @@ def test_sigterm_to_a_sweep_closes_parent_and_jobs_killed(tmp_path: Path) -> Non
     assert proc.returncode != 0
     assert "Traceback" not in err and "stopped by SIGTERM" in err
     runs = _runs(tmp_path)
-    (parent,) = [r for r in runs if r.data.tags.get("lrdecay.role") == "sweep"]
+    (parent,) = [r for r in runs if is_sweep_parent(r)]
     children = [r for r in runs if r is not parent]
     assert len(children) == 2
     assert {r.data.tags["mlflow.parentRunId"] for r in children} == {parent.info.run_id}

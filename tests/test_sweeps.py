@@ -3,9 +3,6 @@
 from __future__ import annotations
 
 import json
-import socket
-import subprocess
-import sys
 import time
 import urllib.request
 from pathlib import Path
@@ -14,7 +11,16 @@ import pytest
 from mlflow.tracking import MlflowClient
 
 from lrdecay.core.records import EPOCH_METRICS, FINAL_ACC_METRIC, epoch_key
-from tests.conftest import run_cli
+from tests.helpers import (
+    experiment_runs,
+    free_port,
+    is_sweep_parent,
+    metric_steps,
+    run_cli,
+    start_mlflow_ui,
+    store,
+    store_uri,
+)
 
 pytestmark = pytest.mark.slow
 
@@ -22,15 +28,10 @@ PAPER_NAMES = {f"seq{i}-{s}" for i in range(1, 5) for s in ("epoch", "cutoff", "
 PAPER_NAMES |= {"sgd-fixed", "adam-fixed"}
 
 
-def _store(folder: Path) -> MlflowClient:
-    return MlflowClient(f"sqlite:///{folder / 'mlruns' / 'mlflow.db'}")
-
-
 def _sweep_runs(client: MlflowClient, experiment: str = "lrdecay-digits"):
     """(parent, children) of the only sweep in ``experiment``."""
-    exp = client.get_experiment_by_name(experiment)
-    runs = client.search_runs([exp.experiment_id], max_results=1000)
-    parents = [r for r in runs if r.data.tags.get("lrdecay.role") == "sweep"]
+    runs = experiment_runs(client, experiment, max_results=1000)
+    parents = [r for r in runs if is_sweep_parent(r)]
     assert len(parents) == 1
     children = [r for r in runs if r.data.tags.get("mlflow.parentRunId") == parents[0].info.run_id]
     assert len(children) == len(runs) - 1  # every other run is a child of the sweep
@@ -39,8 +40,8 @@ def _sweep_runs(client: MlflowClient, experiment: str = "lrdecay-digits"):
 
 def _assert_complete_history(client: MlflowClient, run, epochs: int) -> None:
     for name in EPOCH_METRICS:
-        steps = [m.step for m in client.get_metric_history(run.info.run_id, name)]
-        assert sorted(steps) == list(range(1, epochs + 1)), (run.info.run_name, name, steps)
+        steps = metric_steps(client, run.info.run_id, name)
+        assert steps == list(range(1, epochs + 1)), (run.info.run_name, name, steps)
 
 
 @pytest.fixture(scope="module")
@@ -58,7 +59,7 @@ def paper_sweep(tmp_path_factory) -> Path:
 
 
 def test_paper_preset_runs_the_14_settings_under_one_parent(paper_sweep: Path) -> None:
-    client = _store(paper_sweep)
+    client = store(paper_sweep)
     parent, children = _sweep_runs(client)
     assert {c.info.run_name for c in children} == PAPER_NAMES and len(children) == 14
     assert all(c.info.status == "FINISHED" for c in children)
@@ -81,37 +82,19 @@ def test_paper_sweep_prints_the_table_and_the_ui_command(paper_sweep: Path) -> N
         assert name in out
     assert "14 jobs: 14 finished, 0 diverged, 0 failed" in out
     assert "mlflow ui --backend-store-uri sqlite:///" in out and "127.0.0.1" in out
-
-
-def _free_port() -> int:
-    with socket.socket() as s:
-        s.bind(("127.0.0.1", 0))
-        return s.getsockname()[1]
+    # the one sweep here that writes its report (the others switch it off: it is not theirs to
+    # test, and it costs each sweep seconds of figures)
+    assert "Report (tables, figures, the study's claims)" in out
+    assert list(paper_sweep.glob("multirun/*/*/report/report.md"))
 
 
 def test_mlflow_ui_serves_the_sweep(paper_sweep: Path) -> None:
     """The README's UI command on this store: REST lists the 14 children, the page loads."""
-    port = _free_port()
-    mlflow_bin = Path(sys.executable).with_name("mlflow")
-    store = f"sqlite:///{paper_sweep / 'mlruns' / 'mlflow.db'}"
-    ui = subprocess.Popen(
-        [
-            str(mlflow_bin),
-            "ui",
-            "--backend-store-uri",
-            store,
-            "--host",
-            "127.0.0.1",
-            "--port",
-            str(port),
-        ],
-        cwd=paper_sweep,
-        stdout=subprocess.DEVNULL,
-        stderr=subprocess.DEVNULL,
-    )
+    port = free_port()
+    ui = start_mlflow_ui(store_uri(paper_sweep), paper_sweep, port)
     base = f"http://127.0.0.1:{port}"
     try:
-        exp = _store(paper_sweep).get_experiment_by_name("lrdecay-digits")
+        exp = store(paper_sweep).get_experiment_by_name("lrdecay-digits")
         body = json.dumps(
             {
                 "experiment_ids": [exp.experiment_id],
@@ -158,12 +141,13 @@ def test_grid_gives_twelve_finished_children_and_a_diverging_job_is_isolated(tmp
             "strategy=epoch,cutoff,oscillate",
             "dataset=digits",
             "trainer.max_epochs=2",
+            "report.enabled=false",
         ],
         cwd=tmp_path,
         timeout=900,
     )
     assert proc.returncode == 0, proc.stderr[-3000:]
-    client = _store(tmp_path)
+    client = store(tmp_path)
     _, children = _sweep_runs(client)
     assert len(children) == 12 and all(c.info.status == "FINISHED" for c in children)
     assert {c.info.run_name for c in children} == PAPER_NAMES - {"sgd-fixed", "adam-fixed"}
@@ -180,12 +164,13 @@ def test_grid_gives_twelve_finished_children_and_a_diverging_job_is_isolated(tmp
             "dataset=digits",
             "trainer.max_epochs=4",
             "tracking.experiment=diverge",
+            "report.enabled=false",
         ],
         cwd=other,
         timeout=900,
     )
     assert proc.returncode == 0, proc.stderr[-3000:]  # a divergence is an outcome, not a crash
-    parent, children = _sweep_runs(_store(other), "diverge")
+    parent, children = _sweep_runs(store(other), "diverge")
     status = {c.data.params["optimizer.lr"]: c for c in children}
     assert status["0.01"].info.status == "FINISHED"
     assert status["1000000.0"].info.status == "FAILED"
@@ -202,6 +187,7 @@ def test_a_job_that_raises_leaves_the_others_running(tmp_path) -> None:
             f"data.root={tmp_path / 'nodata'}",
             "data.download=false",
             "trainer.max_epochs=2",
+            "report.enabled=false",
         ],
         cwd=tmp_path,
         timeout=900,
@@ -210,9 +196,7 @@ def test_a_job_that_raises_leaves_the_others_running(tmp_path) -> None:
     assert "Traceback" not in proc.stdout + proc.stderr
     assert "2 jobs: 1 finished, 0 diverged, 1 failed" in proc.stdout
     assert "mnist not found" in proc.stdout
-    client = _store(tmp_path)
-    exp = client.get_experiment_by_name("lrdecay-digits")
-    finished = client.search_runs([exp.experiment_id], "attributes.status = 'FINISHED'")
+    finished = experiment_runs(store(tmp_path), filter_string="attributes.status = 'FINISHED'")
     # the sweep varies the data set, so the run's name says which (the setting tag does not)
     assert [r.info.run_name for r in finished] == ["seq3-epoch dataset=digits"]
     assert finished[0].data.tags["setting"] == "seq3-epoch"
@@ -228,6 +212,7 @@ def test_stress_many_parallel_jobs_on_a_fresh_store(tmp_path) -> None:
             "trainer.max_epochs=5",
             "hydra.launcher.n_jobs=8",
             "tracking.log_plot=false",
+            "report.enabled=false",
         ],
         cwd=tmp_path,
         timeout=900,
@@ -236,7 +221,7 @@ def test_stress_many_parallel_jobs_on_a_fresh_store(tmp_path) -> None:
     log = proc.stdout + proc.stderr
     for bad in ("database is locked", "duplicate column", "OperationalError", "Traceback"):
         assert bad not in log
-    client = _store(tmp_path)
+    client = store(tmp_path)
     _, children = _sweep_runs(client)
     assert len(children) == 16 and all(c.info.status == "FINISHED" for c in children)
     assert sorted(int(c.data.tags["seed"]) for c in children) == list(range(16))
@@ -258,7 +243,7 @@ def test_submitit_local_launcher_runs_a_sweep(tmp_path) -> None:
         timeout=900,
     )
     assert proc.returncode == 0, proc.stderr[-3000:]
-    _, children = _sweep_runs(_store(tmp_path))
+    _, children = _sweep_runs(store(tmp_path))
     assert sorted(c.info.run_name for c in children) == ["seq1-epoch", "seq3-epoch"]
     assert all(c.info.status == "FINISHED" for c in children)
 

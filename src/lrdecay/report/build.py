@@ -21,13 +21,13 @@ import warnings
 from collections.abc import Sequence
 from datetime import datetime, timezone
 from pathlib import Path
+from typing import TYPE_CHECKING
 
 from mlflow.exceptions import MlflowException
 from mlflow.tracking import MlflowClient
 
 from lrdecay.errors import TrackingError
 from lrdecay.report.claims import LITTLE, RARELY, check_claims, check_modern
-from lrdecay.report.figures import Figure, write_figures
 from lrdecay.report.inference import ALPHA
 from lrdecay.report.stats import (
     ReportError,
@@ -41,6 +41,9 @@ from lrdecay.report.tables import build_table, to_csv, to_latex, to_markdown
 from lrdecay.tracking.redact import redact_uri
 from lrdecay.tracking.store import DEFAULT_STORE_DIR, STORE_FILE, sqlite_uri
 from lrdecay.tracking.tracker import open_client, sqlite_path
+
+if TYPE_CHECKING:
+    from lrdecay.report.figures import Figure
 
 log = logging.getLogger("lrdecay")
 
@@ -261,6 +264,8 @@ def write_report(
     (out / "table.md").write_text(table_md, encoding="utf-8")
     (out / "table.csv").write_text(to_csv(rows, target), encoding="utf-8")
     (out / "table.tex").write_text(to_latex(table), encoding="utf-8")
+    from lrdecay.report.figures import write_figures  # matplotlib: only once figures are due
+
     with warnings.catch_warnings():  # tight_layout/constant-input chatter is not the user's
         warnings.simplefilter("ignore")
         figures = write_figures(rows, out)

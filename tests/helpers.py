@@ -1,0 +1,203 @@
+"""What the test files share: the CLI run as a user runs it, the MLflow store it writes and the
+runs in it, and servers on loopback. Fixtures stay in ``conftest.py``; these are plain functions
+so that a test file imports exactly what it uses."""
+
+from __future__ import annotations
+
+import os
+import socket
+import subprocess
+import sys
+import time
+import urllib.request
+from pathlib import Path
+from typing import TYPE_CHECKING, Any
+
+import pytest
+from hydra import compose, initialize_config_dir
+from omegaconf import DictConfig
+
+from lrdecay.config import register_configs
+
+if TYPE_CHECKING:
+    from mlflow.entities import Run
+    from mlflow.tracking import MlflowClient
+
+ROOT = Path(__file__).resolve().parents[1]
+CONF_DIR = ROOT / "conf"
+#: The experiment a digits run tracks into unless ``tracking.experiment`` says otherwise.
+DIGITS = "lrdecay-digits"
+
+register_configs()
+
+
+def compose_config(overrides: list[str]) -> DictConfig:
+    """The config ``python train.py <overrides>`` would run with."""
+    with initialize_config_dir(config_dir=str(CONF_DIR), version_base="1.3"):
+        return compose("config", overrides=overrides)
+
+
+def cli_env(env: dict[str, str] | None = None) -> dict[str, str]:
+    """This process's environment plus ``env``, without ``MLFLOW_TRACKING_URI``: a CLI run
+    under test tracks into its own folder's store, never into one the caller's shell names."""
+    full = {**os.environ, **(env or {})}
+    full.pop("MLFLOW_TRACKING_URI", None)
+    return full
+
+
+def run_cli(args: list[str], cwd: Path, timeout: float = 300, env: dict | None = None):
+    """Run ``python train.py args`` as a user would, returning the completed process."""
+    return subprocess.run(
+        [sys.executable, str(ROOT / "train.py"), *args],
+        cwd=cwd,
+        capture_output=True,
+        text=True,
+        timeout=timeout,
+        env=cli_env(env),
+    )
+
+
+def start_cli(args: list[str], cwd: Path, **popen: Any) -> subprocess.Popen:
+    """Start ``python train.py args`` in its own process group (as a batch system does, so a
+    test can signal the whole tree) and return at once; ``popen`` sets its output pipes."""
+    return subprocess.Popen(
+        [sys.executable, str(ROOT / "train.py"), *args],
+        cwd=cwd,
+        env=cli_env(),
+        start_new_session=True,
+        **popen,
+    )
+
+
+def error_line(output: str) -> str:
+    """The one ERROR line a CLI run that failed on bad input prints (there must be exactly one,
+    and no traceback)."""
+    errors = [line for line in output.splitlines() if "ERROR" in line]
+    assert len(errors) == 1 and "Traceback" not in output, output[-3000:]
+    return errors[0]
+
+
+def store_uri(folder: Path) -> str:
+    """The SQLite store a run launched in ``folder`` writes by default (``mlruns/mlflow.db``)."""
+    return f"sqlite:///{folder / 'mlruns' / 'mlflow.db'}"
+
+
+def store(folder: Path) -> MlflowClient:
+    """A client on the default store of runs launched in ``folder``."""
+    from mlflow.tracking import MlflowClient
+
+    return MlflowClient(store_uri(folder))
+
+
+def experiment_runs(client: MlflowClient, experiment: str = DIGITS, **search: Any) -> list[Run]:
+    """Every run of ``experiment`` (``search``: more arguments for ``search_runs``)."""
+    exp = client.get_experiment_by_name(experiment)
+    return client.search_runs([exp.experiment_id], **search)
+
+
+def is_sweep_parent(run: Run) -> bool:
+    """Whether ``run`` is a sweep's parent run (not one of its jobs)."""
+    return run.data.tags.get("lrdecay.role") == "sweep"
+
+
+def metric_steps(client: MlflowClient, run_id: str, name: str) -> list[int]:
+    """The steps at which ``name`` was logged in the run, in order."""
+    return sorted(m.step for m in client.get_metric_history(run_id, name))
+
+
+def free_port() -> int:
+    """A TCP port on 127.0.0.1 that nothing listens on right now."""
+    with socket.socket() as s:
+        s.bind(("127.0.0.1", 0))
+        return s.getsockname()[1]
+
+
+def start_mlflow_ui(store: str, cwd: Path, port: int) -> subprocess.Popen:
+    """The README's ``mlflow ui`` on ``store``, on 127.0.0.1:``port``, started in the
+    background (its output discarded)."""
+    return subprocess.Popen(
+        [
+            str(Path(sys.executable).with_name("mlflow")),
+            "ui",
+            "--backend-store-uri",
+            store,
+            "--host",
+            "127.0.0.1",
+            "--port",
+            str(port),
+        ],
+        cwd=cwd,
+        stdout=subprocess.DEVNULL,
+        stderr=subprocess.DEVNULL,
+    )
+
+
+def require_debian_package(package: str, path: Path) -> None:
+    """Skip the calling test unless Debian's ``package`` has put ``path`` in place, naming the
+    one command that enables it; under CI (``CI=true``, where .ci/run installs it) fail instead."""
+    if path.exists():
+        return
+    message = f"needs Debian's {package} ({path} is missing); enable: apt-get install {package}"
+    if os.environ.get("CI", "").lower() in ("1", "true", "yes"):
+        pytest.fail(message)
+    pytest.skip(message)
+
+
+def require_fashion_mnist() -> None:
+    """Skip (fail under CI) unless the offline Fashion-MNIST files are installed."""
+    from lrdecay.core.data import DEBIAN_FASHION_MNIST
+
+    require_debian_package(
+        "dataset-fashion-mnist", DEBIAN_FASHION_MNIST / "train-images-idx3-ubyte.gz"
+    )
+
+
+class MlflowServer:
+    """A real ``mlflow server`` on 127.0.0.1, backed by SQLite, that tests can stop and restart."""
+
+    def __init__(self, folder: Path, port: int | None = None, db: Path | None = None) -> None:
+        self.folder = folder
+        self.port = port or free_port()
+        self.db = db or folder / "server.db"
+        self.proc = None
+
+    @property
+    def uri(self) -> str:
+        return f"http://127.0.0.1:{self.port}"
+
+    def start(self, timeout: float = 90) -> MlflowServer:
+        mlflow_bin = Path(sys.executable).with_name("mlflow")
+        self.proc = subprocess.Popen(
+            [
+                str(mlflow_bin),
+                "server",
+                "--backend-store-uri",
+                f"sqlite:///{self.db}",
+                "--artifacts-destination",
+                str(self.folder / "server-artifacts"),
+                "--host",
+                "127.0.0.1",
+                "--port",
+                str(self.port),
+                "--workers",
+                "1",
+            ],
+            cwd=self.folder,
+            stdout=subprocess.DEVNULL,
+            stderr=subprocess.DEVNULL,
+        )
+        deadline = time.monotonic() + timeout
+        while True:
+            try:
+                with urllib.request.urlopen(f"{self.uri}/health", timeout=2):
+                    return self
+            except OSError:
+                if time.monotonic() > deadline or self.proc.poll() is not None:
+                    raise RuntimeError("mlflow server did not start") from None
+                time.sleep(0.5)
+
+    def stop(self) -> None:
+        if self.proc is not None and self.proc.poll() is None:
+            self.proc.terminate()
+            self.proc.wait(timeout=30)
+        self.proc = None
