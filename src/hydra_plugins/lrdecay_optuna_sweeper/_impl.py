@@ -31,6 +31,7 @@ from optuna.trial import FrozenTrial, Trial, TrialState
 from lrdecay.sweep.pruning import PRUNER_ATTR, make_pruner, open_storage
 from lrdecay.tracking.redact import redact_text, redact_uri
 
+from ._shared import claim, has_room, orphaned, surplus
 from ._space import (
     SweepError,
     format_value,
@@ -246,8 +247,10 @@ class OptunaSweeperImpl:
 
     def _recover(self, study: optuna.Study) -> None:
         """Trials a killed sweep left RUNNING: mark them failed and queue their parameters
-        to run again first. (One process drives a study at a time.)"""
-        stale = study.get_trials(deepcopy=False, states=(TrialState.RUNNING,))
+        to run again first. (Trials that another live launcher runs are left alone.)"""
+        stale = [
+            t for t in study.get_trials(deepcopy=False, states=(TrialState.RUNNING,)) if orphaned(t)
+        ]
         for frozen in stale:
             self._tell(study, frozen.number, TrialState.FAIL)
             if frozen.params:
@@ -337,6 +340,7 @@ class OptunaSweeperImpl:
             ", ".join(space) or "nothing",
         )
         started = time.monotonic()
+        self.study_trials = n_trials  # the study's total, all launchers together
         tally = self._run(study, space, fixed, to_run) if to_run else _Tally()
         self._report(study, objectives, directions, fixed, tally.ran, time.monotonic() - started)
         complete = study.get_trials(deepcopy=False, states=(TrialState.COMPLETE,))
@@ -365,8 +369,14 @@ class OptunaSweeperImpl:
                 and tally.finished + len(running) < to_run
                 and tally.failed < self.max_failures
                 and self._may_ask(study)
+                and has_room(study, self.study_trials)
             ):
                 trial = study.ask()
+                claim(trial)
+                if surplus(study, trial, self.study_trials):  # another launcher took the place
+                    self._tell(study, trial, TrialState.FAIL)
+                    log.info("trial %d not run: the study has its trials", trial.number)
+                    break
                 overrides = self._trial_overrides(study, trial, space, fixed)
                 future = pool.submit(self._launch_one, overrides, trial.number)
                 running[future] = _Running(trial, overrides, time.monotonic())
