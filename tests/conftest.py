@@ -21,6 +21,7 @@ register_configs()
 #: next whole file; files handed out longest first keep one worker from running a long file
 #: alone at the end while the other idles.
 LONGEST_FIRST = (
+    "test_cluster.py",
     "test_concurrency.py",
     "test_sweeps.py",
     "test_kill.py",

@@ -26,9 +26,7 @@ from mlflow.tracking import MlflowClient
 
 from lrdecay.core.records import EPOCH_METRICS, epoch_key
 from lrdecay.sweep.outcomes import read_results
-from tests.conftest import ROOT
-
-pytestmark = pytest.mark.slow
+from tests.conftest import CONF_DIR, ROOT
 
 #: Where cluster-up keeps its state and writes what the tests read back (cluster.env).
 STATE = Path(os.environ.get("LRDECAY_CLUSTER_DIR", "/var/lib/lrdecay-cluster"))
@@ -188,6 +186,63 @@ def _job_seconds(sweep: Path) -> list[tuple[float, float]]:
     return timings
 
 
+def test_local_preset_fits_the_local_node() -> None:
+    """``cluster=local`` is the SLURM preset within the local node's means: its partition, one
+    CPU and 1 GB per job, no GPU; time limits requeue, as on a real cluster."""
+    from hydra import compose, initialize_config_dir
+
+    with initialize_config_dir(config_dir=str(CONF_DIR), version_base="1.3"):
+        cfg = compose(
+            "config",
+            ["experiment=paper", "hydra/launcher=submitit_slurm", "cluster=local"],
+            return_hydra_config=True,
+        )
+    launcher = cfg.hydra.launcher
+    assert launcher.partition == os.environ.get("LRDECAY_PARTITION", "debug")
+    assert (launcher.cpus_per_task, launcher.gpus_per_node, launcher.mem_gb) == (1, 0, 1)
+    assert launcher.max_num_timeout == 3 and launcher.signal_delay_s == 120
+    assert launcher.timeout_min == 60 and launcher.array_parallelism == 2
+
+
+def _as_non_root(command: list[str]) -> list[str]:
+    """``command`` run by an unprivileged user (as it is, when that is who runs the tests)."""
+    if os.geteuid() != 0:
+        return command
+    return ["setpriv", "--reuid=65534", "--regid=65534", "--clear-groups", *command]
+
+
+@pytest.mark.parametrize("script", ["cluster-up.sh", "cluster-down.sh"])
+def test_cluster_scripts_say_in_one_line_that_they_need_root(script: str) -> None:
+    done = subprocess.run(
+        _as_non_root(["bash", str(ROOT / "deploy" / script)]),
+        capture_output=True,
+        text=True,
+        timeout=60,
+    )
+    assert done.returncode == 1 and done.stdout == ""
+    (line,) = done.stderr.splitlines()
+    assert line.startswith(f"{script[:-3]}: must run as root") and "sudo make" in line
+
+
+@pytest.mark.slow
+def test_cluster_up_again_changes_nothing(cluster: Cluster) -> None:
+    """Up twice is fine: the second run finds everything running, and ends with the export."""
+    if os.geteuid() != 0:
+        pytest.skip("cluster-up runs as root")
+    done = subprocess.run(
+        ["bash", str(ROOT / "deploy" / "cluster-up.sh")],
+        capture_output=True,
+        text=True,
+        timeout=300,
+        env={**os.environ, "MLFLOW": str(Path(sys.executable).with_name("mlflow"))},
+    )
+    assert done.returncode == 0, done.stderr
+    assert done.stdout.splitlines()[-1] == f"export MLFLOW_TRACKING_URI={cluster.tracking_uri}"
+    assert "started" not in done.stdout  # nothing was down
+    assert f"SLURM partition '{cluster.partition}'" in done.stdout
+
+
+@pytest.mark.slow
 @pytest.mark.timeout(2400)
 def test_paper_sweep_runs_through_slurm(cluster: Cluster, tmp_path: Path) -> None:
     """The study's 14 settings as 14 SLURM jobs: one FINISHED parent, 14 FINISHED children
@@ -243,6 +298,7 @@ def _child(client: MlflowClient, experiment: str) -> object | None:
 EPOCHS = 10
 
 
+@pytest.mark.slow
 @pytest.mark.timeout(1200)
 @pytest.mark.parametrize("how", ["scontrol requeue", "time-limit signal"])
 def test_a_requeued_job_continues_its_own_run(cluster: Cluster, tmp_path: Path, how: str) -> None:
@@ -315,6 +371,7 @@ def test_a_requeued_job_continues_its_own_run(cluster: Cluster, tmp_path: Path, 
 JOBS = 16
 
 
+@pytest.mark.slow
 @pytest.mark.timeout(1800)
 def test_sixteen_jobs_at_once_lose_no_point_on_the_server(cluster: Cluster, tmp_path: Path) -> None:
     """16 jobs training at once, each logging every epoch to the PostgreSQL-backed server
@@ -360,6 +417,7 @@ def test_sixteen_jobs_at_once_lose_no_point_on_the_server(cluster: Cluster, tmp_
 N_TRIALS = 12
 
 
+@pytest.mark.slow
 @pytest.mark.timeout(1800)
 def test_two_launchers_share_one_study(cluster: Cluster, tmp_path: Path) -> None:
     """Two searches started at once on one PostgreSQL study, as two users on two login nodes
