@@ -45,7 +45,9 @@ ui: setup
 
 # A local single-node SLURM cluster, PostgreSQL and a PostgreSQL-backed `mlflow server`, as root
 # (deploy/, docs/cluster.md); tests/test_cluster.py runs against them. Both are idempotent.
-cluster-up: setup
+cluster-up:
+	@deploy/cluster-up.sh --preflight
+	@$(MAKE) --no-print-directory setup
 	$(PY) -c 'import psycopg' 2>/dev/null || $(PY) -m pip install -q -e '.[cluster]'
 	@MLFLOW=$(VENV)/bin/mlflow deploy/cluster-up.sh
 

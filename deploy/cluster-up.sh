@@ -5,7 +5,7 @@
 # backed by that database, serving artifacts from a shared folder. Run as root; running it again
 # starts only what is not running. The last line printed is the `export` to paste.
 #
-#   sudo make cluster-up            (or: sudo deploy/cluster-up.sh)
+#   sudo make cluster-up            (or: sudo deploy/cluster-up.sh; --preflight: checks only)
 #
 # Settings (environment): LRDECAY_CLUSTER_DIR (state, logs, artifacts; /var/lib/lrdecay-cluster),
 # LRDECAY_PARTITION (debug), LRDECAY_CLUSTER_CPUS (CPUs the node offers; 2), LRDECAY_MLFLOW_PORT
@@ -38,6 +38,7 @@ if [ "${#missing[@]}" -gt 0 ]; then
   pkgs="$(printf '%s\n' "${missing[@]}" | sort -u | tr '\n' ' ')"
   die "missing Debian package(s): ${pkgs% }; install: apt-get install -y slurm-wlm munge postgresql"
 fi
+[ "${1:-}" = --preflight ] && exit 0  # root and packages checked: what make does first
 [ -x "$mlflow" ] || die "no mlflow at $mlflow; run make setup first (or set MLFLOW=)"
 "$(dirname "$mlflow")/python" -c 'import psycopg' 2>/dev/null \
   || die "the PostgreSQL driver is missing from $(dirname "$(dirname "$mlflow")"); install: pip install -e '.[cluster]'"
