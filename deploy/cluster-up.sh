@@ -113,7 +113,8 @@ SelectTypeParameters=CR_CPU
 MpiDefault=none
 SwitchType=switch/none
 ReturnToService=2
-KillWait=10
+# a requeued or preempted job is killed 2 s after its SIGTERM (the default waits 30 s)
+KillWait=2
 MinJobAge=300
 # look at pending jobs every 2 s: a requeued job starts again as soon as it may
 SchedulerParameters=sched_interval=2,bf_interval=2

@@ -295,7 +295,9 @@ def _child(client: MlflowClient, experiment: str) -> object | None:
     return runs[0] if runs else None
 
 
-EPOCHS = 10
+#: Long enough that a job requeued at epoch 2 is still training when it is killed (2 s after
+#: SLURM's SIGTERM on the local cluster, which submitit ignores) on a fast machine too.
+EPOCHS = 16
 
 
 @pytest.mark.slow
