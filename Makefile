@@ -12,7 +12,7 @@ STAMP   = $(VENV)/.installed
 TEST_WORKERS ?= 2
 PYTEST  = $(PY) -m pytest -n $(TEST_WORKERS) --dist loadfile --no-loadscope-reorder
 
-.PHONY: setup run test check lint ui clean
+.PHONY: setup run test check lint ui clean cluster-up cluster-down
 
 setup: $(STAMP)
 
@@ -42,6 +42,17 @@ lint: setup
 
 ui: setup
 	$(VENV)/bin/mlflow ui --backend-store-uri sqlite:///mlruns/mlflow.db --default-artifact-root mlruns/artifacts --host 127.0.0.1 --port 5000
+
+# A local single-node SLURM cluster, PostgreSQL and a PostgreSQL-backed `mlflow server`, as root
+# (deploy/, docs/cluster.md); tests/test_cluster.py runs against them. Both are idempotent.
+cluster-up:
+	@deploy/cluster-up.sh --preflight
+	@$(MAKE) --no-print-directory setup
+	$(PY) -c 'import psycopg' 2>/dev/null || $(PY) -m pip install -q -e '.[cluster]'
+	@MLFLOW=$(VENV)/bin/mlflow deploy/cluster-up.sh
+
+cluster-down:
+	@deploy/cluster-down.sh
 
 clean:
 	rm -rf outputs multirun .pytest_cache

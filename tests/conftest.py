@@ -24,6 +24,7 @@ from tests.helpers import run_cli as run_cli
 #: next whole file; files handed out longest first keep one worker from running a long file
 #: alone at the end while the other idles.
 LONGEST_FIRST = (
+    "test_cluster.py",
     "test_concurrency.py",
     "test_sweeps.py",
     "test_kill.py",

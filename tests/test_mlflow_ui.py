@@ -187,7 +187,9 @@ def test_a_sweep_names_seeds_apart_and_shows_its_progress_not_every_epoch(tmp_pa
     assert " epoch 1/2 " not in terminal  # per-epoch lines stay in each job's log
     (job_log,) = (tmp_path / "multirun").glob("*/*/0/*.log")
     assert " epoch 1/2 " in job_log.read_text()
-    runs = experiment_runs(store(tmp_path))
+    client = store(tmp_path)
+    exp = client.get_experiment_by_name("lrdecay-digits")
+    runs = experiment_runs(client)
     names = sorted(r.info.run_name for r in runs if "setting" in r.data.tags)
     assert names == ["adam-fixed s0", "adam-fixed s1", "seq3-epoch s0", "seq3-epoch s1"]
     (parent,) = [r for r in runs if is_sweep_parent(r)]

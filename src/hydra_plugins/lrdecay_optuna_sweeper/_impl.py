@@ -40,6 +40,7 @@ from optuna.trial import FrozenTrial, Trial, TrialState
 from lrdecay.sweep.pruning import make_pruner, open_storage
 from lrdecay.tracking.redact import redact_text, redact_uri
 
+from ._shared import claim, has_room, orphaned, surplus
 from ._space import (
     SweepError,
     format_value,
@@ -150,6 +151,7 @@ class OptunaSweeperImpl:
         self.storage = storage
         self.study_name = study_name
         self.n_trials = n_trials
+        self.study_trials = n_trials  # the study's total, all launchers together (set per search)
         self.n_jobs = n_jobs
         self.max_failures = max_failures
         self.params = {str(k): v for k, v in (params or {}).items()}
@@ -262,8 +264,10 @@ class OptunaSweeperImpl:
 
     def _recover(self, study: optuna.Study) -> None:
         """Trials a killed sweep left RUNNING: mark them failed and queue their parameters
-        to run again first. (One process drives a study at a time.)"""
-        stale = study.get_trials(deepcopy=False, states=(TrialState.RUNNING,))
+        to run again first. (Trials that another live launcher runs are left alone.)"""
+        stale = [
+            t for t in study.get_trials(deepcopy=False, states=(TrialState.RUNNING,)) if orphaned(t)
+        ]
         for frozen in stale:
             self._tell(study, frozen.number, TrialState.FAIL)
             if frozen.params:
@@ -360,6 +364,7 @@ class OptunaSweeperImpl:
             ", ".join(space) or "nothing",
         )
         started = time.monotonic()
+        self.study_trials = n_trials  # the study's total, all launchers together
         tally = self._run(study, space, fixed, to_run) if to_run else _Tally()
         self._report(study, objectives, directions, fixed, tally.ran, time.monotonic() - started)
         complete = study.get_trials(deepcopy=False, states=(TrialState.COMPLETE,))
@@ -422,8 +427,14 @@ class OptunaSweeperImpl:
             and tally.finished + untold + len(queued) < to_run
             and tally.failed < self.max_failures
             and self._may_ask(study)
+            and has_room(study, self.study_trials)
         ):
             trial = study.ask()
+            claim(trial)
+            if surplus(study, trial, self.study_trials):  # another launcher took the place
+                self._tell(study, trial, TrialState.FAIL)
+                log.info("trial %d not run: the study has its trials", trial.number)
+                break
             queued.append(_Running(trial, self._trial_overrides(study, trial, space, fixed)))
 
     def _may_ask(self, study: optuna.Study) -> bool:
