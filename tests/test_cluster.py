@@ -175,7 +175,7 @@ def _stamps(log: Path, marker: str) -> list[datetime]:
 
 def _job_seconds(sweep: Path) -> list[tuple[float, float]]:
     """Per SLURM job: seconds from its start on the node to its end, and of those, training."""
-    trained = {str(r.job_num): r.seconds or 0.0 for r in read_results(sweep)}
+    trained = {str(r.job_num): r.train_seconds or 0.0 for r in read_results(sweep)}
     timings = []
     for log in sorted(sweep.glob(".submitit/*_*/*_log.out")):
         start = _stamps(log, "Starting with JobEnvironment")

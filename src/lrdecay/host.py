@@ -1,4 +1,5 @@
-"""What this host offers a run: its CPU cores (torch-free, so the sweep's launcher can ask)."""
+"""What this host offers and runs: its CPU cores, whether a process is alive (torch-free, so the
+sweep's launcher can ask)."""
 
 from __future__ import annotations
 
@@ -11,3 +12,14 @@ def available_cores() -> int:
         return len(os.sched_getaffinity(0))
     except AttributeError:  # not on Linux
         return os.cpu_count() or 1
+
+
+def alive(pid: int) -> bool:
+    """Whether process ``pid`` exists on this host (one we may not signal counts as alive)."""
+    try:
+        os.kill(pid, 0)
+    except ProcessLookupError:
+        return False
+    except (PermissionError, OverflowError, ValueError):
+        return True
+    return True

@@ -40,7 +40,7 @@ from optuna.trial import FrozenTrial, Trial, TrialState
 from lrdecay.sweep.pruning import make_pruner, open_storage
 from lrdecay.tracking.redact import redact_text, redact_uri
 
-from ._shared import claim, has_room, orphaned, surplus
+from ._shared import LAUNCHER_ATTR, claim, has_room, orphaned, settle, surplus
 from ._space import (
     SweepError,
     format_value,
@@ -265,6 +265,7 @@ class OptunaSweeperImpl:
     def _recover(self, study: optuna.Study) -> None:
         """Trials a killed sweep left RUNNING: mark them failed and queue their parameters
         to run again first. (Trials that another live launcher runs are left alone.)"""
+        settle(study)
         stale = [
             t for t in study.get_trials(deepcopy=False, states=(TrialState.RUNNING,)) if orphaned(t)
         ]
@@ -676,6 +677,8 @@ def trials_table(
     first by the first objective: the complete trials, then the pruned (by their last reported
     value), then the rest."""
     frame = study.trials_dataframe(attrs=("number", "state", "value", "params", "user_attrs"))
+    # which launcher ran a trial is the sweeper's bookkeeping, not a result
+    frame = frame.drop(columns=[f"user_attrs_{LAUNCHER_ATTR}"], errors="ignore")
     if frame.empty:
         return frame.reindex(columns=["trial", "state", *names])
     values = ["value"] if len(names) == 1 else [f"values_{i}" for i in range(len(names))]

@@ -11,17 +11,21 @@ from __future__ import annotations
 
 import os
 import socket
+import time
 from datetime import datetime, timedelta
 
 import optuna
 from optuna.trial import FrozenTrial, Trial, TrialState
 
+from lrdecay.host import alive
+
 #: The user attribute naming the launcher that runs a trial: ``host:pid``.
 LAUNCHER_ATTR = "lrdecay.launcher"
 #: Trials that count toward ``n_trials``: finished, or being run by some launcher.
 TAKEN = (TrialState.COMPLETE, TrialState.PRUNED, TrialState.RUNNING)
-#: How long an unclaimed running trial may be someone's just-asked trial (ask, then claim).
-CLAIM_GRACE = timedelta(seconds=60)
+#: How long an unclaimed running trial may be someone's just-asked trial (ask, then claim: one
+#: storage write apart); older, it was left by a launcher killed between the two.
+CLAIM_GRACE = timedelta(seconds=10)
 
 
 def launcher_id() -> str:
@@ -47,17 +51,6 @@ def surplus(study: optuna.Study, trial: Trial, n_trials: int) -> bool:
     return sum(t.number < trial.number for t in taken) >= n_trials
 
 
-def _alive(pid: int) -> bool:
-    """Whether process ``pid`` exists on this host (one we may not signal counts as alive)."""
-    try:
-        os.kill(pid, 0)
-    except ProcessLookupError:
-        return False
-    except (PermissionError, OverflowError, ValueError):
-        return True
-    return True
-
-
 def orphaned(trial: FrozenTrial) -> bool:
     """Whether a RUNNING trial has no live launcher, so that a new launch may fail and retry it:
     claimed on this host by a process that is gone (or by this very process, whose search has
@@ -70,4 +63,22 @@ def orphaned(trial: FrozenTrial) -> bool:
     host, _, pid = owner.rpartition(":")
     if host != socket.gethostname() or not pid.isdigit():
         return False
-    return int(pid) == os.getpid() or not _alive(int(pid))
+    return int(pid) == os.getpid() or not alive(int(pid))
+
+
+def settle(study: optuna.Study) -> None:
+    """Wait until no running trial is both unclaimed and younger than :data:`CLAIM_GRACE`, so
+    that :func:`orphaned` can tell a killed launcher's trial from a live one's just-asked one
+    (a start-up right after a kill waits at most the grace)."""
+    while True:
+        young = [
+            t.datetime_start
+            for t in study.get_trials(deepcopy=False, states=(TrialState.RUNNING,))
+            if not t.user_attrs.get(LAUNCHER_ATTR)
+            and t.datetime_start is not None
+            and datetime.now() - t.datetime_start <= CLAIM_GRACE
+        ]
+        if not young:
+            return
+        wait = CLAIM_GRACE - (datetime.now() - min(young))
+        time.sleep(max(0.1, wait.total_seconds() + 0.1))

@@ -22,7 +22,7 @@ from lrdecay.config import ReportConfig, validate
 from lrdecay.core.interrupts import install_stop_handlers
 from lrdecay.core.outcome import RunOutcome, RunStatus
 from lrdecay.errors import ConfigError, LrdecayError
-from lrdecay.host import available_cores
+from lrdecay.host import alive, available_cores
 from lrdecay.sweep.outcomes import (
     format_table,
     read_results,
@@ -293,17 +293,6 @@ def check_launcher(launcher: DictConfig) -> None:
         )
 
 
-def _alive(pid: int) -> bool:
-    """Whether process ``pid`` exists on this host (one we may not signal counts as alive)."""
-    try:
-        os.kill(pid, 0)
-    except ProcessLookupError:
-        return False
-    except (PermissionError, OverflowError, ValueError):
-        return True
-    return True
-
-
 def close_dead_parents(tracker: MlflowTracker) -> list[str]:
     """Mark KILLED the RUNNING sweep parents of this experiment whose launching process, on this
     host, is gone (a launcher killed with SIGKILL can never close its own parent run).
@@ -328,7 +317,7 @@ def close_dead_parents(tracker: MlflowTracker) -> list[str]:
     closed = []
     for run in stale:
         pid = run.data.tags.get(PID_TAG, "")
-        if pid.isdigit() and int(pid) != os.getpid() and not _alive(int(pid)):
+        if pid.isdigit() and int(pid) != os.getpid() and not alive(int(pid)):
             tracker.client.set_terminated(run.info.run_id, status="KILLED")
             closed.append(run.info.run_id)
     if closed:
