@@ -18,6 +18,8 @@ from hydra import compose, initialize_config_dir
 from omegaconf import DictConfig
 
 from lrdecay.config import register_configs
+from lrdecay.core.hooks import Listener
+from lrdecay.core.records import EpochRecord
 
 if TYPE_CHECKING:
     from mlflow.entities import Run
@@ -201,3 +203,14 @@ class MlflowServer:
             self.proc.terminate()
             self.proc.wait(timeout=30)
         self.proc = None
+
+
+class InterruptAt(Listener):
+    """Ctrl-C after a given epoch: what a user or a scheduler does mid-run."""
+
+    def __init__(self, epoch: int) -> None:
+        self.epoch = epoch
+
+    def on_epoch_end(self, record: EpochRecord) -> None:
+        if record.epoch == self.epoch:
+            raise KeyboardInterrupt

@@ -10,21 +10,9 @@ from mlflow.entities import Metric
 from mlflow.tracking import MlflowClient
 
 from lrdecay.core.checkpoint import CHECKPOINT_FILE
-from lrdecay.core.hooks import Listener
-from lrdecay.core.records import EPOCH_METRICS, EpochRecord, metric_name
+from lrdecay.core.records import EPOCH_METRICS, metric_name
 from lrdecay.run import RunContext, run
-from tests.helpers import compose_config
-
-
-class InterruptAt(Listener):
-    """Ctrl-C after a given epoch: what a user or a scheduler does mid-run."""
-
-    def __init__(self, epoch: int) -> None:
-        self.epoch = epoch
-
-    def on_epoch_end(self, record: EpochRecord) -> None:
-        if record.epoch == self.epoch:
-            raise KeyboardInterrupt
+from tests.helpers import InterruptAt, compose_config
 
 
 def _cfg(tmp: Path, store: str, *extra: str):

@@ -19,9 +19,8 @@ from torch.optim.lr_scheduler import (
     StepLR,
 )
 
-from lrdecay.core.hooks import Listener
 from lrdecay.core.outcome import RunOutcome, RunStatus
-from lrdecay.core.records import EpochRecord, epoch_key
+from lrdecay.core.records import epoch_key
 from lrdecay.core.torch_schedules import BATCH_LR_METRIC
 from lrdecay.errors import ConfigError
 from lrdecay.report.claims import check_claims, check_modern
@@ -30,6 +29,7 @@ from lrdecay.report.stats import RunRecord, summarise
 from lrdecay.report.tables import build_table, to_markdown
 from lrdecay.run import RunContext, run
 from tests.conftest import compose_config, error_line, run_cli
+from tests.helpers import InterruptAt
 
 EPOCHS = 4
 R0 = 0.01
@@ -38,7 +38,6 @@ MOVES = {
     "step": ["sequence.scheduler.step_size=2"],
     "plateau": ["sequence.scheduler.patience=0", "sequence.scheduler.threshold=0.5"],
 }
-
 
 #: A data set that cannot load: a check made after loading would fail on it instead.
 NO_DATA = ("dataset=mnist", "data.root=/nonexistent/data", "data.download=false")
@@ -161,17 +160,6 @@ def test_an_epoch_scheduler_moves_when_the_strategy_says(make_cfg) -> None:
     assert [r.val_loss for r in ours.history] == [r.val_loss for r in seq3.history]
     fixed = run(make_cfg(*base, *exp, "strategy=fixed"))
     assert {r.lr for r in fixed.history} == {R0}
-
-
-class InterruptAt(Listener):
-    """Ctrl-C after a given epoch, as a user or a cluster scheduler does mid-run."""
-
-    def __init__(self, epoch: int) -> None:
-        self.epoch = epoch
-
-    def on_epoch_end(self, record: EpochRecord) -> None:
-        if record.epoch == self.epoch:
-            raise KeyboardInterrupt
 
 
 @pytest.mark.parametrize("name", ["onecycle", "plateau"])
