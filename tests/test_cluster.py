@@ -14,6 +14,7 @@ import secrets
 import shutil
 import subprocess
 import sys
+import tempfile
 import time
 import urllib.request
 from dataclasses import dataclass
@@ -213,12 +214,20 @@ def _as_non_root(command: list[str]) -> list[str]:
 
 @pytest.mark.parametrize("script", ["cluster-up.sh", "cluster-down.sh"])
 def test_cluster_scripts_say_in_one_line_that_they_need_root(script: str) -> None:
-    done = subprocess.run(
-        _as_non_root(["bash", str(ROOT / "deploy" / script)]),
-        capture_output=True,
-        text=True,
-        timeout=60,
-    )
+    # a copy the unprivileged user can read: the checkout may sit in a folder only root enters
+    shared = Path(tempfile.mkdtemp(prefix="lrdecay-deploy-"))
+    try:
+        shared.chmod(0o755)
+        deploy = shutil.copytree(ROOT / "deploy", shared / "deploy")
+        done = subprocess.run(
+            _as_non_root(["bash", str(deploy / script)]),
+            capture_output=True,
+            text=True,
+            timeout=60,
+            cwd=shared,
+        )
+    finally:
+        shutil.rmtree(shared, ignore_errors=True)
     assert done.returncode == 1 and done.stdout == ""
     (line,) = done.stderr.splitlines()
     assert line.startswith(f"{script[:-3]}: must run as root") and "sudo make" in line
