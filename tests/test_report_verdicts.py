@@ -86,8 +86,12 @@ def _history(final: float, conv: int | None) -> list[float]:
     return ramp + [final] * (BUDGET - conv)
 
 
-def write_store(root: Path, truth: Truth, dataset: str, rng_seed: int) -> MlflowClient:
-    """A SQLite store at ``root`` with one run per setting and seed drawn from ``truth``."""
+def write_store(
+    root: Path, truth: Truth, dataset: str, rng_seed: int, test_mean: float | None = None
+) -> MlflowClient:
+    """A SQLite store at ``root`` with one run per setting and seed drawn from ``truth``; with
+    ``test_mean`` every run also held out its validation split and scored a test accuracy
+    drawn around ``test_mean`` whatever its setting (the schedules differ only on validation)."""
     client = MlflowClient(tracking_uri=f"sqlite:///{root / 'mlflow.db'}")
     exp = client.create_experiment("synthetic", artifact_location=(root / "art").as_uri())
     rng = np.random.default_rng(rng_seed)
@@ -123,6 +127,9 @@ def write_store(root: Path, truth: Truth, dataset: str, rng_seed: int) -> Mlflow
                 ),
                 Metric(summary_key("epochs_run"), float(BUDGET), 0, 0),
             ]
+            if test_mean is not None:
+                test = float(test_mean + seed_effect[seed] + rng.normal(0, truth.noise))
+                metrics.append(Metric(summary_key("test_acc"), test, 0, 0))
             client.log_batch(run_id, metrics=metrics)
             client.log_param(run_id, "trainer.max_epochs", str(BUDGET))
             client.set_terminated(run_id)
@@ -178,6 +185,33 @@ def test_truly_better_setting_is_found_after_correction(wide_store: MlflowClient
     assert "Holm" in claims["seq3_epoch"].verdict and "large effect" in claims["seq3_epoch"].verdict
     little = claims["mnist_little"]
     assert little.verdict.startswith("not supported") and "seq3-epoch" in little.verdict
+
+
+def test_held_out_runs_are_scored_on_the_test_split(tmp_path: Path) -> None:
+    """seq3-epoch is 2 points ahead on the validation split that steered it, and level with
+    every rival on the untouched test split: the verdict, the p-values and the bold cell follow
+    the test split."""
+    truth = Truth(seeds=8, noise=0.002, means={"seq3-epoch": 0.99})
+    client = write_store(tmp_path, truth, "cifar10", rng_seed=2, test_mean=0.97)
+    rows = summarise(load_runs(client, experiment="synthetic").runs, target=None)
+    assert {s.scored_by for s in rows} == {"test_acc"}
+    claim = {c.key: c for c in check_claims(rows)}["seq3_epoch"]
+    assert claim.verdict.startswith("cannot tell"), claim
+    seq3 = next(s for s in rows if s.setting == "seq3-epoch")
+    assert seq3.comparison is not None and not seq3.comparison.decided
+    out = tmp_path / "report"
+    assert (
+        "Scored on the test split"
+        in write_report(client, experiment="synthetic", out_dir=out).read_text()
+    )
+    cells = _table_cells(out).values()
+    assert not any("**" in row["Final accuracy"] for row in cells)
+    assert any("**" in row["Test accuracy"] for row in cells)
+
+
+def test_runs_without_a_test_accuracy_are_scored_on_validation(wide_store: MlflowClient) -> None:
+    rows = summarise(load_runs(wide_store, experiment="synthetic").runs, target=None)
+    assert {s.scored_by for s in rows} == {"final_acc"}
 
 
 def test_small_difference_under_the_noise_with_three_seeds_cannot_tell(tmp_path: Path) -> None:

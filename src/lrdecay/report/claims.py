@@ -27,7 +27,13 @@ from lrdecay.report.inference import (
     holm,
     strength,
 )
-from lrdecay.report.stats import MODERN_GROUP, STRATEGY_GROUP, SettingSummary, find
+from lrdecay.report.stats import (
+    MODERN_GROUP,
+    SCORE_NAMES,
+    STRATEGY_GROUP,
+    SettingSummary,
+    find,
+)
 
 #: "Matters little" / the effect-size yardstick: one point of accuracy.
 LITTLE = 0.01
@@ -75,8 +81,18 @@ def _name(s: SettingSummary) -> str:
     return f"{s.setting} ({STILL})" if s.never_moved else s.setting
 
 
+def _score(s: SettingSummary) -> float:
+    """The setting's mean scoring accuracy (final validation, or test when held out)."""
+    return s.mean(s.scored_by)
+
+
+def _what(rows: Sequence[SettingSummary]) -> str:
+    """How the scoring accuracy of ``rows`` is named in a verdict's numbers."""
+    return SCORE_NAMES[rows[0].scored_by] if rows else SCORE_NAMES["final_acc"]
+
+
 def _ci(s: SettingSummary) -> str:
-    st = s.final_acc
+    st = s.scored
     assert st is not None
     if st.half is None:
         return f"{_name(s)} {_acc(st.mean)} (n=1)"
@@ -102,7 +118,7 @@ def _still_note(rows: Sequence[SettingSummary]) -> str:
 
 
 def _seeded(rows: Sequence[SettingSummary]) -> list[SettingSummary]:
-    """Rows with at least two seeds of final accuracy (a test needs them)."""
+    """Rows with at least two seeds of scoring accuracy (a test needs them)."""
     return [s for s in rows if len(s.finals) >= 2]
 
 
@@ -114,16 +130,16 @@ def _weakest(tests: Sequence[Comparison]) -> Comparison:
 def scheme_matters_little(rows: Sequence[SettingSummary], margin: float = LITTLE) -> Claim:
     """MNIST: every pair of the 12 decay schemes ends within ``margin`` of each other (TOST)."""
     text = "On MNIST the decay scheme matters little."
-    grid = [s for s in rows if s.group.startswith("By ") and s.final_acc is not None]
+    grid = [s for s in rows if s.group.startswith("By ") and s.scored is not None]
     if len(grid) < 2:
         return Claim(
             "mnist_little", text, "mnist", "cannot tell", "Fewer than two decay schemes were run."
         )
-    lo = min(grid, key=lambda s: s.mean("final_acc"))
-    hi = max(grid, key=lambda s: s.mean("final_acc"))
-    spread = hi.mean("final_acc") - lo.mean("final_acc")
+    lo = min(grid, key=_score)
+    hi = max(grid, key=_score)
+    spread = _score(hi) - _score(lo)
     numbers = (
-        f"Across {len(grid)} schemes the mean final accuracy spans {100 * spread:.2f} points "
+        f"Across {len(grid)} schemes the mean {_what(grid)} spans {100 * spread:.2f} points "
         f"({_ci(lo)} to {_ci(hi)}); 'little' is taken as within ±{100 * margin:g} point."
     ) + _still_note(grid)
     seeded = _seeded(grid)
@@ -198,9 +214,7 @@ def _diff(c: Comparison) -> float:
 def seq3_epoch_most_accurate(rows: Sequence[SettingSummary]) -> Claim:
     """CIFAR-10: seq3 by epoch beats every other setting in final accuracy, after correction."""
     text = "On CIFAR-10, seq3 by epoch is the most accurate setting."
-    ranked = sorted(
-        (s for s in rows if s.final_acc is not None), key=lambda s: -s.mean("final_acc")
-    )
+    ranked = sorted((s for s in rows if s.scored is not None), key=lambda s: -_score(s))
     named = find(ranked, "seq3-epoch")
     if named is None or len(ranked) < 2:
         return Claim(
@@ -212,7 +226,7 @@ def seq3_epoch_most_accurate(rows: Sequence[SettingSummary]) -> Claim:
             "compare it with.",
         )
     rivals = [s for s in ranked if s is not named]
-    rank = _rank(named.mean("final_acc"), [s.mean("final_acc") for s in ranked], True)
+    rank = _rank(_score(named), [_score(s) for s in ranked], True)
     numbers = (
         f"seq3-epoch ranks {rank} of {len(ranked)}: {_ci(named)}; best rival {_ci(rivals[0])}."
     )
@@ -356,7 +370,7 @@ def _moves_text(rows: Sequence[SettingSummary]) -> tuple[str, dict[str, float]]:
 def cutoff_hurts(rows: Sequence[SettingSummary]) -> Claim:
     """CIFAR-10: by cutoff ends less accurate because its rate rarely moves."""
     text = "On CIFAR-10, 'by cutoff' hurts accuracy because the rate rarely moves."
-    cut = [s for s in rows if s.group == CUTOFF_GROUP and s.final_acc is not None]
+    cut = [s for s in rows if s.group == CUTOFF_GROUP and s.scored is not None]
     if not cut:
         return Claim("cutoff", text, "cifar10", "cannot tell", "No cutoff runs.")
     moves, share = _moves_text(rows)
@@ -370,7 +384,7 @@ def cutoff_hurts(rows: Sequence[SettingSummary]) -> Claim:
         for s in cut
         for strategy in STRATEGY_GROUP
         if strategy != CUTOFF
-        if (other := find(rows, f"{s.label}-{strategy}")) is not None and other.final_acc
+        if (other := find(rows, f"{s.label}-{strategy}")) is not None and other.scored
     ]
     if not pairs:
         return Claim(
@@ -381,7 +395,7 @@ def cutoff_hurts(rows: Sequence[SettingSummary]) -> Claim:
             "No by-epoch or by-oscillate run of the same sequence to compare with. " + mechanism,
         )
     tests = holm([compare_means(a.finals_by_seed(), b.finals_by_seed()) for a, b in pairs])
-    lower = sum(a.mean("final_acc") < b.mean("final_acc") for a, b in pairs)
+    lower = sum(_score(a) < _score(b) for a, b in pairs)
     sig_lower = sum(c.decided and _diff(c) < 0 for c in tests)
     sig_higher = sum(c.decided and _diff(c) > 0 for c in tests)
     untested = sum(c.p is None for c in tests)
@@ -437,15 +451,15 @@ def beats_modern(rows: Sequence[SettingSummary], modern: SettingSummary) -> Clai
     name = MODERN_NAMES.get(modern.runs[0].sequence, modern.setting)
     text = f"Does any of the paper's decay schemes beat {name} ({modern.setting})?"
     key = f"beats_{modern.setting}"
-    schemes = [s for s in rows if s.group.startswith("By ") and s.final_acc is not None]
-    if modern.final_acc is None or not schemes:
+    schemes = [s for s in rows if s.group.startswith("By ") and s.scored is not None]
+    if modern.scored is None or not schemes:
         return Claim(
             key, text, "", "cannot tell", "No final accuracy of it, or no decay scheme, was run."
         )
-    best = max(schemes, key=lambda s: s.mean("final_acc"))
-    means = [s.mean("final_acc") for s in [*schemes, modern]]
+    best = max(schemes, key=_score)
+    means = [_score(s) for s in [*schemes, modern]]
     numbers = (
-        f"{_ci(modern)} ranks {_rank(modern.mean('final_acc'), means, True)} of {len(means)} "
+        f"{_ci(modern)} ranks {_rank(_score(modern), means, True)} of {len(means)} "
         f"among the {len(schemes)} schemes and itself; best scheme {_ci(best)}."
     )
     seeded = _seeded(schemes)

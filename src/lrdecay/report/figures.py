@@ -394,13 +394,13 @@ def _plot_rate_runs(ax: Axes, s: SettingSummary, style: Style) -> None:
 
 
 def best_per_strategy(rows: Sequence[SettingSummary]) -> list[SettingSummary]:
-    """The setting with the highest mean final accuracy in each strategy group (and among the
-    modern baselines, when they ran)."""
+    """The setting with the highest mean scoring accuracy in each strategy group (and among
+    the modern baselines, when they ran)."""
     best = []
     for _, name in panels(rows):
-        group = [s for s in rows if s.group == name and s.final_acc is not None]
+        group = [s for s in rows if s.group == name and s.scored is not None]
         if group:
-            best.append(max(group, key=lambda s: s.mean("final_acc")))
+            best.append(max(group, key=lambda s: s.mean(s.scored_by)))
     return best
 
 
@@ -444,14 +444,15 @@ def plot_scatter(rows: Sequence[SettingSummary], path: Path) -> Path:
 
 
 def scatter_figure(rows: Sequence[SettingSummary]) -> plt.Figure:
-    """Mean final accuracy against median convergence epoch, bars from lowest to highest seed;
-    a setting whose median was not reached sits at the budget as a hollow marker."""
+    """Mean scoring accuracy (final validation, or test when held out) against median
+    convergence epoch, bars from lowest to highest seed; a setting whose median was not
+    reached sits at the budget as a hollow marker."""
     st = styles(rows)
     fig, ax = plt.subplots(figsize=(11, 6.5))
-    shown = [s for s in rows if s.final_acc is not None and s.convergence is not None]
+    shown = [s for s in rows if s.scored is not None and s.convergence is not None]
     last = budget(rows)
     for s in shown:
-        style, conv, acc = st[s.setting], required_censored(s), required(s.final_acc)
+        style, conv, acc = st[s.setting], required_censored(s), required(s.scored)
         x = conv.median if conv.median is not None else float(last)
         x += (s.order - 1.5) * DODGE if s.group.startswith("By ") else 0.0
         ax.errorbar(
@@ -479,7 +480,10 @@ def scatter_figure(rows: Sequence[SettingSummary]) -> plt.Figure:
         f"at the budget {last})",
         fontsize=11,
     )
-    ax.set_ylabel("final validation accuracy (mean over seeds)", fontsize=11)
+    held_out = bool(rows) and rows[0].scored_by == "test_acc"
+    ax.set_ylabel(
+        f"{'test' if held_out else 'final validation'} accuracy (mean over seeds)", fontsize=11
+    )
     ax.set_title(
         "Accuracy vs convergence speed per setting (bars: lowest to highest seed)", fontsize=13
     )

@@ -32,6 +32,10 @@ from lrdecay.palette import BASELINE_ADAM, BASELINE_SGD, MODERN_COLORS
 from lrdecay.report.inference import Comparison, compare_means, holm, km_median
 from lrdecay.tracking.tracker import outcome_from_run
 
+#: The run metric behind each scoring column, and how the report names it.
+SCORE_METRICS = {"final_acc": "final_val_acc", "test_acc": "test_acc"}
+SCORE_NAMES = {"final_acc": "final accuracy", "test_acc": "test accuracy"}
+
 #: Per-epoch metrics the report reads back by name (MLflow step = epoch, 1-based); runs and
 #: their histories are read by name, so stores written before the metric sections read too.
 HISTORY_KEYS = ("val_acc", "val_loss", "lr", "lr_advances")
@@ -378,6 +382,16 @@ class SettingSummary:
     moves: Stat | None = None
     epochs_run: Stat | None = None
     comparison: Comparison | None = None
+    #: The column that scores the setting: ``final_acc`` (final validation accuracy), or
+    #: ``test_acc`` when every run held its validation split out of training, so the split
+    #: that steered the schedule is not the one that scores it.
+    scored_by: str = "final_acc"
+
+    @property
+    def scored(self) -> Stat | None:
+        """The statistics of the scoring accuracy (see :attr:`scored_by`)."""
+        stat: Stat | None = getattr(self, self.scored_by)
+        return stat
 
     def mean(self, column: str) -> float:
         """Mean of a :class:`Stat` column (``final_acc``, ``moves``…); NaN without values."""
@@ -411,12 +425,13 @@ class SettingSummary:
 
     @property
     def finals(self) -> list[float]:
-        """Final validation accuracy of each non-diverged run that recorded it."""
+        """Scoring accuracy of each seed's non-diverged runs that recorded it."""
         return list(self.finals_by_seed().values())
 
     def finals_by_seed(self) -> dict[str, float]:
-        """Final validation accuracy per seed (the mean when a seed ran twice): pairs settings."""
-        return _by_seed((r.seed, r.metric("final_val_acc")) for r in self.ok_runs)
+        """Scoring accuracy per seed (the mean when a seed ran twice): pairs settings."""
+        metric = SCORE_METRICS[self.scored_by]
+        return _by_seed((r.seed, r.metric(metric)) for r in self.ok_runs)
 
     def convergence_by_seed(self) -> dict[str, tuple[float, bool]]:
         """Censored convergence epoch per seed (the first run of a seed that ran twice)."""
@@ -510,8 +525,22 @@ def summarise(runs: Sequence[RunRecord], target: float | None) -> list[SettingSu
         row.epochs_run = Stat.of(r.metric("epochs_run") for r in ok)
         rows.append(row)
     rows.sort(key=lambda s: (GROUPS.index(s.group), s.order, s.setting))
+    scored_by = scoring_column(runs)
+    for row in rows:
+        row.scored_by = scored_by
     compare_with_baseline(rows)
     return rows
+
+
+def scoring_column(runs: Sequence[RunRecord]) -> str:
+    """``test_acc`` when every non-diverged run held out its validation split and recorded a
+    test accuracy; else ``final_acc``, the study's own score (its validation split is the test
+    split)."""
+    ok = [r for r in runs if not r.diverged]
+    held_out = bool(ok) and all(
+        (v := r.metric("test_acc")) is not None and math.isfinite(v) for r in ok
+    )
+    return "test_acc" if held_out else "final_acc"
 
 
 def compare_with_baseline(rows: Sequence[SettingSummary]) -> None:

@@ -19,6 +19,7 @@ from lrdecay.report.inference import ALPHA, format_p
 from lrdecay.report.stats import (
     BASELINE_SGD,
     MODERN_GROUP,
+    SCORE_NAMES,
     Censored,
     SettingSummary,
     Stat,
@@ -109,7 +110,8 @@ def build_table(rows: Sequence[SettingSummary], target: float | None) -> Table:
     has_test = any(s.test_acc is not None for s in rows)
     has_baseline = any(s.setting == BASELINE_SGD for s in rows)
     show_p = multi and has_baseline
-    best_acc = best_rows(rows, "final_acc", highest=True, digits=ACC_DIGITS)
+    scored_by = rows[0].scored_by if rows else "final_acc"
+    best_acc = best_rows(rows, scored_by, highest=True, digits=ACC_DIGITS)
     best_conv = best_rows(rows, "convergence", highest=False, digits=EPOCH_DIGITS)
     target_text = f"{target:g}" if target is not None else "target"
 
@@ -135,7 +137,10 @@ def build_table(rows: Sequence[SettingSummary], target: float | None) -> Table:
         )
         cells = [
             Cell(label),
-            Cell(fmt_stat(s.final_acc, ACC_DIGITS, multi), s.setting in best_acc),
+            Cell(
+                fmt_stat(s.final_acc, ACC_DIGITS, multi),
+                scored_by == "final_acc" and s.setting in best_acc,
+            ),
             Cell(fmt_censored(s.convergence), s.setting in best_conv),
             Cell(fmt_stat(s.best_acc, ACC_DIGITS, multi)),
             Cell(_target_cell(s)),
@@ -143,7 +148,12 @@ def build_table(rows: Sequence[SettingSummary], target: float | None) -> Table:
             Cell(f"{s.n_diverged}/{s.n_runs}"),
         ]
         if has_test:
-            cells.append(Cell(fmt_stat(s.test_acc, ACC_DIGITS, multi)))
+            cells.append(
+                Cell(
+                    fmt_stat(s.test_acc, ACC_DIGITS, multi),
+                    scored_by == "test_acc" and s.setting in best_acc,
+                )
+            )
         if show_p:
             cells.append(Cell(fmt_p(s)))
         if not s.ok_runs:  # nothing to average: say why instead of a bare n/a
@@ -156,14 +166,23 @@ def footnotes(
     rows: Sequence[SettingSummary], target: float | None, multi: bool, has_baseline: bool
 ) -> list[str]:
     """What a reader needs to read the table right: statistics, tests, exclusions."""
+    scored_by = rows[0].scored_by if rows else "final_acc"
+    score = SCORE_NAMES[scored_by]
     notes = [
         "Final accuracy: validation accuracy at the last epoch run. Convergence epoch: the "
         "study's rule (first epoch after which accuracy moves less than the threshold over "
         "the window), shown as the Kaplan–Meier median over seeds with k/n the runs that met "
         "the rule; ≥ N when fewer than half met it within the N epochs run (no mean: a run "
-        "that never converged has no epoch to average). Bold: best mean final accuracy, "
+        f"that never converged has no epoch to average). Bold: best mean {score}, "
         "lowest median convergence epoch (descriptive, not a test)."
     ]
+    if scored_by == "test_acc":
+        notes.append(
+            "Scored on the test split: every run held part of its training split out as the "
+            "validation split that steered its schedule (cutoff, oscillate, plateau) and that "
+            "the convergence and target epochs read; the untouched test split, scored once "
+            "after the last epoch, is what the p-values and the claims compare."
+        )
     if multi:
         notes.append(
             "Accuracy cells: mean ± half-width of the 95% confidence interval of the mean "
@@ -172,7 +191,7 @@ def footnotes(
         if has_baseline:
             tested = sum(1 for s in rows if s.comparison is not None and s.comparison.p is not None)
             notes.append(
-                "p vs SGD (Holm): two-sided paired t-test of final accuracy against the SGD "
+                f"p vs SGD (Holm): two-sided paired t-test of {score} against the SGD "
                 "baseline on the per-seed differences (runs with the same seed share initial "
                 "weights and batch order), Welch's unpaired test where fewer than 2 seeds pair "
                 f"(named in the cell); Holm-adjusted over the {tested} tests, so a cell below "
@@ -317,6 +336,8 @@ def _censored_fields(prefix: str, cens: Censored | None) -> dict[str, str]:
 def to_csv(rows: Sequence[SettingSummary], target: float | None) -> str:
     """One line per setting with every number unformatted (empty when missing)."""
     best_acc = best_rows(rows, "final_acc", highest=True, digits=ACC_DIGITS)
+    scored_by = rows[0].scored_by if rows else "final_acc"
+    best_scored = best_rows(rows, scored_by, highest=True, digits=ACC_DIGITS)
     best_conv = best_rows(rows, "convergence", highest=False, digits=EPOCH_DIGITS)
     records = []
     for s in rows:
@@ -343,6 +364,8 @@ def to_csv(rows: Sequence[SettingSummary], target: float | None) -> str:
         record["p_vs_sgd_holm"] = _num(c.p_holm if c else None)
         record["test"] = c.test if c and c.p is not None else ""
         record["best_final_acc"] = str(s.setting in best_acc).lower()
+        record["scored_by"] = s.scored_by
+        record["best_scored"] = str(s.setting in best_scored).lower()
         record["best_convergence"] = str(s.setting in best_conv).lower()
         records.append(record)
     out = io.StringIO()
