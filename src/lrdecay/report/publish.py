@@ -1,0 +1,262 @@
+"""Publish an experiment's report as a page of the repository: the report itself (table,
+figures, claims) under a front page that says where it came from (command, commits, machine,
+launches and wall time) and carries a hand-written reading kept in ``reading.md``.
+
+    python -m lrdecay.report.publish --experiment lrdecay-fashion_mnist-study \\
+        --out docs/results/fashion_mnist --command "make results"
+
+The page is rewritten from the store on every call, so its numbers are always the report's.
+"""
+
+from __future__ import annotations
+
+import argparse
+import os
+import platform
+import sys
+from collections.abc import Sequence
+from dataclasses import dataclass
+from datetime import datetime, timezone
+from importlib.metadata import PackageNotFoundError, version
+from pathlib import Path
+
+from mlflow.entities import Run
+from mlflow.tracking import MlflowClient
+
+from lrdecay.errors import LrdecayError
+from lrdecay.report.build import default_uri, write_report
+from lrdecay.report.claims import Claim, check_claims, check_modern
+from lrdecay.report.stats import SCORE_NAMES, RunSet, load_runs, summarise
+from lrdecay.tracking.redact import redact_uri
+
+#: The hand-written reading of a published page, kept next to it and included verbatim.
+READING_FILE = "reading.md"
+#: The published page (GitHub shows a folder's README.md under its listing).
+PAGE_FILE = "README.md"
+#: Report files a repository page leaves out: the HTML copy embeds every figure again.
+UNPUBLISHED = ("report.html",)
+#: Colours a published figure keeps: a palette PNG is a third of the size, same to the eye.
+PNG_COLOURS = 256
+
+
+@dataclass(frozen=True)
+class Provenance:
+    """Where the runs of a page came from: code, machine, launches and time."""
+
+    runs: int
+    settings: int
+    seeds: list[str]
+    epochs: list[int]
+    diverged: int
+    commits: list[str]
+    launches: int
+    launch_seconds: float
+    train_seconds: float
+    first_start: datetime | None
+    last_end: datetime | None
+
+
+def _ms(value: int | None) -> datetime | None:
+    return datetime.fromtimestamp(value / 1000, tz=timezone.utc) if value else None
+
+
+def _launches(client: MlflowClient, experiment_id: str) -> list[Run]:
+    """The sweep parents (launches) of an experiment, oldest first."""
+    found = client.search_runs(
+        [experiment_id], filter_string="tags.`lrdecay.role` = 'sweep'", max_results=1000
+    )
+    return sorted(found, key=lambda run: run.info.start_time)
+
+
+def _launch_seconds(launches: Sequence[Run], runs: Sequence[Run]) -> float:
+    """Summed wall time of ``launches``: each from its start to its end or, for a launch that
+    was stopped before it could end, to the last end among the runs started during it."""
+    total = 0.0
+    for i, launch in enumerate(launches):
+        start = launch.info.start_time
+        until = launches[i + 1].info.start_time if i + 1 < len(launches) else None
+        during = [
+            r.info.end_time
+            for r in runs
+            if r.info.end_time
+            and start <= r.info.start_time
+            and (until is None or r.info.start_time < until)
+        ]
+        end = launch.info.end_time or max(during, default=0)
+        if end:
+            total += (end - start) / 1000
+    return total
+
+
+def provenance(client: MlflowClient, runset: RunSet) -> Provenance:
+    """Count runs, seeds, epochs and launches, and the launches' wall time (a stopped and
+    re-launched study counts each launch once, not the pause between them)."""
+    runs = [client.get_run(r.run_id) for r in runset.runs]
+    launches = _launches(client, runset.experiment_id)
+    starts = [run.info.start_time for run in runs if run.info.start_time]
+    ends = [run.info.end_time for run in runs if run.info.end_time]
+    epochs = sorted({int(e) for r in runset.runs if (e := r.metric("epochs_run")) is not None})
+    return Provenance(
+        runs=len(runset.runs),
+        settings=len({r.setting for r in runset.runs}),
+        seeds=sorted({r.seed for r in runset.runs}, key=lambda s: (len(s), s)),
+        epochs=epochs,
+        diverged=sum(r.diverged for r in runset.runs),
+        commits=sorted({c for run in runs if (c := run.data.tags.get("mlflow.source.git.commit"))}),
+        launches=len(launches),
+        launch_seconds=_launch_seconds(launches, runs),
+        train_seconds=sum(r.outcome.train_seconds or 0.0 for r in runset.runs),
+        first_start=_ms(min(starts, default=None)),
+        last_end=_ms(max(ends, default=None)),
+    )
+
+
+def machine() -> str:
+    """This machine in one line: CPU model and cores, OS, Python and torch versions."""
+    model = platform.processor() or platform.machine()
+    try:
+        for line in Path("/proc/cpuinfo").read_text().splitlines():
+            if line.startswith("model name"):
+                model = line.split(":", 1)[1].strip()
+                break
+    except OSError:
+        pass
+    try:
+        torch_version = version("torch")
+    except PackageNotFoundError:
+        torch_version = "not installed"
+    cores = len(os.sched_getaffinity(0)) if hasattr(os, "sched_getaffinity") else os.cpu_count()
+    return (
+        f"{model}, {cores} cores, {platform.system()} {platform.release()}, "
+        f"Python {platform.python_version()}, torch {torch_version}"
+    )
+
+
+def _hours(seconds: float) -> str:
+    hours, rest = divmod(round(seconds), 3600)
+    return f"{hours} h {rest // 60:02d} min"
+
+
+def shrink_figures(out_dir: Path) -> int:
+    """Re-save every PNG of ``out_dir`` with a 256-colour palette; returns the bytes of all."""
+    from PIL import Image  # matplotlib's own dependency; only publishing needs it
+
+    total = 0
+    for path in sorted(out_dir.glob("*.png")):
+        with Image.open(path) as image:
+            small = image.convert("RGB").quantize(colors=PNG_COLOURS)
+        small.save(path, optimize=True)
+        total += path.stat().st_size
+    return total
+
+
+def render_page(
+    runset: RunSet, prov: Provenance, command: str, commit: str, reading: str | None
+) -> str:
+    """The front page: what ran, where and how long, the verdicts, the reading, the report."""
+    rows = summarise(runset.runs, None)
+    score = SCORE_NAMES[rows[0].scored_by] if rows else SCORE_NAMES["final_acc"]
+    claims = [*check_claims(rows), *check_modern(rows)]
+    epochs = ", ".join(str(e) for e in prov.epochs) or "n/a"
+    when = (
+        f"{prov.first_start:%Y-%m-%d %H:%M} to {prov.last_end:%Y-%m-%d %H:%M} UTC"
+        if prov.first_start and prov.last_end
+        else "n/a"
+    )
+    lines = [
+        f"# Published result: {runset.experiment}",
+        "",
+        f"The learning-rate study on {', '.join(runset.datasets)}: {prov.runs} runs, "
+        f"{prov.settings} settings × seeds {', '.join(prov.seeds)}, scored by {score}. "
+        f"The full report, with the table, the figures and every verdict's numbers, is "
+        f"[report.md](report.md).",
+        "",
+        "| | |",
+        "|---|---|",
+        f"| Command | `{command}` (idempotent: it reuses finished runs and resumes stopped ones) |",
+        f"| Runs | {prov.runs} in {prov.settings} settings, seeds {', '.join(prov.seeds)}; "
+        f"epochs run: {epochs}; diverged: {prov.diverged} |",
+        f"| Trained at commit | {', '.join(f'`{c[:12]}`' for c in prov.commits) or 'n/a'} |",
+        f"| Page written at commit | `{commit[:12]}` |",
+        f"| Machine | {machine()} |",
+        f"| Wall time | {_hours(prov.launch_seconds)} over {prov.launches} launch(es), "
+        f"{when}; training alone {_hours(prov.train_seconds)} of run time |",
+        "",
+        "## Verdicts",
+        "",
+        *[f"- *{c.text}* — {_scope(c, runset.datasets)}**{c.verdict}**" for c in claims],
+        "",
+        "The rules behind each verdict (paired tests by seed, Holm correction, 'cannot tell' "
+        "when the evidence does not decide) are stated in the report's method paragraph.",
+        "",
+        "## Reading",
+        "",
+        reading.strip() if reading else "*(not written yet)*",
+        "",
+    ]
+    return "\n".join(lines)
+
+
+def _scope(claim: Claim, datasets: Sequence[str]) -> str:
+    """ "by analogy on X: " when the claim was made on another data set than these runs'."""
+    if not claim.dataset or claim.dataset in datasets:
+        return ""
+    return f"by analogy on {', '.join(datasets)}: "
+
+
+def _head_commit() -> str:
+    """The checked-out commit, read from ``.git`` without running git (or 'unknown')."""
+    git = Path(".git")
+    try:
+        head = (git / "HEAD").read_text().strip()
+        if head.startswith("ref: "):
+            ref = head[5:]
+            loose = git / ref
+            if loose.exists():
+                return loose.read_text().strip()
+            for line in (git / "packed-refs").read_text().splitlines():
+                if line.endswith(" " + ref):
+                    return line.split()[0]
+            return "unknown"
+        return head
+    except OSError:
+        return "unknown"
+
+
+def publish(client: MlflowClient, experiment: str, out_dir: Path, command: str) -> Path:
+    """Write the report of ``experiment`` into ``out_dir`` and its front page; returns the page."""
+    write_report(client, experiment=experiment, out_dir=out_dir, log_to_parent=False)
+    for name in UNPUBLISHED:
+        (out_dir / name).unlink(missing_ok=True)
+    shrink_figures(out_dir)
+    runset = load_runs(client, experiment=experiment)
+    reading_path = out_dir / READING_FILE
+    reading = reading_path.read_text(encoding="utf-8") if reading_path.exists() else None
+    page = out_dir / PAGE_FILE
+    page.write_text(
+        render_page(runset, provenance(client, runset), command, _head_commit(), reading),
+        encoding="utf-8",
+    )
+    return page
+
+
+def main(argv: Sequence[str] | None = None) -> int:
+    """CLI: publish one experiment's report as a repository page."""
+    parser = argparse.ArgumentParser(prog="lrdecay-publish", description=__doc__.splitlines()[0])
+    parser.add_argument("--experiment", required=True, help="MLflow experiment name")
+    parser.add_argument("--out", type=Path, required=True, help="the page's folder")
+    parser.add_argument("--tracking-uri", default=None, help="default: as lrdecay-report")
+    parser.add_argument("--command", default="make results", help="the command the page names")
+    args = parser.parse_args(argv)
+    uri = args.tracking_uri or default_uri()
+    try:
+        page = publish(MlflowClient(tracking_uri=uri), args.experiment, args.out, args.command)
+    except LrdecayError as exc:
+        print(f"lrdecay-publish: {exc} (store {redact_uri(uri)})", file=sys.stderr)
+        return 1
+    print(f"published {page}")
+    return 0
+
+
+if __name__ == "__main__":
+    raise SystemExit(main())

@@ -1,0 +1,72 @@
+"""Publishing a study as a repository page (``lrdecay.report.publish``): a real sweep with a
+held-out validation split, launched twice as ``make results`` does, then published."""
+
+from __future__ import annotations
+
+import csv
+from pathlib import Path
+
+import pytest
+
+from lrdecay.report.publish import PAGE_FILE, READING_FILE, main
+from tests.helpers import run_cli, store_uri
+
+EXPERIMENT = "pub-digits"
+SWEEP = [
+    "-m",
+    "dataset=digits",
+    "dataset.val_fraction=0.2",
+    "setting=sgd-fixed,seq3-epoch",
+    "seed=0,1",
+    "trainer.max_epochs=2",
+    "trainer.progress=off",
+    "report.enabled=false",
+    f"tracking.experiment={EXPERIMENT}",
+]
+
+
+@pytest.fixture(scope="module")
+def page(tmp_path_factory: pytest.TempPathFactory) -> Path:
+    """Launch the sweep, launch it again (everything reused), then publish with a reading."""
+    cwd = tmp_path_factory.mktemp("publish")
+    for _ in range(2):
+        done = run_cli(SWEEP, cwd)
+        assert done.returncode == 0, done.stderr[-2000:]
+    out = cwd / "docs" / "results"
+    out.mkdir(parents=True)
+    (out / READING_FILE).write_text("Hand-written: seq3 by epoch and SGD, two seeds.\n")
+    uri = store_uri(cwd)
+    assert main(["--experiment", EXPERIMENT, "--out", str(out), "--tracking-uri", uri]) == 0
+    return out
+
+
+@pytest.mark.slow
+def test_page_names_runs_launches_commit_and_machine(page: Path) -> None:
+    text = (page / PAGE_FILE).read_text()
+    assert "4 runs, 2 settings × seeds 0, 1, scored by test accuracy" in text
+    assert "`make results`" in text
+    assert "over 2 launch(es)" in text  # the second launch reused all four runs
+    assert "| Machine |" in text and "cores" in text
+    assert "Hand-written: seq3 by epoch" in text
+    assert "[report.md](report.md)" in text and (page / "report.md").exists()
+    assert "**cannot tell" in text  # two seeds of two epochs decide nothing
+
+
+@pytest.mark.slow
+def test_page_numbers_are_the_report_numbers(page: Path) -> None:
+    """Each setting's test accuracy in the table is the mean of its runs' own test accuracy."""
+    rows = {r["setting"]: r for r in csv.DictReader((page / "table.csv").open())}
+    assert set(rows) == {"sgd-fixed", "seq3-epoch"}
+    assert {r["scored_by"] for r in rows.values()} == {"test_acc"}
+    assert all(r["runs"] == "2" and r["test_acc_n"] == "2" for r in rows.values())
+    report = (page / "report.md").read_text()
+    assert "Scored on the test split" in report
+
+
+@pytest.mark.slow
+def test_published_folder_is_small(page: Path) -> None:
+    """No HTML copy (it embeds the figures again); palette PNGs, a few hundred KB in all."""
+    assert not (page / "report.html").exists()
+    pngs = list(page.glob("*.png"))
+    assert pngs
+    assert sum(p.stat().st_size for p in pngs) < 400_000
