@@ -42,13 +42,16 @@ from lrdecay.tracking.redact import redact_text, redact_uri
 
 from ._shared import LAUNCHER_ATTR, claim, has_room, orphaned, settle, surplus
 from ._space import (
+    Condition,
     SweepError,
+    conditional_space,
+    describe_space,
     format_value,
     grid_values,
     parse_search_space,
     resolve_directions,
+    sample,
     sqlite_absolute,
-    suggest,
 )
 from .hooks import JobReport, StudyInfo, TrialHooks
 
@@ -136,6 +139,7 @@ class OptunaSweeperImpl:
         params: Mapping[str, Any] | None,
         custom_search_space: str | None,
         trial_hooks: str | None = None,
+        conditions: Mapping[str, str] | None = None,
     ) -> None:
         self.sampler = sampler
         self.pruner_settings: dict[str, Any] = (
@@ -156,6 +160,8 @@ class OptunaSweeperImpl:
         self.max_failures = max_failures
         self.params = {str(k): v for k, v in (params or {}).items()}
         self.custom_search_space = custom_search_space
+        self.raw_conditions = {str(k): v for k, v in (conditions or {}).items()}
+        self.conditions: dict[str, Condition] = {}
         self.trial_hooks = trial_hooks
         self.extend_space: Any = None
         self.config: DictConfig | None = None
@@ -332,11 +338,22 @@ class OptunaSweeperImpl:
                 ) from exc
         lines = [f"{k}={v}" for k, v in self.params.items()] + list(arguments)
         space, fixed = parse_search_space(lines)
+        searched = list(space)
+        space, self.conditions = conditional_space(self.raw_conditions, space, fixed)
+        for name in searched:
+            if name not in space:
+                log.info("%s not searched: its condition's parent is set to another value", name)
         objectives = self.hooks.objectives()
         directions = resolve_directions(self.direction, objectives)
         n_trials = self.n_trials
         self.grid: dict[str, list[Any]] | None = None
         if isinstance(self.sampler, functools.partial):  # the grid sampler, built from params
+            if self.conditions:
+                raise SweepError(
+                    "hydra.sweeper.conditions: the grid sampler gives every trial a value of "
+                    f"every parameter, so {', '.join(self.conditions)} cannot be conditional; "
+                    "use another sampler (random, tpe, ...) or hydra.sweeper.conditions=null"
+                )
             self.grid = {name: grid_values(name, dist) for name, dist in space.items()}
             size = math.prod(len(v) for v in self.grid.values())
             if n_trials > size:
@@ -362,7 +379,7 @@ class OptunaSweeperImpl:
             done,
             to_run,
             self.parallel,
-            ", ".join(space) or "nothing",
+            describe_space(space, self.conditions) or "nothing",
         )
         started = time.monotonic()
         self.study_trials = n_trials  # the study's total, all launchers together
@@ -463,8 +480,7 @@ class OptunaSweeperImpl:
         """Sample the trial's parameters and build its job's overrides."""
         assert self.config is not None and self.hooks is not None
         try:
-            for name, dist in space.items():
-                suggest(trial, name, dist)
+            sample(trial, space, self.conditions)
             if self.extend_space is not None:
                 self.extend_space(self.config, trial)
             clash = set(trial.params) & set(fixed)

@@ -29,7 +29,15 @@ class SamplerConfig:
 @dataclass
 class TPESamplerConfig(SamplerConfig):
     """Tree-structured Parzen estimator; handles several objectives too. ``constant_liar``
-    keeps parallel trials from all sampling the same region."""
+    keeps parallel trials from all sampling the same region.
+
+    ``multivariate`` null is Optuna's choice (Optuna 5: multivariate TPE for one objective,
+    independent for several). A conditional parameter (``conditions``) is absent from some
+    trials, so multivariate TPE leaves it out of its joint model and samples it independently
+    from the trials that have it: it works, warning-free, with these defaults. ``group: true``
+    (needs ``multivariate`` true or null) models each set of parameters that occur together
+    jointly instead, at the price of Optuna's ExperimentalWarning.
+    """
 
     _target_: str = "optuna.samplers.TPESampler"
     seed: int | None = None
@@ -138,7 +146,12 @@ class OptunaSweeperConf:
     max_failures: int = 5
     # the search space in Hydra's sweep syntax, e.g. {optimizer.lr: tag(log, interval(1e-4, 0.1))}
     params: dict[str, Any] | None = None
+    # when a searched parameter is sampled: {param: "parent=value"} or "parent=v1,v2" (the
+    # parent searched and discrete); in other trials it is absent and its job keeps the
+    # config's value, e.g. {strategy.rate: "strategy=cutoff"}. Parents are sampled first.
+    conditions: dict[str, str] | None = field(default_factory=dict)
     # dotted path of fn(cfg: DictConfig, trial: optuna.Trial) -> None that suggests more params
+    # (define-by-run: it may branch on what it suggested, e.g. suggest a rate for one option only)
     custom_search_space: str | None = None
     # dotted path of the application's TrialHooks subclass (hooks.py: its trials' overrides,
     # its jobs' outcomes, its run records); null: a plain app whose task returns the value(s)
