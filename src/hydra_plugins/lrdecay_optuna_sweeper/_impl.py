@@ -44,6 +44,7 @@ from omegaconf import DictConfig, ListConfig, OmegaConf, read_write
 from optuna.distributions import BaseDistribution
 from optuna.trial import FrozenTrial, Trial, TrialState
 
+from lrdecay.sweep.outcomes import CONFIRMATION_FILE
 from lrdecay.sweep.pruning import make_pruner, open_storage
 from lrdecay.tracking.redact import redact_text, redact_uri
 
@@ -803,6 +804,7 @@ class OptunaSweeperImpl:
             confirm_path = self.sweep_dir / CONFIRM_FILE
             confirmation_table(points, names).to_csv(confirm_path, index=False)
             files.append(confirm_path)
+            (self.sweep_dir / CONFIRMATION_FILE).write_text("\n".join(confirm_lines[1:]) + "\n")
             self.hooks.confirmation_finished(summary)
         path = self.sweep_dir / RESULTS_FILE
         OmegaConf.save(OmegaConf.create(results), path)

@@ -24,6 +24,7 @@ from lrdecay.core.outcome import RunOutcome, RunStatus
 from lrdecay.errors import ConfigError, LrdecayError
 from lrdecay.host import alive, available_cores
 from lrdecay.sweep.outcomes import (
+    CONFIRMATION_FILE,
     format_table,
     read_results,
     sweep_progress,
@@ -228,6 +229,9 @@ class SweepTracking(Callback):
             f"in {time.monotonic() - self.started:.0f} s"
         )
         lines = ["", table, "", summary]
+        confirmation = sweep_dir / CONFIRMATION_FILE
+        if confirmation.is_file():  # a search's measured result, last on the terminal
+            lines += ["", confirmation.read_text().rstrip()]
         if self.tracker is not None:
             report = self._write_report(sweep_dir)
             if report is not None:

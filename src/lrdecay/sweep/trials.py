@@ -30,11 +30,10 @@ from lrdecay.core.outcome import RunStatus
 from lrdecay.sweep.outcomes import read_parent, read_result
 from lrdecay.sweep.pruning import PRUNER_ATTR
 from lrdecay.tracking.redact import redact_uri
+from lrdecay.tracking.ui import STAGE_TAG
 
 log = logging.getLogger("lrdecay.optuna")
 
-#: The tag that tells a search's trial runs from its confirmation's runs.
-STAGE_TAG = "lrdecay.stage"
 #: On a confirm run: the number of the trial whose configuration it runs again.
 CONFIRMS_TAG = "lrdecay.confirms_trial"
 #: Objectives measured on the validation split, whose held-out measure is the test accuracy.
