@@ -307,7 +307,8 @@ def history_figure(search: Search, path: Path) -> Path | None:
     steps_y.append(steps_y[-1])
     ax.step(steps_x, steps_y, where="post", color="#d62728", lw=1.8, label="best so far")
     pruned = [n for n, s, _ in values if s == "PRUNED"]
-    confirm_x = last + 1.5
+    gap = max(0.75, 0.12 * (last + 1))  # room per confirmation marker, whatever the trials
+    confirm_x = last + 0.75 + gap
     held = search.held_out()
     points = search.points()
     shown: list[float] = list(ys)
@@ -322,7 +323,7 @@ def history_figure(search: Search, path: Path) -> Path | None:
             if stat is None:
                 continue
             ax.errorbar(
-                confirm_x + 0.6 * offset,
+                confirm_x + gap * offset,
                 stat.mean,
                 yerr=stat.half or 0.0,
                 fmt="D",
@@ -333,7 +334,7 @@ def history_figure(search: Search, path: Path) -> Path | None:
                 zorder=4,
             )
             shown += [stat.mean - (stat.half or 0.0), stat.mean + (stat.half or 0.0)]
-            ticks.append(confirm_x + 0.6 * offset)
+            ticks.append(confirm_x + gap * offset)
             labels.append(f"confirm\n{name}")
         ax.axvline(last + 0.75, color="#999999", lw=0.8, ls=":")
     bottom = min(shown)
@@ -353,7 +354,7 @@ def history_figure(search: Search, path: Path) -> Path | None:
     ax.set_xlabel("trial (in the order the study asked for them)")
     ax.set_ylabel(search.objective)
     ax.set_ylim(bottom - 0.1 * span, max(shown) + 0.08 * span)
-    ax.set_xlim(-0.7, confirm_x + (1.6 if points else 0.0))
+    ax.set_xlim(-0.7, confirm_x + (2 * gap if points else 0.0))
     ax.grid(alpha=0.3)
     ax.set_title(f"Search: {search.objective} per trial, best so far, confirmation")
     ax.legend(loc="upper left", bbox_to_anchor=(1.01, 1.0), fontsize=8, frameon=False)
