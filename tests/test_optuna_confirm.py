@@ -6,6 +6,8 @@ from __future__ import annotations
 
 import csv
 import re
+import subprocess
+import sys
 from pathlib import Path
 
 import numpy as np
@@ -292,3 +294,41 @@ def test_a_pareto_front_is_confirmed_up_to_max_points_best_first() -> None:
     winners = sweeper._winners(study, ["maximize", "minimize"])
     assert [t.values for t in winners] == [[0.97, 9], [0.95, 6]]
     assert sweeper.confirm and sweeper.confirm_seeds == 3
+
+
+@pytest.mark.slow
+def test_a_search_on_the_test_split_without_confirmation_warns_and_reports_the_search_only(
+    tmp_path: Path,
+) -> None:
+    """confirm.enabled=false with val_fraction=0: the search runs, warned at its start and in
+    its summary; its report shows the search, says it is unconfirmed, and makes no per-setting
+    numbers of its trials (nor does an experiment-wide report)."""
+    proc = run_cli(
+        [
+            "-m",
+            "experiment=tune",
+            "dataset=digits",
+            "dataset.val_fraction=0",
+            "hydra.sweeper.confirm.enabled=false",
+            *QUIET,
+            "trainer.max_epochs=2",
+            "hydra.sweeper.n_trials=3",
+        ],
+        cwd=tmp_path,
+        timeout=600,
+    )
+    assert proc.returncode == 0, proc.stderr[-3000:]
+    assert "this search selects on the test split" in proc.stderr  # at its start
+    assert "WARNING: this search selects on the test split" in proc.stdout  # in its summary
+    assert "Confirmation (" not in proc.stdout
+    report = next(tmp_path.glob("multirun/*/*/report/report.md")).read_text()
+    assert "## The search and its confirmation" in report and "No confirmation" in report
+    assert "## Results" not in report and "3 trial run(s) of an Optuna search" in report
+    whole = subprocess.run(
+        [sys.executable, "-m", "lrdecay.report", "--experiment", "lrdecay-digits"],
+        cwd=tmp_path,
+        capture_output=True,
+        text=True,
+        timeout=300,
+    )
+    assert whole.returncode == 1 and "only the trials of Optuna searches" in whole.stderr

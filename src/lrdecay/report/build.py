@@ -274,6 +274,11 @@ def write_report(
     target = target if target is not None else default_target(runset.runs)
     rows = summarise(runset.runs, target)
     search = load_search(client, parent_run_id) if parent_run_id is not None else None
+    if not rows and search is None:
+        raise ReportError(
+            f"{runset.experiment} holds only the trials of Optuna searches ({runset.search_trials}"
+            "), no seeds of a setting; report a search by its sweep: --parent-run-id ID"
+        )
     out = Path(out_dir)
     out.mkdir(parents=True, exist_ok=True)
 
