@@ -233,6 +233,7 @@ TUNE = [
     "hydra.sweeper.n_jobs=2",
     "hydra/sweeper/sampler=random",
     "hydra.sweeper.sampler.seed=0",
+    "hydra.sweeper.confirm.enabled=false",  # the search alone (test_optuna_confirm.py: the rest)
 ]
 
 

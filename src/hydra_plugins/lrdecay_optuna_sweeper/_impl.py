@@ -11,6 +11,12 @@ measures what that costs.
 
 Everything only the application knows (its config keys, its jobs' files, MLflow) goes through
 the :class:`~.hooks.TrialHooks` named by ``hydra.sweeper.trial_hooks``.
+
+With ``hydra.sweeper.confirm.enabled`` the search ends with a confirm stage: the best trial's
+configuration (each of the first ``max_points`` points of a Pareto front) runs again with fresh
+seeds, as plain jobs through the same launcher that the study is never told of, and the summary
+sets their mean ± 95 % CI (on the held-out measure the hooks name, e.g. the test split) against
+the search's value: the gap is the search's selection optimism.
 """
 
 from __future__ import annotations
@@ -23,6 +29,7 @@ import logging
 import math
 import sys
 import time
+import warnings
 from collections.abc import Mapping, Sequence
 from dataclasses import dataclass, field
 from pathlib import Path
@@ -37,6 +44,7 @@ from omegaconf import DictConfig, ListConfig, OmegaConf, read_write
 from optuna.distributions import BaseDistribution
 from optuna.trial import FrozenTrial, Trial, TrialState
 
+from lrdecay.sweep.outcomes import CONFIRMATION_FILE
 from lrdecay.sweep.pruning import make_pruner, open_storage
 from lrdecay.tracking.redact import redact_text, redact_uri
 
@@ -63,6 +71,12 @@ log = logging.getLogger("lrdecay.optuna")
 FINISHED = (TrialState.COMPLETE, TrialState.PRUNED)
 RESULTS_FILE = "optimization_results.yaml"
 TRIALS_FILE = "trials.csv"
+#: Every job of the confirm stage: the trial it confirms, its overrides, state and measures.
+CONFIRM_FILE = "confirmation.csv"
+#: Optuna's parameter importances (fANOVA) for the first objective.
+IMPORTANCES_FILE = "param_importances.csv"
+#: Where each confirm job runs, under the sweep dir (apart from the trials' numbered folders).
+CONFIRM_SUBDIR = "confirm-${hydra.job.num}"
 _NOT_SET = object()
 
 
@@ -82,6 +96,37 @@ class _Outcome:
     values: list[float] | None = None
     reason: str = ""
     report: JobReport = field(default_factory=JobReport)
+
+
+@dataclass
+class _Confirmed:
+    """One job of the confirm stage: the overrides that made it, how it ended and its
+    measures (by objective name)."""
+
+    overrides: list[str]
+    state: TrialState
+    measures: dict[str, float] = field(default_factory=dict)
+    run_id: str | None = None
+    reason: str = ""
+
+
+@dataclass
+class _Point:
+    """One configuration the confirm stage ran again: its trial and the runs of its seeds."""
+
+    trial: FrozenTrial
+    runs: list[_Confirmed] = field(default_factory=list)
+
+    def stat(self, name: str) -> Any:
+        """Mean and 95 % t-interval of measure ``name`` over the runs that ended well (the
+        report's :class:`~lrdecay.report.stats.Stat`); None without a value."""
+        from lrdecay.report.stats import Stat
+
+        return Stat.of(r.measures.get(name) for r in self.runs if r.state == TrialState.COMPLETE)
+
+    @property
+    def failed(self) -> int:
+        return sum(r.state != TrialState.COMPLETE for r in self.runs)
 
 
 @dataclass
@@ -140,6 +185,7 @@ class OptunaSweeperImpl:
         custom_search_space: str | None,
         trial_hooks: str | None = None,
         conditions: Mapping[str, str] | None = None,
+        confirm: Any = None,
     ) -> None:
         self.sampler = sampler
         self.pruner_settings: dict[str, Any] = (
@@ -163,7 +209,16 @@ class OptunaSweeperImpl:
         self.raw_conditions = {str(k): v for k, v in (conditions or {}).items()}
         self.conditions: dict[str, Condition] = {}
         self.trial_hooks = trial_hooks
+        confirm_settings: dict[str, Any] = (
+            dict(OmegaConf.to_container(confirm, resolve=True))  # type: ignore[arg-type]
+            if isinstance(confirm, DictConfig)
+            else dict(confirm or {})
+        )
+        self.confirm = bool(confirm_settings.get("enabled", False))
+        self.confirm_seeds = int(confirm_settings.get("seeds", 5))
+        self.confirm_points = int(confirm_settings.get("max_points", 3))
         self.extend_space: Any = None
+        self.warning: str | None = None
         self.config: DictConfig | None = None
         self.hooks: TrialHooks | None = None
 
@@ -328,6 +383,14 @@ class OptunaSweeperImpl:
         self.hooks = self._make_hooks()
         if self.n_trials < 0 or self.n_jobs < 1 or self.max_failures < 1:
             raise SweepError("hydra.sweeper: n_trials must be >= 0, n_jobs and max_failures >= 1")
+        if self.confirm and (self.confirm_seeds < 1 or self.confirm_points < 1):
+            raise SweepError("hydra.sweeper.confirm: seeds and max_points must be >= 1")
+        problem = self.hooks.search_problem(self.confirm)
+        if problem:
+            raise SweepError(problem)
+        self.warning = self.hooks.search_warning(self.confirm)
+        if self.warning:
+            log.warning("%s", self.warning)
         if self.custom_search_space:
             try:
                 self.extend_space = get_method(self.custom_search_space)
@@ -384,9 +447,13 @@ class OptunaSweeperImpl:
         started = time.monotonic()
         self.study_trials = n_trials  # the study's total, all launchers together
         tally = self._run(study, space, fixed, to_run) if to_run else _Tally()
-        self._report(study, objectives, directions, fixed, tally.ran, time.monotonic() - started)
+        searched = time.monotonic() - started
         complete = study.get_trials(deepcopy=False, states=(TrialState.COMPLETE,))
         failure = tally.failure(self.max_failures, to_run, len(complete))
+        points = []
+        if self.confirm and complete and not failure:
+            points = self._confirm(study, directions, fixed)
+        self._report(study, objectives, directions, fixed, tally.ran, searched, points)
         if failure:
             raise SweepError(failure)
         return study.get_trials(deepcopy=False)
@@ -578,6 +645,106 @@ class OptunaSweeperImpl:
             )
         return _Outcome(TrialState.COMPLETE, values, report=report)
 
+    # -------------------------------------------------------------- confirm
+
+    def _winners(self, study: optuna.Study, directions: list[str]) -> list[FrozenTrial]:
+        """What the confirm stage runs again: the best trial, or the first ``max_points``
+        points of the Pareto front, best by the first objective."""
+        if len(directions) == 1:
+            return [study.best_trial]
+        sign = -1.0 if directions[0] == "maximize" else 1.0
+        front = sorted(study.best_trials, key=lambda t: (sign * t.values[0], t.number))
+        return front[: self.confirm_points]
+
+    def _confirm(
+        self, study: optuna.Study, directions: list[str], fixed: dict[str, str]
+    ) -> list[_Point]:
+        """Run each winner's configuration again with fresh seeds, through the launcher, as
+        jobs the study is not told of; returns the points with their runs (none when the
+        application cannot confirm)."""
+        assert self.hooks is not None
+        points, jobs = [], []
+        for trial in self._winners(study, directions):
+            extra = self.hooks.confirm_overrides(self.info, trial, self.confirm_seeds)
+            if not extra:
+                log.warning(
+                    "no confirm stage: %s names no fresh seeds to run the winner with",
+                    type(self.hooks).__name__,
+                )
+                return []
+            point = _Point(trial)
+            for own in extra:
+                taken = {override_key(o) for o in own}
+                base = [
+                    *(v for k, v in fixed.items() if k not in taken),
+                    *(
+                        f"{k}={format_value(v)}"
+                        for k, v in trial.params.items()
+                        if override_key(k) not in taken
+                    ),
+                ]
+                overrides = [
+                    *base,
+                    *self.launcher_overrides,
+                    f"hydra.sweep.subdir={CONFIRM_SUBDIR}",
+                    *own,
+                ]
+                jobs.append((point, own, overrides))
+            points.append(point)
+        first = 1 + max(t.number for t in study.get_trials(deepcopy=False))
+        log.info(
+            "confirm stage: %d run(s) of %s with fresh seeds (jobs %d-%d), not told to the study",
+            len(jobs),
+            ", ".join(f"trial {p.trial.number}" for p in points),
+            first,
+            first + len(jobs) - 1,
+        )
+        try:
+            returns: list[JobReturn | None] = list(
+                self.launcher.launch([o for _, _, o in jobs], initial_job_idx=first)
+            )
+            error = ""
+        except Exception as exc:  # the launcher itself failed
+            returns, error = [None] * len(jobs), f"{type(exc).__name__}: {exc}"
+        for (point, own, _), ret in zip(jobs, returns, strict=True):
+            run = self._confirmed(point.trial.number, own, ret, error)
+            point.runs.append(run)
+            if run.state != TrialState.COMPLETE:
+                log.warning(
+                    "confirm run of trial %d (%s) failed: %s",
+                    point.trial.number,
+                    " ".join(own),
+                    run.reason,
+                )
+        return points
+
+    def _confirmed(
+        self, number: int, own: list[str], ret: JobReturn | None, error: str
+    ) -> _Confirmed:
+        """How one confirm job ended, as its hooks read it (its return value is not used:
+        the measures are)."""
+        assert self.hooks is not None
+        if ret is None:
+            return _Confirmed(own, TrialState.FAIL, reason=error)
+        output_dir = (
+            OmegaConf.select(ret.hydra_cfg, "hydra.runtime.output_dir")
+            if ret.hydra_cfg is not None
+            else None
+        )
+        folder = Path(str(output_dir)) if output_dir else None
+        report = self.hooks.job_report(folder)
+        measures = self.hooks.measures(folder)
+        state, reason = TrialState.COMPLETE, ""
+        if ret.status == JobStatus.FAILED:
+            err = job_error(ret)
+            state, reason = TrialState.FAIL, f"{type(err).__name__}: {err}"
+        elif report.state is not None:
+            state, reason = TrialState.FAIL, report.reason or f"the run ended {report.state.name}"
+        elif not measures:
+            state, reason = TrialState.FAIL, "the job left no measures"
+        self.hooks.confirm_ended(number, report)
+        return _Confirmed(own, state, measures, report.run_id, reason)
+
     # -------------------------------------------------------------- results
 
     def _report(
@@ -588,9 +755,11 @@ class OptunaSweeperImpl:
         fixed: dict[str, str],
         ran: int,
         seconds: float,
+        points: Sequence[_Point] = (),
     ) -> None:
-        """Write ``optimization_results.yaml`` and ``trials.csv``, print the best trial or the
-        Pareto front and the top trials."""
+        """Write ``optimization_results.yaml``, ``trials.csv``, ``param_importances.csv`` and
+        (after a confirm stage) ``confirmation.csv``; print the best trial or the Pareto front,
+        the top trials and the confirmation."""
         assert self.hooks is not None
         trials = study.get_trials(deepcopy=False)
         counts = {s: sum(t.state == s for t in trials) for s in TrialState}
@@ -642,11 +811,27 @@ class OptunaSweeperImpl:
                 params = " ".join(f"{k}={format_value(v)}" for k, v in t.params.items())
                 lines.append(f"  trial {t.number}: {shown}  {params}")
         self.sweep_dir.mkdir(parents=True, exist_ok=True)
+        files = []
+        confirm_lines: list[str] = []
+        if points:
+            confirm_lines, results["confirmation"], summary = self._confirmation(
+                points, names, directions
+            )
+            confirm_path = self.sweep_dir / CONFIRM_FILE
+            confirmation_table(points, names).to_csv(confirm_path, index=False)
+            files.append(confirm_path)
+            (self.sweep_dir / CONFIRMATION_FILE).write_text("\n".join(confirm_lines[1:]) + "\n")
+            self.hooks.confirmation_finished(summary)
         path = self.sweep_dir / RESULTS_FILE
         OmegaConf.save(OmegaConf.create(results), path)
         table = trials_table(study, names, directions)
         table_path = self.sweep_dir / TRIALS_FILE
         table.to_csv(table_path, index=False)
+        importances = param_importances(study, names[0])
+        if importances is not None:
+            importances_path = self.sweep_dir / IMPORTANCES_FILE
+            importances.to_csv(importances_path, index=False)
+            files.append(importances_path)
         top = table[table["state"].isin(["COMPLETE", "PRUNED"])].head(5) if len(table) else table
         if len(top):
             shown = top.drop(columns=[c for c in ("mlflow_run_id", "retry_of") if c in top])
@@ -657,9 +842,78 @@ class OptunaSweeperImpl:
                 *("  " + line.rstrip() for line in text.splitlines()),
                 "",
             ]
+        lines += confirm_lines
+        if self.warning:
+            lines += ["", f"WARNING: {self.warning}", ""]
         lines.append(f"Results: {path}")
         print("\n".join(lines), flush=True)
-        self.hooks.study_finished([path, table_path], results.get("best_value"))
+        self.hooks.study_finished([path, table_path, *files], results.get("best_value"))
+
+    def _confirmation(
+        self, points: Sequence[_Point], names: Sequence[str], directions: Sequence[str]
+    ) -> tuple[list[str], list[dict[str, Any]], dict[str, float]]:
+        """The confirm stage's summary: the lines printed, the entries of the results file,
+        and the winner's numbers by name (logged on the parent run). The selection optimism
+        is how much better the search's value of the first objective looked than the
+        confirmation's mean of its held-out measure (or, with none, of the objective itself)."""
+        assert self.hooks is not None
+        held = self.hooks.held_out(names[0])
+        measured = [*names, *([held] if held and held not in names else [])]
+        reference = held or names[0]
+        sign = 1.0 if directions[0] == "maximize" else -1.0
+        lines, entries, summary = ["", "Confirmation (runs the study was not told of):"], [], {}
+        for index, point in enumerate(points):
+            trial = point.trial
+            stats = {name: point.stat(name) for name in measured}
+            ref = stats[reference]
+            optimism = sign * (trial.values[0] - ref.mean) if ref is not None else None
+            seeds = " ".join(" ".join(r.overrides) for r in point.runs)
+            ok = len(point.runs) - point.failed
+            lines.append(
+                f"  trial {trial.number}'s configuration with {len(point.runs)} fresh seed(s) "
+                f"({seeds}): {ok} finished" + (f", {point.failed} failed" if point.failed else "")
+            )
+            for name, value in zip(names, trial.values, strict=True):
+                lines.append(
+                    f"    search   {name:<18} {value:.4f}  (trial {trial.number}, one run)"
+                )
+            for name in measured:
+                where = "  <- data the search never saw" if name == held else ""
+                lines.append(f"    confirm  {name:<18} {format_stat(stats[name])}{where}")
+            if optimism is not None:
+                lines.append(
+                    f"    selection optimism {optimism:+.4f}  (search {names[0]} "
+                    f"{'−' if sign > 0 else 'vs'} confirmation {reference} mean"
+                    f"{'' if sign > 0 else ', sign: better in the search'})"
+                )
+            entry: dict[str, Any] = {
+                "trial": trial.number,
+                "params": dict(trial.params),
+                "runs": len(point.runs),
+                "failed": point.failed,
+                "jobs": [" ".join(r.overrides) for r in point.runs],
+                "search": dict(zip(names, trial.values, strict=True)),
+                "confirm": {
+                    name: (
+                        {"mean": st.mean, "ci95": st.half, "n": st.n} if st is not None else None
+                    )
+                    for name, st in stats.items()
+                },
+                "held_out": held,
+                "selection_optimism": optimism,
+            }
+            entries.append(entry)
+            if index == 0:  # the winner's numbers, for the parent run
+                summary = {f"search_{names[0]}": float(trial.values[0])}
+                for name, st in stats.items():
+                    if st is not None:
+                        summary[f"confirm_{name}_mean"] = st.mean
+                        if st.half is not None:
+                            summary[f"confirm_{name}_ci95"] = st.half
+                if optimism is not None:
+                    summary["selection_optimism"] = optimism
+                summary["confirm_runs"] = float(ok)
+        return lines, entries, summary
 
 
 def job_error(ret: JobReturn) -> Exception:
@@ -672,6 +926,65 @@ def job_error(ret: JobReturn) -> Exception:
     except Exception as exc:
         return exc
     return RuntimeError(f"the job failed, returning {value!r}")
+
+
+def override_key(override: str) -> str:
+    """The config key an override (or a parameter name) sets: ``seed`` of ``+seed=3``."""
+    return override.split("=", 1)[0].lstrip("+~")
+
+
+def format_stat(stat: Any) -> str:
+    """``0.9650 ± 0.0080 (mean ± 95 % CI, n=5)``; one run: its value; none: ``n/a``."""
+    if stat is None:
+        return "n/a (no run finished)"
+    if stat.half is None:
+        return f"{stat.mean:.4f} (one run: no interval)"
+    return f"{stat.mean:.4f} ± {stat.half:.4f}  (mean ± 95 % CI, n={stat.n})"
+
+
+def confirmation_table(points: Sequence[_Point], names: Sequence[str]) -> pd.DataFrame:
+    """One row per confirm job: the trial it confirms, its overrides, state, the search's
+    value of each objective for that trial, the job's measures and its MLflow run id."""
+    import pandas as pd
+
+    rows = []
+    for point in points:
+        for run in point.runs:
+            row: dict[str, Any] = {
+                "trial": point.trial.number,
+                "overrides": " ".join(run.overrides),
+                "state": run.state.name,
+            }
+            row.update({f"search_{n}": v for n, v in zip(names, point.trial.values, strict=True)})
+            row.update(run.measures)
+            row["mlflow_run_id"] = run.run_id or ""
+            rows.append(row)
+    return pd.DataFrame(rows)
+
+
+def param_importances(study: optuna.Study, objective: str) -> pd.DataFrame | None:
+    """Optuna's parameter importances (fANOVA, seeded) for the first objective over the
+    complete trials: columns param, importance, objective; None when they cannot be computed
+    (fewer than two complete trials, nothing varied)."""
+    import pandas as pd
+
+    multi = len(study.directions) > 1
+    try:
+        with warnings.catch_warnings():
+            warnings.simplefilter("ignore")
+            found = optuna.importance.get_param_importances(
+                study,
+                evaluator=optuna.importance.FanovaImportanceEvaluator(seed=0),
+                target=(lambda t: t.values[0]) if multi else None,
+            )
+    except Exception as exc:  # too few trials, or a space Optuna cannot weigh
+        log.info("no parameter importances: %s", str(exc).splitlines()[0] if str(exc) else exc)
+        return None
+    if not found:
+        return None
+    return pd.DataFrame(
+        {"param": list(found), "importance": list(found.values()), "objective": objective}
+    )
 
 
 def consecutive_runs(batch: Sequence[_Running]) -> list[list[_Running]]:

@@ -116,6 +116,18 @@ class GPSamplerConfig(SamplerConfig):
 
 
 @dataclass
+class ConfirmConf:
+    """The confirm stage after a search (``hydra.sweeper.confirm.*``): the best trial (each of
+    the first ``max_points`` points of a Pareto front, best by the first objective) runs again
+    with ``seeds`` fresh seeds, as plain jobs that the study is never told of; the summary
+    gives their mean ± 95 % CI next to the search's value. Off here, on in ``experiment=tune``."""
+
+    enabled: bool = False
+    seeds: int = 5
+    max_points: int = 3
+
+
+@dataclass
 class OptunaSweeperConf:
     """``hydra/sweeper=optuna``.
 
@@ -156,6 +168,8 @@ class OptunaSweeperConf:
     # dotted path of the application's TrialHooks subclass (hooks.py: its trials' overrides,
     # its jobs' outcomes, its run records); null: a plain app whose task returns the value(s)
     trial_hooks: str | None = "lrdecay.sweep.trials.LrdecayTrials"
+    # re-run the winner with fresh seeds once the search ended (see ConfirmConf)
+    confirm: ConfirmConf = field(default_factory=ConfirmConf)
 
 
 def register() -> None:

@@ -12,8 +12,12 @@ drives any Hydra app whose task returns its objective value(s). The sweeper call
 from its one thread, in this order: :meth:`~TrialHooks.objectives` and
 :meth:`~TrialHooks.default_study_name`, :meth:`~TrialHooks.study_started`; per trial
 :meth:`~TrialHooks.trial_overrides`, then after its job :meth:`~TrialHooks.job_report` and
-:meth:`~TrialHooks.trial_ended`; at the end :meth:`~TrialHooks.study_finished`, or
-:meth:`~TrialHooks.study_stopped` when the search stops early.
+:meth:`~TrialHooks.trial_ended`; with ``hydra.sweeper.confirm.enabled``, per job of the confirm
+stage :meth:`~TrialHooks.confirm_overrides` (before), :meth:`~TrialHooks.job_report`,
+:meth:`~TrialHooks.measures` and :meth:`~TrialHooks.confirm_ended` (after), then
+:meth:`~TrialHooks.confirmation_finished`; at the end :meth:`~TrialHooks.study_finished`, or
+:meth:`~TrialHooks.study_stopped` when the search stops early. :meth:`~TrialHooks.search_problem`
+and :meth:`~TrialHooks.search_warning` come first of all.
 """
 
 from __future__ import annotations
@@ -27,7 +31,7 @@ from omegaconf import DictConfig
 if TYPE_CHECKING:
     import optuna
     from optuna.storages import BaseStorage
-    from optuna.trial import TrialState
+    from optuna.trial import FrozenTrial, TrialState
 
 
 class StudyInfo(NamedTuple):
@@ -68,6 +72,16 @@ class TrialHooks:
         """The names of the values each job returns (None: unnamed, one)."""
         return None
 
+    def search_problem(self, confirming: bool) -> str | None:
+        """Why this search must not run as configured (the sweeper stops with it, naming the
+        fix), or None; ``confirming``: the confirm stage is on."""
+        return None
+
+    def search_warning(self, confirming: bool) -> str | None:
+        """What is wrong with this search's protocol yet allowed (printed loudly at its start
+        and in its summary), or None."""
+        return None
+
     def default_study_name(self) -> str:
         """The study's name when ``hydra.sweeper.study_name`` is null."""
         return "search"
@@ -86,6 +100,28 @@ class TrialHooks:
 
     def trial_ended(self, number: int, state: TrialState, report: JobReport) -> None:
         """The study was told that trial ``number`` ended in ``state``."""
+
+    def confirm_overrides(self, info: StudyInfo, trial: FrozenTrial, seeds: int) -> list[list[str]]:
+        """The overrides, beyond ``trial``'s parameters, of the ``seeds`` jobs that run its
+        configuration again with fresh seeds (seeds no trial used): one list per job. Empty:
+        this application cannot confirm (the confirm stage is skipped)."""
+        return []
+
+    def measures(self, output_dir: Path | None) -> dict[str, float]:
+        """The numbers the job that ran in ``output_dir`` measured, by objective name (what
+        the confirm stage averages over its seeds); empty when unknown."""
+        return {}
+
+    def held_out(self, objective: str) -> str | None:
+        """The name of the measure that scores ``objective`` on data the search never saw
+        (e.g. the test split's accuracy for a validation accuracy), or None."""
+        return None
+
+    def confirm_ended(self, number: int, report: JobReport) -> None:
+        """A confirm job of trial ``number``'s configuration ended (``report``: what it left)."""
+
+    def confirmation_finished(self, metrics: Mapping[str, float]) -> None:
+        """The confirm stage ended; ``metrics``: its summary numbers by name (the winner's)."""
 
     def study_finished(self, files: Sequence[Path], best_value: float | None) -> None:
         """The search ended and wrote its result ``files``; ``best_value``: None with no best

@@ -6,6 +6,9 @@
 writes ``table.md``, ``table.csv``, ``table.tex``, five PNG figures and ``report.md`` (which embeds
 them and checks the reference study's claims) into ``reports/<experiment>/``, and logs the folder
 to the sweep's parent run under ``report/``. :func:`write_report` is the same as a library call.
+The sweep of an Optuna search gets a section of its own (:mod:`lrdecay.report.search`): the
+trials over time with the best so far, the parameter importances and the confirmation; its
+trials stay out of the per-setting numbers, which its confirmation's runs make.
 """
 
 from __future__ import annotations
@@ -29,6 +32,7 @@ from mlflow.tracking import MlflowClient
 from lrdecay.errors import TrackingError
 from lrdecay.report.claims import LITTLE, RARELY, check_claims, check_modern
 from lrdecay.report.inference import ALPHA
+from lrdecay.report.search import Search, load_search, search_figures, search_markdown
 from lrdecay.report.stats import (
     ReportError,
     RunSet,
@@ -104,6 +108,12 @@ def _notes(runset: RunSet, rows: Sequence[SettingSummary], target: float | None)
     if runset.excluded:
         parts = ", ".join(f"{n} {why}" for why, n in sorted(runset.excluded.items()))
         notes.append(f"Left out of every number: {parts}.")
+    if runset.search_trials:
+        notes.append(
+            f"{runset.search_trials} trial run(s) of an Optuna search are left out of every "
+            "per-setting number: each is a different configuration trained once, no seed of a "
+            "setting (they are shown in 'The search and its confirmation')."
+        )
     if runset.untagged:
         notes.append(
             f"Ignored {runset.untagged} run(s) without a `setting` tag (sweep parent runs)."
@@ -145,8 +155,11 @@ def render_markdown(
     figures: Sequence[Figure],
     target: float | None,
     out_dir: Path,
+    search: Search | None = None,
+    search_figs: Sequence[Figure] = (),
 ) -> str:
-    """``report.md``: what was run, the table, the figures, and the study's claims checked."""
+    """``report.md``: what was run, the search (for a search's sweep), the table, the figures,
+    and the study's claims checked."""
     seeds = sorted({r.seed for r in runset.runs}, key=lambda s: (len(s), s))
     source = (
         f"sweep `{runset.parent_run_id}` of experiment `{runset.experiment}`"
@@ -164,6 +177,10 @@ def render_markdown(
         "",
     ]
     lines += [f"> {note}" for note in _notes(runset, rows, target)]
+    if search is not None:
+        lines += ["", *search_markdown(search, search_figs, out_dir)]
+    if not rows:
+        return "\n".join(lines) + "\n"
     lines += [
         "",
         "## Results",
@@ -258,20 +275,29 @@ def write_report(
     runset = load_runs(client, experiment=experiment, parent_run_id=parent_run_id)
     target = target if target is not None else default_target(runset.runs)
     rows = summarise(runset.runs, target)
+    search = load_search(client, parent_run_id) if parent_run_id is not None else None
+    if not rows and search is None:
+        raise ReportError(
+            f"{runset.experiment} holds only the trials of Optuna searches ({runset.search_trials}"
+            "), no seeds of a setting; report a search by its sweep: --parent-run-id ID"
+        )
     out = Path(out_dir)
     out.mkdir(parents=True, exist_ok=True)
 
-    table = build_table(rows, target)
-    table_md = to_markdown(table)
-    (out / "table.md").write_text(table_md, encoding="utf-8")
-    (out / "table.csv").write_text(to_csv(rows, target), encoding="utf-8")
-    (out / "table.tex").write_text(to_latex(table), encoding="utf-8")
+    table_md = ""
+    if rows:
+        table = build_table(rows, target)
+        table_md = to_markdown(table)
+        (out / "table.md").write_text(table_md, encoding="utf-8")
+        (out / "table.csv").write_text(to_csv(rows, target), encoding="utf-8")
+        (out / "table.tex").write_text(to_latex(table), encoding="utf-8")
     from lrdecay.report.figures import write_figures  # matplotlib: only once figures are due
 
     with warnings.catch_warnings():  # tight_layout/constant-input chatter is not the user's
         warnings.simplefilter("ignore")
-        figures = write_figures(rows, out)
-        report = render_markdown(runset, rows, table_md, figures, target, out)
+        figures = write_figures(rows, out) if rows else []
+        search_figs = search_figures(search, out) if search is not None else []
+        report = render_markdown(runset, rows, table_md, figures, target, out, search, search_figs)
     path = out / "report.md"
     path.write_text(report, encoding="utf-8")
     (out / "report.html").write_text(render_html(report, out), encoding="utf-8")

@@ -1,7 +1,10 @@
 """Runs read back from MLflow and reduced to per-setting statistics for the report.
 
 Loading sorts every run into *included* (finished, or diverged: counted but never averaged) or
-*excluded* (still running, killed, crashed), so that no table cell silently mixes them. Each
+*excluded* (still running, killed, crashed), so that no table cell silently mixes them. The
+trials of an Optuna search (each a different configuration, one seed) are no seeds of a setting:
+they are counted apart and shown by :mod:`lrdecay.report.search`; a search's confirmation runs
+(its winner again with fresh seeds) are the settings' runs. Each
 setting's accuracies are means with t-distribution 95% confidence intervals over seeds; its
 convergence and epochs-to-target are censored (k of n runs got there, Kaplan–Meier median); its
 rate moves are counted from the logged rate; its final accuracy is tested against the SGD
@@ -31,6 +34,7 @@ from lrdecay.errors import LrdecayError
 from lrdecay.palette import BASELINE_ADAM, BASELINE_SGD, MODERN_COLORS
 from lrdecay.report.inference import Comparison, compare_means, holm, km_median
 from lrdecay.tracking.tracker import outcome_from_run
+from lrdecay.tracking.ui import STAGE_TAG
 
 #: The run metric behind each scoring column, and how the report names it.
 SCORE_METRICS = {"final_acc": "final_val_acc", "test_acc": "test_acc"}
@@ -160,6 +164,7 @@ class RunSet:
     runs: list[RunRecord]
     excluded: dict[str, int] = field(default_factory=dict)
     untagged: int = 0
+    search_trials: int = 0  # trial runs of an Optuna search, left out of the per-setting numbers
 
     @property
     def datasets(self) -> list[str]:
@@ -177,6 +182,13 @@ def _status_reason(outcome: RunOutcome, mlflow_status: str) -> str | None:
     if outcome.status in (RunStatus.KILLED, RunStatus.PRUNED):
         return RunStatus.KILLED.value
     return "still running" if mlflow_status == "RUNNING" else f"status {mlflow_status.lower()}"
+
+
+def is_search_trial(run: Run) -> bool:
+    """Whether ``run`` is a trial of an Optuna search (tagged ``lrdecay.stage=search`` by the
+    sweeper, or ``optuna.trial`` by the run itself), not a seed of a setting."""
+    tags = run.data.tags
+    return tags.get(STAGE_TAG) == "search" or "optuna.trial" in tags
 
 
 def _search_all(client: MlflowClient, experiment_id: str, filter_string: str) -> list[Run]:
@@ -268,7 +280,8 @@ def load_runs(
         raise ReportError(f"cannot read the tracking store: {str(exc).splitlines()[0]}") from exc
 
     what = f"sweep {parent_run_id}" if parent_run_id else f"experiment '{found.name}'"
-    training = [r for r in raw if "setting" in r.data.tags]
+    tagged = [r for r in raw if "setting" in r.data.tags]
+    training = [r for r in tagged if not is_search_trial(r)]
     excluded: Counter[str] = Counter()
     runs: list[RunRecord] = []
     for run in training:
@@ -278,12 +291,19 @@ def load_runs(
             runs.append(_record(client, run, outcome))
         else:
             excluded[reason] += 1
-    if not runs:
+    trials = len(tagged) - len(training)
+    if not runs and not trials:
         detail = f" ({_excluded_text(excluded)})" if excluded else ""
         raise ReportError(f"{what} has no finished or diverged training runs to report on{detail}")
     runs.sort(key=lambda r: (r.setting, r.seed, r.run_id))
     return RunSet(
-        found.name, experiment_id, parent_run_id, runs, dict(excluded), len(raw) - len(training)
+        found.name,
+        experiment_id,
+        parent_run_id,
+        runs,
+        dict(excluded),
+        len(raw) - len(tagged),
+        trials,
     )
 
 

@@ -24,6 +24,7 @@ from lrdecay.core.outcome import RunOutcome, RunStatus
 from lrdecay.errors import ConfigError, LrdecayError
 from lrdecay.host import alive, available_cores
 from lrdecay.sweep.outcomes import (
+    CONFIRMATION_FILE,
     format_table,
     read_results,
     sweep_progress,
@@ -86,13 +87,16 @@ def sweep_keys(hc: DictConfig) -> list[str]:
 
 
 def sweep_size(hc: DictConfig) -> int | None:
-    """How many jobs this multirun launches: a search's ``n_trials``, else the product of its
-    swept lists; None where that is not countable (an interval without ``n_trials``)."""
+    """How many jobs this multirun launches: a search's ``n_trials`` (and its confirm stage's
+    seeds), else the product of its swept lists; None where that is not countable (an interval
+    without ``n_trials``)."""
     from hydra.core.override_parser.overrides_parser import OverridesParser
     from hydra.errors import HydraException
 
     if hc.sweeper.get("n_trials"):
-        return int(hc.sweeper.n_trials)
+        confirm = hc.sweeper.get("confirm") or {}
+        seeds = int(confirm.get("seeds", 0)) if confirm.get("enabled", False) else 0
+        return int(hc.sweeper.n_trials) + seeds
     size = 1
     for override in OverridesParser.create().parse_overrides(_sweep_arguments(hc)):
         if override.is_sweep_override():
@@ -225,6 +229,9 @@ class SweepTracking(Callback):
             f"in {time.monotonic() - self.started:.0f} s"
         )
         lines = ["", table, "", summary]
+        confirmation = sweep_dir / CONFIRMATION_FILE
+        if confirmation.is_file():  # a search's measured result, last on the terminal
+            lines += ["", confirmation.read_text().rstrip()]
         if self.tracker is not None:
             report = self._write_report(sweep_dir)
             if report is not None:

@@ -22,6 +22,8 @@ from lrdecay.core.outcome import RunOutcome, RunStatus
 
 RESULT_FILE = "result.json"
 PARENT_FILE = "parent_run.json"
+#: A search's confirmation as its sweeper printed it, printed again under the sweep's summary.
+CONFIRMATION_FILE = "confirmation.txt"
 
 
 def _write_json(path: Path, payload: dict) -> None:

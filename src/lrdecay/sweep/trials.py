@@ -3,28 +3,41 @@
 The sweeper (``hydra_plugins.lrdecay_optuna_sweeper``) asks, launches and tells; what a trial
 means to this project lives here: the ``trial.*`` overrides through which a run reports to its
 trial (and the pruner settings it reads back), the job's outcome read from its ``result.json``,
-and the MLflow tags and artifacts of the sweep's parent run and its trials' runs. Selected by
-``hydra.sweeper.trial_hooks`` (the default).
+and the MLflow tags and artifacts of the sweep's parent run and its trials' runs. For the confirm
+stage: the fresh seeds, the measures (the test split's accuracy the held-out measure of a
+validation accuracy), and the ``lrdecay.stage`` tag that tells a search's trials (``search``)
+from the confirmation's runs (``confirm``). A search that would select on the data its
+confirmation reports (``dataset.val_fraction=0``: validation *is* the test split) is refused
+with the confirm stage on, and warned about without. Selected by ``hydra.sweeper.trial_hooks``
+(the default).
 """
 
 from __future__ import annotations
 
 import logging
+import math
 from collections.abc import Mapping, Sequence
 from pathlib import Path
 from typing import Any
 
 import optuna
 from omegaconf import ListConfig, OmegaConf
-from optuna.trial import TrialState
+from optuna.trial import FrozenTrial, TrialState
 
 from hydra_plugins.lrdecay_optuna_sweeper.hooks import JobReport, StudyInfo, TrialHooks
+from lrdecay.core.objectives import OBJECTIVES
 from lrdecay.core.outcome import RunStatus
 from lrdecay.sweep.outcomes import read_parent, read_result
 from lrdecay.sweep.pruning import PRUNER_ATTR
 from lrdecay.tracking.redact import redact_uri
+from lrdecay.tracking.ui import STAGE_TAG
 
 log = logging.getLogger("lrdecay.optuna")
+
+#: On a confirm run: the number of the trial whose configuration it runs again.
+CONFIRMS_TAG = "lrdecay.confirms_trial"
+#: Objectives measured on the validation split, whose held-out measure is the test accuracy.
+VALIDATION_ACCURACIES = ("val_acc", "best_val_acc")
 
 
 def quote(text: str) -> str:
@@ -69,6 +82,47 @@ class LrdecayTrials(TrialHooks):
         if isinstance(objective, ListConfig):
             return [str(o) for o in objective]
         return [str(objective)]
+
+    def _val_fraction(self) -> float | None:
+        """``dataset.val_fraction`` (None for an app without it)."""
+        value = OmegaConf.select(self.config, "dataset.val_fraction", default=None)
+        return None if value is None else float(value)
+
+    def _selects_on_test(self) -> str | None:
+        """How this search would select on the official test split, or None: validation *is*
+        the test split without a held-out one, and ``test_acc`` is the test split."""
+        objectives = self.objectives() or []
+        if "test_acc" in objectives:
+            return "its objective test_acc is the test split's accuracy"
+        if self._val_fraction() == 0:
+            return "with dataset.val_fraction=0 the validation split is the official test split"
+        return None
+
+    def search_problem(self, confirming: bool) -> str | None:
+        """With the confirm stage on, a search that selects on the test split is refused: the
+        confirmation's number would come from the very data the winner was chosen on."""
+        why = self._selects_on_test() if confirming else None
+        if why is None:
+            return None
+        return (
+            f"hydra.sweeper.confirm: the search would choose its winner on the test split "
+            f"({why}), so no number of the confirmation would be untouched by the search. "
+            "Fix: hold out a validation split (dataset.val_fraction=0.1) and optimise "
+            "val_acc; or search on the test split knowingly with "
+            "hydra.sweeper.confirm.enabled=false"
+        )
+
+    def search_warning(self, confirming: bool) -> str | None:
+        """Without the confirm stage, a search that selects on the test split runs, warned:
+        its best value is biased upward (the more trials, the more so)."""
+        why = None if confirming else self._selects_on_test()
+        if why is None:
+            return None
+        return (
+            f"this search selects on the test split ({why}): its best value is an optimistic "
+            "estimate, not a measurement. Hold out validation (dataset.val_fraction=0.1) and "
+            "confirm the winner on the test split (hydra.sweeper.confirm.enabled=true)"
+        )
 
     def default_study_name(self) -> str:
         """``<experiment or 'search'>-<dataset>``."""
@@ -148,9 +202,68 @@ class LrdecayTrials(TrialHooks):
         )
 
     def trial_ended(self, number: int, state: TrialState, report: JobReport) -> None:
-        """Tag the trial's run with how the study saw it end."""
+        """Tag the trial's run with how the study saw it end, and as a search trial."""
         if report.run_id:
-            self._set_tags(report.run_id, {"optuna.state": state.name})
+            self._set_tags(report.run_id, {"optuna.state": state.name, STAGE_TAG: "search"})
+
+    # -------------------------------------------------------------- confirm stage
+
+    def confirm_overrides(self, info: StudyInfo, trial: FrozenTrial, seeds: int) -> list[list[str]]:
+        """``seed=<s>`` for ``seeds`` seeds after the config's ``seed`` that no trial of the
+        study trained with: the same seeds on every launch, so a re-launch finds the finished
+        runs of an earlier confirmation (same config fingerprint) and reuses them."""
+        if "seed" not in self.config:
+            return []
+        base = int(self.config.seed)
+        used = {base} | {
+            int(t.params["seed"])
+            for t in info.study.get_trials(deepcopy=False)
+            if isinstance(t.params.get("seed"), int | float)
+        }
+        fresh: list[int] = []
+        candidate = base
+        while len(fresh) < seeds:
+            candidate += 1
+            if candidate not in used:
+                fresh.append(candidate)
+        return [[f"seed={s}"] for s in fresh]
+
+    def measures(self, output_dir: Path | None) -> dict[str, float]:
+        """Every objective's value the job's ``result.json`` holds (the test split's
+        accuracy among them when a validation split was held out)."""
+        try:
+            result = read_result(output_dir) if output_dir is not None else None
+        except (OSError, ValueError, TypeError):
+            result = None
+        if result is None:
+            return {}
+        metrics = result.metrics()
+        values = {name: metrics.get(o.key) for name, o in OBJECTIVES.items()}
+        return {name: float(v) for name, v in values.items() if v is not None and math.isfinite(v)}
+
+    def held_out(self, objective: str) -> str | None:
+        """``test_acc`` for a validation accuracy when validation was held out of training
+        (the test split is then scored, and never seen by the search)."""
+        if objective in VALIDATION_ACCURACIES and (self._val_fraction() or 0) > 0:
+            return "test_acc"
+        return None
+
+    def confirm_ended(self, number: int, report: JobReport) -> None:
+        """Tag the run as the confirmation of trial ``number``."""
+        if report.run_id:
+            self._set_tags(report.run_id, {STAGE_TAG: "confirm", CONFIRMS_TAG: str(number)})
+
+    def confirmation_finished(self, metrics: Mapping[str, float]) -> None:
+        """Log the confirmation's summary numbers on the sweep's parent run."""
+        parent = self._parent()
+        if parent is None:
+            return
+        run_id, client = parent
+        try:
+            for key, value in metrics.items():
+                client.log_metric(run_id, key, float(value))
+        except Exception as exc:
+            log.warning("could not log the confirmation to MLflow run %s: %s", run_id, exc)
 
     def study_finished(self, files: Sequence[Path], best_value: float | None) -> None:
         """Attach the result files (and the best value) to the sweep's parent run."""

@@ -39,6 +39,9 @@ MODEL_TRAINING_KIND = "custom_model_development"
 MODEL_TRAINING_QUERY = "workflowType=machine_learning"
 #: Run tag holding the colour MLflow's UI draws a run with (runs table, charts, compare view).
 RUN_COLOR_TAG = "mlflow.runColor"
+#: The stage of an Optuna search a run belongs to: ``search`` (one of its trials) or ``confirm``
+#: (its winner run again with a fresh seed, the number reported).
+STAGE_TAG = "lrdecay.stage"
 #: A sweep's parent run: neutral grey, so that colours mean settings.
 SWEEP_COLOUR = "#b0b0b0"
 

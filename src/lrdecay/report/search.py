@@ -1,0 +1,434 @@
+"""The search section of a sweep's report: an Optuna search's trials, its parameter importances
+and its confirmation, read from the files the sweeper logged on the sweep's parent run.
+
+The sweeper leaves ``optimization_results.yaml`` (objectives, directions, best trial),
+``trials.csv`` (every trial), ``param_importances.csv`` (Optuna's fANOVA importances) and, after a
+confirm stage, ``confirmation.csv`` (one row per confirm run) in the sweep dir and logs them as
+artifacts of the parent run; the report reads them from there, so it needs neither the study's
+storage nor Optuna. The confirmation's means and intervals are the report's own :class:`Stat`.
+"""
+
+from __future__ import annotations
+
+import contextlib
+import csv
+import math
+import os
+import tempfile
+from collections.abc import Iterator, Sequence
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import TYPE_CHECKING, Any
+
+import yaml
+from mlflow.exceptions import MlflowException
+from mlflow.tracking import MlflowClient
+
+from lrdecay.report.stats import Stat
+
+if TYPE_CHECKING:
+    from lrdecay.report.figures import Figure
+
+RESULTS_FILE = "optimization_results.yaml"
+TRIALS_FILE = "trials.csv"
+IMPORTANCES_FILE = "param_importances.csv"
+CONFIRM_FILE = "confirmation.csv"
+FINISHED = ("COMPLETE", "PRUNED")
+#: MLflow's switch for its artifact download progress bars.
+PROGRESS_BAR_ENV = "MLFLOW_ENABLE_ARTIFACTS_PROGRESS_BAR"
+
+
+@dataclass
+class ConfirmedPoint:
+    """One configuration the confirm stage ran again: its trial, the search's value of the
+    first objective, and the confirmation's statistics by measure."""
+
+    trial: int
+    search_value: float | None
+    stats: dict[str, Stat | None]
+    runs: int
+    failed: int
+    overrides: list[str]
+
+
+@dataclass
+class Search:
+    """What an Optuna search left on its sweep's parent run."""
+
+    objectives: list[str]
+    directions: list[str]
+    study_name: str
+    trials: list[dict[str, str]]
+    importances: list[tuple[str, float]] = field(default_factory=list)
+    confirmation: list[dict[str, str]] = field(default_factory=list)
+    held: str | None = None  # the confirmation's measure on data the search never saw
+
+    @property
+    def objective(self) -> str:
+        return self.objectives[0]
+
+    @property
+    def maximize(self) -> bool:
+        return self.directions[0] == "maximize"
+
+    def values(self) -> list[tuple[int, str, float | None]]:
+        """(trial, state, first objective's value) of every finished trial, by trial number."""
+        out = []
+        for row in self.trials:
+            if row.get("state") in FINISHED:
+                out.append((int(row["trial"]), row["state"], _float(row.get(self.objective))))
+        return sorted(out)
+
+    def held_out(self) -> str | None:
+        """The measure of the confirmation on data the search never saw (``test_acc``), as
+        the sweeper named it; None without one."""
+        return self.held if self.held and self.confirmation else None
+
+    def points(self) -> list[ConfirmedPoint]:
+        """The confirmation per confirmed trial, in the order the sweeper ran them."""
+        order: list[int] = []
+        by_trial: dict[int, list[dict[str, str]]] = {}
+        for row in self.confirmation:
+            number = int(row["trial"])
+            if number not in by_trial:
+                order.append(number)
+            by_trial.setdefault(number, []).append(row)
+        measures = [self.objective, *([self.held_out()] if self.held_out() else [])]
+        points = []
+        for number in order:
+            rows = by_trial[number]
+            ok = [r for r in rows if r.get("state") == "COMPLETE"]
+            points.append(
+                ConfirmedPoint(
+                    number,
+                    _float(rows[0].get(f"search_{self.objective}")),
+                    {m: Stat.of(_float(r.get(m)) for r in ok) for m in measures},
+                    len(rows),
+                    len(rows) - len(ok),
+                    [r.get("overrides", "") for r in rows],
+                )
+            )
+        return points
+
+    def optimism(self, point: ConfirmedPoint) -> float | None:
+        """How much better the search's value looked than the confirmation's mean of the
+        held-out measure (or of the objective itself, without one): positive = optimistic."""
+        ref = point.stats.get(self.held_out() or self.objective)
+        if ref is None or point.search_value is None:
+            return None
+        gap = point.search_value - ref.mean
+        return gap if self.maximize else -gap
+
+
+def _float(text: Any) -> float | None:
+    try:
+        value = float(text)
+    except (TypeError, ValueError):
+        return None
+    return value if math.isfinite(value) else None
+
+
+def _read_csv(path: Path) -> list[dict[str, str]]:
+    if not path.is_file():
+        return []
+    with path.open(newline="", encoding="utf-8") as f:
+        return list(csv.DictReader(f))
+
+
+@contextlib.contextmanager
+def _no_progress_bar() -> Iterator[None]:
+    """Keep MLflow's download progress bars (four small files) off the terminal."""
+    old = os.environ.get(PROGRESS_BAR_ENV)
+    os.environ[PROGRESS_BAR_ENV] = "false"
+    try:
+        yield
+    finally:
+        if old is None:
+            os.environ.pop(PROGRESS_BAR_ENV, None)
+        else:
+            os.environ[PROGRESS_BAR_ENV] = old
+
+
+def load_search(client: MlflowClient, parent_run_id: str) -> Search | None:
+    """The search logged on sweep ``parent_run_id``; None when that sweep was no search."""
+    try:
+        logged = {a.path for a in client.list_artifacts(parent_run_id)}
+    except MlflowException:
+        return None
+    if RESULTS_FILE not in logged:
+        return None
+    with tempfile.TemporaryDirectory(prefix="lrdecay-search-") as tmp, _no_progress_bar():
+        folder = Path(tmp)
+        for name in (RESULTS_FILE, TRIALS_FILE, IMPORTANCES_FILE, CONFIRM_FILE):
+            if name in logged:
+                client.download_artifacts(parent_run_id, name, str(folder))
+        results = yaml.safe_load((folder / RESULTS_FILE).read_text()) or {}
+        confirmed = results.get("confirmation") or [{}]
+        importances = [
+            (row["param"], float(row["importance"])) for row in _read_csv(folder / IMPORTANCES_FILE)
+        ]
+        return Search(
+            objectives=[str(o) for o in results.get("objectives") or ["value0"]],
+            directions=[str(d) for d in results.get("directions") or ["maximize"]],
+            study_name=str(results.get("study_name", "")),
+            trials=_read_csv(folder / TRIALS_FILE),
+            importances=sorted(importances, key=lambda p: -p[1]),
+            confirmation=_read_csv(folder / CONFIRM_FILE),
+            held=confirmed[0].get("held_out"),
+        )
+
+
+# --------------------------------------------------------------------------- markdown
+
+
+def _stat(stat: Stat | None) -> str:
+    if stat is None:
+        return "n/a"
+    if stat.half is None:
+        return f"{stat.mean:.4f} (n=1)"
+    return f"{stat.mean:.4f} ± {stat.half:.4f} (n={stat.n})"
+
+
+def confirmation_markdown(search: Search) -> list[str]:
+    """The confirmation table: per confirmed trial, the search's value, the confirmation's
+    mean ± 95 % CI of the objective and of the held-out measure, and the selection optimism."""
+    points = search.points()
+    if not points:
+        return []
+    held = search.held_out()
+    header = ["Trial", f"Search {search.objective} (one run)", f"Confirm {search.objective}"]
+    if held:
+        header.append(f"Confirm {held} (never seen by the search)")
+    header += ["Selection optimism", "Runs"]
+    lines = ["| " + " | ".join(header) + " |", "|" + "--:|" * len(header)]
+    for p in points:
+        optimism = search.optimism(p)
+        cells = [
+            str(p.trial),
+            f"{p.search_value:.4f}" if p.search_value is not None else "n/a",
+            _stat(p.stats.get(search.objective)),
+        ]
+        if held:
+            cells.append(_stat(p.stats.get(held)))
+        cells += [
+            f"{optimism:+.4f}" if optimism is not None else "n/a",
+            f"{p.runs - p.failed}/{p.runs}" + (f" ({p.failed} failed)" if p.failed else ""),
+        ]
+        lines.append("| " + " | ".join(cells) + " |")
+    reference = held or search.objective
+    lines += [
+        "",
+        f"Each confirmed trial's configuration ran again with fresh seeds "
+        f"({'; '.join(' '.join(p.overrides) for p in points[:1])}{'…' if len(points) > 1 else ''})"
+        f", as runs the study was never told of; cells are mean ± half-width of the 95% "
+        f"t-interval over those seeds. Selection optimism: the search's {search.objective} "
+        f"minus the confirmation's mean {reference}"
+        + ("" if search.maximize else " (sign: positive when the search looked better)")
+        + ": how much of the search's best value came from choosing it among many trials "
+        "on one seed" + (", and on the validation split" if held else "") + ".",
+        "",
+    ]
+    return lines
+
+
+def search_markdown(search: Search, figures: Sequence[Figure], out_dir: Path) -> list[str]:
+    """The report's section on the search: what it ran, its figures, its importances and its
+    confirmation."""
+    states = [row.get("state", "") for row in search.trials]
+    counts = {s: states.count(s) for s in ("COMPLETE", "PRUNED", "FAIL")}
+    arrow = "↑" if search.maximize else "↓"
+    lines = [
+        "## The search and its confirmation",
+        "",
+        f"Optuna study `{search.study_name}`: {len(states)} trials ({counts['COMPLETE']} "
+        f"complete, {counts['PRUNED']} pruned, {counts['FAIL']} failed), optimising "
+        f"{search.objective} {arrow}"
+        + (f" (and {', '.join(search.objectives[1:])})" if len(search.objectives) > 1 else "")
+        + ". Each trial is a different configuration trained once, so the trials are no seeds "
+        "of a setting: they stay out of the per-setting table below, which holds the "
+        "confirmation's runs.",
+        "",
+    ]
+    for fig in figures:
+        rel = fig.path.relative_to(out_dir).as_posix()
+        lines += [f"![{fig.title}]({rel})", "", f"*{fig.caption}*", ""]
+    if search.importances:
+        lines += [
+            f"Parameter importances for {search.objective} (Optuna, fANOVA over the "
+            "complete trials):",
+            "",
+            "| Parameter | Importance |",
+            "|:--|--:|",
+            *(f"| {name} | {value:.3f} |" for name, value in search.importances),
+            "",
+        ]
+    confirm = confirmation_markdown(search)
+    if confirm:
+        lines += ["### Confirmation", "", *confirm]
+    else:
+        lines += [
+            "No confirmation: the search's best value is one run chosen among many, an "
+            "optimistic estimate (run the confirm stage: hydra.sweeper.confirm.enabled=true).",
+            "",
+        ]
+    return lines
+
+
+# --------------------------------------------------------------------------- figures
+
+
+def history_figure(search: Search, path: Path) -> Path | None:
+    """The first objective of every finished trial by trial number, the best so far as a
+    step line, pruned trials marked along the bottom, and the confirmation's mean ± 95 % CI
+    (objective and held-out measure) drawn right of the last trial. None without values."""
+    values = search.values()
+    done = [(n, v) for n, s, v in values if s == "COMPLETE" and v is not None]
+    if not done:
+        return None
+    import matplotlib
+
+    matplotlib.use("Agg")
+    import matplotlib.pyplot as plt
+    from matplotlib.ticker import MaxNLocator
+
+    from lrdecay.report.figures import DPI
+
+    fig, ax = plt.subplots(figsize=(8, 4.2))
+    xs, ys = zip(*done, strict=True)
+    ax.scatter(xs, ys, s=22, color="#1f77b4", label=f"trial {search.objective}", zorder=3)
+    best, steps_x, steps_y = None, [], []
+    for x, y in done:
+        if best is None or (y > best if search.maximize else y < best):
+            best = y
+        steps_x.append(x)
+        steps_y.append(best)
+    last = max(n for n, _, _ in values)
+    steps_x.append(last + 0.75)  # the best so far holds to the end of the search
+    steps_y.append(steps_y[-1])
+    ax.step(steps_x, steps_y, where="post", color="#d62728", lw=1.8, label="best so far")
+    pruned = [n for n, s, _ in values if s == "PRUNED"]
+    gap = max(0.75, 0.12 * (last + 1))  # room per confirmation marker, whatever the trials
+    confirm_x = last + 0.75 + gap
+    held = search.held_out()
+    points = search.points()
+    shown: list[float] = list(ys)
+    ticks = [t for t in MaxNLocator(integer=True).tick_values(0, last) if 0 <= t <= last]
+    labels = [f"{t:.0f}" for t in ticks]
+    if points:
+        first = points[0]
+        for offset, (name, colour) in enumerate(
+            [(search.objective, "#2ca02c"), *([(held, "#9467bd")] if held else [])]
+        ):
+            stat = first.stats.get(name)
+            if stat is None:
+                continue
+            ax.errorbar(
+                confirm_x + gap * offset,
+                stat.mean,
+                yerr=stat.half or 0.0,
+                fmt="D",
+                color=colour,
+                capsize=4,
+                label=f"confirmation {name}: mean ± 95% CI (trial {first.trial}, "
+                f"{first.runs - first.failed} seeds)",
+                zorder=4,
+            )
+            shown += [stat.mean - (stat.half or 0.0), stat.mean + (stat.half or 0.0)]
+            ticks.append(confirm_x + gap * offset)
+            labels.append(f"confirm\n{name}")
+        ax.axvline(last + 0.75, color="#999999", lw=0.8, ls=":")
+    bottom = min(shown)
+    span = max(shown) - bottom or 0.05
+    if pruned:
+        low = bottom - 0.06 * span
+        ax.scatter(
+            pruned,
+            [low] * len(pruned),
+            marker="x",
+            color="#7f7f7f",
+            s=22,
+            label="pruned trial (no final value)",
+            zorder=3,
+        )
+    ax.set_xticks(ticks, labels, fontsize=8)
+    ax.set_xlabel("trial (in the order the study asked for them)")
+    ax.set_ylabel(search.objective)
+    ax.set_ylim(bottom - 0.1 * span, max(shown) + 0.08 * span)
+    ax.set_xlim(-0.7, confirm_x + (2 * gap if points else 0.0))
+    ax.grid(alpha=0.3)
+    ax.set_title(f"Search: {search.objective} per trial, best so far, confirmation")
+    ax.legend(loc="upper left", bbox_to_anchor=(1.01, 1.0), fontsize=8, frameon=False)
+    path.parent.mkdir(parents=True, exist_ok=True)
+    fig.savefig(path, dpi=DPI, bbox_inches="tight")
+    plt.close(fig)
+    return path
+
+
+def importance_figure(search: Search, path: Path) -> Path | None:
+    """Optuna's parameter importances as horizontal bars, most important on top."""
+    if not search.importances:
+        return None
+    import matplotlib
+
+    matplotlib.use("Agg")
+    import matplotlib.pyplot as plt
+
+    from lrdecay.report.figures import DPI
+
+    names = [n for n, _ in reversed(search.importances)]
+    values = [v for _, v in reversed(search.importances)]
+    fig, ax = plt.subplots(figsize=(6.5, 0.45 * len(names) + 1.2))
+    bars = ax.barh(names, values, color="#1f77b4")
+    for bar, value in zip(bars, values, strict=True):
+        ax.text(
+            bar.get_width() + 0.01,
+            bar.get_y() + bar.get_height() / 2,
+            f"{value:.2f}",
+            va="center",
+            fontsize=8,
+        )
+    ax.set_xlim(0, max(1.0, max(values) * 1.15))
+    ax.set_xlabel(f"importance for {search.objective} (fANOVA; the importances sum to 1)")
+    ax.set_title("Parameter importances (Optuna)")
+    ax.grid(axis="x", alpha=0.3)
+    path.parent.mkdir(parents=True, exist_ok=True)
+    fig.savefig(path, dpi=DPI, bbox_inches="tight")
+    plt.close(fig)
+    return path
+
+
+def search_figures(search: Search, out_dir: Path) -> list[Figure]:
+    """The search's figures, written into ``out_dir``."""
+    from lrdecay.report.figures import Figure
+
+    figures = []
+    history = history_figure(search, out_dir / "search_history.png")
+    if history is not None:
+        confirm = (
+            " Right of the dotted line: the confirmation of the best trial, mean ± 95% CI "
+            "over its fresh seeds; its distance below the best-so-far line is the selection "
+            "optimism."
+            if search.points()
+            else ""
+        )
+        figures.append(
+            Figure(
+                history,
+                "Search history",
+                f"{search.objective} of each complete trial (dots), in the order the study "
+                "asked for them, with the best value so far (red steps); pruned trials are "
+                f"crosses along the bottom.{confirm}",
+            )
+        )
+    importance = importance_figure(search, out_dir / "param_importances.png")
+    if importance is not None:
+        figures.append(
+            Figure(
+                importance,
+                "Parameter importances",
+                f"How much of the variance of {search.objective} across the complete trials "
+                "each searched parameter explains (Optuna's fANOVA evaluator, seeded); "
+                "parameters sampled only in some trials are left out.",
+            )
+        )
+    return figures
