@@ -42,6 +42,19 @@ def test_the_job_table_has_a_rule_as_wide_as_the_table(tmp_path: Path) -> None:
     assert rows[-1] == "job 1 (sgd-fixed): boom"
 
 
+def test_the_job_table_leaves_the_sweepers_bookkeeping_out() -> None:
+    """A search's trials carry trial.* overrides (its storage URL among them) and its
+    confirmation runs do not: the table shows what was swept, never the storage."""
+    trial = ["trial.storage='sqlite:////tmp/optuna.db'", "trial.study_name=s", "trial.number=0"]
+    results = [
+        RunOutcome(setting="a", status="finished", job_num=0, overrides=["lr=0.1", *trial]),
+        RunOutcome(setting="a", status="finished", job_num=1, overrides=["lr=0.1", "seed=43"]),
+    ]
+    table = format_table(results)
+    assert "trial." not in table and "optuna.db" not in table
+    assert "seed=43" in table
+
+
 def test_a_dead_jobs_overrides_are_read_as_hydra_saved_them(tmp_path: Path) -> None:
     overrides = ["seed=1", "tracking.run_name='a: b'", "+note=x # y", "data.root=${oc.env:D}"]
     dead = tmp_path / "0" / ".hydra"

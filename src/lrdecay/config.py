@@ -280,6 +280,11 @@ class ReportConfig:
         _check(self.target is None or 0 < self.target <= 1, "report.target", "must be in (0, 1]")
 
 
+#: The config key of :class:`TrialConfig`: the sweeper's bookkeeping for one job, not a swept
+#: value (the sweep's table leaves ``trial.*`` overrides out).
+TRIAL_KEY = "trial"
+
+
 @dataclass
 class TrialConfig:
     """Set by the Optuna sweeper on each job: which trial of which study this run is, so that

@@ -18,6 +18,7 @@ from omegaconf import OmegaConf
 
 from lrdecay.atomic import replacing
 from lrdecay.columns import columns
+from lrdecay.config import TRIAL_KEY
 from lrdecay.core.outcome import RunOutcome, RunStatus
 
 RESULT_FILE = "result.json"
@@ -149,10 +150,12 @@ def _fmt(value: float | int | None, spec: str) -> str:
 
 
 def varying_overrides(results: list[RunOutcome]) -> dict[int, str]:
-    """Per job index, the overrides that differ between jobs (what the sweep varied)."""
-    sets = [set(r.overrides) for r in results]
+    """Per job index, the overrides that differ between jobs (what the sweep varied), without
+    the sweeper's bookkeeping for a trial (``trial.*``: its storage, study and number)."""
+    swept = [[o for o in r.overrides if not o.startswith(f"{TRIAL_KEY}.")] for r in results]
+    sets = [set(o) for o in swept]
     common = set.intersection(*sets) if sets else set()
-    return {i: " ".join(o for o in r.overrides if o not in common) for i, r in enumerate(results)}
+    return {i: " ".join(o for o in own if o not in common) for i, own in enumerate(swept)}
 
 
 def format_table(results: list[RunOutcome]) -> str:
