@@ -165,22 +165,32 @@ def test_200_bad_overrides_exit_nonzero_with_a_message_and_no_traceback(cases, a
         assert output.strip(), bad
 
 
-@pytest.mark.parametrize(
-    ("args", "named"),
-    [
-        (["dataset=mnist", "data.root=/etc/hostname"], "data.root"),
-        (["tracking.enabled=true", "tracking.uri=foo://somewhere"], "tracking.uri"),
-        (["tracking.enabled=true", "tracking.uri=http://127.0.0.1:9"], "unreachable"),
-        (["optimizer.lr=inf"], "optimizer.lr"),
-        (["strategy.rate=-inf"], "strategy.rate"),
-        (["seed=99999999999999999999999"], "seed"),
-        (["dataset=mnist", "data.root=/proc", "data.download=true"], "data.root=/proc"),
-        (["tracking.enabled=true", "tracking.store_dir=/proc/store"], "tracking.store_dir"),
-        (["tracking.enabled=true", "tracking.uri=sqlite:////proc/x/mlflow.db"], "not writable"),
-    ],
-)
-def test_bad_paths_stores_and_numbers_are_one_line(args, named: str, tmp_path: Path) -> None:
-    code, output = _cli(args, tmp_path)
+#: Command lines that fail on a path, a store or a number, and what their one line names.
+BAD_PATHS = [
+    (["dataset=mnist", "data.root=/etc/hostname"], "data.root"),
+    (["tracking.enabled=true", "tracking.uri=foo://somewhere"], "tracking.uri"),
+    (["tracking.enabled=true", "tracking.uri=http://127.0.0.1:9"], "unreachable"),
+    (["optimizer.lr=inf"], "optimizer.lr"),
+    (["strategy.rate=-inf"], "strategy.rate"),
+    (["seed=99999999999999999999999"], "seed"),
+    (["dataset=mnist", "data.root=/proc", "data.download=true"], "data.root=/proc"),
+    (["tracking.enabled=true", "tracking.store_dir=/proc/store"], "tracking.store_dir"),
+    (["tracking.enabled=true", "tracking.uri=sqlite:////proc/x/mlflow.db"], "not writable"),
+]
+
+
+@pytest.fixture(scope="module")
+def bad_path_runs(tmp_path_factory) -> dict[str, tuple[int | None, str]]:
+    """Exit code and output of the CLI on each of :data:`BAD_PATHS`, all run through
+    ``train.py`` in one process (most fail after torch and MLflow load: one start-up for all)."""
+    argvs = [args for args, _ in BAD_PATHS]
+    done = _cli_in_one_process(argvs, tmp_path_factory.mktemp("bad-paths"))
+    return {" ".join(args): result for args, result in zip(argvs, done, strict=True)}
+
+
+@pytest.mark.parametrize(("args", "named"), BAD_PATHS)
+def test_bad_paths_stores_and_numbers_are_one_line(args, named: str, bad_path_runs) -> None:
+    code, output = bad_path_runs[" ".join(args)]
     assert code == 2, output[-3000:]
     assert named in error_line(output)
 
