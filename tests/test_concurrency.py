@@ -16,7 +16,7 @@ pytestmark = pytest.mark.slow
 #: (Hydra, MLflow, torch), so the many rounds that make a race likely are run below on the
 #: launcher's own store set-up alone (:data:`LAUNCHERS` x :data:`LAUNCHER_ROUNDS`).
 SWEEPS, ROUNDS = 3, 3
-LAUNCHERS, LAUNCHER_ROUNDS = 4, 8
+LAUNCHERS, LAUNCHER_ROUNDS = 4, 6
 
 #: What a sweep's launching process does to a store before any job starts, in the same calls
 #: (:class:`lrdecay.sweep.callbacks.SweepTracking`): open the store (creating its schema),

@@ -32,6 +32,7 @@ from lrdecay.report.claims import Claim, check_claims
 from lrdecay.report.figures import curves_figure, rates_figure, scatter_figure
 from lrdecay.report.inference import compare_means, compare_times, holm
 from lrdecay.report.stats import SettingSummary, load_runs, summarise
+from tests.helpers import new_store
 
 BUDGET = 20
 R0 = 0.01
@@ -88,7 +89,7 @@ def _history(final: float, conv: int | None) -> list[float]:
 
 def write_store(root: Path, truth: Truth, dataset: str, rng_seed: int) -> MlflowClient:
     """A SQLite store at ``root`` with one run per setting and seed drawn from ``truth``."""
-    client = MlflowClient(tracking_uri=f"sqlite:///{root / 'mlflow.db'}")
+    client = MlflowClient(tracking_uri=new_store(root / "mlflow.db"))
     exp = client.create_experiment("synthetic", artifact_location=(root / "art").as_uri())
     rng = np.random.default_rng(rng_seed)
     seed_effect = rng.normal(0, truth.seed_sd, truth.seeds)
