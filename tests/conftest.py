@@ -16,6 +16,7 @@ from tests.helpers import MlflowServer as MlflowServer
 from tests.helpers import compose_config as compose_config
 from tests.helpers import error_line as error_line
 from tests.helpers import free_port as free_port
+from tests.helpers import new_store
 from tests.helpers import require_debian_package as require_debian_package
 from tests.helpers import require_fashion_mnist as require_fashion_mnist
 from tests.helpers import run_cli as run_cli
@@ -50,7 +51,7 @@ def pytest_collection_modifyitems(items: list[pytest.Item]) -> None:
 @pytest.fixture
 def tracking_uri(tmp_path: Path) -> str:
     """A fresh SQLite MLflow store for one test."""
-    return f"sqlite:///{tmp_path / 'mlflow.db'}"
+    return new_store(tmp_path / "mlflow.db")
 
 
 @pytest.fixture

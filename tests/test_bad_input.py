@@ -2,6 +2,9 @@
 
 from __future__ import annotations
 
+import json
+import subprocess
+import sys
 import tempfile
 from concurrent.futures import ThreadPoolExecutor
 from pathlib import Path
@@ -14,7 +17,7 @@ from omegaconf.errors import OmegaConfBaseException
 
 from lrdecay.config import LrdecayConfig, validate
 from lrdecay.errors import LrdecayError
-from tests.helpers import compose_config, error_line, run_cli
+from tests.helpers import ROOT, cli_env, compose_config, error_line, run_cli
 
 #: Leaves a user may set, with a value that is valid for each (to mix into the bad ones).
 NUMERIC = {
@@ -79,9 +82,8 @@ unknown_option = st.tuples(st.sampled_from(sorted(GROUPS)), words).map(
 )
 bad_choice = st.tuples(st.sampled_from(sorted(CHOICES)), words).map(lambda kv: f"{kv[0]}=x{kv[1]}")
 malformed = junk.map(lambda j: f"optimizer.lr=[{j}")
-bad_override = st.one_of(
-    out_of_range, wrong_type, unknown_key, unknown_option, bad_choice, malformed
-)
+BAD_KINDS = (out_of_range, wrong_type, unknown_key, unknown_option, bad_choice, malformed)
+bad_override = st.one_of(*BAD_KINDS)
 
 valid_override = st.one_of(
     st.sampled_from([f"{k}={v}" for k, v in NUMERIC.items()]),
@@ -104,20 +106,38 @@ def test_any_override_gives_a_valid_config_or_a_clear_error(overrides: list[str]
     assert conf.optimizer.lr > 0 and conf.trainer.max_epochs >= 1
 
 
+#: What every CLI test here adds: a quick digits run that tracks nothing.
+CLI_BASE = [
+    "dataset=digits",
+    "tracking.enabled=false",
+    "trainer.max_epochs=1",
+    "trainer.progress=off",
+]
+
+
 def _cli(args: list[str], cwd: Path) -> tuple[int, str]:
     """``python train.py args`` as a user runs it; returns exit code and all output."""
-    proc = run_cli(
-        [
-            "dataset=digits",
-            "tracking.enabled=false",
-            "trainer.max_epochs=1",
-            "trainer.progress=off",
-            *args,
-        ],
-        cwd=cwd,
-        timeout=60,
-    )
+    proc = run_cli([*CLI_BASE, *args], cwd=cwd, timeout=60)
     return proc.returncode, proc.stdout + proc.stderr
+
+
+def _cli_in_one_process(argvs: list[list[str]], cwd: Path) -> list[tuple[int | None, str]]:
+    """Exit code (None: no exit within a minute) and all output of ``python train.py args`` for
+    each of ``argvs``, each run through ``train.cli`` in one shared process
+    (``tests/cli_in_process.py``): the same Hydra and ``main``, one interpreter start-up."""
+    proc = subprocess.run(
+        [sys.executable, str(ROOT / "tests" / "cli_in_process.py")],
+        input=json.dumps([[*CLI_BASE, *args] for args in argvs]),
+        cwd=cwd,
+        capture_output=True,
+        text=True,
+        timeout=60 * len(argvs),
+        env=cli_env(),
+    )
+    assert proc.returncode == 0, proc.stderr[-3000:]
+    rows = [json.loads(line) for line in proc.stdout.splitlines()]
+    assert [row["args"][len(CLI_BASE) :] for row in rows] == argvs, proc.stderr[-3000:]
+    return [(row["code"], row["output"]) for row in rows]
 
 
 @pytest.mark.slow
@@ -125,34 +145,52 @@ def _cli(args: list[str], cwd: Path) -> tuple[int, str]:
 @given(
     cases=st.lists(
         st.tuples(bad_override, st.lists(valid_override, max_size=2)), min_size=200, max_size=200
-    )
+    ),
+    apart=st.tuples(
+        *(st.tuples(kind, st.lists(valid_override, max_size=2)) for kind in BAD_KINDS for _ in "12")
+    ),
 )
-def test_200_bad_overrides_exit_nonzero_with_a_message_and_no_traceback(cases) -> None:
-    """The real CLI, 200 generated bad inputs, two at a time: no traceback, no hang."""
-    with tempfile.TemporaryDirectory() as tmp, ThreadPoolExecutor(2) as pool:
-        outcomes = list(pool.map(lambda c: (c, *_cli([*c[1], c[0]], Path(tmp))), cases))
-    for (bad, extra), code, output in outcomes:
+def test_200_bad_overrides_exit_nonzero_with_a_message_and_no_traceback(cases, apart) -> None:
+    """The real CLI on 200 generated bad inputs: no traceback, no hang. All 200 go through
+    ``train.cli`` in one process; two of each kind of bad input also run each in a process of
+    its own, two at a time, as a user's shell runs them."""
+    with tempfile.TemporaryDirectory() as tmp:
+        in_one = _cli_in_one_process([[*extra, bad] for bad, extra in cases], Path(tmp))
+        with ThreadPoolExecutor(2) as pool:
+            alone = list(pool.map(lambda c: _cli([*c[1], c[0]], Path(tmp)), apart))
+    for (bad, extra), (code, output) in zip([*cases, *apart], [*in_one, *alone], strict=True):
+        assert code is not None, (bad, extra, "no exit within a minute", output[-500:])
         assert code != 0, (bad, extra, output[-500:])
         assert "Traceback" not in output, (bad, output)
         assert output.strip(), bad
 
 
-@pytest.mark.parametrize(
-    ("args", "named"),
-    [
-        (["dataset=mnist", "data.root=/etc/hostname"], "data.root"),
-        (["tracking.enabled=true", "tracking.uri=foo://somewhere"], "tracking.uri"),
-        (["tracking.enabled=true", "tracking.uri=http://127.0.0.1:9"], "unreachable"),
-        (["optimizer.lr=inf"], "optimizer.lr"),
-        (["strategy.rate=-inf"], "strategy.rate"),
-        (["seed=99999999999999999999999"], "seed"),
-        (["dataset=mnist", "data.root=/proc", "data.download=true"], "data.root=/proc"),
-        (["tracking.enabled=true", "tracking.store_dir=/proc/store"], "tracking.store_dir"),
-        (["tracking.enabled=true", "tracking.uri=sqlite:////proc/x/mlflow.db"], "not writable"),
-    ],
-)
-def test_bad_paths_stores_and_numbers_are_one_line(args, named: str, tmp_path: Path) -> None:
-    code, output = _cli(args, tmp_path)
+#: Command lines that fail on a path, a store or a number, and what their one line names.
+BAD_PATHS = [
+    (["dataset=mnist", "data.root=/etc/hostname"], "data.root"),
+    (["tracking.enabled=true", "tracking.uri=foo://somewhere"], "tracking.uri"),
+    (["tracking.enabled=true", "tracking.uri=http://127.0.0.1:9"], "unreachable"),
+    (["optimizer.lr=inf"], "optimizer.lr"),
+    (["strategy.rate=-inf"], "strategy.rate"),
+    (["seed=99999999999999999999999"], "seed"),
+    (["dataset=mnist", "data.root=/proc", "data.download=true"], "data.root=/proc"),
+    (["tracking.enabled=true", "tracking.store_dir=/proc/store"], "tracking.store_dir"),
+    (["tracking.enabled=true", "tracking.uri=sqlite:////proc/x/mlflow.db"], "not writable"),
+]
+
+
+@pytest.fixture(scope="module")
+def bad_path_runs(tmp_path_factory) -> dict[str, tuple[int | None, str]]:
+    """Exit code and output of the CLI on each of :data:`BAD_PATHS`, all run through
+    ``train.py`` in one process (most fail after torch and MLflow load: one start-up for all)."""
+    argvs = [args for args, _ in BAD_PATHS]
+    done = _cli_in_one_process(argvs, tmp_path_factory.mktemp("bad-paths"))
+    return {" ".join(args): result for args, result in zip(argvs, done, strict=True)}
+
+
+@pytest.mark.parametrize(("args", "named"), BAD_PATHS)
+def test_bad_paths_stores_and_numbers_are_one_line(args, named: str, bad_path_runs) -> None:
+    code, output = bad_path_runs[" ".join(args)]
     assert code == 2, output[-3000:]
     assert named in error_line(output)
 

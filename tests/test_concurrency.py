@@ -3,15 +3,39 @@
 from __future__ import annotations
 
 import subprocess
+import sys
 from pathlib import Path
 
 import pytest
 
-from tests.helpers import experiment_runs, is_sweep_parent, run_cli, start_cli, store
+from tests.helpers import cli_env, experiment_runs, is_sweep_parent, run_cli, start_cli, store
 
 pytestmark = pytest.mark.slow
 
-SWEEPS, ROUNDS = 3, 10
+#: Whole CLI sweeps raced per round, and rounds of them: each launch costs a full start-up
+#: (Hydra, MLflow, torch), so the many rounds that make a race likely are run below on the
+#: launcher's own store set-up alone (:data:`LAUNCHERS` x :data:`LAUNCHER_ROUNDS`).
+SWEEPS, ROUNDS = 3, 3
+LAUNCHERS, LAUNCHER_ROUNDS = 4, 6
+
+#: What a sweep's launching process does to a store before any job starts, in the same calls
+#: (:class:`lrdecay.sweep.callbacks.SweepTracking`): open the store (creating its schema),
+#: make sure of the experiment, tidy dead parents, create the parent run; then close it.
+LAUNCHER = """
+import os, socket, sys
+from lrdecay.sweep.callbacks import HOST_TAG, PID_TAG, close_dead_parents
+from lrdecay.tracking.tracker import MlflowTracker, default_artifact_root
+uri = sys.argv[1]
+tracker = MlflowTracker(uri, "lrdecay-digits", default_artifact_root(uri), log_plot=False)
+tracker.connect()
+close_dead_parents(tracker)
+tracker.start(
+    f"sweep-{os.getpid()}",
+    tags={"lrdecay.role": "sweep", HOST_TAG: socket.gethostname(), PID_TAG: str(os.getpid())},
+    params={"overrides": "seed=0"},
+)
+tracker.end("FINISHED")
+"""
 
 
 def _launch_sweeps(folder: Path) -> list[subprocess.CompletedProcess]:
@@ -45,7 +69,7 @@ def _launch_sweeps(folder: Path) -> list[subprocess.CompletedProcess]:
     ]
 
 
-@pytest.mark.timeout(1800)  # ten rounds of three CLI launches
+@pytest.mark.timeout(900)  # three rounds of three CLI launches
 def test_sweeps_launched_at_once_into_a_fresh_store(tmp_path: Path) -> None:
     for round_ in range(ROUNDS):
         folder = tmp_path / str(round_)
@@ -58,6 +82,34 @@ def test_sweeps_launched_at_once_into_a_fresh_store(tmp_path: Path) -> None:
         children = [r for r in runs if r.info.run_id not in parents]
         assert len(parents) == SWEEPS and len(children) == SWEEPS, round_
         assert {c.data.tags.get("mlflow.parentRunId") for c in children} == parents, round_
+        assert all(r.info.status == "FINISHED" for r in runs), round_
+
+
+@pytest.mark.timeout(900)
+def test_launchers_started_at_once_on_a_fresh_store_each_get_their_parent_run(
+    tmp_path: Path,
+) -> None:
+    """The race itself, many times: launching processes that start together on a new SQLite
+    store (the schema, the experiment, the parent runs), without the jobs' start-up cost."""
+    for round_ in range(LAUNCHER_ROUNDS):
+        db = tmp_path / str(round_) / "mlruns" / "mlflow.db"
+        procs = [
+            subprocess.Popen(
+                [sys.executable, "-c", LAUNCHER, f"sqlite:///{db}"],
+                cwd=tmp_path,
+                env=cli_env(),
+                stdout=subprocess.PIPE,
+                stderr=subprocess.PIPE,
+                text=True,
+            )
+            for _ in range(LAUNCHERS)
+        ]
+        for proc in procs:
+            _, err = proc.communicate(timeout=300)
+            assert proc.returncode == 0, (round_, err[-2000:])
+            assert "Traceback" not in err and "UserWarning" not in err, (round_, err[-2000:])
+        runs = experiment_runs(store(db.parent.parent))
+        assert len(runs) == LAUNCHERS and all(is_sweep_parent(r) for r in runs), round_
         assert all(r.info.status == "FINISHED" for r in runs), round_
 
 

@@ -32,7 +32,7 @@ from lrdecay.report.claims import check_claims
 from lrdecay.report.inference import compare_means
 from lrdecay.report.stats import RunRecord, Stat, summarise
 from lrdecay.run import RunContext, run
-from tests.helpers import CONF_DIR, cli_env
+from tests.helpers import CONF_DIR, cli_env, new_store
 
 EXPERIMENT = "lrdecay-digits"
 EPOCHS = 5
@@ -97,7 +97,7 @@ def _train(
 def sweep(tmp_path_factory: pytest.TempPathFactory) -> Sweep:
     """Train the sweep into a fresh SQLite store and write its report once."""
     root = tmp_path_factory.mktemp("report")
-    uri = f"sqlite:///{root / 'mlflow.db'}"
+    uri = new_store(root / "mlflow.db")
     client = MlflowClient(tracking_uri=uri)
     # artifacts beside the store, not under the working directory
     experiment_id = client.create_experiment(
@@ -345,7 +345,7 @@ def test_a_report_that_cannot_be_written_loads_no_plotting_library(tmp_path: Pat
 def test_experiment_without_training_runs_is_one_line(
     tmp_path: Path, capsys: pytest.CaptureFixture
 ) -> None:
-    uri = f"sqlite:///{tmp_path / 'mlflow.db'}"
+    uri = new_store(tmp_path / "mlflow.db")
     client = MlflowClient(tracking_uri=uri)
     experiment_id = client.create_experiment("empty", artifact_location=tmp_path.as_uri())
     client.create_run(experiment_id, run_name="sweep")  # a parent with no children yet
@@ -358,7 +358,7 @@ def test_experiment_without_training_runs_is_one_line(
 
 def test_runs_missing_metrics_get_marked_cells(tmp_path: Path) -> None:
     """Runs logged by an older version or another tool: some metrics and the history missing."""
-    uri = f"sqlite:///{tmp_path / 'mlflow.db'}"
+    uri = new_store(tmp_path / "mlflow.db")
     client = MlflowClient(tracking_uri=uri)
     experiment_id = client.create_experiment("partial", artifact_location=tmp_path.as_uri())
 
@@ -535,7 +535,7 @@ def _write_runs(client: MlflowClient, experiment: str, key: Callable[[str, str],
 def test_a_store_written_before_the_metric_sections_reports_the_same(tmp_path: Path) -> None:
     """Bare keys (``val_acc``, ``final_val_acc``) as stores held them before the chart
     sections, and today's (``epoch/val_acc``, ``summary/final_val_acc``): one report."""
-    uri = f"sqlite:///{tmp_path / 'mlflow.db'}"
+    uri = new_store(tmp_path / "mlflow.db")
     client = MlflowClient(tracking_uri=uri)
     _write_runs(client, "before", lambda section, name: name)
     _write_runs(client, "today", lambda section, name: f"{section}/{name}")

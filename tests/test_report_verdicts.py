@@ -32,6 +32,7 @@ from lrdecay.report.claims import Claim, check_claims
 from lrdecay.report.figures import curves_figure, rates_figure, scatter_figure
 from lrdecay.report.inference import compare_means, compare_times, holm
 from lrdecay.report.stats import SettingSummary, load_runs, summarise
+from tests.helpers import new_store
 
 BUDGET = 20
 R0 = 0.01
@@ -92,7 +93,7 @@ def write_store(
     """A SQLite store at ``root`` with one run per setting and seed drawn from ``truth``; with
     ``test_mean`` every run also held out its validation split and scored a test accuracy
     drawn around ``test_mean`` whatever its setting (the schedules differ only on validation)."""
-    client = MlflowClient(tracking_uri=f"sqlite:///{root / 'mlflow.db'}")
+    client = MlflowClient(tracking_uri=new_store(root / "mlflow.db"))
     exp = client.create_experiment("synthetic", artifact_location=(root / "art").as_uri())
     rng = np.random.default_rng(rng_seed)
     seed_effect = rng.normal(0, truth.seed_sd, truth.seeds)

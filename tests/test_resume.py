@@ -12,14 +12,14 @@ from mlflow.tracking import MlflowClient
 from lrdecay.core.checkpoint import CHECKPOINT_FILE
 from lrdecay.core.records import EPOCH_METRICS, metric_name
 from lrdecay.run import RunContext, run
-from tests.helpers import InterruptAt, compose_config
+from tests.helpers import InterruptAt, compose_config, new_store
 
 
 def _cfg(tmp: Path, store: str, *extra: str):
     return compose_config(
         [
             "dataset=digits",
-            f"tracking.uri=sqlite:///{tmp / store}",
+            f"tracking.uri={new_store(tmp / store)}",
             "trainer.progress=off",
             "tracking.log_plot=false",
             "trainer.max_epochs=5",

@@ -29,7 +29,7 @@ from lrdecay.report.stats import RunRecord, summarise
 from lrdecay.report.tables import build_table, to_markdown
 from lrdecay.run import RunContext, run
 from tests.conftest import compose_config, error_line, run_cli
-from tests.helpers import InterruptAt
+from tests.helpers import InterruptAt, new_store
 
 EPOCHS = 4
 R0 = 0.01
@@ -168,7 +168,7 @@ def test_resume_mid_run_continues_the_rate_history_exactly(name: str, tmp_path: 
         return compose_config(
             [
                 "dataset=digits",
-                f"tracking.uri=sqlite:///{tmp_path / store}",
+                f"tracking.uri={new_store(tmp_path / store)}",
                 "trainer.progress=off",
                 "tracking.log_plot=false",
                 "trainer.max_epochs=5",

@@ -16,6 +16,7 @@ from lrdecay.core.outcome import RunOutcome, RunStatus
 from lrdecay.core.records import EpochRecord, epoch_key
 from lrdecay.errors import TrackingError
 from lrdecay.tracking.tracker import OUTCOME_TAG, MlflowTracker, default_artifact_root
+from tests.helpers import new_store
 
 
 def _record(epoch: int) -> EpochRecord:
@@ -37,7 +38,7 @@ def _outcome(epochs: int) -> RunOutcome:
 @pytest.fixture(scope="module")
 def store(tmp_path_factory: pytest.TempPathFactory) -> str:
     """One SQLite store for the module (creating its schema takes seconds)."""
-    return f"sqlite:///{tmp_path_factory.mktemp('queue') / 'mlflow.db'}"
+    return new_store(tmp_path_factory.mktemp("queue") / "mlflow.db")
 
 
 @pytest.fixture
