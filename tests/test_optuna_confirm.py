@@ -5,7 +5,9 @@ its confirm stage runs the winner again with fresh seeds on the test split the s
 from __future__ import annotations
 
 import csv
+import os
 import re
+import socket
 import subprocess
 import sys
 from pathlib import Path
@@ -18,6 +20,12 @@ from hydra import compose, initialize_config_dir
 from omegaconf import OmegaConf
 from optuna.trial import TrialState
 
+from hydra_plugins.lrdecay_optuna_sweeper._shared import (
+    CONFIRM_ATTR,
+    claim_confirmations,
+    launcher_id,
+    release_confirmations,
+)
 from hydra_plugins.lrdecay_optuna_sweeper.hooks import StudyInfo
 from lrdecay.core.outcome import RunOutcome
 from lrdecay.report.stats import Stat
@@ -333,3 +341,17 @@ def test_a_search_on_the_test_split_without_confirmation_warns_and_reports_the_s
         timeout=300,
     )
     assert whole.returncode == 1 and "only the trials of Optuna searches" in whole.stderr
+
+
+def test_launchers_sharing_a_study_confirm_each_winner_once() -> None:
+    """A live launcher's claim on a winner's confirmation is left alone; a dead one's is taken
+    over; a released claim is free again for a later launch."""
+    study = optuna.create_study()
+    other = f"{socket.gethostname()}:{os.getppid()}"  # a live process: pytest's parent
+    study.set_user_attr(CONFIRM_ATTR.format(number=0), other)
+    study.set_user_attr(CONFIRM_ATTR.format(number=1), f"{socket.gethostname()}:999999999")
+    holders = claim_confirmations(study, [0, 1, 2])
+    assert holders == {0: other, 1: launcher_id(), 2: launcher_id()}
+    release_confirmations(study, [1, 2])
+    assert study.user_attrs[CONFIRM_ATTR.format(number=0)] == other
+    assert study.user_attrs[CONFIRM_ATTR.format(number=2)] == ""

@@ -48,7 +48,17 @@ from lrdecay.sweep.outcomes import CONFIRMATION_FILE
 from lrdecay.sweep.pruning import make_pruner, open_storage
 from lrdecay.tracking.redact import redact_text, redact_uri
 
-from ._shared import LAUNCHER_ATTR, claim, has_room, orphaned, settle, surplus
+from ._shared import (
+    LAUNCHER_ATTR,
+    claim,
+    claim_confirmations,
+    has_room,
+    launcher_id,
+    orphaned,
+    release_confirmations,
+    settle,
+    surplus,
+)
 from ._space import (
     Condition,
     SweepError,
@@ -663,8 +673,31 @@ class OptunaSweeperImpl:
         jobs the study is not told of; returns the points with their runs (none when the
         application cannot confirm)."""
         assert self.hooks is not None
+        winners = self._winners(study, directions)
+        holders = claim_confirmations(study, [t.number for t in winners])
+        mine = [t for t in winners if holders[t.number] == launcher_id()]
+        for trial in winners:
+            if trial not in mine:
+                log.info(
+                    "trial %d is confirmed by launcher %s, which shares this study; its "
+                    "summary shows the confirmation (or launch this search again once it ended)",
+                    trial.number,
+                    holders[trial.number],
+                )
+        try:
+            return self._confirm_runs(study, mine, fixed)
+        finally:
+            release_confirmations(study, [t.number for t in mine])
+
+    def _confirm_runs(
+        self, study: optuna.Study, winners: list[FrozenTrial], fixed: dict[str, str]
+    ) -> list[_Point]:
+        """Launch the confirm jobs of ``winners`` (claimed by this launcher) and read them."""
+        assert self.hooks is not None
         points, jobs = [], []
-        for trial in self._winners(study, directions):
+        if not winners:
+            return []
+        for trial in winners:
             extra = self.hooks.confirm_overrides(self.info, trial, self.confirm_seeds)
             if not extra:
                 log.warning(

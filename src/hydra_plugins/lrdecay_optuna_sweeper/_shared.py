@@ -82,3 +82,41 @@ def settle(study: optuna.Study) -> None:
             return
         wait = CLAIM_GRACE - (datetime.now() - min(young))
         time.sleep(max(0.1, wait.total_seconds() + 0.1))
+
+
+#: The study attribute naming the launcher that confirms trial N: ``lrdecay.confirm.N``.
+CONFIRM_ATTR = "lrdecay.confirm.{number}"
+#: How long claimants wait between writing a confirmation claim and reading who holds it: every
+#: launcher that saw the claim free writes within this window, and the last write wins for all.
+CONFIRM_SETTLE = timedelta(seconds=2)
+
+
+def _live(owner: str) -> bool:
+    """Whether the launcher ``host:pid`` may still be running (another host's always may)."""
+    host, _, pid = owner.rpartition(":")
+    if host != socket.gethostname() or not pid.isdigit():
+        return bool(owner)
+    return int(pid) == os.getpid() or alive(int(pid))
+
+
+def claim_confirmations(study: optuna.Study, numbers: list[int]) -> dict[int, str]:
+    """Claim the confirm stage of each trial in ``numbers`` for this launcher unless a live
+    launcher holds it, so that launchers sharing a study confirm each winner once (two running
+    the same seeds at once would replace each other's runs). Returns the holder of each claim."""
+    keys = {n: CONFIRM_ATTR.format(number=n) for n in numbers}
+    held = study.user_attrs
+    free = [n for n, key in keys.items() if not _live(str(held.get(key, "")))]
+    for n in free:
+        study.set_user_attr(keys[n], launcher_id())
+    if free:
+        time.sleep(CONFIRM_SETTLE.total_seconds())
+    held = study.user_attrs
+    return {n: str(held.get(key, "")) for n, key in keys.items()}
+
+
+def release_confirmations(study: optuna.Study, numbers: list[int]) -> None:
+    """Give up this launcher's confirmation claims once its confirm stage ended: a later launch
+    of the same search may confirm again (and reuses the finished runs)."""
+    for n in numbers:
+        if study.user_attrs.get(CONFIRM_ATTR.format(number=n)) == launcher_id():
+            study.set_user_attr(CONFIRM_ATTR.format(number=n), "")
