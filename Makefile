@@ -33,7 +33,7 @@ run: setup
 results: setup
 	$(PY) train.py -m experiment=fashion_mnist_study trainer.progress=off report.enabled=false
 	$(PY) -m lrdecay.report.publish --experiment lrdecay-fashion_mnist-study \
-		--out docs/results/fashion_mnist --command "make results"
+		--out docs/results/fashion_mnist --command "make results" --preset fashion_mnist_study
 
 test: lint
 	$(PYTEST)

@@ -8,7 +8,7 @@ from pathlib import Path
 
 import pytest
 
-from lrdecay.report.publish import PAGE_FILE, READING_FILE, main
+from lrdecay.report.publish import PAGE_FILE, READING_FILE, main, planned
 from tests.helpers import run_cli, store_uri
 
 EXPERIMENT = "pub-digits"
@@ -50,6 +50,7 @@ def test_page_names_runs_launches_commit_and_machine(page: Path) -> None:
     assert "Hand-written: seq3 by epoch" in text
     assert "[report.md](report.md)" in text and (page / "report.md").exists()
     assert "**cannot tell" in text  # two seeds of two epochs decide nothing
+    assert "| Status | complete |" in text
 
 
 @pytest.mark.slow
@@ -70,3 +71,10 @@ def test_published_folder_is_small(page: Path) -> None:
     pngs = list(page.glob("*.png"))
     assert pngs
     assert sum(p.stat().st_size for p in pngs) < 400_000
+
+
+def test_the_published_preset_plans_every_arm_with_three_seeds_seed_by_seed() -> None:
+    plan = planned("fashion_mnist_study")
+    assert len(plan) == 57 and len(set(plan)) == 57
+    assert [seed for _, seed in plan[:19]] == ["0"] * 19  # whole seeds first
+    assert {s for s, _ in plan} >= {"seq1-epoch", "adam-fixed", "cosine", "plateau"}

@@ -29,6 +29,8 @@ from lrdecay.report.claims import Claim, check_claims, check_modern
 from lrdecay.report.stats import SCORE_NAMES, RunSet, load_runs, summarise
 from lrdecay.tracking.redact import redact_uri
 
+#: The project's Hydra config folder (the presets whose budget a page states).
+CONF_DIR = Path(__file__).resolve().parents[3] / "conf"
 #: The hand-written reading of a published page, kept next to it and included verbatim.
 READING_FILE = "reading.md"
 #: The published page (GitHub shows a folder's README.md under its listing).
@@ -132,6 +134,48 @@ def machine() -> str:
     )
 
 
+def planned(preset: str, conf_dir: Path = CONF_DIR) -> list[tuple[str, str]]:
+    """The (setting, seed) pairs the sweep preset ``experiment=<preset>`` launches, read from
+    its composed ``hydra.sweeper.params`` (settings and seeds it sweeps)."""
+    from hydra import compose, initialize_config_dir
+
+    from lrdecay.config import register_configs
+
+    register_configs()
+    with initialize_config_dir(config_dir=str(conf_dir.resolve()), version_base="1.3"):
+        cfg = compose("config", [f"experiment={preset}"], return_hydra_config=True)
+    params = cfg.hydra.sweeper.params or {}
+    settings = str(params.get("setting", cfg.get("setting") or "")).split(",")
+    seeds = str(params.get("seed", cfg.seed)).split(",")
+    return [(setting.strip(), seed.strip()) for seed in seeds for setting in settings]
+
+
+def coverage(runset: RunSet, plan: list[tuple[str, str]] | None = None) -> str:
+    """ "complete" when every planned (setting, seed) finished and no run is left out; else the
+    budget, plainly: how many of the planned runs are in, per seed, and what is left out."""
+    done = {(r.setting, r.seed) for r in runset.runs}
+    plan = plan or sorted(done)
+    missing = [pair for pair in plan if pair not in done]
+    if not missing and not runset.excluded:
+        return "complete"
+    settings = sorted({s for s, _ in plan})
+    seeds = sorted({seed for _, seed in plan}, key=lambda s: (len(s), s))
+    parts = [f"{len(done & set(plan))} of the {len(plan)} planned runs finished"]
+    for seed in seeds:
+        got = sum((s, seed) in done for s in settings)
+        if got < len(settings):
+            parts.append(f"seed {seed}: {got} of {len(settings)} settings")
+    if runset.excluded:
+        parts.append(
+            "left out: " + ", ".join(f"{n} {why}" for why, n in sorted(runset.excluded.items()))
+        )
+    return "**interim** — " + "; ".join(parts) + " (the same command finishes it)"
+
+
+def _commits(commits: Sequence[str]) -> str:
+    return ", ".join(f"`{c[:12]}`" for c in commits) or "n/a"
+
+
 def _hours(seconds: float) -> str:
     hours, rest = divmod(round(seconds), 3600)
     return f"{hours} h {rest // 60:02d} min"
@@ -151,7 +195,12 @@ def shrink_figures(out_dir: Path) -> int:
 
 
 def render_page(
-    runset: RunSet, prov: Provenance, command: str, commit: str, reading: str | None
+    runset: RunSet,
+    prov: Provenance,
+    command: str,
+    commit: str,
+    reading: str | None,
+    plan: list[tuple[str, str]] | None = None,
 ) -> str:
     """The front page: what ran, where and how long, the verdicts, the reading, the report."""
     rows = summarise(runset.runs, None)
@@ -174,13 +223,14 @@ def render_page(
         "| | |",
         "|---|---|",
         f"| Command | `{command}` (idempotent: it reuses finished runs and resumes stopped ones) |",
+        f"| Status | {coverage(runset, plan)} |",
         f"| Runs | {prov.runs} in {prov.settings} settings, seeds {', '.join(prov.seeds)}; "
         f"epochs run: {epochs}; diverged: {prov.diverged} |",
-        f"| Trained at commit | {', '.join(f'`{c[:12]}`' for c in prov.commits) or 'n/a'} |",
+        f"| Trained at commit (HEAD as each run started) | {_commits(prov.commits)} |",
         f"| Page written at commit | `{commit[:12]}` |",
         f"| Machine | {machine()} |",
         f"| Wall time | {_hours(prov.launch_seconds)} over {prov.launches} launch(es), "
-        f"{when}; training alone {_hours(prov.train_seconds)} of run time |",
+        f"{when}; training time summed over the runs {_hours(prov.train_seconds)} |",
         "",
         "## Verdicts",
         "",
@@ -223,8 +273,11 @@ def _head_commit() -> str:
         return "unknown"
 
 
-def publish(client: MlflowClient, experiment: str, out_dir: Path, command: str) -> Path:
-    """Write the report of ``experiment`` into ``out_dir`` and its front page; returns the page."""
+def publish(
+    client: MlflowClient, experiment: str, out_dir: Path, command: str, preset: str | None = None
+) -> Path:
+    """Write the report of ``experiment`` into ``out_dir`` and its front page (with the budget
+    of the sweep ``preset`` launched, when named); returns the page."""
     write_report(client, experiment=experiment, out_dir=out_dir, log_to_parent=False)
     for name in UNPUBLISHED:
         (out_dir / name).unlink(missing_ok=True)
@@ -234,7 +287,14 @@ def publish(client: MlflowClient, experiment: str, out_dir: Path, command: str) 
     reading = reading_path.read_text(encoding="utf-8") if reading_path.exists() else None
     page = out_dir / PAGE_FILE
     page.write_text(
-        render_page(runset, provenance(client, runset), command, _head_commit(), reading),
+        render_page(
+            runset,
+            provenance(client, runset),
+            command,
+            _head_commit(),
+            reading,
+            planned(preset) if preset else None,
+        ),
         encoding="utf-8",
     )
     return page
@@ -247,10 +307,13 @@ def main(argv: Sequence[str] | None = None) -> int:
     parser.add_argument("--out", type=Path, required=True, help="the page's folder")
     parser.add_argument("--tracking-uri", default=None, help="default: as lrdecay-report")
     parser.add_argument("--command", default="make results", help="the command the page names")
+    parser.add_argument("--preset", default=None, help="the experiment= preset that launched it")
     args = parser.parse_args(argv)
     uri = args.tracking_uri or default_uri()
     try:
-        page = publish(MlflowClient(tracking_uri=uri), args.experiment, args.out, args.command)
+        page = publish(
+            MlflowClient(tracking_uri=uri), args.experiment, args.out, args.command, args.preset
+        )
     except LrdecayError as exc:
         print(f"lrdecay-publish: {exc} (store {redact_uri(uri)})", file=sys.stderr)
         return 1
