@@ -38,8 +38,11 @@ LONGEST_FIRST = (
     "test_security.py",
     "test_publish.py",
     "test_bad_input.py",
+    "test_report_verdicts.py",
+    "test_report.py",
     "test_sigterm.py",
     "test_torch_schedulers.py",
+    "test_resume.py",
 )
 
 
