@@ -43,7 +43,6 @@ from tests.helpers import (
     experiment_runs,
     is_sweep_parent,
     run_cli,
-    seed_store,
     start_cli,
     store,
 )
@@ -242,7 +241,6 @@ TUNE = [
 def test_search_survives_a_kill_resumes_and_extends(tmp_path: Path) -> None:
     """The tune preset: killed mid-way, re-run to exactly n_trials, then extended."""
     db = tmp_path / "optuna.db"
-    seed_store(tmp_path)
     first = start_cli(
         [*TUNE, "hydra.sweeper.n_trials=6"],
         tmp_path,
