@@ -25,7 +25,6 @@ from tests.helpers import (
     is_sweep_parent,
     require_debian_package,
     run_cli,
-    seed_store,
     start_mlflow_ui,
     store,
     store_uri,
@@ -58,7 +57,6 @@ def sweep(tmp_path_factory) -> dict:
     require_debian_package("chromium-driver", CHROMEDRIVER)
     pytest.importorskip("selenium", reason="pip install selenium (the dev extras)")
     folder = tmp_path_factory.mktemp("browser")
-    seed_store(folder)
     proc = run_cli(
         [
             "-m",

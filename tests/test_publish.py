@@ -9,7 +9,7 @@ from pathlib import Path
 import pytest
 
 from lrdecay.report.publish import PAGE_FILE, READING_FILE, main
-from tests.helpers import run_cli, seed_store, store_uri
+from tests.helpers import run_cli, store_uri
 
 EXPERIMENT = "pub-digits"
 SWEEP = [
@@ -29,7 +29,6 @@ SWEEP = [
 def page(tmp_path_factory: pytest.TempPathFactory) -> Path:
     """Launch the sweep, launch it again (everything reused), then publish with a reading."""
     cwd = tmp_path_factory.mktemp("publish")
-    seed_store(cwd)
     for _ in range(2):
         done = run_cli(SWEEP, cwd)
         assert done.returncode == 0, done.stderr[-2000:]
