@@ -21,19 +21,28 @@ from tests.helpers import require_debian_package as require_debian_package
 from tests.helpers import require_fashion_mnist as require_fashion_mnist
 from tests.helpers import run_cli as run_cli
 
-#: Test files that take minutes, longest first. The suite runs in two workers, each taking the
-#: next whole file; files handed out longest first keep one worker from running a long file
-#: alone at the end while the other idles.
+#: Test files that take minutes, longest first (by their seconds in a full run). The suite runs
+#: in two workers, each taking the next whole file; files handed out longest first keep one
+#: worker from running a long file alone at the end while the other idles.
 LONGEST_FIRST = (
     "test_cluster.py",
-    "test_concurrency.py",
     "test_sweeps.py",
-    "test_kill.py",
-    "test_benchmarks.py",
-    "test_bad_input.py",
-    "test_remote.py",
+    "test_concurrency.py",
     "test_optuna.py",
+    "test_optuna_confirm.py",
     "test_browser.py",
+    "test_benchmarks.py",
+    "test_kill.py",
+    "test_remote.py",
+    "test_cli.py",
+    "test_security.py",
+    "test_publish.py",
+    "test_bad_input.py",
+    "test_report_verdicts.py",
+    "test_report.py",
+    "test_sigterm.py",
+    "test_torch_schedulers.py",
+    "test_resume.py",
 )
 
 

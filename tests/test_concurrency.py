@@ -20,21 +20,34 @@ LAUNCHERS, LAUNCHER_ROUNDS = 4, 6
 
 #: What a sweep's launching process does to a store before any job starts, in the same calls
 #: (:class:`lrdecay.sweep.callbacks.SweepTracking`): open the store (creating its schema),
-#: make sure of the experiment, tidy dead parents, create the parent run; then close it.
+#: make sure of the experiment, tidy dead parents, create the parent run; then close it. One
+#: process imports the modules once and forks ``argv[2]`` launching processes at once (each
+#: ends as a process does, exit status 1 and its traceback on an error); it exits non-zero
+#: when any of them did. A launching process importing on its own would add seconds of CPU
+#: each, and spread the starts over the imports' jitter instead of racing them.
 LAUNCHER = """
 import os, socket, sys
 from lrdecay.sweep.callbacks import HOST_TAG, PID_TAG, close_dead_parents
 from lrdecay.tracking.tracker import MlflowTracker, default_artifact_root
-uri = sys.argv[1]
-tracker = MlflowTracker(uri, "lrdecay-digits", default_artifact_root(uri), log_plot=False)
-tracker.connect()
-close_dead_parents(tracker)
-tracker.start(
-    f"sweep-{os.getpid()}",
-    tags={"lrdecay.role": "sweep", HOST_TAG: socket.gethostname(), PID_TAG: str(os.getpid())},
-    params={"overrides": "seed=0"},
-)
-tracker.end("FINISHED")
+uri, count = sys.argv[1], int(sys.argv[2])
+children = []
+for _ in range(count):
+    pid = os.fork()
+    if pid:
+        children.append(pid)
+        continue
+    tracker = MlflowTracker(uri, "lrdecay-digits", default_artifact_root(uri), log_plot=False)
+    tracker.connect()
+    close_dead_parents(tracker)
+    tracker.start(
+        f"sweep-{os.getpid()}",
+        tags={"lrdecay.role": "sweep", HOST_TAG: socket.gethostname(), PID_TAG: str(os.getpid())},
+        params={"overrides": "seed=0"},
+    )
+    tracker.end("FINISHED")
+    sys.exit(0)
+codes = [os.waitstatus_to_exitcode(os.waitpid(pid, 0)[1]) for pid in children]
+sys.exit(f"launcher exit statuses {codes}" if any(codes) else 0)
 """
 
 
@@ -93,21 +106,17 @@ def test_launchers_started_at_once_on_a_fresh_store_each_get_their_parent_run(
     store (the schema, the experiment, the parent runs), without the jobs' start-up cost."""
     for round_ in range(LAUNCHER_ROUNDS):
         db = tmp_path / str(round_) / "mlruns" / "mlflow.db"
-        procs = [
-            subprocess.Popen(
-                [sys.executable, "-c", LAUNCHER, f"sqlite:///{db}"],
-                cwd=tmp_path,
-                env=cli_env(),
-                stdout=subprocess.PIPE,
-                stderr=subprocess.PIPE,
-                text=True,
-            )
-            for _ in range(LAUNCHERS)
-        ]
-        for proc in procs:
-            _, err = proc.communicate(timeout=300)
-            assert proc.returncode == 0, (round_, err[-2000:])
-            assert "Traceback" not in err and "UserWarning" not in err, (round_, err[-2000:])
+        proc = subprocess.run(
+            [sys.executable, "-c", LAUNCHER, f"sqlite:///{db}", str(LAUNCHERS)],
+            cwd=tmp_path,
+            env=cli_env(),
+            capture_output=True,
+            text=True,
+            timeout=300,
+        )
+        err = proc.stderr  # every launching process's
+        assert proc.returncode == 0, (round_, err[-2000:])
+        assert "Traceback" not in err and "UserWarning" not in err, (round_, err[-2000:])
         runs = experiment_runs(store(db.parent.parent))
         assert len(runs) == LAUNCHERS and all(is_sweep_parent(r) for r in runs), round_
         assert all(r.info.status == "FINISHED" for r in runs), round_

@@ -11,7 +11,15 @@ from pathlib import Path
 import pytest
 
 from lrdecay.core.records import EPOCH_METRICS
-from tests.helpers import experiment_runs, is_sweep_parent, metric_steps, run_cli, start_cli, store
+from tests.helpers import (
+    experiment_runs,
+    is_sweep_parent,
+    metric_steps,
+    run_cli,
+    seed_store,
+    start_cli,
+    store,
+)
 
 pytestmark = pytest.mark.slow
 
@@ -23,6 +31,7 @@ ARGS = [
     f"trainer.max_epochs={EPOCHS}",
     "hydra.launcher.n_jobs=2",
     "report.enabled=false",
+    "tracking.log_plot=false",  # each job's figure: not what a kill can lose
 ]
 
 
@@ -31,6 +40,7 @@ def _results(folder: Path) -> list[Path]:
 
 
 def test_kill_9_mid_sweep_then_rerun_finishes_each_setting_once(tmp_path: Path) -> None:
+    seed_store(tmp_path)
     proc = start_cli(ARGS, tmp_path, stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)
     deadline = time.monotonic() + 300
     while len(_results(tmp_path)) < 4:  # some settings done, others mid-training

@@ -17,6 +17,7 @@ from tests.helpers import (
     free_port,
     metric_steps,
     run_cli,
+    seed_store,
 )
 
 pytestmark = pytest.mark.slow
@@ -105,6 +106,7 @@ def test_report_from_a_server_equals_the_report_from_sqlite(tmp_path: Path) -> N
 
     from lrdecay.report.build import write_report
 
+    seed_store(tmp_path)
     proc = run_cli(
         [
             "-m",
@@ -113,6 +115,8 @@ def test_report_from_a_server_equals_the_report_from_sqlite(tmp_path: Path) -> N
             "dataset=digits",
             "trainer.max_epochs=3",
             "report.enabled=false",
+            "tracking.log_plot=false",  # the report reads metrics, never the jobs' figures
+            "trainer.checkpoint=false",
         ],
         cwd=tmp_path,
         timeout=600,

@@ -17,6 +17,7 @@ from tests.helpers import (
     is_sweep_parent,
     metric_steps,
     run_cli,
+    seed_store,
     start_mlflow_ui,
     store,
     store_uri,
@@ -26,6 +27,14 @@ pytestmark = pytest.mark.slow
 
 PAPER_NAMES = {f"seq{i}-{s}" for i in range(1, 5) for s in ("epoch", "cutoff", "oscillate")}
 PAPER_NAMES |= {"sgd-fixed", "adam-fixed"}
+#: What the sweeps below do not test and switch off: the report, each job's figure and its
+#: resume checkpoint (seconds of every job; the paper sweep and other files test them).
+QUIET = [
+    "report.enabled=false",
+    "tracking.log_plot=false",
+    "trainer.checkpoint=false",
+    "trainer.progress=off",
+]
 
 
 def _sweep_runs(client: MlflowClient, experiment: str = "lrdecay-digits"):
@@ -134,6 +143,7 @@ def test_mlflow_ui_serves_the_sweep(paper_sweep: Path) -> None:
 
 
 def test_grid_gives_twelve_finished_children_and_a_diverging_job_is_isolated(tmp_path) -> None:
+    seed_store(tmp_path)
     proc = run_cli(
         [
             "-m",
@@ -141,7 +151,7 @@ def test_grid_gives_twelve_finished_children_and_a_diverging_job_is_isolated(tmp
             "strategy=epoch,cutoff,oscillate",
             "dataset=digits",
             "trainer.max_epochs=2",
-            "report.enabled=false",
+            *QUIET,
         ],
         cwd=tmp_path,
         timeout=900,
@@ -156,6 +166,7 @@ def test_grid_gives_twelve_finished_children_and_a_diverging_job_is_isolated(tmp
 
     other = tmp_path / "diverge"
     other.mkdir()
+    seed_store(other)
     proc = run_cli(
         [
             "-m",
@@ -164,7 +175,7 @@ def test_grid_gives_twelve_finished_children_and_a_diverging_job_is_isolated(tmp
             "dataset=digits",
             "trainer.max_epochs=4",
             "tracking.experiment=diverge",
-            "report.enabled=false",
+            *QUIET,
         ],
         cwd=other,
         timeout=900,
@@ -180,6 +191,7 @@ def test_grid_gives_twelve_finished_children_and_a_diverging_job_is_isolated(tmp
 
 
 def test_a_job_that_raises_leaves_the_others_running(tmp_path) -> None:
+    seed_store(tmp_path)
     proc = run_cli(
         [
             "-m",
@@ -187,7 +199,7 @@ def test_a_job_that_raises_leaves_the_others_running(tmp_path) -> None:
             f"data.root={tmp_path / 'nodata'}",
             "data.download=false",
             "trainer.max_epochs=2",
-            "report.enabled=false",
+            *QUIET,
         ],
         cwd=tmp_path,
         timeout=900,
@@ -230,6 +242,7 @@ def test_stress_many_parallel_jobs_on_a_fresh_store(tmp_path) -> None:
 
 
 def test_submitit_local_launcher_runs_a_sweep(tmp_path) -> None:
+    seed_store(tmp_path)
     proc = run_cli(
         [
             "-m",
@@ -237,7 +250,7 @@ def test_submitit_local_launcher_runs_a_sweep(tmp_path) -> None:
             "dataset=digits",
             "trainer.max_epochs=2",
             "hydra/launcher=submitit_local",
-            "report.enabled=false",
+            *QUIET,
         ],
         cwd=tmp_path,
         timeout=900,
