@@ -57,6 +57,7 @@ def main(argv: list[str] | None = None) -> int:
             f"threads={client.get_run(run.run_id).data.tags.get('threads', 1)}",  # as it ran
             "trainer.progress=off",
             f"tracking.experiment={recheck}",
+            f"hydra.run.dir=outputs/recheck/{run.setting}-s{run.seed}",  # runs start together
             *args.overrides,
         ]
         jobs.append(subprocess.Popen(cmd, stdout=subprocess.DEVNULL, stderr=subprocess.PIPE))
