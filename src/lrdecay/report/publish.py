@@ -11,7 +11,6 @@ The page is rewritten from the store on every call, so its numbers are always th
 from __future__ import annotations
 
 import argparse
-import os
 import platform
 import sys
 from collections.abc import Sequence
@@ -24,10 +23,12 @@ from mlflow.entities import Run
 from mlflow.tracking import MlflowClient
 
 from lrdecay.errors import LrdecayError
+from lrdecay.host import available_cores
 from lrdecay.report.build import default_uri, write_report
 from lrdecay.report.claims import Claim, check_claims, check_modern
 from lrdecay.report.stats import SCORE_NAMES, RunSet, load_runs, summarise
 from lrdecay.tracking.redact import redact_uri
+from lrdecay.tracking.tracker import git_commit
 
 #: The project's Hydra config folder (the presets whose budget a page states).
 CONF_DIR = Path(__file__).resolve().parents[3] / "conf"
@@ -127,7 +128,7 @@ def machine() -> str:
         torch_version = version("torch")
     except PackageNotFoundError:
         torch_version = "not installed"
-    cores = len(os.sched_getaffinity(0)) if hasattr(os, "sched_getaffinity") else os.cpu_count()
+    cores = available_cores()
     return (
         f"{model}, {cores} cores, {platform.system()} {platform.release()}, "
         f"Python {platform.python_version()}, torch {torch_version}"
@@ -254,25 +255,6 @@ def _scope(claim: Claim, datasets: Sequence[str]) -> str:
     return f"by analogy on {', '.join(datasets)}: "
 
 
-def _head_commit() -> str:
-    """The checked-out commit, read from ``.git`` without running git (or 'unknown')."""
-    git = Path(".git")
-    try:
-        head = (git / "HEAD").read_text().strip()
-        if head.startswith("ref: "):
-            ref = head[5:]
-            loose = git / ref
-            if loose.exists():
-                return loose.read_text().strip()
-            for line in (git / "packed-refs").read_text().splitlines():
-                if line.endswith(" " + ref):
-                    return line.split()[0]
-            return "unknown"
-        return head
-    except OSError:
-        return "unknown"
-
-
 def publish(
     client: MlflowClient, experiment: str, out_dir: Path, command: str, preset: str | None = None
 ) -> Path:
@@ -291,7 +273,7 @@ def publish(
             runset,
             provenance(client, runset),
             command,
-            _head_commit(),
+            git_commit(Path.cwd()) or "unknown",
             reading,
             planned(preset) if preset else None,
         ),
