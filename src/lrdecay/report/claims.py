@@ -33,6 +33,7 @@ from lrdecay.report.stats import (
     STRATEGY_GROUP,
     SettingSummary,
     find,
+    scored_by,
 )
 
 #: "Matters little" / the effect-size yardstick: one point of accuracy.
@@ -88,7 +89,7 @@ def _score(s: SettingSummary) -> float:
 
 def _what(rows: Sequence[SettingSummary]) -> str:
     """How the scoring accuracy of ``rows`` is named in a verdict's numbers."""
-    return SCORE_NAMES[rows[0].scored_by] if rows else SCORE_NAMES["final_acc"]
+    return SCORE_NAMES[scored_by(rows)]
 
 
 def _ci(s: SettingSummary) -> str:

@@ -40,6 +40,7 @@ from lrdecay.report.stats import (
     SettingSummary,
     rate_change_epochs,
     required,
+    scored_by,
 )
 
 OTHER_COLORS = ("#8c564b", "#e377c2", "#7f7f7f", "#bcbd22", "#17becf")
@@ -480,7 +481,7 @@ def scatter_figure(rows: Sequence[SettingSummary]) -> plt.Figure:
         f"at the budget {last})",
         fontsize=11,
     )
-    held_out = bool(rows) and rows[0].scored_by == "test_acc"
+    held_out = scored_by(rows) == "test_acc"
     ax.set_ylabel(
         f"{'test' if held_out else 'final validation'} accuracy (mean over seeds)", fontsize=11
     )

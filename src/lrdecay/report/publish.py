@@ -26,7 +26,7 @@ from lrdecay.errors import LrdecayError
 from lrdecay.host import available_cores
 from lrdecay.report.build import default_uri, write_report
 from lrdecay.report.claims import Claim, check_claims, check_modern
-from lrdecay.report.stats import SCORE_NAMES, RunSet, load_runs, summarise
+from lrdecay.report.stats import SCORE_NAMES, RunSet, load_runs, scored_by, summarise
 from lrdecay.tracking.redact import redact_uri
 from lrdecay.tracking.tracker import git_commit
 
@@ -205,7 +205,7 @@ def render_page(
 ) -> str:
     """The front page: what ran, where and how long, the verdicts, the reading, the report."""
     rows = summarise(runset.runs, None)
-    score = SCORE_NAMES[rows[0].scored_by] if rows else SCORE_NAMES["final_acc"]
+    score = SCORE_NAMES[scored_by(rows)]
     claims = [*check_claims(rows), *check_modern(rows)]
     epochs = ", ".join(str(e) for e in prov.epochs) or "n/a"
     when = (

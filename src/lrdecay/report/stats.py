@@ -563,6 +563,11 @@ def scoring_column(runs: Sequence[RunRecord]) -> str:
     return "test_acc" if held_out else "final_acc"
 
 
+def scored_by(rows: Sequence[SettingSummary]) -> str:
+    """The scoring column of a table's rows (they share one; ``final_acc`` when empty)."""
+    return rows[0].scored_by if rows else "final_acc"
+
+
 def compare_with_baseline(rows: Sequence[SettingSummary]) -> None:
     """Set each row's final-accuracy test against the SGD baseline, Holm-corrected together."""
     baseline = find(rows, BASELINE_SGD)

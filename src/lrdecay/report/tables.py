@@ -24,6 +24,7 @@ from lrdecay.report.stats import (
     SettingSummary,
     Stat,
     best_rows,
+    scored_by,
 )
 
 ACC_DIGITS = 4
@@ -110,8 +111,8 @@ def build_table(rows: Sequence[SettingSummary], target: float | None) -> Table:
     has_test = any(s.test_acc is not None for s in rows)
     has_baseline = any(s.setting == BASELINE_SGD for s in rows)
     show_p = multi and has_baseline
-    scored_by = rows[0].scored_by if rows else "final_acc"
-    best_acc = best_rows(rows, scored_by, highest=True, digits=ACC_DIGITS)
+    column = scored_by(rows)
+    best_acc = best_rows(rows, column, highest=True, digits=ACC_DIGITS)
     best_conv = best_rows(rows, "convergence", highest=False, digits=EPOCH_DIGITS)
     target_text = f"{target:g}" if target is not None else "target"
 
@@ -139,7 +140,7 @@ def build_table(rows: Sequence[SettingSummary], target: float | None) -> Table:
             Cell(label),
             Cell(
                 fmt_stat(s.final_acc, ACC_DIGITS, multi),
-                scored_by == "final_acc" and s.setting in best_acc,
+                column == "final_acc" and s.setting in best_acc,
             ),
             Cell(fmt_censored(s.convergence), s.setting in best_conv),
             Cell(fmt_stat(s.best_acc, ACC_DIGITS, multi)),
@@ -151,7 +152,7 @@ def build_table(rows: Sequence[SettingSummary], target: float | None) -> Table:
             cells.append(
                 Cell(
                     fmt_stat(s.test_acc, ACC_DIGITS, multi),
-                    scored_by == "test_acc" and s.setting in best_acc,
+                    column == "test_acc" and s.setting in best_acc,
                 )
             )
         if show_p:
@@ -166,8 +167,8 @@ def footnotes(
     rows: Sequence[SettingSummary], target: float | None, multi: bool, has_baseline: bool
 ) -> list[str]:
     """What a reader needs to read the table right: statistics, tests, exclusions."""
-    scored_by = rows[0].scored_by if rows else "final_acc"
-    score = SCORE_NAMES[scored_by]
+    column = scored_by(rows)
+    score = SCORE_NAMES[column]
     notes = [
         "Final accuracy: validation accuracy at the last epoch run. Convergence epoch: the "
         "study's rule (first epoch after which accuracy moves less than the threshold over "
@@ -176,7 +177,7 @@ def footnotes(
         f"that never converged has no epoch to average). Bold: best mean {score}, "
         "lowest median convergence epoch (descriptive, not a test)."
     ]
-    if scored_by == "test_acc":
+    if column == "test_acc":
         notes.append(
             "Scored on the test split: every run held part of its training split out as the "
             "validation split that steered its schedule (cutoff, oscillate, plateau) and that "
@@ -336,8 +337,8 @@ def _censored_fields(prefix: str, cens: Censored | None) -> dict[str, str]:
 def to_csv(rows: Sequence[SettingSummary], target: float | None) -> str:
     """One line per setting with every number unformatted (empty when missing)."""
     best_acc = best_rows(rows, "final_acc", highest=True, digits=ACC_DIGITS)
-    scored_by = rows[0].scored_by if rows else "final_acc"
-    best_scored = best_rows(rows, scored_by, highest=True, digits=ACC_DIGITS)
+    column = scored_by(rows)
+    best_scored = best_rows(rows, column, highest=True, digits=ACC_DIGITS)
     best_conv = best_rows(rows, "convergence", highest=False, digits=EPOCH_DIGITS)
     records = []
     for s in rows:
