@@ -11,7 +11,7 @@ import pytest
 import torch
 
 from lrdecay.config import DataConfig, DatasetConfig
-from lrdecay.core.data import channels_first, load_data
+from lrdecay.core.data import DIGITS_CACHE_ENV, _read_digits, channels_first, load_data
 from lrdecay.errors import DataError
 from tests.helpers import require_debian_package, require_fashion_mnist
 
@@ -105,6 +105,59 @@ def test_digits_is_the_bundled_offline_set() -> None:
     assert bundle.input_shape == (1, 8, 8)
     assert sorted(bundle.val.y.unique().tolist()) == list(range(10))
     assert bundle.train.x.min() == -1 and bundle.train.x.max() == 1
+
+
+def _sklearn_digits_split() -> tuple[torch.Tensor, ...]:
+    """The digits split computed straight from scikit-learn, as the loader did before caching."""
+    from sklearn.datasets import load_digits
+    from sklearn.model_selection import train_test_split
+
+    bunch = load_digits()
+    parts = train_test_split(
+        bunch.images[:, None], bunch.target, test_size=0.2, random_state=0, stratify=bunch.target
+    )
+    x_tr, x_te, y_tr, y_te = (torch.as_tensor(p) for p in parts)
+    norm = lambda x: (x.float() / 16.0 - 0.5) / 0.5  # noqa: E731
+    return norm(x_tr), y_tr, norm(x_te), y_te
+
+
+def test_digits_come_from_a_cache_equal_to_scikit_learns_split(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    monkeypatch.setenv(DIGITS_CACHE_ENV, str(tmp_path / "cache"))
+    fresh = _read_digits()  # computes the split and keeps it
+    (kept,) = (tmp_path / "cache").glob("digits-*.npz")
+    stamp = kept.stat().st_mtime_ns
+    again = _read_digits()  # read back from the file
+    assert kept.stat().st_mtime_ns == stamp  # read, not rewritten
+    expected = _sklearn_digits_split()
+    for got in (fresh, again):
+        tensors = (got[0].x, got[0].y, got[1].x, got[1].y)
+        assert all(torch.equal(a, b) for a, b in zip(tensors, expected, strict=True))
+
+
+@pytest.mark.parametrize("damage", [b"garbage", b""])
+def test_a_damaged_digits_cache_is_recomputed(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch, damage: bytes
+) -> None:
+    monkeypatch.setenv(DIGITS_CACHE_ENV, str(tmp_path))
+    _read_digits()
+    (kept,) = tmp_path.glob("digits-*.npz")
+    kept.write_bytes(damage)
+    train, test = _read_digits()
+    assert (len(train), len(test)) == (1437, 360)
+    assert torch.equal(train.x, _sklearn_digits_split()[0])
+    assert kept.stat().st_size > 10_000  # rewritten whole
+
+
+def test_digits_load_when_the_cache_folder_cannot_be_written(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    blocker = tmp_path / "a-file"
+    blocker.write_text("x")
+    monkeypatch.setenv(DIGITS_CACHE_ENV, str(blocker / "cache"))
+    train, test = _read_digits()
+    assert (len(train), len(test)) == (1437, 360)
 
 
 def test_missing_data_offline_names_both_fixes(tmp_path: Path) -> None:
