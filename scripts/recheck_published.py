@@ -17,12 +17,13 @@ import argparse
 import math
 import subprocess
 import sys
+import time
 from pathlib import Path
 
 from mlflow.tracking import MlflowClient
 
 from lrdecay.report.build import default_uri
-from lrdecay.report.stats import SCORE_METRICS, load_runs, summarise
+from lrdecay.report.stats import SCORE_METRICS, RunRecord, load_runs, summarise
 
 ROOT = Path(__file__).resolve().parents[1]
 PRESET = "fashion_mnist_study"
@@ -47,6 +48,7 @@ def main(argv: list[str] | None = None) -> int:
     picked = [(row, run) for row, run in picked[: args.runs]]
     recheck = f"{args.experiment}-recheck"
     jobs = []
+    started_ms = int(time.time() * 1000)
     for _, run in picked:
         cmd = [
             sys.executable,
@@ -66,7 +68,7 @@ def main(argv: list[str] | None = None) -> int:
         if job.returncode != 0:
             print(err.decode(errors="replace")[-2000:], file=sys.stderr)
             return 1
-    again = {(r.setting, r.seed): r for r in load_runs(client, experiment=recheck).runs}
+    again = rerun_records(client, recheck, started_ms)
     print(f"{'setting':<16}{'seed':>5}{'published':>11}{'re-run':>9}{'diff':>10}  inside CI")
     bad = 0
     for row, run in picked:
@@ -86,6 +88,22 @@ def main(argv: list[str] | None = None) -> int:
     ok = len(picked) - bad
     print(f"{metric}: {ok} of {len(picked)} re-runs inside the published CI (n=1: equal)")
     return 1 if bad else 0
+
+
+def rerun_records(client: MlflowClient, experiment: str, since_ms: int) -> dict[tuple, RunRecord]:
+    """The runs of ``experiment`` started at or after ``since_ms``, by (setting, seed): this
+    check's re-runs, never those an earlier check left in the same experiment."""
+    exp = client.get_experiment_by_name(experiment)
+    if exp is None:
+        return {}
+    fresh = {
+        run.info.run_id
+        for run in client.search_runs(
+            [exp.experiment_id], f"attributes.start_time >= {since_ms}", max_results=10_000
+        )
+    }
+    records = load_runs(client, experiment=experiment).runs
+    return {(r.setting, r.seed): r for r in records if r.run_id in fresh}
 
 
 if __name__ == "__main__":
