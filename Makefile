@@ -28,7 +28,7 @@ run: setup
 	$(PY) train.py -m experiment=paper dataset=digits trainer.progress=off
 
 # The published study (docs/results/fashion_mnist/): 19 arms x 3 seeds x 50 epochs on
-# Fashion-MNIST, about 3 hours of a 2-core CPU. Idempotent: after a stop, the same command reuses
+# Fashion-MNIST, about 2.5 hours of a quiet 2-core CPU. Idempotent: after a stop, the same command reuses
 # the finished runs, resumes the interrupted ones, and ends by rewriting the page from the store.
 results: setup
 	$(PY) train.py -m experiment=fashion_mnist_study trainer.progress=off report.enabled=false
