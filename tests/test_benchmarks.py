@@ -20,6 +20,7 @@ def _run(cmd: list[str], timeout: float) -> str:
     return proc.stdout
 
 
+@pytest.mark.slow  # the benchmark script end to end on Fashion-MNIST: about 10 CPU-seconds
 def test_epoch_throughput_smoke_prints_all_variants_on_the_same_computation() -> None:
     require_fashion_mnist()  # the benchmark measures on Fashion-MNIST
     out = _run(
