@@ -374,6 +374,27 @@ def test_curves_tell_sequences_apart_and_zoom_on_the_top(
         plt.close(fig)
 
 
+def test_a_log_axis_within_one_decade_still_reads(tmp_path: Path) -> None:
+    """Validation losses between 0.5 and 0.7 (a fifth of a decade): the log-scaled panels label
+    several ticks, not only the one 2x/5x tick that falls inside."""
+    truth = Truth(seeds=2, noise=0.001, means={s: 0.5 for s in SETTINGS})
+    rows = summarise(load_runs(write_store(tmp_path, truth, "mnist", 0), "synthetic").runs, None)
+    fig = curves_figure(rows, "val_loss", "validation loss", "loss", log_y=True)
+    try:
+        fig.canvas.draw()
+        for ax in fig.axes:
+            low, high = ax.get_ylim()
+            ticks = [*ax.yaxis.get_major_ticks(), *ax.yaxis.get_minor_ticks()]
+            shown = {
+                t.label1.get_text()
+                for t in ticks
+                if t.label1.get_visible() and t.label1.get_text() and low <= t.get_loc() <= high
+            }
+            assert len(shown) >= 3, (ax.get_title(), sorted(shown))
+    finally:
+        plt.close(fig)
+
+
 def test_rate_legends_sit_outside_the_data(censored_rows: list[SettingSummary]) -> None:
     fig = rates_figure(censored_rows)
     try:

@@ -204,11 +204,19 @@ def _sequence_legend(fig: plt.Figure, rows: Sequence[SettingSummary], st: dict[s
 
 
 def _plain_log_ticks(ax: Axes) -> None:
-    """Log-scaled y with tick labels written 0.2, 0.5, 1 rather than 2×10⁻¹."""
+    """Log-scaled y with tick labels written 0.2, 0.5, 1 rather than 2×10⁻¹; on an axis that
+    spans less than a decade (where 2× and 5× alone would leave one label) every minor tick is
+    labelled."""
     ax.set_yscale("log")
     ax.yaxis.set_major_formatter(FuncFormatter(lambda v, _: f"{v:g}"))
-    ax.yaxis.set_minor_formatter(FuncFormatter(_minor_label))
+    ax.yaxis.set_minor_formatter(FuncFormatter(lambda v, _: _minor_label(v, _decades(ax))))
     ax.tick_params(axis="y", which="minor", labelsize=8)
+
+
+def _decades(ax: Axes) -> float:
+    """How many decades the (log-scaled) y axis spans as drawn."""
+    low, high = ax.get_ylim()
+    return float(np.log10(high / low)) if low > 0 and high > low else 0.0
 
 
 def _epoch_axis(ax: Axes, last: int) -> None:
@@ -218,12 +226,13 @@ def _epoch_axis(ax: Axes, last: int) -> None:
     ax.set_xlim(1 - 0.3, last + 0.3)
 
 
-def _minor_label(value: float, _: object) -> str:
-    """Label the 2× and 5× ticks of each decade only, so minor labels never crowd."""
+def _minor_label(value: float, decades: float) -> str:
+    """Label the 2× and 5× ticks of each decade only, so minor labels never crowd; all of them
+    when the axis spans less than one decade."""
     if value <= 0:
         return ""
     mantissa = round(value / 10 ** np.floor(np.log10(value)), 6)
-    return f"{value:g}" if mantissa in (2.0, 5.0) else ""
+    return f"{value:g}" if decades < 1 or mantissa in (2.0, 5.0) else ""
 
 
 def _panel_rows(rows: Sequence[SettingSummary], strategy: str) -> list[SettingSummary]:
