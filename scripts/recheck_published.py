@@ -5,7 +5,7 @@
 
 Picks ``--runs`` finished runs of the study (spread over its settings, one seed each), trains
 each again from scratch as its sweep job did (same preset, setting, seed and thread count) into
-the experiment ``<experiment>-recheck``, two at a time, and prints one row per run: the
+the experiment ``<experiment>-recheck``, all at once, and prints one row per run: the
 published and the re-run test (or final validation) accuracy, their difference, and whether the
 re-run lies inside the published setting's 95 % confidence interval (with a single seed, no
 interval exists yet: then it must equal its original). Exits 1 if one does not.
