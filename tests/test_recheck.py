@@ -39,8 +39,9 @@ def test_a_second_check_reads_its_own_reruns(tmp_path: Path) -> None:
     time.sleep(0.01)
     started_ms = int(time.time() * 1000)
     fresh = _finished_run(client, exp, 0.6)
-    records = _script().rerun_records(client, "study-recheck", started_ms)
+    recheck = _script()
+    records = recheck.rerun_records(client, "study-recheck", started_ms)
     assert list(records) == [("sgd-fixed", "0")]
     assert records["sgd-fixed", "0"].run_id == fresh
     assert records["sgd-fixed", "0"].metric("test_acc") == 0.6
-    assert _script().rerun_records(client, "no-such-experiment", started_ms) == {}
+    assert recheck.rerun_records(client, "no-such-experiment", started_ms) == {}

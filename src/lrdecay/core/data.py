@@ -315,7 +315,7 @@ def _read_digits(test_fraction: float = 0.2, seed: int = 0) -> tuple[Split, Spli
     The split is computed once per machine and kept (see :data:`DIGITS_CACHE_ENV`); a cache that
     cannot be read or written only costs the recomputation."""
     path = _digits_cache(test_fraction, seed)
-    arrays = _cached_digits(path) if path is not None and path.is_file() else None
+    arrays = _cached_digits(path) if path is not None else None
     if arrays is None:
         arrays = _split_digits(test_fraction, seed)
         if path is not None:
