@@ -153,7 +153,8 @@ esac
 uri="http://127.0.0.1:$port"
 healthy() { python3 -c "import urllib.request; urllib.request.urlopen('$uri/health', timeout=2)" 2>/dev/null; }
 if ! healthy; then
-  setsid "$mlflow" server \
+  # without MLflow's GenAI job runners (eight processes, ~1.9 GB), which this project never uses
+  MLFLOW_SERVER_ENABLE_JOB_EXECUTION=false setsid "$mlflow" server \
     --backend-store-uri "postgresql:///lrdecay_mlflow" \
     --artifacts-destination "$state/artifacts" --serve-artifacts \
     --host 127.0.0.1 --port "$port" --workers 2 \

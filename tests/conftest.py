@@ -3,6 +3,14 @@ and the suite's file order. Shared plain helpers live in ``tests/helpers.py``.""
 
 from __future__ import annotations
 
+import os
+
+# Before anything loads torch (here and, inherited, in every CLI run, sweep job and server the
+# tests start): OpenMP threads that wait sleep instead of spinning. The suite keeps more threads
+# busy than there are cores, and a spinning thread burns the core another test needs; one
+# Fashion-MNIST epoch beside a busy core took 27 CPU-seconds spinning and 20 passive.
+os.environ.setdefault("OMP_WAIT_POLICY", "PASSIVE")
+
 from collections.abc import Callable
 from pathlib import Path
 

@@ -251,6 +251,38 @@ def test_cluster_up_again_changes_nothing(cluster: Cluster) -> None:
     assert f"SLURM partition '{cluster.partition}'" in done.stdout
 
 
+def _descendants(pid: int) -> list[str]:
+    """The command lines of every process below ``pid`` (read from /proc)."""
+    children: dict[int, list[int]] = {}
+    commands: dict[int, str] = {}
+    for status in Path("/proc").glob("[0-9]*/stat"):
+        try:
+            stat = status.read_text()
+            commands[int(status.parent.name)] = (
+                (status.parent / "cmdline").read_bytes().replace(b"\0", b" ").decode()
+            )
+        except OSError:  # the process ended while being read
+            continue
+        parent = int(stat.rsplit(")", 1)[1].split()[1])
+        children.setdefault(parent, []).append(int(status.parent.name))
+    found, todo = [], [pid]
+    while todo:
+        for child in children.get(todo.pop(), []):
+            found.append(commands.get(child, ""))
+            todo.append(child)
+    return found
+
+
+@pytest.mark.slow
+def test_the_tracking_server_runs_without_mlflows_job_runners(cluster: Cluster) -> None:
+    """The server serves runs only: none of MLflow's GenAI job runner processes below it
+    (eight of them, ~1.9 GB of memory, that nothing in the project uses)."""
+    pid = int((STATE / "mlflow-server.pid").read_text())
+    below = _descendants(pid)
+    assert below, "the server's pid file names no running server"
+    assert not [c for c in below if "huey" in c or "mlflow.server.jobs" in c], below
+
+
 @pytest.mark.slow
 @pytest.mark.timeout(2400)
 def test_paper_sweep_runs_through_slurm(cluster: Cluster, tmp_path: Path) -> None:
