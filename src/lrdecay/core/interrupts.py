@@ -8,9 +8,10 @@ the sweep's parent run.
 
 from __future__ import annotations
 
+import contextlib
 import signal
 import threading
-from collections.abc import Callable
+from collections.abc import Callable, Iterator
 from types import FrameType
 
 from lrdecay.core.hooks import Listener
@@ -32,11 +33,36 @@ class Interrupted(KeyboardInterrupt):
 #: is printed and dropped; the next epoch's end raises it again).
 RECEIVED: list[int] = []
 
+#: Stop signals received inside :func:`stop_deferred` blocks and not raised yet, and how deep
+#: the main thread is in such blocks.
+_HELD: list[int] = []
+_DEPTH = [0]
+
 
 def raise_interrupted(signum: int, frame: FrameType | None) -> None:
-    """Signal handler: stop whatever the main thread runs, as Ctrl-C would."""
+    """Signal handler: stop whatever the main thread runs, as Ctrl-C would (inside a
+    :func:`stop_deferred` block: as that block ends)."""
     RECEIVED.append(signum)
+    if _DEPTH[0]:
+        _HELD.append(signum)
+        return
     raise Interrupted(signum)
+
+
+@contextlib.contextmanager
+def stop_deferred() -> Iterator[None]:
+    """A block a stop signal must not cut in half (a write to the tracking store: raised inside
+    SQLAlchemy, it left the SQLite store locked for every later write). A stop signal that
+    arrives meanwhile is raised as the block ends normally."""
+    _DEPTH[0] += 1
+    try:
+        yield
+    finally:
+        _DEPTH[0] -= 1
+    if _HELD and not _DEPTH[0]:
+        signum = _HELD[0]
+        _HELD.clear()
+        raise Interrupted(signum)
 
 
 class StopAtEpochEnd(Listener):

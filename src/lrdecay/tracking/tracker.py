@@ -11,6 +11,8 @@ from __future__ import annotations
 import base64
 import contextlib
 import fcntl
+import functools
+import inspect
 import logging
 import os
 import sqlite3
@@ -29,6 +31,7 @@ from mlflow.exceptions import MlflowException
 from mlflow.tracking import MlflowClient
 
 from lrdecay.core.hooks import FitStart, Listener
+from lrdecay.core.interrupts import stop_deferred
 from lrdecay.core.outcome import SUMMARY_METRICS, RunOutcome, RunStatus
 from lrdecay.core.records import EpochRecord, by_name, epoch_key
 from lrdecay.errors import TrackingError
@@ -128,12 +131,30 @@ def leftover_migration_tables(db: Path) -> list[str]:
     return [name for (name,) in rows if name.startswith("_alembic_tmp_")]
 
 
+class StopSafeClient(MlflowClient):
+    """An :class:`MlflowClient` whose public calls a stop signal never cuts in half: the
+    signal's :class:`~lrdecay.core.interrupts.Interrupted` is raised as the call returns."""
+
+    def __getattribute__(self, name: str) -> Any:
+        attr = super().__getattribute__(name)
+        if name.startswith("_") or not inspect.ismethod(attr):
+            return attr
+
+        @functools.wraps(attr)
+        def call(*args: Any, **kwargs: Any) -> Any:
+            with stop_deferred():
+                return attr(*args, **kwargs)
+
+        return call
+
+
 def open_client(uri: str) -> MlflowClient:
     """An MLflow client on ``uri``. MLflow creates and upgrades a SQLite store's schema when the
-    client is made; the store's lock keeps processes that start together from racing there."""
-    with store_lock(uri):
+    client is made; the store's lock keeps processes that start together from racing there,
+    and a stop signal waits for the upgrade to end."""
+    with store_lock(uri), stop_deferred():
         try:
-            return MlflowClient(tracking_uri=uri)
+            return StopSafeClient(tracking_uri=uri)
         except Exception as exc:
             db = sqlite_path(uri)
             leftovers = leftover_migration_tables(db) if db is not None else []
