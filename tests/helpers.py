@@ -164,6 +164,8 @@ def start_mlflow_ui(store: str, cwd: Path, port: int) -> subprocess.Popen:
             "127.0.0.1",
             "--port",
             str(port),
+            "--workers",
+            "1",
         ],
         cwd=cwd,
         env={**os.environ, **SERVER_ENV},
