@@ -33,9 +33,11 @@ class Interrupted(KeyboardInterrupt):
 #: is printed and dropped; the next epoch's end raises it again).
 RECEIVED: list[int] = []
 
-#: Stop signals received inside :func:`stop_deferred` blocks and not raised yet, and how deep
-#: the main thread is in such blocks.
+#: Stop signals received inside :func:`stop_deferred` blocks and not raised yet, what a
+#: launcher's stop handler left to run then (:func:`install_stop_handlers`), and how deep the
+#: main thread is in such blocks.
 _HELD: list[int] = []
+_DUE: list[Callable[[], None]] = []
 _DEPTH = [0]
 
 
@@ -53,16 +55,19 @@ def raise_interrupted(signum: int, frame: FrameType | None) -> None:
 def stop_deferred() -> Iterator[None]:
     """A block a stop signal must not cut in half (a write to the tracking store: raised inside
     SQLAlchemy, it left the SQLite store locked for every later write). A stop signal that
-    arrives meanwhile is raised as the block ends normally."""
+    arrives meanwhile is raised as the outermost block ends, in place of any error it ends
+    with: the stop was asked for, the error is its context."""
     _DEPTH[0] += 1
     try:
         yield
     finally:
         _DEPTH[0] -= 1
-    if _HELD and not _DEPTH[0]:
-        signum = _HELD[0]
-        _HELD.clear()
-        raise Interrupted(signum)
+        if _HELD and not _DEPTH[0]:
+            signum = _HELD[0]
+            _HELD.clear()
+            while _DUE:
+                _DUE.pop(0)()
+            raise Interrupted(signum)
 
 
 class StopAtEpochEnd(Listener):
@@ -85,12 +90,17 @@ def stop_on_sigterm() -> None:
 
 def install_stop_handlers(on_stop: Callable[[], None]) -> None:
     """In a sweep's launcher: on SIGTERM or SIGINT, run ``on_stop`` once (further stop signals
-    are ignored meanwhile), then stop the main thread with :class:`Interrupted`."""
+    are ignored meanwhile), then stop the main thread with :class:`Interrupted`. Inside a
+    :func:`stop_deferred` block both wait for the block's end: ``on_stop`` writes to the store,
+    and run inside the main thread's own write it would wait on the lock that write holds."""
 
     def handler(signum: int, frame: FrameType | None) -> None:
         for sig in STOP_SIGNALS:
             signal.signal(sig, signal.SIG_IGN)
-        on_stop()
+        if _DEPTH[0]:
+            _DUE.append(on_stop)
+        else:
+            on_stop()
         raise_interrupted(signum, frame)
 
     if threading.current_thread() is threading.main_thread():
