@@ -794,55 +794,16 @@ class OptunaSweeperImpl:
         (after a confirm stage) ``confirmation.csv``; print the best trial or the Pareto front,
         the top trials and the confirmation."""
         assert self.hooks is not None
-        trials = study.get_trials(deepcopy=False)
-        counts = {s: sum(t.state == s for t in trials) for s in TrialState}
         names = objectives or [f"value{i}" for i in range(len(directions))]
-        arrows = {"maximize": "↑", "minimize": "↓"}
-        results: dict[str, Any] = {
-            "name": "optuna",
-            "study_name": study.study_name,
-            "storage": redact_uri(self.storage_url),
-            "objectives": names,
-            "directions": directions,
-            "n_complete": counts[TrialState.COMPLETE],
-            "n_pruned": counts[TrialState.PRUNED],
-            "n_failed": counts[TrialState.FAIL],
-        }
-        head = (
-            f"Study '{study.study_name}' at {redact_uri(self.storage_url)}: "
-            f"{counts[TrialState.COMPLETE] + counts[TrialState.PRUNED]} finished trials "
-            f"({counts[TrialState.COMPLETE]} complete, {counts[TrialState.PRUNED]} pruned), "
-            f"{counts[TrialState.FAIL]} failed; {ran} run by this sweep in {seconds:.0f} s"
-        )
-        lines = ["", head]
+        results, lines = self._summary(study, names, directions, ran, seconds)
         rerun = " ".join(v for k, v in fixed.items() if not k.startswith("hydra"))
-        if len(directions) == 1:
-            best = study.best_trial if counts[TrialState.COMPLETE] else None
-            if best is None:
-                lines.append("No complete trial yet: no best parameters.")
-            else:
-                params = " ".join(f"{k}={format_value(v)}" for k, v in best.params.items())
-                results.update(
-                    best_trial=best.number, best_value=best.value, best_params=dict(best.params)
-                )
-                lines += [
-                    f"Best trial {best.number}: {names[0]} {arrows[directions[0]]} = "
-                    f"{best.value:.4f}",
-                    f"Best parameters: {params}",
-                    f"Run it alone: python train.py {rerun} {params}".rstrip(),
-                ]
-        else:
-            front = sorted(study.best_trials, key=lambda t: t.values)
-            results["solutions"] = [
-                {"number": t.number, "params": dict(t.params), "values": list(t.values)}
-                for t in front
-            ]
-            header = ", ".join(f"{n} {arrows[d]}" for n, d in zip(names, directions, strict=True))
-            lines.append(f"Pareto front: {len(front)} trial(s) ({header})")
-            for t in front:
-                shown = "  ".join(f"{n} {v:.4g}" for n, v in zip(names, t.values, strict=True))
-                params = " ".join(f"{k}={format_value(v)}" for k, v in t.params.items())
-                lines.append(f"  trial {t.number}: {shown}  {params}")
+        best, best_lines = (
+            _best_trial(study, names[0], directions[0], rerun)
+            if len(directions) == 1
+            else _pareto_front(study, names, directions)
+        )
+        results.update(best)
+        lines += best_lines
         self.sweep_dir.mkdir(parents=True, exist_ok=True)
         files = []
         confirm_lines: list[str] = []
@@ -865,22 +826,37 @@ class OptunaSweeperImpl:
             importances_path = self.sweep_dir / IMPORTANCES_FILE
             importances.to_csv(importances_path, index=False)
             files.append(importances_path)
-        top = table[table["state"].isin(["COMPLETE", "PRUNED"])].head(5) if len(table) else table
-        if len(top):
-            shown = top.drop(columns=[c for c in ("mlflow_run_id", "retry_of") if c in top])
-            text = shown.to_string(index=False, float_format=lambda v: f"{v:.4g}")
-            lines += [
-                "",
-                f"Top trials by {names[0]} {arrows[directions[0]]} (every trial in {table_path}):",
-                *("  " + line.rstrip() for line in text.splitlines()),
-                "",
-            ]
+        lines += _top_trials(table, names[0], directions[0], table_path)
         lines += confirm_lines
         if self.warning:
             lines += ["", f"WARNING: {self.warning}", ""]
         lines.append(f"Results: {path}")
         print("\n".join(lines), flush=True)
         self.hooks.study_finished([path, table_path, *files], results.get("best_value"))
+
+    def _summary(
+        self, study: optuna.Study, names: list[str], directions: list[str], ran: int, seconds: float
+    ) -> tuple[dict[str, Any], list[str]]:
+        """The study's trial counts: the results file's fields, and the report's first lines."""
+        trials = study.get_trials(deepcopy=False)
+        counts = {s: sum(t.state == s for t in trials) for s in TrialState}
+        results: dict[str, Any] = {
+            "name": "optuna",
+            "study_name": study.study_name,
+            "storage": redact_uri(self.storage_url),
+            "objectives": names,
+            "directions": directions,
+            "n_complete": counts[TrialState.COMPLETE],
+            "n_pruned": counts[TrialState.PRUNED],
+            "n_failed": counts[TrialState.FAIL],
+        }
+        head = (
+            f"Study '{study.study_name}' at {redact_uri(self.storage_url)}: "
+            f"{counts[TrialState.COMPLETE] + counts[TrialState.PRUNED]} finished trials "
+            f"({counts[TrialState.COMPLETE]} complete, {counts[TrialState.PRUNED]} pruned), "
+            f"{counts[TrialState.FAIL]} failed; {ran} run by this sweep in {seconds:.0f} s"
+        )
+        return results, ["", head]
 
     def _confirmation(
         self, points: Sequence[_Point], names: Sequence[str], directions: Sequence[str]
@@ -993,6 +969,60 @@ def confirmation_table(points: Sequence[_Point], names: Sequence[str]) -> pd.Dat
             row["mlflow_run_id"] = run.run_id or ""
             rows.append(row)
     return pd.DataFrame(rows)
+
+
+#: How the report marks an objective's direction.
+ARROWS = {"maximize": "↑", "minimize": "↓"}
+
+
+def _best_trial(
+    study: optuna.Study, name: str, direction: str, rerun: str
+) -> tuple[dict[str, Any], list[str]]:
+    """A single-objective study's best trial: the results file's fields and the report's
+    lines, with the command that runs it alone (``rerun``: the sweep's fixed overrides)."""
+    if not any(t.state == TrialState.COMPLETE for t in study.get_trials(deepcopy=False)):
+        return {}, ["No complete trial yet: no best parameters."]
+    best = study.best_trial
+    params = " ".join(f"{k}={format_value(v)}" for k, v in best.params.items())
+    fields = {"best_trial": best.number, "best_value": best.value, "best_params": dict(best.params)}
+    return fields, [
+        f"Best trial {best.number}: {name} {ARROWS[direction]} = {best.value:.4f}",
+        f"Best parameters: {params}",
+        f"Run it alone: python train.py {rerun} {params}".rstrip(),
+    ]
+
+
+def _pareto_front(
+    study: optuna.Study, names: list[str], directions: list[str]
+) -> tuple[dict[str, Any], list[str]]:
+    """A multi-objective study's Pareto front: the results file's ``solutions`` and the
+    report's lines, one trial each."""
+    front = sorted(study.best_trials, key=lambda t: t.values)
+    solutions = [
+        {"number": t.number, "params": dict(t.params), "values": list(t.values)} for t in front
+    ]
+    header = ", ".join(f"{n} {ARROWS[d]}" for n, d in zip(names, directions, strict=True))
+    lines = [f"Pareto front: {len(front)} trial(s) ({header})"]
+    for t in front:
+        shown = "  ".join(f"{n} {v:.4g}" for n, v in zip(names, t.values, strict=True))
+        params = " ".join(f"{k}={format_value(v)}" for k, v in t.params.items())
+        lines.append(f"  trial {t.number}: {shown}  {params}")
+    return {"solutions": solutions}, lines
+
+
+def _top_trials(table: pd.DataFrame, name: str, direction: str, table_path: Path) -> list[str]:
+    """The report's lines for the five best finished trials of ``table`` (none: no lines)."""
+    top = table[table["state"].isin(["COMPLETE", "PRUNED"])].head(5) if len(table) else table
+    if not len(top):
+        return []
+    shown = top.drop(columns=[c for c in ("mlflow_run_id", "retry_of") if c in top])
+    text = shown.to_string(index=False, float_format=lambda v: f"{v:.4g}")
+    return [
+        "",
+        f"Top trials by {name} {ARROWS[direction]} (every trial in {table_path}):",
+        *("  " + line.rstrip() for line in text.splitlines()),
+        "",
+    ]
 
 
 def param_importances(study: optuna.Study, objective: str) -> pd.DataFrame | None:
