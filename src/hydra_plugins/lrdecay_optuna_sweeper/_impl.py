@@ -797,11 +797,12 @@ class OptunaSweeperImpl:
         names = objectives or [f"value{i}" for i in range(len(directions))]
         results, lines = self._summary(study, names, directions, ran, seconds)
         rerun = " ".join(v for k, v in fixed.items() if not k.startswith("hydra"))
-        best, best_lines = (
-            _best_trial(study, names[0], directions[0], rerun)
-            if len(directions) == 1
-            else _pareto_front(study, names, directions)
-        )
+        if len(directions) > 1:
+            best, best_lines = _pareto_front(study, names, directions)
+        elif results["n_complete"]:
+            best, best_lines = _best_trial(study, names[0], directions[0], rerun)
+        else:
+            best, best_lines = {}, ["No complete trial yet: no best parameters."]
         results.update(best)
         lines += best_lines
         self.sweep_dir.mkdir(parents=True, exist_ok=True)
@@ -978,10 +979,9 @@ ARROWS = {"maximize": "↑", "minimize": "↓"}
 def _best_trial(
     study: optuna.Study, name: str, direction: str, rerun: str
 ) -> tuple[dict[str, Any], list[str]]:
-    """A single-objective study's best trial: the results file's fields and the report's
-    lines, with the command that runs it alone (``rerun``: the sweep's fixed overrides)."""
-    if not any(t.state == TrialState.COMPLETE for t in study.get_trials(deepcopy=False)):
-        return {}, ["No complete trial yet: no best parameters."]
+    """A single-objective study's best trial (it has a complete one): the results file's fields
+    and the report's lines, with the command that runs it alone (``rerun``: the sweep's fixed
+    overrides)."""
     best = study.best_trial
     params = " ".join(f"{k}={format_value(v)}" for k, v in best.params.items())
     fields = {"best_trial": best.number, "best_value": best.value, "best_params": dict(best.params)}
