@@ -15,6 +15,7 @@ import signal
 import sqlite3
 import threading
 import time
+from collections.abc import Iterator
 from dataclasses import dataclass
 from pathlib import Path
 from types import FrameType
@@ -42,6 +43,18 @@ def _store_is_free(db: Path) -> bool:
         con.close()
 
 
+@pytest.fixture
+def stop_signals() -> Iterator[None]:
+    """The test may install stop handlers: SIGTERM's and SIGINT's are put back afterwards, and
+    the signals it received forgotten (later in-process runs would stop on them)."""
+    previous = signal.getsignal(signal.SIGTERM), signal.getsignal(signal.SIGINT)
+    yield
+    signal.signal(signal.SIGTERM, previous[0])
+    signal.signal(signal.SIGINT, previous[1])
+    interrupts.RECEIVED.clear()
+
+
+@pytest.mark.usefixtures("stop_signals")
 def test_sigterm_during_store_writes_never_leaves_the_store_locked(tmp_path: Path) -> None:
     db = tmp_path / "mlflow.db"
     tracker = MlflowTracker(new_store(db), "stop-signal", log_plot=False, retry_delay=0.01)
@@ -52,7 +65,7 @@ def test_sigterm_during_store_writes_never_leaves_the_store_locked(tmp_path: Pat
         if armed[0]:
             raise_interrupted(signum, frame)
 
-    previous = signal.signal(signal.SIGTERM, handler)
+    signal.signal(signal.SIGTERM, handler)
     done = threading.Event()
 
     def send_sigterm() -> None:
@@ -78,8 +91,6 @@ def test_sigterm_during_store_writes_never_leaves_the_store_locked(tmp_path: Pat
     finally:
         done.set()
         sender.join()
-        signal.signal(signal.SIGTERM, previous)
-        interrupts.RECEIVED.clear()  # what later in-process runs would stop on
     assert stopped > 0, "no signal arrived during the writes"
     assert not locked, f"the store stayed locked after the write of step {locked[0]}"
 
@@ -146,6 +157,7 @@ def _stop_one_round(job: MlflowTracker, launcher: MlflowTracker, round_: int) ->
     )
 
 
+@pytest.mark.usefixtures("stop_signals")
 def test_a_launchers_stop_handler_waits_for_the_store_write_under_way(tmp_path: Path) -> None:
     """A sweep's launcher that runs jobs in its own process (``hydra/launcher=basic``, an
     Optuna sweeper telling trials) closes its parent run from its stop handler. Run inside a
@@ -156,57 +168,37 @@ def test_a_launchers_stop_handler_waits_for_the_store_write_under_way(tmp_path: 
     job = MlflowTracker(uri, "stop-signal", log_plot=False, retry_delay=0.01)
     job.start("job", tags={}, params={})
     launcher = MlflowTracker(uri, "stop-signal", log_plot=False, retry_delay=0.01)
-    previous = signal.getsignal(signal.SIGTERM), signal.getsignal(signal.SIGINT)
     rounds: list[Round] = []
-    try:
-        for round_ in range(ROUNDS):
-            done = _stop_one_round(job, launcher, round_)
-            rounds.append(done)
-            assert done.close_s is not None and done.close_s < CLOSE_S, (round_, done)
-            assert done.parent_status == "KILLED", (round_, done)
-            assert _store_is_free(db), f"the store stayed locked after round {round_}"
-    finally:
-        signal.signal(signal.SIGTERM, previous[0])
-        signal.signal(signal.SIGINT, previous[1])
+    for round_ in range(ROUNDS):
+        done = _stop_one_round(job, launcher, round_)
+        rounds.append(done)
+        assert done.close_s is not None and done.close_s < CLOSE_S, (round_, done)
+        assert done.parent_status == "KILLED", (round_, done)
+        assert _store_is_free(db), f"the store stayed locked after round {round_}"
     assert any(r.in_store_call for r in rounds), "no signal arrived during a store call"
 
 
-def _launcher_handler(on_stop) -> tuple[object, object]:
-    """Install a launcher's stop handlers running ``on_stop``; returns what they replaced."""
-    previous = signal.getsignal(signal.SIGTERM), signal.getsignal(signal.SIGINT)
-    interrupts.install_stop_handlers(on_stop)
-    return previous
-
-
+@pytest.mark.usefixtures("stop_signals")
 def test_a_stop_in_a_store_call_runs_the_launchers_close_as_the_call_returns() -> None:
     ran: list[int] = []
-    previous = _launcher_handler(lambda: ran.append(interrupts._DEPTH[0]))
-    try:
-        with pytest.raises(Interrupted) as stopped, interrupts.stop_deferred():
-            with interrupts.stop_deferred():  # a client call inside another
-                signal.raise_signal(signal.SIGTERM)
-                assert ran == []  # held: not inside the call
-            assert ran == []  # nor inside the outer one
-        assert ran == [0] and stopped.value.signum == signal.SIGTERM
-    finally:
-        signal.signal(signal.SIGTERM, previous[0])
-        signal.signal(signal.SIGINT, previous[1])
-        interrupts.RECEIVED.clear()
+    interrupts.install_stop_handlers(lambda: ran.append(interrupts._DEPTH[0]))
+    with pytest.raises(Interrupted) as stopped, interrupts.stop_deferred():
+        with interrupts.stop_deferred():  # a client call inside another
+            signal.raise_signal(signal.SIGTERM)
+            assert ran == []  # held: not inside the call
+        assert ran == []  # nor inside the outer one
+    assert ran == [0] and stopped.value.signum == signal.SIGTERM
 
 
+@pytest.mark.usefixtures("stop_signals")
 def test_a_stop_held_through_a_failing_store_call_still_stops() -> None:
     """The call fails (the store is away, say): the stop asked for is raised, not the error, and
     the launcher's close still runs."""
     ran: list[bool] = []
-    previous = _launcher_handler(lambda: ran.append(True))
-    try:
-        with pytest.raises(Interrupted) as stopped, interrupts.stop_deferred():
-            signal.raise_signal(signal.SIGINT)
-            raise ConnectionError("store away")
-        assert ran == [True] and stopped.value.signum == signal.SIGINT
-        assert isinstance(stopped.value.__context__, ConnectionError)
-        assert not interrupts._HELD and not interrupts._DUE
-    finally:
-        signal.signal(signal.SIGTERM, previous[0])
-        signal.signal(signal.SIGINT, previous[1])
-        interrupts.RECEIVED.clear()
+    interrupts.install_stop_handlers(lambda: ran.append(True))
+    with pytest.raises(Interrupted) as stopped, interrupts.stop_deferred():
+        signal.raise_signal(signal.SIGINT)
+        raise ConnectionError("store away")
+    assert ran == [True] and stopped.value.signum == signal.SIGINT
+    assert isinstance(stopped.value.__context__, ConnectionError)
+    assert not interrupts._HELD and not interrupts._DUE
