@@ -30,6 +30,7 @@ from lrdecay.sweep.outcomes import (
     sweep_progress,
     write_parent,
 )
+from lrdecay.sweep.workers import preload_workers
 from lrdecay.tracking.redact import redact_logging, redact_text, redact_uri
 
 if TYPE_CHECKING:  # Hydra builds this callback for every run: keep MLflow and torch lazy
@@ -124,6 +125,7 @@ class SweepTracking(Callback):
         except LrdecayError as exc:
             raise SystemExit(f"lrdecay: {exc}") from None
         install_stop_handlers(self._stop)
+        preload_workers(config.hydra.launcher)
         if not conf.tracking.enabled:
             return
         self.report = conf.report

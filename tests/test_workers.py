@@ -1,0 +1,61 @@
+"""A local sweep's workers start with the job's libraries already imported, while the launching
+process itself still imports no torch."""
+
+from __future__ import annotations
+
+import json
+import subprocess
+import sys
+
+from tests.helpers import ROOT, cli_env
+
+#: Launches two tasks on two workers the way Hydra's joblib launcher does (``joblib.Parallel``
+#: with the loky backend), after the sweep callback's set-up for the launcher named in argv[1];
+#: prints, as JSON, what each worker had imported before its task ran, and what the launching
+#: process had imported at the end.
+LAUNCH = """
+import json, os, sys
+from joblib import Parallel, delayed
+from omegaconf import OmegaConf
+from lrdecay.sweep.workers import preload_workers
+
+def task(i):
+    return {"pid": os.getpid(), "torch": "torch" in sys.modules,
+            "run": "lrdecay.run" in sys.modules, "mlflow": "mlflow" in sys.modules}
+
+preloaded = preload_workers(OmegaConf.create({"_target_": sys.argv[1], "n_jobs": 2}))
+workers = Parallel(n_jobs=2, backend="loky")(delayed(task)(i) for i in range(4))
+launcher_torch = "torch" in sys.modules
+print(json.dumps({"preloaded": preloaded, "workers": workers, "launcher_torch": launcher_torch}))
+"""
+
+JOBLIB = "hydra_plugins.hydra_joblib_launcher.joblib_launcher.JoblibLauncher"
+BASIC = "hydra._internal.core_plugins.basic_launcher.BasicLauncher"
+
+
+def _launch(target: str) -> dict:
+    done = subprocess.run(
+        [sys.executable, "-c", LAUNCH, target],
+        cwd=ROOT,
+        env=cli_env(),
+        capture_output=True,
+        text=True,
+        timeout=300,
+    )
+    assert done.returncode == 0, done.stderr[-3000:]
+    return json.loads(done.stdout.strip().splitlines()[-1])
+
+
+def test_joblib_workers_start_with_torch_mlflow_and_the_job_code_imported() -> None:
+    seen = _launch(JOBLIB)
+    assert seen["preloaded"] is True
+    assert not seen["launcher_torch"]  # the launching process still never imports torch
+    assert len({w["pid"] for w in seen["workers"]}) >= 1
+    for worker in seen["workers"]:
+        assert worker["torch"] and worker["mlflow"] and worker["run"], worker
+
+
+def test_other_launchers_are_left_as_they_are() -> None:
+    seen = _launch(BASIC)
+    assert seen["preloaded"] is False
+    assert not any(w["torch"] for w in seen["workers"])  # loky's fresh interpreters, as before
