@@ -7,7 +7,11 @@ import json
 import subprocess
 import sys
 
+import pytest
+
 from tests.helpers import ROOT, cli_env
+
+pytestmark = pytest.mark.slow  # each test starts a forkserver that imports torch and MLflow
 
 #: Launches two tasks on two workers the way Hydra's joblib launcher does (``joblib.Parallel``
 #: with the loky backend), after the sweep callback's set-up for the launcher named in argv[1];
