@@ -12,6 +12,7 @@ from __future__ import annotations
 
 import logging
 import multiprocessing
+import sys
 
 from omegaconf import DictConfig
 
@@ -34,10 +35,9 @@ JOBLIB_LAUNCHER = "hydra_plugins.hydra_joblib_launcher.joblib_launcher.JoblibLau
 
 def preload_workers(launcher: DictConfig) -> bool:
     """Make the joblib launcher's workers forks of a forkserver that has imported
-    :data:`PRELOAD`; a no-op (False) for other launchers or where there is no forkserver."""
-    if launcher.get("_target_") != JOBLIB_LAUNCHER:
-        return False
-    if "forkserver" not in multiprocessing.get_all_start_methods():
+    :data:`PRELOAD`; a no-op (False) for other launchers and off Linux (on macOS, a fork of a
+    process that loaded Apple's frameworks can crash: Python spawns there by default)."""
+    if launcher.get("_target_") != JOBLIB_LAUNCHER or not sys.platform.startswith("linux"):
         return False
     from joblib.externals.loky.backend.context import set_start_method
 
