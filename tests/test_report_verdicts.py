@@ -357,6 +357,30 @@ def test_scatter_has_no_labels_in_the_plot_and_stays_within_the_budget(
         plt.close(fig)
 
 
+def test_scatter_bars_run_from_the_fastest_to_the_slowest_seed_and_nowhere_else(
+    censored_rows: list[SettingSummary],
+) -> None:
+    """The markers of one strategy's sequences are dodged apart; their horizontal bars are not:
+    each spans exactly its seeds' epochs, and a setting whose seeds all stopped at one epoch
+    (one run, or all at the budget) gets no bar that would read as a spread."""
+    shown = [s for s in censored_rows if s.scored is not None and s.convergence is not None]
+    spans = [(s.convergence.lo, s.convergence.horizon) for s in shown if s.convergence]
+    spread = sorted((lo, hi) for lo, hi in spans if hi > lo)
+    assert spread and len(spread) < len(spans)  # the store has settings of both kinds
+    fig = scatter_figure(censored_rows)
+    try:
+        bars = sorted(
+            (float(a[0]), float(b[0]))
+            for c in fig.axes[0].collections
+            if isinstance(c, LineCollection)
+            for a, b in c.get_segments()
+            if a[1] == b[1] and a[0] != b[0]
+        )
+        assert bars == spread
+    finally:
+        plt.close(fig)
+
+
 def test_curves_tell_sequences_apart_and_zoom_on_the_top(
     censored_rows: list[SettingSummary],
 ) -> None:

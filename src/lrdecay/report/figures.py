@@ -58,6 +58,8 @@ MARKERS_PER_CURVE = 10
 #: Horizontal offset between the sequences of one strategy in the scatter, in epochs, so that
 #: settings with identical results (a rate that never moved) do not hide one another.
 DODGE = 0.15
+#: How the scatter's bars are drawn: the accuracy bar on each marker and the seeds' epoch bar.
+SCATTER_BAR = {"capsize": 3, "elinewidth": 1, "alpha": 0.9}
 #: One panel per strategy of the grid: (strategy, its row group's name).
 STRATEGY_PANELS = tuple(STRATEGY_GROUP.items())
 #: The panel of the PyTorch schedulers raced with the study, shown when they ran; their style.
@@ -465,19 +467,21 @@ def scatter_figure(rows: Sequence[SettingSummary]) -> plt.Figure:
         style, conv, acc = st[s.setting], required_censored(s), required(s.scored)
         x = conv.median if conv.median is not None else float(last)
         x += (s.order - 1.5) * DODGE if s.group.startswith("By ") else 0.0
+        if conv.horizon > conv.lo:  # the seeds' epochs, where they are: not moved by the dodge
+            half = (conv.horizon - conv.lo) / 2
+            ax.errorbar(
+                conv.lo + half, acc.mean, xerr=half, fmt="none", ecolor=style.color, **SCATTER_BAR
+            )
         ax.errorbar(
             x,
             acc.mean,
-            xerr=[[max(x - conv.lo, 0.0)], [max(conv.horizon - x, 0.0)]],  # ends on the seeds
             yerr=[[acc.mean - acc.lo], [acc.hi - acc.mean]],
             fmt=MODERN_MARKER if s.group == MODERN_GROUP else STRATEGY_MARKERS.get(s.strategy, "P"),
             color=style.color,
             markerfacecolor=style.color if conv.median is not None else "none",
             markersize=8,
-            capsize=3,
-            elinewidth=1,
-            alpha=0.9,
             label=f"{s.setting} ({conv.k}/{conv.n} converged)",
+            **SCATTER_BAR,
         )
     first = min((required_censored(s).lo for s in shown), default=1.0)
     ax.set_xlim(max(0.5, first - 1), last + 0.5)
