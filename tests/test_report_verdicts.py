@@ -27,9 +27,10 @@ from mlflow.entities import Metric
 from mlflow.tracking import MlflowClient
 
 from lrdecay.core.records import epoch_key, summary_key
+from lrdecay.palette import BASELINE_ADAM, BASELINE_COLORS, BASELINE_SGD, SEQUENCE_COLORS
 from lrdecay.report.build import write_report
 from lrdecay.report.claims import Claim, check_claims
-from lrdecay.report.figures import curves_figure, rates_figure, scatter_figure
+from lrdecay.report.figures import RATE_ALPHA, curves_figure, rates_figure, scatter_figure
 from lrdecay.report.inference import compare_means, compare_times, holm
 from lrdecay.report.stats import SettingSummary, load_runs, summarise
 from tests.helpers import new_store
@@ -424,5 +425,44 @@ def test_rate_legends_sit_outside_the_data(censored_rows: list[SettingSummary]) 
     try:
         for ax in fig.axes:
             assert _outside(fig, ax.get_legend().get_window_extent(), ax), ax.get_title()
+    finally:
+        plt.close(fig)
+
+
+def _inked(fig: Figure, ax: Axes, colours: list[str]) -> dict[str, int]:
+    """How many pixels of ``ax``'s plotting area (off its frame and its pale grid) are nearest
+    each of ``colours`` as drawn at the rate lines' alpha on white: what a reader can see."""
+    fig.canvas.draw()
+    pixels = np.asarray(fig.canvas.buffer_rgba())[..., :3].astype(float)
+    box, height = ax.get_window_extent(), pixels.shape[0]
+    inner = pixels[
+        int(height - box.y1) + 4 : int(height - box.y0) - 4, int(box.x0) + 4 : int(box.x1) - 4
+    ].reshape(-1, 3)
+    ink = inner[(inner < 225).any(axis=1)]
+    drawn = np.array(
+        [
+            [RATE_ALPHA * int(c[i : i + 2], 16) + (1 - RATE_ALPHA) * 255 for i in (1, 3, 5)]
+            for c in colours
+        ]
+    )
+    nearest = np.linalg.norm(ink[:, None, :] - drawn[None], axis=-1).argmin(axis=1)
+    return {c: int((nearest == i).sum()) for i, c in enumerate(colours)}
+
+
+def test_settings_sharing_a_rate_all_stay_visible(censored_rows: list[SettingSummary]) -> None:
+    """SGD and Adam run at one fixed rate, and the four still oscillate settings at another: a
+    line drawn later must not hide the one below it, or a legend entry has nothing to point at."""
+    fig = rates_figure(censored_rows)
+    try:
+        panels = {ax.get_title(): ax for ax in fig.axes}
+        for title, colours in (
+            (
+                "Benchmark and other",
+                [BASELINE_COLORS[BASELINE_SGD], BASELINE_COLORS[BASELINE_ADAM]],
+            ),
+            ("By Oscillate", [SEQUENCE_COLORS[q] for q in SEQUENCES]),
+        ):
+            seen = _inked(fig, panels[title], colours)
+            assert min(seen.values()) >= 20, (title, seen)
     finally:
         plt.close(fig)

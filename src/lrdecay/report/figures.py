@@ -48,7 +48,9 @@ OTHER_COLORS = ("#8c564b", "#e377c2", "#7f7f7f", "#bcbd22", "#17becf")
 SEQUENCE_LINES = dict(zip(SEQUENCES, cycle(("-", "--", "-.", (0, (5, 1, 1, 1, 1, 1))))))
 SEQUENCE_MARKERS = dict(zip(SEQUENCES, cycle("os^v")))
 BASELINE_MARKERS = {BASELINE_SGD: "D", BASELINE_ADAM: "X"}
-BASELINE_LINE = (0, (1, 1.5))
+#: Both baselines dotted, Adam's dots in the gaps of SGD's: where their curves coincide (one
+#: fixed rate, one accuracy), both still show.
+BASELINE_LINES = {BASELINE_SGD: (0, (1, 1.5)), BASELINE_ADAM: (1.25, (1, 1.5))}
 #: One line style and marker per strategy of the grid (epoch, cutoff, oscillate); fixed: "D".
 STRATEGY_LINES = dict(zip(STRATEGY_GROUP, cycle(("-", "--", "-."))))
 STRATEGY_MARKERS = {**dict(zip(STRATEGY_GROUP, cycle("os^"))), FIXED_STRATEGY: "D"}
@@ -60,6 +62,8 @@ MARKERS_PER_CURVE = 10
 DODGE = 0.15
 #: How the scatter's bars are drawn: the accuracy bar on each marker and the seeds' epoch bar.
 SCATTER_BAR = {"capsize": 3, "elinewidth": 1, "alpha": 0.9}
+#: Opacity of the realised-rate lines and their ▼ markers.
+RATE_ALPHA = 0.8
 #: One panel per strategy of the grid: (strategy, its row group's name).
 STRATEGY_PANELS = tuple(STRATEGY_GROUP.items())
 #: The panel of the PyTorch schedulers raced with the study, shown when they ran; their style.
@@ -98,7 +102,7 @@ def styles(rows: Sequence[SettingSummary]) -> dict[str, Style]:
         if s.setting in BASELINE_COLORS:
             out[s.setting] = Style(
                 BASELINE_COLORS[s.setting],
-                BASELINE_LINE,
+                BASELINE_LINES[s.setting],
                 BASELINE_MARKERS[s.setting],
                 f"{s.label} (fixed)",
                 phase=len(SEQUENCE_COLORS) + s.order,
@@ -389,11 +393,11 @@ def _plot_rate_runs(ax: Axes, s: SettingSummary, style: Style) -> None:
             color=style.color,
             linestyle=style.line,
             linewidth=1.6,
-            alpha=0.8,
+            alpha=RATE_ALPHA,
             drawstyle="steps-mid",
         )
         ys = [lrs[epochs.index(e)] for e in moved]
-        ax.plot(moved, ys, "v", color=style.color, markersize=6, alpha=0.8)
+        ax.plot(moved, ys, "v", color=style.color, markersize=6, alpha=RATE_ALPHA)
     if counts:
         still = " (never moved)" if s.never_moved else ""
         ax.plot(
