@@ -9,6 +9,7 @@ from __future__ import annotations
 
 import csv
 import math
+import re
 import statistics
 import subprocess
 import sys
@@ -487,6 +488,15 @@ def test_html_report_shows_the_figures_inside_mlflow(sweep: Sweep) -> None:
     assert not any(f"]({name})" in page for name in FIGURES)  # no figure left as link text
     logged = {a.path for a in sweep.client.list_artifacts(sweep.parent_id, "report")}
     assert "report/report.html" in logged
+
+
+def test_html_report_reads_as_a_page_not_as_markdown(sweep: Sweep) -> None:
+    """The page a person opens in MLflow's artifact viewer: the results table is a table, bold
+    is bold, and no Markdown syntax is left as text."""
+    page = (sweep.out / "report.html").read_text(encoding="utf-8")
+    assert "<table>" in page and re.search(r"<th[^>]*>Final accuracy</th>", page)
+    assert "<strong>By Cutoff</strong>" in page
+    assert "| Group |" not in page and "**" not in page
 
 
 def _write_runs(client: MlflowClient, experiment: str, key: Callable[[str, str], str]) -> None:

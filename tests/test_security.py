@@ -3,6 +3,7 @@ they are unpickled, and credentials never reach a file."""
 
 from __future__ import annotations
 
+import base64
 import pickle
 from pathlib import Path
 
@@ -12,6 +13,7 @@ import torch
 from lrdecay.config import DataConfig, DatasetConfig, validate
 from lrdecay.core.data import load_data
 from lrdecay.errors import ConfigError, DataError
+from lrdecay.report.page import render_html
 from tests.helpers import compose_config, error_line, run_cli
 
 CIFAR_FILES = [*(f"data_batch_{i}" for i in range(1, 6)), "test_batch", "batches.meta"]
@@ -200,3 +202,25 @@ def test_passwords_move_from_the_command_line_into_the_environment() -> None:
     }
     assert storage_url("postgresql://bob@db/optuna", environ) == ("postgresql://bob:pw2@db/optuna")
     assert storage_url("sqlite:////tmp/o.db", environ) == "sqlite:////tmp/o.db"
+
+
+def test_the_report_page_runs_no_html_from_names_and_reads_no_file_outside_its_folder(
+    tmp_path: Path,
+) -> None:
+    """Setting names and experiment names reach the report's text; anyone who can log a run can
+    choose them. The HTML page shows such markup as text, links to no script, and embeds no
+    file from outside the report's folder."""
+    out = tmp_path / "report"
+    out.mkdir()
+    (out / "fig.png").write_bytes(b"\x89PNG inside")
+    (tmp_path / "secret.png").write_bytes(b"\x89PNG outside")
+    markdown = (
+        "# Study <script>alert(1)</script>\n\n"
+        "| Setting | Final accuracy |\n|:--|--:|\n| <img src=x onerror=alert(1)> | 0.9 |\n\n"
+        "[click](javascript:alert(1))\n\n![inside](fig.png)\n\n![outside](../secret.png)\n"
+    )
+    page = render_html(markdown, out)
+    assert "<script>" not in page and "<img src=x" not in page and 'href="javascript:' not in page
+    assert "&lt;script&gt;alert(1)&lt;/script&gt;" in page
+    assert base64.b64encode(b"\x89PNG inside").decode() in page
+    assert base64.b64encode(b"\x89PNG outside").decode() not in page

@@ -14,11 +14,8 @@ trials stay out of the per-setting numbers, which its confirmation's runs make.
 from __future__ import annotations
 
 import argparse
-import base64
-import html
 import logging
 import os
-import re
 import sys
 import warnings
 from collections.abc import Sequence
@@ -32,6 +29,7 @@ from mlflow.tracking import MlflowClient
 from lrdecay.errors import TrackingError
 from lrdecay.report.claims import LITTLE, RARELY, check_claims, check_modern
 from lrdecay.report.inference import ALPHA
+from lrdecay.report.page import render_html
 from lrdecay.report.search import Search, load_search, search_figures, search_markdown
 from lrdecay.report.stats import (
     ReportError,
@@ -217,42 +215,6 @@ def render_markdown(
         ]
         lines += [f"- {claim.markdown(runset.datasets)}" for claim in modern]
     return "\n".join(lines) + "\n"
-
-
-_IMAGE_LINE = re.compile(r"!\[(?P<title>[^\]]*)\]\((?P<path>[^)\s]+\.png)\)")
-
-
-def render_html(markdown: str, out_dir: Path) -> str:
-    """``report.html``: ``report.md`` with its figures embedded, since MLflow's artifact viewer
-    shows a Markdown file's images as link text. Headings and images are HTML, the rest as is."""
-    parts, text = [], []
-
-    def flush() -> None:
-        if text:
-            parts.append(f"<pre>{html.escape(chr(10).join(text))}</pre>")
-            text.clear()
-
-    for line in markdown.splitlines():
-        image = _IMAGE_LINE.fullmatch(line.strip())
-        heading = re.fullmatch(r"(#{1,3}) (.*)", line)
-        if image and (out_dir / image["path"]).resolve().is_relative_to(out_dir.resolve()):
-            flush()
-            data = base64.b64encode((out_dir / image["path"]).read_bytes()).decode()
-            parts.append(
-                f'<img alt="{html.escape(image["title"])}" src="data:image/png;base64,{data}">'
-            )
-        elif heading:
-            flush()
-            level = len(heading[1])
-            parts.append(f"<h{level}>{html.escape(heading[2])}</h{level}>")
-        else:
-            text.append(line)
-    flush()
-    style = "body{font-family:sans-serif;max-width:70em}pre{white-space:pre-wrap}img{width:100%}"
-    return (
-        f"<!DOCTYPE html><html><head><meta charset='utf-8'><style>{style}</style></head>"
-        f"<body>{''.join(parts)}</body></html>\n"
-    )
 
 
 def write_report(
