@@ -32,6 +32,7 @@ from lrdecay.report.build import write_report
 from lrdecay.report.claims import Claim, check_claims
 from lrdecay.report.figures import RATE_ALPHA, curves_figure, rates_figure, scatter_figure
 from lrdecay.report.inference import compare_means, compare_times, holm
+from lrdecay.report.search import ROUGH_IMPORTANCES, Search, search_markdown
 from lrdecay.report.stats import SettingSummary, load_runs, summarise
 from tests.helpers import new_store
 
@@ -466,3 +467,21 @@ def test_settings_sharing_a_rate_all_stay_visible(censored_rows: list[SettingSum
             assert min(seen.values()) >= 20, (title, seen)
     finally:
         plt.close(fig)
+
+
+@pytest.mark.parametrize(("complete", "rough"), [(6, True), (ROUGH_IMPORTANCES, False)])
+def test_importances_from_a_few_trials_are_called_a_rough_ranking(
+    tmp_path: Path, complete: int, rough: bool
+) -> None:
+    """fANOVA's importances from a handful of trials move with every trial: the report says so
+    instead of letting three decimals suggest a measurement."""
+    search = Search(
+        objectives=["val_acc"],
+        directions=["maximize"],
+        study_name="study",
+        trials=[{"number": str(i), "state": "COMPLETE", "value": "0.5"} for i in range(complete)],
+        importances=[("optimizer.lr", 0.6), ("sequence", 0.4)],
+    )
+    text = "\n".join(search_markdown(search, [], tmp_path))
+    assert "| optimizer.lr | 0.600 |" in text
+    assert ("rough ranking" in text) is rough

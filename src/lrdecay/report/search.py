@@ -32,6 +32,9 @@ if TYPE_CHECKING:
 RESULTS_FILE = "optimization_results.yaml"
 TRIALS_FILE = "trials.csv"
 IMPORTANCES_FILE = "param_importances.csv"
+#: Below this many complete trials the importances are read as a rough ranking: fANOVA fits a
+#: random forest to the trials, and so few points move it with every trial added.
+ROUGH_IMPORTANCES = 20
 CONFIRM_FILE = "confirmation.csv"
 FINISHED = ("COMPLETE", "PRUNED")
 #: MLflow's switch for its artifact download progress bars.
@@ -253,9 +256,15 @@ def search_markdown(search: Search, figures: Sequence[Figure], out_dir: Path) ->
         rel = fig.path.relative_to(out_dir).as_posix()
         lines += [f"![{fig.title}]({rel})", "", f"*{fig.caption}*", ""]
     if search.importances:
+        rough = (
+            f" With {counts['COMPLETE']} complete trials this is a rough ranking, not a "
+            "measurement: close values do not order the parameters."
+            if counts["COMPLETE"] < ROUGH_IMPORTANCES
+            else ""
+        )
         lines += [
             f"Parameter importances for {search.objective} (Optuna, fANOVA over the "
-            "complete trials):",
+            f"complete trials).{rough}",
             "",
             "| Parameter | Importance |",
             "|:--|--:|",
