@@ -558,3 +558,17 @@ def test_a_store_written_before_the_metric_sections_reports_the_same(tmp_path: P
     assert (seq1["final_acc_n"], seq1["epochs_to_target_reached"]) == ("2", "2")
     assert (seq1["rate_moves_mean"], seq1["convergence_epoch_median"]) == ("2", "3")
     assert float(seq1["final_acc_mean"]) == pytest.approx(0.815)
+
+
+def test_the_header_counts_one_run_one_setting_and_one_seed_in_the_singular(
+    tmp_path: Path,
+) -> None:
+    uri = new_store(tmp_path / "mlflow.db")
+    client = MlflowClient(tracking_uri=uri)
+    _write_runs(client, "one", lambda section, name: f"{section}/{name}")
+    runs = client.search_runs([client.get_experiment_by_name("one").experiment_id])
+    for extra in runs[1:]:
+        client.delete_run(extra.info.run_id)
+    report = write_report(uri, experiment="one", out_dir=tmp_path / "report", target=0.75)
+    seed = runs[0].data.tags["seed"]
+    assert f"on digits: 1 run in 1 setting, seed {seed}, target" in report.read_text()

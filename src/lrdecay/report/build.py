@@ -168,8 +168,9 @@ def render_markdown(
     lines = [
         f"# Learning-rate decay study: {runset.experiment}",
         "",
-        f"Runs of {source} on {', '.join(runset.datasets)}: {len(runset.runs)} runs in "
-        f"{len(rows)} settings, seeds {', '.join(seeds)}"
+        f"Runs of {source} on {', '.join(runset.datasets)}: {_counted(len(runset.runs), 'run')} "
+        f"in {_counted(len(rows), 'setting')}, {'seed' if len(seeds) == 1 else 'seeds'} "
+        f"{', '.join(seeds)}"
         + (f", target accuracy {target:g}" if target is not None else "")
         + f". Written {stamp}.",
         "",
@@ -215,6 +216,11 @@ def render_markdown(
         ]
         lines += [f"- {claim.markdown(runset.datasets)}" for claim in modern]
     return "\n".join(lines) + "\n"
+
+
+def _counted(n: int, noun: str) -> str:
+    """``n`` and ``noun``, plural unless ``n`` is 1: "1 setting", "14 settings"."""
+    return f"{n} {noun}{'' if n == 1 else 's'}"
 
 
 def write_report(
