@@ -21,12 +21,14 @@ LAUNCHERS, LAUNCHER_ROUNDS = 4, 6
 #: What a sweep's launching process does to a store before any job starts, in the same calls
 #: (:class:`lrdecay.sweep.callbacks.SweepTracking`): open the store (creating its schema),
 #: make sure of the experiment, tidy dead parents, create the parent run; then close it. One
-#: process imports the modules once and forks ``argv[2]`` launching processes at once (each
+#: process imports the modules once (MLflow's SQLAlchemy store too, which MLflow would import
+#: in each fork on first use) and forks ``argv[2]`` launching processes at once (each
 #: ends as a process does, exit status 1 and its traceback on an error); it exits non-zero
 #: when any of them did. A launching process importing on its own would add seconds of CPU
 #: each, and spread the starts over the imports' jitter instead of racing them.
 LAUNCHER = """
 import os, socket, sys
+import mlflow.store.tracking.sqlalchemy_store
 from lrdecay.sweep.callbacks import HOST_TAG, PID_TAG, close_dead_parents
 from lrdecay.tracking.tracker import MlflowTracker, default_artifact_root
 uri, count = sys.argv[1], int(sys.argv[2])
