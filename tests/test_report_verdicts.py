@@ -30,7 +30,13 @@ from lrdecay.core.records import epoch_key, summary_key
 from lrdecay.palette import BASELINE_ADAM, BASELINE_COLORS, BASELINE_SGD, SEQUENCE_COLORS
 from lrdecay.report.build import write_report
 from lrdecay.report.claims import Claim, check_claims
-from lrdecay.report.figures import RATE_ALPHA, curves_figure, rates_figure, scatter_figure
+from lrdecay.report.figures import (
+    RATE_ALPHA,
+    curves_figure,
+    rates_figure,
+    required_censored,
+    scatter_figure,
+)
 from lrdecay.report.inference import compare_means, compare_times, holm
 from lrdecay.report.search import ROUGH_IMPORTANCES, Search, search_markdown
 from lrdecay.report.stats import SettingSummary, load_runs, summarise
@@ -366,7 +372,7 @@ def test_scatter_bars_run_from_the_fastest_to_the_slowest_seed_and_nowhere_else(
     each spans exactly its seeds' epochs, and a setting whose seeds all stopped at one epoch
     (one run, or all at the budget) gets no bar that would read as a spread."""
     shown = [s for s in censored_rows if s.scored is not None and s.convergence is not None]
-    spans = [(s.convergence.lo, s.convergence.horizon) for s in shown if s.convergence]
+    spans = [(required_censored(s).lo, required_censored(s).horizon) for s in shown]
     spread = sorted((lo, hi) for lo, hi in spans if hi > lo)
     assert spread and len(spread) < len(spans)  # the store has settings of both kinds
     fig = scatter_figure(censored_rows)

@@ -168,9 +168,9 @@ def render_markdown(
     lines = [
         f"# Learning-rate decay study: {runset.experiment}",
         "",
-        f"Runs of {source} on {', '.join(runset.datasets)}: {_counted(len(runset.runs), 'run')} "
-        f"in {_counted(len(rows), 'setting')}, {'seed' if len(seeds) == 1 else 'seeds'} "
-        f"{', '.join(seeds)}"
+        f"Runs of {source} on {', '.join(runset.datasets)}: {len(runset.runs)} "
+        f"{_noun('run', len(runset.runs))} in {len(rows)} {_noun('setting', len(rows))}, "
+        f"{_noun('seed', len(seeds))} {', '.join(seeds)}"
         + (f", target accuracy {target:g}" if target is not None else "")
         + f". Written {stamp}.",
         "",
@@ -218,9 +218,9 @@ def render_markdown(
     return "\n".join(lines) + "\n"
 
 
-def _counted(n: int, noun: str) -> str:
-    """``n`` and ``noun``, plural unless ``n`` is 1: "1 setting", "14 settings"."""
-    return f"{n} {noun}{'' if n == 1 else 's'}"
+def _noun(noun: str, n: int) -> str:
+    """``noun`` for a count of ``n``: "setting" for 1, "settings" otherwise."""
+    return noun if n == 1 else f"{noun}s"
 
 
 def write_report(
