@@ -16,17 +16,17 @@ pytestmark = pytest.mark.slow  # each test starts a forkserver that imports torc
 
 #: Launches two tasks on two workers the way Hydra's joblib launcher does (``joblib.Parallel``
 #: with the loky backend), after the sweep callback's set-up for the launcher named in argv[1];
-#: prints, as JSON, what each worker had imported before its task ran, and what the launching
-#: process had imported at the end.
+#: prints, as JSON, what each worker had imported before its task ran (and how many objects it
+#: inherited frozen), and what the launching process had imported at the end.
 LAUNCH = """
-import json, sys
+import gc, json, sys
 from joblib import Parallel, delayed
 from omegaconf import OmegaConf
 from lrdecay.sweep.workers import preload_workers
 
 def task(i):
     return {"torch": "torch" in sys.modules, "run": "lrdecay.run" in sys.modules,
-            "mlflow": "mlflow" in sys.modules}
+            "mlflow": "mlflow" in sys.modules, "frozen": gc.get_freeze_count()}
 
 preloaded = preload_workers(OmegaConf.create({"_target_": sys.argv[1], "n_jobs": 2}))
 workers = Parallel(n_jobs=2, backend="loky")(delayed(task)(i) for i in range(4))
@@ -57,9 +57,13 @@ def test_joblib_workers_start_with_torch_mlflow_and_the_job_code_imported() -> N
     assert not seen["launcher_torch"]  # the launching process still never imports torch
     for worker in seen["workers"]:
         assert worker["torch"] and worker["mlflow"] and worker["run"], worker
+        # the preload is frozen (no worker's collection walks it): far more than the
+        # few thousand objects a bare interpreter holds
+        assert worker["frozen"] > 100_000, worker
 
 
 def test_other_launchers_are_left_as_they_are() -> None:
     seen = _launch(BASIC)
     assert seen["preloaded"] is False
     assert not any(w["torch"] for w in seen["workers"])  # loky's fresh interpreters, as before
+    assert not any(w["frozen"] for w in seen["workers"])

@@ -27,6 +27,7 @@ PRELOAD = (
     "mlflow.store.tracking.sqlalchemy_store",
     "lrdecay.run",
     "lrdecay.tracking.plots",
+    "lrdecay.sweep.frozen",  # last: freezes all of the above (no collection walks it again)
 )
 
 #: The launcher whose workers this applies to (``hydra/launcher=joblib``).
