@@ -19,8 +19,9 @@ from omegaconf import DictConfig
 from lrdecay.config import register_configs, validate
 from lrdecay.core.interrupts import exit_status, stop_on_sigterm
 from lrdecay.errors import LrdecayError
-from lrdecay.host import available_cores, skip_final_collection
+from lrdecay.host import available_cores, import_frozen
 from lrdecay.sweep.outcomes import read_parent, read_swept
+from lrdecay.sweep.workers import PRELOAD
 from lrdecay.tracking.credentials import move_credentials
 from lrdecay.tracking.redact import redact_logging
 
@@ -81,7 +82,6 @@ def main(cfg: DictConfig) -> float | list[float]:
     """
     redact_logging()
     stop_on_sigterm()
-    skip_final_collection()
     try:
         validate(cfg)  # bad input fails here, before torch or MLflow are even imported
     except LrdecayError as exc:
@@ -89,6 +89,7 @@ def main(cfg: DictConfig) -> float | list[float]:
         if HydraConfig.get().mode != RunMode.MULTIRUN:
             sys.exit(2)
         return _failed(cfg)
+    import_frozen(PRELOAD)  # torch, MLflow and the run's code, without collections meanwhile
     from lrdecay.run import objective_values, run
 
     ctx = hydra_context()
@@ -130,7 +131,6 @@ def cli() -> None:
     """``python train.py``: an interrupt (Ctrl-C, SIGTERM) ends in one line and the shell's
     128 + signal exit status, not a traceback; its runs are already KILLED and resumable."""
     keep_credentials_out_of_files()
-    skip_final_collection()
     try:
         main()
     except KeyboardInterrupt as exc:

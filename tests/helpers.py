@@ -4,6 +4,7 @@ so that a test file imports exactly what it uses."""
 
 from __future__ import annotations
 
+import json
 import os
 import shutil
 import socket
@@ -58,6 +59,21 @@ def run_cli(args: list[str], cwd: Path, timeout: float = 300, env: dict | None =
         timeout=timeout,
         env=cli_env(env),
     )
+
+
+def python_json(code: str, *args: str, timeout: float = 300) -> Any:
+    """Run ``python -c code args`` in the project's root with the CLI's environment; it must
+    exit 0, and its last line of output, JSON, is returned decoded."""
+    done = subprocess.run(
+        [sys.executable, "-c", code, *args],
+        cwd=ROOT,
+        env=cli_env(),
+        capture_output=True,
+        text=True,
+        timeout=timeout,
+    )
+    assert done.returncode == 0, done.stderr[-3000:]
+    return json.loads(done.stdout.strip().splitlines()[-1])
 
 
 def start_cli(args: list[str], cwd: Path, **popen: Any) -> subprocess.Popen:

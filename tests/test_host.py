@@ -2,32 +2,42 @@
 
 from __future__ import annotations
 
-import json
-import subprocess
-import sys
+from tests.helpers import python_json
 
-from tests.helpers import ROOT, cli_env
-
-#: Registers a reporter first (atexit runs handlers last-registered first, so it runs last),
-#: then asks twice for the exit freeze; prints how much was frozen before the exit.
-EXIT = """
-import atexit, gc, json
-atexit.register(lambda: print(json.dumps({"at_exit": gc.get_freeze_count()})))
-import torch
-from lrdecay.host import skip_final_collection
-skip_final_collection()
-skip_final_collection()
-print(json.dumps({"before_exit": gc.get_freeze_count()}))
+#: Imports torch and MLflow (plainly, or through ``import_frozen``, then again through it),
+#: counting the collector's full collections meanwhile; prints what it saw as JSON.
+IMPORTS = """
+import gc, importlib, json, sys
+full = []
+def count(phase, info):
+    if phase == "stop" and info["generation"] == 2:
+        full.append(1)
+gc.callbacks.append(count)
+from lrdecay.host import import_frozen
+modules = ["torch", "mlflow"]
+if sys.argv[1] == "plain":
+    for name in modules:
+        importlib.import_module(name)
+else:
+    import_frozen(modules)
+seen = {"full": len(full), "frozen": gc.get_freeze_count(), "enabled": gc.isenabled()}
+import_frozen(modules)
+seen["frozen_again"] = gc.get_freeze_count()
+try:
+    import_frozen(["lrdecay_no_such_module"])
+except ModuleNotFoundError:
+    seen["enabled_after_a_failed_import"] = gc.isenabled()
+print(json.dumps(seen))
 """
 
 
-def test_the_heap_is_frozen_at_exit_and_only_then() -> None:
-    """The run's objects stay collectable while it runs; at its exit they are frozen, so the
-    interpreter's last collection does not walk them (what ``train.py`` asks for)."""
-    done = subprocess.run(
-        [sys.executable, "-c", EXIT], cwd=ROOT, env=cli_env(), capture_output=True, text=True
-    )
-    assert done.returncode == 0, done.stderr[-3000:]
-    seen = {k: v for line in done.stdout.splitlines() for k, v in json.loads(line).items()}
-    assert seen["before_exit"] == 0
-    assert seen["at_exit"] > 100_000  # torch's heap, frozen by the handler that ran before
+def test_imports_run_without_full_collections_and_stay_frozen() -> None:
+    """Plain imports of torch and MLflow walk the growing heap several times; through
+    ``import_frozen`` only the small heap before them is collected, what they built is frozen
+    (no later collection, the exit's included, walks it), and the collector runs again after."""
+    plain, frozen = python_json(IMPORTS, "plain"), python_json(IMPORTS, "frozen")
+    assert plain["full"] >= 3 and plain["frozen"] == 0, plain
+    assert frozen["full"] == 1, frozen  # the collection before the imports, on a small heap
+    assert frozen["frozen"] > 100_000 and frozen["enabled"], frozen
+    assert frozen["frozen_again"] == frozen["frozen"]  # all imported already: nothing to do
+    assert frozen["enabled_after_a_failed_import"] is True

@@ -3,14 +3,12 @@ process itself still imports no torch."""
 
 from __future__ import annotations
 
-import json
-import subprocess
 import sys
 
 import pytest
 
 from lrdecay.sweep.workers import JOBLIB_LAUNCHER
-from tests.helpers import ROOT, cli_env
+from tests.helpers import python_json
 
 pytestmark = pytest.mark.slow  # each test starts a forkserver that imports torch and MLflow
 
@@ -37,22 +35,9 @@ print(json.dumps({"preloaded": preloaded, "workers": workers, "launcher_torch": 
 BASIC = "hydra._internal.core_plugins.basic_launcher.BasicLauncher"
 
 
-def _launch(target: str) -> dict:
-    done = subprocess.run(
-        [sys.executable, "-c", LAUNCH, target],
-        cwd=ROOT,
-        env=cli_env(),
-        capture_output=True,
-        text=True,
-        timeout=300,
-    )
-    assert done.returncode == 0, done.stderr[-3000:]
-    return json.loads(done.stdout.strip().splitlines()[-1])
-
-
 @pytest.mark.skipif(not sys.platform.startswith("linux"), reason="workers preload on Linux only")
 def test_joblib_workers_start_with_torch_mlflow_and_the_job_code_imported() -> None:
-    seen = _launch(JOBLIB_LAUNCHER)
+    seen = python_json(LAUNCH, JOBLIB_LAUNCHER)
     assert seen["preloaded"] is True
     assert not seen["launcher_torch"]  # the launching process still never imports torch
     for worker in seen["workers"]:
@@ -63,7 +48,7 @@ def test_joblib_workers_start_with_torch_mlflow_and_the_job_code_imported() -> N
 
 
 def test_other_launchers_are_left_as_they_are() -> None:
-    seen = _launch(BASIC)
+    seen = python_json(LAUNCH, BASIC)
     assert seen["preloaded"] is False
     assert not any(w["torch"] for w in seen["workers"])  # loky's fresh interpreters, as before
     assert not any(w["frozen"] for w in seen["workers"])

@@ -22,7 +22,7 @@ from lrdecay.config import ReportConfig, validate
 from lrdecay.core.interrupts import install_stop_handlers
 from lrdecay.core.outcome import RunOutcome, RunStatus
 from lrdecay.errors import ConfigError, LrdecayError
-from lrdecay.host import alive, available_cores
+from lrdecay.host import alive, available_cores, import_frozen
 from lrdecay.sweep.outcomes import (
     CONFIRMATION_FILE,
     format_table,
@@ -32,6 +32,11 @@ from lrdecay.sweep.outcomes import (
 )
 from lrdecay.sweep.workers import preload_workers
 from lrdecay.tracking.redact import redact_logging, redact_text, redact_uri
+
+#: What the launching process imports to track a sweep, and to write its report: each loaded
+#: with the garbage collector paused, then frozen (:func:`lrdecay.host.import_frozen`).
+TRACKING_MODULES = ("mlflow", "mlflow.store.tracking.sqlalchemy_store", "lrdecay.tracking.tracker")
+REPORT_MODULES = ("lrdecay.report.build",)
 
 if TYPE_CHECKING:  # Hydra builds this callback for every run: keep MLflow and torch lazy
     from lrdecay.tracking.tracker import MlflowTracker
@@ -130,6 +135,7 @@ class SweepTracking(Callback):
             return
         self.report = conf.report
         store = Path(config.hydra.runtime.cwd) / conf.tracking.store_dir
+        import_frozen(TRACKING_MODULES)
         from lrdecay.tracking.tracker import (
             MlflowTracker,
             default_artifact_root,
@@ -257,6 +263,7 @@ class SweepTracking(Callback):
         """The sweep's report in ``<sweep_dir>/report`` (also logged to the parent run)."""
         if self.report is None or not self.report.enabled or self.tracker is None:
             return None
+        import_frozen(REPORT_MODULES)
         from lrdecay.report.build import write_report
 
         try:

@@ -18,7 +18,8 @@ from omegaconf import DictConfig
 
 log = logging.getLogger("lrdecay")
 
-#: What a job imports before it trains, loaded once in the forkserver. ``torch._dynamo`` is
+#: What a job imports before it trains: loaded once in the forkserver, and by ``train.py``'s job
+#: function up front (both through :func:`lrdecay.host.import_frozen`). ``torch._dynamo`` is
 #: imported by the first optimizer a job builds (torch's ``add_param_group`` is wrapped by it).
 PRELOAD = (
     "torch",
@@ -27,8 +28,10 @@ PRELOAD = (
     "mlflow.store.tracking.sqlalchemy_store",
     "lrdecay.run",
     "lrdecay.tracking.plots",
-    "lrdecay.sweep.frozen",  # last: freezes all of the above (no collection walks it again)
 )
+
+#: The one module the forkserver imports: it imports :data:`PRELOAD` and freezes it.
+FORKSERVER_PRELOAD = "lrdecay.sweep.frozen"
 
 #: The launcher whose workers this applies to (``hydra/launcher=joblib``).
 JOBLIB_LAUNCHER = "hydra_plugins.hydra_joblib_launcher.joblib_launcher.JoblibLauncher"
@@ -42,7 +45,7 @@ def preload_workers(launcher: DictConfig) -> bool:
         return False
     from joblib.externals.loky.backend.context import set_start_method
 
-    multiprocessing.get_context("forkserver").set_forkserver_preload(list(PRELOAD))
+    multiprocessing.get_context("forkserver").set_forkserver_preload([FORKSERVER_PRELOAD])
     set_start_method("forkserver", force=True)  # loky's own setting, read when workers start
     log.debug("sweep workers start from a forkserver that imported %s", ", ".join(PRELOAD))
     return True
