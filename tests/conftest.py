@@ -11,6 +11,8 @@ import os
 # Fashion-MNIST epoch beside a busy core took 27 CPU-seconds spinning and 20 passive.
 os.environ.setdefault("OMP_WAIT_POLICY", "PASSIVE")
 
+import gc
+import sys
 from collections.abc import Callable
 from pathlib import Path
 
@@ -63,6 +65,31 @@ def pytest_collection_modifyitems(items: list[pytest.Item]) -> None:
         return LONGEST_FIRST.index(name) if name in LONGEST_FIRST else len(LONGEST_FIRST)
 
     items.sort(key=rank)  # stable: each file's own order is unchanged
+
+
+#: How many modules this worker had imported when it last froze its heap.
+_FROZEN_AT: list[int] = [0]
+
+
+def _freeze_new_imports() -> None:
+    """Freeze the heap if modules were imported since the last time: they live as long as the
+    worker, and every full collection the tests' garbage triggers would walk them again
+    (101 such collections spent 37 of the fast tier's 166 CPU-seconds walking torch, MLflow
+    and the rest). Collected first, so only live objects are frozen."""
+    if len(sys.modules) > _FROZEN_AT[0]:
+        gc.collect()
+        gc.freeze()
+        _FROZEN_AT[0] = len(sys.modules)
+
+
+def pytest_collection_finish(session: pytest.Session) -> None:
+    """What collecting the test files imported (torch, MLflow, Hydra, the project)."""
+    _freeze_new_imports()
+
+
+def pytest_runtest_logfinish(nodeid: str, location: tuple) -> None:
+    """What a test imported on first use (optuna, statsmodels, torch._dynamo ...)."""
+    _freeze_new_imports()
 
 
 @pytest.fixture
