@@ -4,11 +4,19 @@ from __future__ import annotations
 
 import pytest
 from mlflow.tracking import MlflowClient
+from PIL import Image
 
 from lrdecay.config import validate
-from lrdecay.core.records import EPOCH_METRICS, FINAL_ACC_METRIC, epoch_key, summary_key
+from lrdecay.core.records import (
+    EPOCH_METRICS,
+    FINAL_ACC_METRIC,
+    EpochRecord,
+    epoch_key,
+    summary_key,
+)
 from lrdecay.errors import ConfigError
 from lrdecay.run import run
+from lrdecay.tracking.plots import history_figure
 
 
 def _only_run(uri: str, experiment: str = "lrdecay-digits"):
@@ -79,7 +87,7 @@ def test_curves_come_first_in_the_ui_chart_sections(make_cfg, tracking_uri) -> N
         ]
 
 
-def test_baseline_name_plot_artifact_and_seeded_repeat(make_cfg, tracking_uri) -> None:
+def test_baseline_name_plot_artifact_and_seeded_repeat(make_cfg, tracking_uri, tmp_path) -> None:
     overrides = (
         "trainer.max_epochs=3",
         "optimizer=adam",
@@ -97,6 +105,9 @@ def test_baseline_name_plot_artifact_and_seeded_repeat(make_cfg, tracking_uri) -
     assert {r.info.run_name for r in runs} == {"adam-fixed"}
     arts = {a.path for a in client.list_artifacts(runs[0].info.run_id)}
     assert "curves.png" in arts
+    curves = client.download_artifacts(runs[0].info.run_id, "curves.png", str(tmp_path))
+    with Image.open(curves) as png:  # the figure names its run, not only the experiment
+        assert png.text["Title"] == "adam-fixed · lrdecay-digits"
     lrs = {m.value for m in client.get_metric_history(runs[0].info.run_id, epoch_key("lr"))}
     assert lrs == {0.001}
 
@@ -140,3 +151,30 @@ def test_early_stop_rule(make_cfg) -> None:
 def test_bad_values_fail_validation_naming_the_field(make_cfg, override, field) -> None:
     with pytest.raises(ConfigError, match=field.replace(".", r"\.")):
         validate(make_cfg(override))
+
+
+def _rate_labels(rates: list[float]) -> list[str]:
+    """The labels a reader sees on a run figure's learning-rate axis for these epoch rates."""
+    history = [
+        EpochRecord(epoch, 1.0, 0.5, 1.0, 0.5, rate, 0, 1.0)
+        for epoch, rate in enumerate(rates, start=1)
+    ]
+    fig = history_figure(history, "a run")
+    fig.canvas.draw()
+    axis = fig.axes[2]
+    low, high = axis.get_ylim()
+    return [t.get_text() for t in axis.get_yticklabels() if low <= t.get_position()[1] <= high]
+
+
+@pytest.mark.parametrize(
+    ("rates", "labels"),
+    [
+        ([0.01] * 28 + [0.005] * 2, {"0.01", "0.005"}),  # oscillate: one step within a decade
+        ([0.01] * 10 + [0.009] * 20, {"0.01", "0.009"}),  # cutoff: a 10 % step
+        ([0.01 * 0.9**i for i in range(30)], {"0.01", "0.005", "0.002", "0.001", "0.0005"}),
+    ],
+)
+def test_a_run_figure_labels_the_rates_it_moves_between(rates, labels) -> None:
+    """Every level the rate reaches is read off the axis in plain numbers (a log axis with
+    decade ticks alone labelled 0.01 and nothing below it)."""
+    assert labels <= set(_rate_labels(rates))

@@ -337,7 +337,7 @@ class TrackedRun:
         if self.tracker is not None:
             assert prior.run is not None
             run_id = prior.run.info.run_id
-            self.tracker.reopen(run_id, self.parent_run_id)
+            self.tracker.reopen(run_id, prior.run.info.run_name, self.parent_run_id)
             replace_stale(self.tracker.client, prior, run_id)
             flushed = self.tracker.flush_history(history)
             if flushed:

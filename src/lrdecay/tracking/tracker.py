@@ -281,6 +281,7 @@ class MlflowTracker(Listener):
                 f"cannot use tracking.uri={redact_uri(uri)}: {str(exc).splitlines()[0]}"
             ) from exc
         self.run_id: str | None = None
+        self.run_name: str | None = None
         self.experiment_id: str | None = None
         self.pending: list[tuple[int, dict[str, float]]] = []
         self.warned = False
@@ -338,15 +339,16 @@ class MlflowTracker(Listener):
         if parent_run_id:
             all_tags["mlflow.parentRunId"] = parent_run_id
         run = self.client.create_run(experiment_id, run_name=run_name, tags=all_tags)
-        self.run_id = run.info.run_id
+        self.run_id, self.run_name = run.info.run_id, run.info.run_name
         items = [Param(k, v[:6000]) for k, v in params.items()]
         for i in range(0, len(items), PARAM_BATCH):
             self.client.log_batch(self.run_id, params=items[i : i + PARAM_BATCH])
         return self.run_id
 
-    def reopen(self, run_id: str, parent_run_id: str | None = None) -> None:
-        """Continue the existing run ``run_id`` (a resume): RUNNING again, under ``parent``."""
-        self.run_id = run_id
+    def reopen(self, run_id: str, run_name: str, parent_run_id: str | None = None) -> None:
+        """Continue the existing run ``run_id`` named ``run_name`` (a resume): RUNNING again,
+        under ``parent``."""
+        self.run_id, self.run_name = run_id, run_name
         with_retry(lambda: self.client.update_run(run_id, status="RUNNING"), 3, self.retry_delay)
         if parent_run_id:
             self.set_tags({"mlflow.parentRunId": parent_run_id})
@@ -447,9 +449,8 @@ class MlflowTracker(Listener):
             from lrdecay.tracking.plots import plot_history
 
             with tempfile.TemporaryDirectory() as tmp:
-                path = plot_history(
-                    outcome.history, Path(tmp) / "curves.png", title=self.experiment
-                )
+                title = f"{self.run_name} · {self.experiment}" if self.run_name else self.experiment
+                path = plot_history(outcome.history, Path(tmp) / "curves.png", title=title)
                 self.client.log_artifact(self.run_id, str(path))
 
     def end(self, status: str) -> None:
