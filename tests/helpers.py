@@ -4,6 +4,7 @@ so that a test file imports exactly what it uses."""
 
 from __future__ import annotations
 
+import dataclasses
 import json
 import os
 import shutil
@@ -19,7 +20,7 @@ import pytest
 from hydra import compose, initialize_config_dir
 from omegaconf import DictConfig
 
-from lrdecay.config import register_configs
+from lrdecay.config import DatasetConfig, register_configs
 from lrdecay.core.hooks import Listener
 from lrdecay.core.records import EpochRecord
 
@@ -39,6 +40,13 @@ def compose_config(overrides: list[str]) -> DictConfig:
     """The config ``python train.py <overrides>`` would run with."""
     with initialize_config_dir(config_dir=str(CONF_DIR), version_base="1.3"):
         return compose("config", overrides=overrides)
+
+
+def shipped_dataset(name: str, **changes: Any) -> DatasetConfig:
+    """The shipped ``dataset=<name>`` option as the run validates it, with ``changes``."""
+    from lrdecay.config import validate
+
+    return dataclasses.replace(validate(compose_config([f"dataset={name}"])).dataset, **changes)
 
 
 def cli_env(env: dict[str, str] | None = None) -> dict[str, str]:

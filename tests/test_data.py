@@ -10,10 +10,10 @@ import numpy as np
 import pytest
 import torch
 
-from lrdecay.config import DataConfig, DatasetConfig
+from lrdecay.config import DataConfig
 from lrdecay.core.data import DIGITS_CACHE_ENV, _read_digits, channels_first, load_data
 from lrdecay.errors import DataError
-from tests.helpers import require_debian_package, require_fashion_mnist
+from tests.helpers import require_debian_package, require_fashion_mnist, shipped_dataset
 
 CPU = torch.device("cpu")
 
@@ -51,7 +51,7 @@ def _offline(root: Path, **kw) -> DataConfig:
 
 def test_mnist_idx_files_load_normalised(tmp_path: Path) -> None:
     train_x, train_y = write_mnist(tmp_path)
-    bundle = load_data(DatasetConfig(name="mnist"), _offline(tmp_path), CPU)
+    bundle = load_data(shipped_dataset("mnist"), _offline(tmp_path), CPU)
     assert bundle.input_shape == (1, 28, 28)
     assert (len(bundle.train), len(bundle.val), bundle.test) == (40, 20, None)
     expected = (torch.as_tensor(train_x, dtype=torch.float32) / 255 - 0.5) / 0.5
@@ -62,17 +62,17 @@ def test_mnist_idx_files_load_normalised(tmp_path: Path) -> None:
 
 def test_gzipped_idx_files_are_unpacked(tmp_path: Path) -> None:
     write_mnist(tmp_path, folder="FashionMNIST", compress=True)
-    bundle = load_data(DatasetConfig(name="fashion_mnist"), _offline(tmp_path), CPU)
+    bundle = load_data(shipped_dataset("fashion_mnist"), _offline(tmp_path), CPU)
     assert len(bundle.train) == 40
     assert (tmp_path / "FashionMNIST" / "raw" / "train-images-idx3-ubyte").is_file()
 
 
 def test_the_next_job_in_a_worker_reuses_the_data_until_a_file_changes(tmp_path: Path) -> None:
     write_mnist(tmp_path)
-    cfg, data = DatasetConfig(name="mnist"), _offline(tmp_path)
+    cfg, data = shipped_dataset("mnist"), _offline(tmp_path)
     first = load_data(cfg, data, CPU)
     assert load_data(cfg, data, CPU) is first  # a sweep worker's next job: no re-read
-    assert load_data(DatasetConfig(name="mnist", val_fraction=0.5), data, CPU) is not first
+    assert load_data(shipped_dataset("mnist", val_fraction=0.5), data, CPU) is not first
     train_x, _ = write_mnist(tmp_path, n_train=30)  # the files are replaced in place
     fresh = load_data(cfg, data, CPU)
     assert len(fresh.train) == 30
@@ -92,7 +92,7 @@ def test_cifar_images_are_made_channels_first() -> None:
 
 def test_val_fraction_holds_out_train_and_reports_test(tmp_path: Path) -> None:
     write_mnist(tmp_path, n_train=50)
-    cfg = DatasetConfig(name="mnist", val_fraction=0.2)
+    cfg = shipped_dataset("mnist", val_fraction=0.2)
     bundle = load_data(cfg, _offline(tmp_path), CPU)
     assert (len(bundle.train), len(bundle.val), len(bundle.test)) == (40, 10, 20)
     again = load_data(cfg, _offline(tmp_path), CPU)
@@ -100,7 +100,7 @@ def test_val_fraction_holds_out_train_and_reports_test(tmp_path: Path) -> None:
 
 
 def test_digits_is_the_bundled_offline_set() -> None:
-    bundle = load_data(DatasetConfig(name="digits", height=8, width=8), DataConfig(), CPU)
+    bundle = load_data(shipped_dataset("digits", height=8, width=8), DataConfig(), CPU)
     assert (len(bundle.train), len(bundle.val)) == (1437, 360)
     assert bundle.input_shape == (1, 8, 8)
     assert sorted(bundle.val.y.unique().tolist()) == list(range(10))
@@ -162,7 +162,7 @@ def test_digits_load_when_the_cache_folder_cannot_be_written(
 
 def test_missing_data_offline_names_both_fixes(tmp_path: Path) -> None:
     with pytest.raises(DataError) as err:
-        load_data(DatasetConfig(name="mnist"), _offline(tmp_path), CPU)
+        load_data(shipped_dataset("mnist"), _offline(tmp_path), CPU)
     msg = str(err.value)
     assert "data.root=" in msg and "data.download=true" in msg
 
@@ -171,19 +171,19 @@ def test_data_root_that_is_a_file(tmp_path: Path) -> None:
     afile = tmp_path / "file"
     afile.write_text("x")
     with pytest.raises(DataError, match="is a file"):
-        load_data(DatasetConfig(name="mnist"), _offline(afile), CPU)
+        load_data(shipped_dataset("mnist"), _offline(afile), CPU)
 
 
 def test_corrupt_file_is_a_clear_error(tmp_path: Path) -> None:
     write_mnist(tmp_path)
     (tmp_path / "MNIST" / "raw" / "train-images-idx3-ubyte").write_bytes(b"\x00\x00garbage")
     with pytest.raises(DataError, match="corrupt"):
-        load_data(DatasetConfig(name="mnist"), _offline(tmp_path), CPU)
+        load_data(shipped_dataset("mnist"), _offline(tmp_path), CPU)
 
 
 def test_batches_cover_the_split_once_in_shuffled_order(tmp_path: Path) -> None:
     write_mnist(tmp_path, n_train=50)
-    train = load_data(DatasetConfig(name="mnist"), _offline(tmp_path), CPU).train
+    train = load_data(shipped_dataset("mnist"), _offline(tmp_path), CPU).train
     gen = torch.Generator().manual_seed(0)
     batches = list(train.batches(16, gen))
     assert [len(y) for _, y in batches] == [16, 16, 16, 2]
@@ -195,7 +195,7 @@ def test_batches_cover_the_split_once_in_shuffled_order(tmp_path: Path) -> None:
 def test_fashion_mnist_from_the_debian_package(tmp_path: Path) -> None:
     """With Debian's dataset-fashion-mnist installed, an empty data.root needs no network."""
     require_fashion_mnist()
-    bundle = load_data(DatasetConfig(name="fashion_mnist"), _offline(tmp_path), CPU)
+    bundle = load_data(shipped_dataset("fashion_mnist"), _offline(tmp_path), CPU)
     assert (len(bundle.train), len(bundle.val)) == (60000, 10000)
 
 
@@ -227,7 +227,7 @@ def test_cifar10_from_a_numpy_archive_needs_no_unpickling(tmp_path: Path) -> Non
         x_test=x_test,
         y_test=np.arange(20) % 10,
     )
-    config = DatasetConfig(name="cifar10", channels=3, height=32, width=32)
+    config = shipped_dataset("cifar10", channels=3, height=32, width=32)
     bundle = load_data(config, _offline(tmp_path), CPU)
     assert tuple(bundle.train.x.shape) == (40, 3, 32, 32) and len(bundle.val) == 20
     assert bundle.train.x[3, 2, 5, 7].item() == pytest.approx(x_train[3, 5, 7, 2] / 127.5 - 1)
@@ -235,7 +235,7 @@ def test_cifar10_from_a_numpy_archive_needs_no_unpickling(tmp_path: Path) -> Non
     np.savez(tmp_path / "cifar10.npz", x_train=x_train)  # arrays missing: one clear error
     with pytest.raises(DataError, match="y_train"):
         load_data(
-            DatasetConfig(name="cifar10", channels=3, height=32, width=32, split_seed=1),
+            shipped_dataset("cifar10", channels=3, height=32, width=32, split_seed=1),
             _offline(tmp_path),
             CPU,
         )

@@ -12,7 +12,7 @@ from typing import Any
 import pytest
 from omegaconf import OmegaConf
 
-from lrdecay.tracking.resume import IDENTITY, fingerprint
+from lrdecay.tracking.resume import IDENTITY, SHIPPED, fingerprint
 from lrdecay.tracking.tracker import flatten
 from tests.conftest import compose_config
 
@@ -24,7 +24,11 @@ COUNTS = [
     "dataset.split_seed=1",
     "dataset.epochs=7",  # through trainer.max_epochs: ${dataset.epochs}
     "model=cifar_cnn",
-    "model.dropout=0.5",
+    "+model.width=64",  # an argument of the model's class
+    "model._target_=mypkg.nets.TinyNet",
+    "optimizer._target_=torch.optim.RMSprop",
+    "dataset._target_=mypkg.data.blobs",
+    "+dataset.n=100",  # an argument of the data set's factory
     "optimizer=adam",
     "optimizer.lr=0.05",
     "optimizer.momentum=0.8",
@@ -107,7 +111,7 @@ def _in_identity(path: str) -> bool:
     if group not in IDENTITY:
         return False
     keys = IDENTITY[group]
-    return keys is None or key in keys
+    return keys is None or key in keys or key == "_target_"  # a component's class counts
 
 
 def test_every_key_outside_identity_is_ignored_and_new_keys_follow_their_group() -> None:
@@ -134,4 +138,45 @@ def test_every_key_outside_identity_is_ignored_and_new_keys_follow_their_group()
         grown = copy.deepcopy(tree)
         grown[group]["added_later"] = 1
         counts = fingerprint(OmegaConf.create(grown)) != base
-        assert counts == (keys is None), group
+        # a key added to a data set is an argument of its factory: it counts too
+        assert counts == (keys is None or group == "dataset"), group
+
+
+#: Fingerprints of the study's options as the project computed them before components were
+#: named by ``_target_``: runs already in a store must keep them (a re-launch skips or resumes
+#: them instead of training again).
+STORED = {
+    (): "8064f081b8232be2",
+    ("dataset=digits", "setting=seq3-epoch"): "5c5998861661f81c",
+    ("dataset=digits", "setting=adam-fixed"): "7d2da353653447e6",
+    ("dataset=cifar10", "setting=sgd-fixed"): "830ceece6849303f",
+    ("dataset=fashion_mnist", "setting=cosine", "seed=1"): "1261a3f3dd599eb3",
+    ("optimizer=adam", "sequence=seq1", "strategy=oscillate"): "4482216fe70de3ec",
+}
+
+
+@pytest.mark.parametrize("overrides", list(STORED))
+def test_the_study_options_keep_the_fingerprints_of_stored_runs(overrides: tuple) -> None:
+    assert fingerprint(compose_config(list(overrides))) == STORED[overrides]
+
+
+@pytest.mark.parametrize(
+    ("group", "name"), [(g, n) for g, (targets, _) in SHIPPED.items() for n in targets]
+)
+def test_the_shipped_targets_the_fingerprint_implies_are_those_of_the_options(
+    group: str, name: str
+) -> None:
+    assert compose_config([f"{group}={name}"])[group]["_target_"] == SHIPPED[group][0][name]
+
+
+def test_every_own_key_of_a_data_set_is_either_identity_or_incidental() -> None:
+    """Any other key of a dataset node is an argument of its factory, and counts."""
+    from dataclasses import fields
+
+    from lrdecay.config import DatasetConfig
+    from lrdecay.tracking.resume import DATASET_INCIDENTAL
+
+    own = {f.name for f in fields(DatasetConfig)} - {"target", "args"}
+    listed = IDENTITY["dataset"]
+    assert listed is not None
+    assert own == {*listed, *DATASET_INCIDENTAL}

@@ -5,8 +5,9 @@ from __future__ import annotations
 import pytest
 import torch
 
-from lrdecay.config import ModelConfig
-from lrdecay.core.models import build_model
+from lrdecay.components import build_model
+from lrdecay.config import validate
+from tests.conftest import compose_config
 
 
 @pytest.mark.parametrize(
@@ -18,7 +19,9 @@ from lrdecay.core.models import build_model
     ],
 )
 def test_models_give_logits_and_derive_flat_size(name, shape, flat) -> None:
-    model = build_model(ModelConfig(name=name), shape, num_classes=10)
+    conf = validate(compose_config([f"model={name}"]))
+    model = build_model(conf, shape, num_classes=10)
+    assert type(model).__name__ == {"mnist_cnn": "MnistCNN", "cifar_cnn": "CifarCNN"}[name]
     linears = [m for m in model.modules() if isinstance(m, torch.nn.Linear)]
     assert linears[0].in_features == flat
     assert [m.out_features for m in linears] == ([128, 10] if name == "mnist_cnn" else [500, 10])

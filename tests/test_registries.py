@@ -12,7 +12,7 @@ from hydra.core.config_store import ConfigStore
 from omegaconf import OmegaConf
 
 from hydra_plugins.lrdecay_optuna_sweeper import config as sweeper_config
-from lrdecay.config import OPTIMIZERS, validate
+from lrdecay.config import STUDY_OPTIMIZERS, validate
 from lrdecay.core.metrics import CONVERGENCE_THRESHOLD, CONVERGENCE_WINDOW, EVAL_BATCH_SIZE
 from lrdecay.core.objectives import OBJECTIVES
 from lrdecay.core.schedules import (
@@ -54,7 +54,7 @@ def test_every_setting_names_registered_options_and_is_named_by_them(setting: st
         return
     assert conf.sequence.name in SEQUENCES
     assert conf.strategy.name in STRATEGIES
-    assert conf.optimizer.name in OPTIMIZERS
+    assert conf.optimizer.name in STUDY_OPTIMIZERS
     assert _setting_name(conf.optimizer.name, conf.sequence.name, conf.strategy.name) == setting
 
 
@@ -66,7 +66,7 @@ def test_the_paper_preset_lists_existing_settings_the_whole_grid_and_the_baselin
         conf = validate(compose_config([f"setting={setting}"]))  # composes: the file exists
         assert conf.sequence.name in SEQUENCES and conf.strategy.name in STRATEGIES
     grid = {f"{q}-{s}" for q in study_names(SEQUENCES) for s in study_names(STRATEGIES)}
-    baselines = {f"{o}-{FIXED_STRATEGY}" for o in OPTIMIZERS}
+    baselines = {f"{o}-{FIXED_STRATEGY}" for o in STUDY_OPTIMIZERS}
     assert set(paper) == grid | baselines
 
 

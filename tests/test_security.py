@@ -10,11 +10,11 @@ from pathlib import Path
 import pytest
 import torch
 
-from lrdecay.config import DataConfig, DatasetConfig, validate
+from lrdecay.config import DataConfig, validate
 from lrdecay.core.data import load_data
 from lrdecay.errors import ConfigError, DataError
 from lrdecay.report.page import render_html
-from tests.helpers import compose_config, error_line, run_cli
+from tests.helpers import compose_config, error_line, run_cli, shipped_dataset
 
 CIFAR_FILES = [*(f"data_batch_{i}" for i in range(1, 6)), "test_batch", "batches.meta"]
 
@@ -41,7 +41,7 @@ def write_crafted_cifar(root: Path, marker: Path) -> Path:
 def test_crafted_cifar_files_are_refused_before_unpickling(tmp_path: Path) -> None:
     marker = tmp_path / "payload-ran"
     folder = write_crafted_cifar(tmp_path / "data", marker)
-    cifar = DatasetConfig(name="cifar10", channels=3, height=32, width=32)
+    cifar = shipped_dataset("cifar10", channels=3, height=32, width=32)
     with pytest.raises(DataError, match="data_batch_1 is not the official CIFAR-10 file"):
         load_data(
             cifar, DataConfig(root=str(tmp_path / "data"), download=False), torch.device("cpu")

@@ -22,9 +22,10 @@ from lrdecay.tracking.credentials import PASSWORD_ENV, USERNAME_ENV, split_crede
 from lrdecay.tracking.store import DEFAULT_STORE_DIR
 
 DEVICES = ("auto", "cpu", "cuda", "mps")
-DATASETS = ("mnist", "fashion_mnist", "cifar10", "digits")
-MODELS = ("mnist_cnn", "cifar_cnn")
-OPTIMIZERS = ("sgd", "adam")
+#: The reference study's optimizers (its baselines and the grid's SGD); other options are modern.
+STUDY_OPTIMIZERS = ("sgd", "adam")
+#: Keys of a ``_target_`` node that Hydra reads itself, not arguments of the class.
+HYDRA_KEYS = ("_target_", "_partial_", "_recursive_", "_convert_", "_args_")
 
 
 PRECISIONS = ("fp32", "bf16")  # see lrdecay.acceleration
@@ -55,7 +56,11 @@ def _finite(node: Any, key: str) -> None:
     setting of this project means anything at a non-finite value."""
     if is_dataclass(node):
         for f in fields(node):
-            _finite(getattr(node, f.name), f"{key}.{f.name}" if key else f.name)
+            inner = key if f.name == "args" else f"{key}.{f.name}" if key else f.name
+            _finite(getattr(node, f.name), inner)
+    elif isinstance(node, dict):  # a component's arguments
+        for name, value in node.items():
+            _finite(value, f"{key}.{name}")
     elif isinstance(node, list | tuple):
         for item in node:
             _finite(item, key)
@@ -82,14 +87,63 @@ def is_folder_name(name: str) -> bool:
 
 
 @dataclass
-class DatasetConfig:
-    """Where the samples come from, their shape, and how they are split and batched."""
+class Component:
+    """A config node that Hydra's ``instantiate`` builds: the class or factory its ``_target_``
+    names, the keyword arguments it is called with (every other key but ``name``; Hydra's own
+    ``_partial_`` and friends included), and the option's ``name`` (tags, run names; the class's
+    name when the node has none)."""
 
+    target: str = ""
+    name: str = ""
+    args: dict[str, Any] = field(default_factory=dict)
+
+    def check(self, key: str) -> None:
+        """Raise unless ``_target_`` and ``name`` are usable (the class is checked by the run)."""
+        _check(bool(self.target), f"{key}._target_", "name the class or factory to build")
+        _check(is_folder_name(self.name), f"{key}.name", f"{self.name!r} is not a name")
+
+
+def split_component(node: Any, key: str, fields_: Iterable[str] = ()) -> tuple[dict, dict]:
+    """``node`` (a mapping) as (the run's own keys ``fields_`` plus ``_target_``/``name``,
+    the target's arguments); a :class:`ConfigError` if it is not a mapping."""
+    _check(isinstance(node, dict), key, f"must be a config node with a _target_, got {node!r}")
+    own = {"name", *fields_}
+    target = node.get("_target_")
+    name = node.get("name") or (str(target).rsplit(".", 1)[-1] if target else "")
+    kept = {k: v for k, v in node.items() if k in own and k != "name"}
+    args = {k: v for k, v in node.items() if k not in own and k != "_target_"}
+    return {"target": target if isinstance(target, str) else "", "name": name, **kept}, args
+
+
+def _typed(cls: type, values: dict[str, Any], key: str) -> Any:
+    """``cls(**values)`` with OmegaConf's type checks and conversions, errors naming ``key``."""
+    try:
+        merged = OmegaConf.merge(OmegaConf.structured(cls), values)
+        return OmegaConf.to_object(merged)
+    except ConfigError:
+        raise
+    except Exception as exc:  # OmegaConf's ValidationError and friends carry the key
+        inner = getattr(exc, "full_key", None)
+        msg = (getattr(exc, "msg", None) or str(exc)).strip().splitlines()[0]
+        raise ConfigError(f"{key}.{inner}: {msg}" if inner else f"{key}: {msg}") from exc
+
+
+#: Keys of a component that its option itself must give.
+NOT_DEFAULTS = ("target", "name", "args")
+
+
+@dataclass
+class DatasetConfig(Component):
+    """Where the samples come from (``_target_``: a data-set factory, see
+    :mod:`lrdecay.core.data`), their shape, and how they are split and batched. ``channels``,
+    ``height``, ``width`` and ``num_classes`` left null are read off the data."""
+
+    target: str = "lrdecay.core.data.mnist"
     name: str = "mnist"
-    channels: int = 1
-    height: int = 28
-    width: int = 28
-    num_classes: int = 10
+    channels: int | None = None
+    height: int | None = None
+    width: int | None = None
+    num_classes: int | None = None
     batch_size: int = 64
     eval_batch_size: int = EVAL_BATCH_SIZE
     epochs: int = 50
@@ -98,19 +152,35 @@ class DatasetConfig:
     target_accuracy: float = 0.98
 
     def __post_init__(self) -> None:
-        _one_of(self.name, DATASETS, "dataset.name")
-        for key in (
-            "channels",
-            "height",
-            "width",
-            "num_classes",
-            "batch_size",
-            "eval_batch_size",
-            "epochs",
-        ):
+        self.check("dataset")
+        for key in ("channels", "height", "width", "num_classes"):
+            value = getattr(self, key)
+            _check(value is None or value >= 1, f"dataset.{key}", "must be >= 1 or null")
+        for key in ("batch_size", "eval_batch_size", "epochs"):
             _check(getattr(self, key) >= 1, f"dataset.{key}", "must be >= 1")
         _check(0.0 <= self.val_fraction < 1.0, "dataset.val_fraction", "must be in [0, 1)")
         _check(0.0 < self.target_accuracy <= 1.0, "dataset.target_accuracy", "must be in (0, 1]")
+
+    @property
+    def shape(self) -> tuple[int, int, int] | None:
+        """The declared input shape (C, H, W), or None where the data decide it."""
+        dims = (self.channels, self.height, self.width)
+        return None if any(d is None for d in dims) else dims  # type: ignore[return-value]
+
+    @classmethod
+    def defaults(cls) -> dict[str, Any]:
+        """The run's own keys with their defaults: what every ``dataset`` option starts from
+        (its factory, name and arguments come from the option)."""
+        return {f.name: getattr(cls, f.name) for f in fields(cls) if f.name not in NOT_DEFAULTS}
+
+    @classmethod
+    def of(cls, node: Any) -> DatasetConfig:
+        """The typed dataset config of a composed ``dataset`` node."""
+        own = [f.name for f in fields(cls) if f.name not in ("target", "args")]
+        values, args = split_component(node, "dataset", own)
+        obj = _typed(cls, values, "dataset")
+        obj.args = args
+        return obj
 
 
 @dataclass
@@ -127,37 +197,82 @@ class DataConfig:
 
 
 @dataclass
-class ModelConfig:
-    """One of the reference CNNs."""
+class ModelConfig(Component):
+    """A ``torch.nn.Module`` class, called with ``input_shape`` (C, H, W) and ``num_classes``
+    (filled in by the run from the data) and its own arguments."""
 
+    target: str = "lrdecay.core.models.MnistCNN"
     name: str = "mnist_cnn"
-    dropout: float = 0.25
 
     def __post_init__(self) -> None:
-        _one_of(self.name, MODELS, "model.name")
-        _check(0.0 <= self.dropout < 1.0, "model.dropout", "must be in [0, 1)")
+        self.check("model")
+        if "dropout" in self.args:
+            dropout = self.args["dropout"]
+            _check(
+                isinstance(dropout, int | float) and 0.0 <= dropout < 1.0,
+                "model.dropout",
+                "must be in [0, 1)",
+            )
+
+    @classmethod
+    def of(cls, node: Any) -> ModelConfig:
+        """The typed model config of a composed ``model`` node."""
+        values, args = split_component(node, "model")
+        return cls(args=args, **values)
 
 
-@dataclass
-class OptimizerConfig:
-    """Optimizer class and its initial learning rate r0."""
+def _number_in(value: Any, low: float, high: float) -> bool:
+    """Whether ``value`` is a number (not a bool) in ``[low, high)``."""
+    return isinstance(value, int | float) and not isinstance(value, bool) and low <= value < high
 
-    name: str = "sgd"
-    lr: float = 0.01
-    momentum: float = 0.9
-    weight_decay: float = 0.0
-    betas: list[float] = field(default_factory=lambda: [0.9, 0.999])
 
-    def __post_init__(self) -> None:
-        _one_of(self.name, OPTIMIZERS, "optimizer.name")
-        _check(self.lr > 0, "optimizer.lr", f"must be > 0, got {self.lr}")
-        _check(0.0 <= self.momentum < 1.0, "optimizer.momentum", "must be in [0, 1)")
-        _check(self.weight_decay >= 0, "optimizer.weight_decay", "must be >= 0")
+def _check_optimizer_args(args: dict[str, Any]) -> None:
+    """Ranges of the arguments every ``torch.optim`` class reads the same way, checked wherever
+    an option has them, before anything is built."""
+    lr = args.get("lr")
+    _check(
+        _number_in(lr, 0.0, math.inf) and lr > 0,
+        "optimizer.lr",
+        f"must be > 0 (r0, the sequences' first rate), got {lr}",
+    )
+    if "momentum" in args:
+        _check(_number_in(args["momentum"], 0.0, 1.0), "optimizer.momentum", "must be in [0, 1)")
+    if "weight_decay" in args:
+        wd = args["weight_decay"]
+        _check(_number_in(wd, 0.0, math.inf), "optimizer.weight_decay", "must be >= 0")
+    if "betas" in args:
+        betas = args["betas"]
         _check(
-            len(self.betas) == 2 and all(0 <= b < 1 for b in self.betas),
+            isinstance(betas, list | tuple)
+            and len(betas) == 2
+            and all(_number_in(b, 0.0, 1.0) for b in betas),
             "optimizer.betas",
             "must be two numbers in [0, 1)",
         )
+
+
+@dataclass
+class OptimizerConfig(Component):
+    """A ``torch.optim.Optimizer`` class, built on the model's parameters with its own
+    arguments; ``lr`` is r0, the first term of the sequence the run moves the rate along."""
+
+    target: str = "torch.optim.SGD"
+    name: str = "sgd"
+
+    def __post_init__(self) -> None:
+        self.check("optimizer")
+        _check_optimizer_args(self.args)
+
+    @property
+    def lr(self) -> float:
+        """r0: the initial learning rate."""
+        return float(self.args["lr"])
+
+    @classmethod
+    def of(cls, node: Any) -> OptimizerConfig:
+        """The typed optimizer config of a composed ``optimizer`` node."""
+        values, args = split_component(node, "optimizer")
+        return cls(args=args, **values)
 
 
 @dataclass
@@ -301,10 +416,12 @@ class TrialConfig:
 class LrdecayConfig:
     """The root of every composed run."""
 
-    dataset: DatasetConfig = field(default_factory=DatasetConfig)
+    # Components built by ``_target_``: open nodes in the schema Hydra composes (any class's
+    # arguments), typed objects once validated (see :meth:`__post_init__`).
+    dataset: Any = field(default_factory=DatasetConfig.defaults)
     data: DataConfig = field(default_factory=DataConfig)
-    model: ModelConfig = field(default_factory=ModelConfig)
-    optimizer: OptimizerConfig = field(default_factory=OptimizerConfig)
+    model: Any = field(default_factory=dict)
+    optimizer: Any = field(default_factory=dict)
     sequence: SequenceConfig = field(default_factory=SequenceConfig)
     strategy: StrategyConfig = field(default_factory=StrategyConfig)
     trainer: TrainerConfig = field(default_factory=TrainerConfig)
@@ -319,6 +436,12 @@ class LrdecayConfig:
     threads: int | None = None
 
     def __post_init__(self) -> None:
+        if not isinstance(self.dataset, DatasetConfig):
+            self.dataset = DatasetConfig.of(self.dataset)
+        if not isinstance(self.model, ModelConfig):
+            self.model = ModelConfig.of(self.model)
+        if not isinstance(self.optimizer, OptimizerConfig):
+            self.optimizer = OptimizerConfig.of(self.optimizer)
         _one_of(self.device, DEVICES, "device")
         _check(len(self.objective) >= 1, "objective", "name at least one objective")
         for name in self.objective:

@@ -19,14 +19,14 @@ from typing import Any
 import torch
 from omegaconf import DictConfig, OmegaConf
 
-from lrdecay.config import LrdecayConfig, OptimizerConfig, validate
+from lrdecay.components import build_model, build_optimizer, check_components
+from lrdecay.config import LrdecayConfig, validate
 from lrdecay.core.acceleration import accelerate, uses_channels_last
 from lrdecay.core.checkpoint import CHECKPOINT_FILE, CheckpointListener, load_checkpoint, restore
 from lrdecay.core.data import load_data
 from lrdecay.core.engine import Engine, TrainerSettings
 from lrdecay.core.hooks import Listener
 from lrdecay.core.interrupts import StopAtEpochEnd
-from lrdecay.core.models import build_model
 from lrdecay.core.objectives import OBJECTIVES
 from lrdecay.core.outcome import RunOutcome, RunStatus
 from lrdecay.core.progress import EpochLogLine, ProgressBar
@@ -96,22 +96,6 @@ def objective_values(outcome: RunOutcome, names: Iterable[str]) -> list[float]:
     """The outcome's values for the objectives ``names`` (NaN where a value is missing)."""
     metrics = outcome.metrics()
     return [float(metrics.get(OBJECTIVES[name].key, float("nan"))) for name in names]
-
-
-def build_optimizer(
-    cfg: OptimizerConfig, params: Iterable[torch.nn.Parameter]
-) -> torch.optim.Optimizer:
-    """SGD with momentum or Adam at initial rate ``cfg.lr`` (= r0)."""
-    if cfg.name == "sgd":
-        return torch.optim.SGD(
-            params, lr=cfg.lr, momentum=cfg.momentum, weight_decay=cfg.weight_decay
-        )
-    return torch.optim.Adam(
-        params,
-        lr=cfg.lr,
-        betas=tuple(cfg.betas),  # type: ignore[arg-type]
-        weight_decay=cfg.weight_decay,
-    )
 
 
 def _tags(
@@ -247,10 +231,8 @@ def build_engine(
     ``device``, the model, its optimizer and scheduler, and the engine that trains them,
     observed by ``listeners``."""
     data = load_data(conf.dataset, conf.data, device)
-    model = accelerate(
-        build_model(conf.model, data.input_shape, data.num_classes), device, conf.trainer
-    )
-    optimizer = build_optimizer(conf.optimizer, model.parameters())
+    model = accelerate(build_model(conf, data.input_shape, data.num_classes), device, conf.trainer)
+    optimizer = build_optimizer(conf, model.parameters())
     cfg = with_budget(cfg, conf, len(data.train))  # steps per epoch, for per-batch schedulers
     scheduler = build_scheduler(cfg, conf, optimizer)
     settings = TrainerSettings(
@@ -403,6 +385,7 @@ def _train(
     the tracked run. Fills ``outcome``'s setting, run id and note as soon as they are known;
     returns the fit's outcome."""
     conf = validate(cfg)
+    check_components(conf)  # model, optimizer, data set: importable, right kind, arguments fit
     if conf.sequence.scheduler is not None:  # a PyTorch scheduler: importable, its arguments fit
         check_scheduler(conf.sequence, conf.strategy.name)
     outcome.setting = conf.tracking.run_name or run_name(conf)

@@ -21,8 +21,6 @@ missing or unknown argument, a strategy that cannot time the scheduler.
 
 from __future__ import annotations
 
-import importlib
-import inspect
 import math
 from typing import TYPE_CHECKING, Any
 
@@ -30,6 +28,7 @@ from hydra.errors import InstantiationException
 from hydra.utils import instantiate
 from omegaconf import DictConfig, OmegaConf
 
+from lrdecay.components import check_arguments, component_class, first_line
 from lrdecay.errors import ConfigError
 
 if TYPE_CHECKING:
@@ -40,30 +39,8 @@ if TYPE_CHECKING:
     from lrdecay.core.torch_schedules import TorchScheduler
 
 KEY = "sequence.scheduler"
-#: Keys of a ``_target_`` node that Hydra reads itself, not arguments of the class.
-HYDRA_KEYS = ("_target_", "_partial_", "_recursive_", "_convert_", "_args_")
 #: What the run passes to every scheduler itself.
 GIVEN = "optimizer"
-
-
-def _first_line(exc: BaseException) -> str:
-    text = str(exc).strip()
-    return text.splitlines()[0][:300] if text else type(exc).__name__
-
-
-def locate(path: str) -> object:
-    """The object at dotted ``path`` (``pkg.module.Class``): its longest importable module, then
-    attributes. Quiet on failure (Hydra's own lookup logs an ERROR line of its own)."""
-    parts = path.split(".")
-    for i in range(len(parts), 0, -1):
-        try:
-            found: object = importlib.import_module(".".join(parts[:i]))
-        except ModuleNotFoundError:
-            continue
-        for name in parts[i:]:
-            found = getattr(found, name)  # AttributeError: no such class in that module
-        return found
-    raise ImportError(f"no module in '{path}'")
 
 
 def scheduler_class(scheduler: dict[str, Any]) -> type:
@@ -77,16 +54,12 @@ def scheduler_class(scheduler: dict[str, Any]) -> type:
             f"{KEY}._target_: name the scheduler class, e.g. "
             "torch.optim.lr_scheduler.CosineAnnealingLR"
         )
-    try:
-        cls = locate(target)
-    except Exception as exc:  # not there, or its module fails to import
-        raise ConfigError(f"{KEY}._target_: cannot import '{target}'") from exc
-    if not (isinstance(cls, type) and issubclass(cls, LRScheduler)):
-        raise ConfigError(
-            f"{KEY}._target_: '{target}' is not a PyTorch LR scheduler "
-            "(a subclass of torch.optim.lr_scheduler.LRScheduler)"
-        )
-    return cls
+    return component_class(
+        target,
+        LRScheduler,
+        KEY,
+        "a PyTorch LR scheduler (a subclass of torch.optim.lr_scheduler.LRScheduler)",
+    )
 
 
 def is_plateau(cls: type) -> bool:
@@ -108,13 +81,8 @@ def check_scheduler(sequence: SequenceConfig, strategy: str) -> None:
             f"sequence.interval: '{sequence.interval}' is not one of {', '.join(INTERVALS)}"
         )
     cls = scheduler_class(sequence.scheduler)
-    args = {k: v for k, v in sequence.scheduler.items() if k not in HYDRA_KEYS}
-    if GIVEN in args:
-        raise ConfigError(f"{KEY}.{GIVEN}: the run passes its own optimizer; remove this key")
-    try:
-        inspect.signature(cls).bind(None, **args)
-    except TypeError as exc:
-        raise ConfigError(f"{KEY}: {cls.__name__} {_first_line(exc)}") from None
+    args = {k: v for k, v in sequence.scheduler.items() if k != "_target_"}
+    check_arguments(cls, args, {GIVEN: None}, KEY)
     if strategy != "epoch" and (sequence.interval == "batch" or is_plateau(cls)):
         how = "every batch" if sequence.interval == "batch" else "on the validation loss itself"
         raise ConfigError(
@@ -167,6 +135,6 @@ def build_scheduler(
     except InstantiationException as exc:
         cause = exc.__cause__ or exc
         raise ConfigError(
-            f"{KEY}: {seq.scheduler['_target_']} cannot be built: {_first_line(cause)}"
+            f"{KEY}: {seq.scheduler['_target_']} cannot be built: {first_line(cause)}"
         ) from None
     return TorchScheduler(built, strategy, seq.interval)

@@ -9,16 +9,19 @@ per-sample Python work.
 from __future__ import annotations
 
 import contextlib
+import inspect
 import logging
 import os
 import pickle
+import pydoc
 import shutil
 import socket
 import tempfile
-from collections.abc import Iterator
+from collections.abc import Callable, Iterator
 from dataclasses import dataclass
+from dataclasses import fields as dataclass_fields
 from pathlib import Path
-from typing import TYPE_CHECKING
+from typing import TYPE_CHECKING, Any
 
 import numpy as np
 import torch
@@ -189,10 +192,25 @@ def _read_npz(path: Path) -> tuple[Split, Split]:
     return split(x_tr, y_tr), split(x_te, y_te)
 
 
-def _read_torchvision(name: str, data: DataConfig) -> tuple[Split, Split]:
+def _read_torchvision(
+    name: str, root: str | Path, download: bool, download_timeout: float
+) -> tuple[Split, Split]:
     """Read the official train and test splits of a torchvision data set, downloading if allowed
-    (CIFAR-10 from a NumPy archive instead when ``data.root`` holds one)."""
-    root = Path(data.root).expanduser()
+    (CIFAR-10 from a NumPy archive instead when ``root`` holds one); a corrupt file is one
+    :class:`DataError` naming the fix."""
+    try:
+        return _read_torchvision_files(name, Path(root).expanduser(), download, download_timeout)
+    except (AssertionError, ValueError, KeyError, EOFError, OSError, pickle.UnpicklingError) as exc:
+        raise DataError(
+            f"a {name} file under {root} is unreadable or corrupt "
+            f"({exc or type(exc).__name__}); delete it and load again"
+        ) from exc
+
+
+def _read_torchvision_files(
+    name: str, root: Path, download: bool, download_timeout: float
+) -> tuple[Split, Split]:
+    """:func:`_read_torchvision`'s reading, without its catch-all for corrupt files."""
     if root.exists() and not root.is_dir():
         raise DataError(f"data.root={root} is a file, not a directory; point data.root at a folder")
     if name == "cifar10" and (root / CIFAR10_NPZ).is_file():
@@ -206,12 +224,12 @@ def _read_torchvision(name: str, data: DataConfig) -> tuple[Split, Split]:
     splits = []
     for train in (True, False):
         try:
-            with _socket_timeout(data.download_timeout):
-                ds = cls(root=str(root), train=train, download=data.download)
+            with _socket_timeout(download_timeout):
+                ds = cls(root=str(root), train=train, download=download)
         except RuntimeError as exc:  # torchvision's "not found" and "error downloading"
-            raise _missing_data_error(name, root, data.download, exc) from exc
+            raise _missing_data_error(name, root, download, exc) from exc
         except OSError as exc:
-            why = _unwritable(root) if data.download else None
+            why = _unwritable(root) if download else None
             if why is None:
                 raise
             raise DataError(
@@ -223,6 +241,33 @@ def _read_torchvision(name: str, data: DataConfig) -> tuple[Split, Split]:
         labels = torch.as_tensor(np.asarray(ds.targets), dtype=torch.int64)
         splits.append(Split(normalise(images, 255.0), labels))
     return splits[0], splits[1]
+
+
+# --------------------------------------------------------------------------- the shipped factories
+
+
+def mnist(root: str, download: bool = True, download_timeout: float = 10.0) -> tuple[Split, Split]:
+    """MNIST (the study's Table 1): 60 000 train / 10 000 test 28×28 digits."""
+    return _read_torchvision("mnist", root, download, download_timeout)
+
+
+def fashion_mnist(
+    root: str, download: bool = True, download_timeout: float = 10.0
+) -> tuple[Split, Split]:
+    """Fashion-MNIST: MNIST's format, ten kinds of clothing (also from Debian's package)."""
+    return _read_torchvision("fashion_mnist", root, download, download_timeout)
+
+
+def cifar10(
+    root: str, download: bool = True, download_timeout: float = 10.0
+) -> tuple[Split, Split]:
+    """CIFAR-10 (the study's Table 2): 50 000 train / 10 000 test 32×32 colour images."""
+    return _read_torchvision("cifar10", root, download, download_timeout)
+
+
+def digits() -> tuple[Split, Split]:
+    """scikit-learn's bundled 8×8 digits, a fixed stratified 80/20 split: no files, no network."""
+    return _read_digits()
 
 
 def _unwritable(root: Path) -> str | None:
@@ -362,9 +407,9 @@ def _files_stamp(root: Path) -> tuple:
 
 
 def _cache_key(dataset: DatasetConfig, data: DataConfig, device: torch.device) -> tuple:
-    """What a bundle depends on: the data set's config, the device, and (for data read from
-    files) the root and the files in it."""
-    if dataset.name == "digits":
+    """What a bundle depends on: the data set's config, the device, and (for a factory that
+    reads files under ``data.root``) the root and the files in it."""
+    if "root" not in data_keywords(locate_factory(dataset), data):
         return repr(dataset), str(device)
     root = Path(data.root).expanduser().resolve()
     return repr(dataset), str(device), str(root), _files_stamp(root)
@@ -397,38 +442,69 @@ def load_data(dataset: DatasetConfig, data: DataConfig, device: torch.device) ->
     return bundle
 
 
-def _read_bundle(dataset: DatasetConfig, data: DataConfig, device: torch.device) -> DataBundle:
-    """Read, check, split and place ``dataset`` (what :func:`load_data` does on a miss)."""
-    if dataset.name == "digits":
-        train, test = _read_digits()
+# --------------------------------------------------------------------------- any factory
+
+
+def locate_factory(dataset: DatasetConfig) -> Callable[..., Any]:
+    """The callable ``dataset._target_`` names (checked by the run before anything loads)."""
+    factory = pydoc.locate(dataset.target)
+    if not callable(factory):
+        raise DataError(f"dataset._target_: '{dataset.target}' is not an importable callable")
+    return factory
+
+
+def data_keywords(factory: Callable[..., Any], data: DataConfig) -> dict[str, Any]:
+    """The ``data.*`` settings (``root``, ``download``, ...) that ``factory``'s signature names,
+    by name: what the run fills in besides the data set's own arguments."""
+    params = inspect.signature(factory).parameters
+    takes_any = any(p.kind is inspect.Parameter.VAR_KEYWORD for p in params.values())
+    offered = {f.name: getattr(data, f.name) for f in dataclass_fields(data)}
+    return {k: v for k, v in offered.items() if takes_any or k in params}
+
+
+def as_split(part: Any, which: str, target: str) -> Split:
+    """One split a factory returned, as a :class:`Split`: a Split, an ``(images, labels)`` pair
+    of tensors or arrays, or a map-style data set of ``(image, label)`` samples."""
+    if isinstance(part, Split):
+        return part
+    if isinstance(part, tuple | list) and len(part) == 2:
+        x, y = part
+    elif hasattr(part, "__len__") and hasattr(part, "__getitem__"):
+        samples = [part[i] for i in range(len(part))]
+        x = torch.stack([torch.as_tensor(s[0]) for s in samples])
+        y = torch.as_tensor([int(s[1]) for s in samples])
     else:
-        try:
-            train, test = _read_torchvision(dataset.name, data)
-        except (
-            AssertionError,
-            ValueError,
-            KeyError,
-            EOFError,
-            OSError,
-            pickle.UnpicklingError,
-        ) as exc:
-            raise DataError(
-                f"a {dataset.name} file under {data.root} is unreadable or corrupt "
-                f"({exc or type(exc).__name__}); delete it and load again"
-            ) from exc
-    expected = (dataset.channels, dataset.height, dataset.width)
-    if tuple(train.x.shape[1:]) != expected:
+        raise DataError(
+            f"{target} returned {type(part).__name__} as its {which} split; return "
+            "(train, test), each an (images, labels) pair or a data set of (image, label)"
+        )
+    x, y = torch.as_tensor(x, dtype=torch.float32), torch.as_tensor(y).to(torch.int64)
+    if x.ndim != 4 or y.ndim != 1 or x.shape[0] != y.shape[0]:
+        raise DataError(
+            f"{target}'s {which} split has images {tuple(x.shape)} and labels {tuple(y.shape)}; "
+            "images must be (N, C, H, W) and labels (N,)"
+        )
+    return Split(x, y)
+
+
+def _read_bundle(dataset: DatasetConfig, data: DataConfig, device: torch.device) -> DataBundle:
+    """Call the data set's factory, check, split and place its data (a :func:`load_data` miss)."""
+    factory = locate_factory(dataset)
+    parts = factory(**dataset.args, **data_keywords(factory, data))
+    if not (isinstance(parts, tuple | list) and len(parts) == 2):
+        raise DataError(f"{dataset.target} must return (train, test), got {type(parts).__name__}")
+    train, test = (
+        as_split(p, w, dataset.target) for p, w in zip(parts, ("train", "test"), strict=True)
+    )
+    if dataset.shape is not None and tuple(train.x.shape[1:]) != dataset.shape:
         raise DataError(
             f"{dataset.name} images have shape {tuple(train.x.shape[1:])}, "
-            f"the dataset config says {expected}"
+            f"the dataset config says {dataset.shape}"
         )
+    num_classes = dataset.num_classes or int(max(train.y.max(), test.y.max())) + 1
     if dataset.val_fraction > 0:
         train, val = hold_out(train, dataset.val_fraction, dataset.split_seed)
-        bundle = DataBundle(
-            dataset.name, train.to(device), val.to(device), test.to(device), dataset.num_classes
+        return DataBundle(
+            dataset.name, train.to(device), val.to(device), test.to(device), num_classes
         )
-    else:
-        bundle = DataBundle(
-            dataset.name, train.to(device), test.to(device), None, dataset.num_classes
-        )
-    return bundle
+    return DataBundle(dataset.name, train.to(device), test.to(device), None, num_classes)

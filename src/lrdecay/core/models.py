@@ -1,14 +1,10 @@
-"""The reference study's CNNs, built from config; flattened sizes follow the input shape."""
+"""The reference study's CNNs (``model=mnist_cnn``, ``model=cifar_cnn``): each takes the input
+shape (C, H, W) and the number of classes, and derives its flattened size from the shape."""
 
 from __future__ import annotations
 
-from typing import TYPE_CHECKING
-
 import torch
 from torch import nn
-
-if TYPE_CHECKING:  # the core takes the config objects, never the config machinery
-    from lrdecay.config import ModelConfig
 
 
 def _flat_size(features: nn.Module, input_shape: tuple[int, int, int]) -> int:
@@ -69,12 +65,3 @@ class CifarCNN(nn.Module):
 
     def forward(self, x: torch.Tensor) -> torch.Tensor:
         return self.classifier(self.features(x))
-
-
-def build_model(cfg: ModelConfig, input_shape: tuple[int, int, int], num_classes: int) -> nn.Module:
-    """The model called ``cfg.name`` for inputs of ``input_shape``."""
-    if cfg.name == "mnist_cnn":
-        return MnistCNN(input_shape, num_classes)
-    if cfg.name == "cifar_cnn":
-        return CifarCNN(input_shape, num_classes, cfg.dropout)
-    raise ValueError(f"unknown model '{cfg.name}'")

@@ -168,7 +168,9 @@ def render_markdown(
     lines = [
         f"# Learning-rate decay study: {runset.experiment}",
         "",
-        f"Runs of {source} on {', '.join(runset.datasets)}: {len(runset.runs)} "
+        f"Runs of {source} on {', '.join(runset.datasets)}"
+        + (f" with {', '.join(runset.models)}" if runset.models else "")
+        + f": {len(runset.runs)} "
         f"{_noun('run', len(runset.runs))} in {len(rows)} {_noun('setting', len(rows))}, "
         f"{_noun('seed', len(seeds))} {', '.join(seeds)}"
         + (f", target accuracy {target:g}" if target is not None else "")

@@ -171,6 +171,13 @@ class RunSet:
         """The data sets the included runs trained on, most common first."""
         return [d for d, _ in Counter(r.dataset for r in self.runs).most_common()]
 
+    @property
+    def models(self) -> list[str]:
+        """The networks the included runs trained (``model.name``), most common first; runs
+        that do not record it are left out."""
+        names = Counter(r.params["model.name"] for r in self.runs if "model.name" in r.params)
+        return [m for m, _ in names.most_common()]
+
 
 def _status_reason(outcome: RunOutcome, mlflow_status: str) -> str | None:
     """None when the run belongs in the table (it finished or diverged); otherwise why it is

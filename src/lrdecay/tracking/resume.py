@@ -58,13 +58,59 @@ IDENTITY: dict[str, tuple[str, ...] | None] = {
 }
 
 
+#: The data set's own keys that do not define the experiment (how it is evaluated, its budget
+#: before ``trainer.max_epochs`` reads it, the report's target). Every key of a data set that is
+#: neither these nor listed in :data:`IDENTITY` is an argument of its factory, and counts.
+DATASET_INCIDENTAL = ("eval_batch_size", "epochs", "target_accuracy")
+#: The study's shipped options, as configured before components were named by ``_target_``:
+#: their class is implied by their name, and the fields the old schema gave every option of the
+#: group are filled in where the option lacks them. So the runs of the study's options keep their
+#: fingerprints across that change (a re-launch skips or resumes them); any other ``_target_``,
+#: and a data-set factory's own arguments, count.
+SHIPPED: dict[str, tuple[dict[str, str], dict[str, Any]]] = {
+    "dataset": (
+        {
+            name: f"lrdecay.core.data.{name}"
+            for name in ("mnist", "fashion_mnist", "cifar10", "digits")
+        },
+        {},
+    ),
+    "model": (
+        {"mnist_cnn": "lrdecay.core.models.MnistCNN", "cifar_cnn": "lrdecay.core.models.CifarCNN"},
+        {"dropout": 0.25},
+    ),
+    "optimizer": (
+        {"sgd": "torch.optim.SGD", "adam": "torch.optim.Adam"},
+        {"momentum": 0.9, "weight_decay": 0.0, "betas": [0.9, 0.999]},
+    ),
+}
+
+
+def _component(group: str, node: dict[str, Any], keys: tuple[str, ...] | None) -> dict[str, Any]:
+    """A component node's identity: the allow-listed ``keys`` (None: all) plus, for a data set,
+    its factory's own arguments; a shipped option's ``_target_`` as its name (:data:`SHIPPED`)."""
+    targets, legacy = SHIPPED[group]
+    node = dict(node)
+    if keys is not None:  # a data set: its listed keys, and its factory's arguments
+        own = {*keys, *DATASET_INCIDENTAL, "_target_"}
+        args = {k: v for k, v in node.items() if k not in own}
+        node = {k: node.get(k) for k in keys} | args | {"_target_": node.get("_target_")}
+    if node.get("_target_") == targets.get(str(node.get("name"))):
+        node.pop("_target_")
+        for key, value in legacy.items():
+            node.setdefault(key, value)
+    return node
+
+
 def identity(cfg: DictConfig) -> dict[str, Any]:
     """The part of ``cfg`` that defines the experiment (see :data:`IDENTITY`), resolved."""
     tree: Any = OmegaConf.to_container(cfg, resolve=True)
     out: dict[str, Any] = {}
     for group, keys in IDENTITY.items():
         value = tree.get(group)
-        if keys is not None and isinstance(value, dict):
+        if group in SHIPPED and isinstance(value, dict):
+            value = _component(group, value, keys)
+        elif keys is not None and isinstance(value, dict):
             value = {k: value.get(k) for k in keys}
         out[group] = value
     sequence = out.get("sequence")

@@ -47,7 +47,6 @@ SWEEP_COLOUR = "#b0b0b0"
 
 #: Config keys that belong to one option of a group: kept as params only where that option runs.
 OPTION_KEYS = {
-    "optimizer": {"momentum": ("sgd",), "betas": ("adam",)},
     "sequence": readers(SEQUENCES),  # {"gamma": ("seq3",), "period": ("seq4",)}
     "strategy": readers(STRATEGIES),  # {"rate": ("cutoff",), "shrink": ("cutoff",)}
 }

@@ -1,0 +1,134 @@
+"""Components named by ``_target_``: checked before any data loads, built by Hydra's
+``instantiate``.
+
+A model is any ``torch.nn.Module`` class, called with ``input_shape`` (C, H, W) and
+``num_classes`` (the run fills both in from the data) plus its own arguments; an optimizer any
+``torch.optim.Optimizer`` class, built on the model's parameters with its own arguments; a data
+set any callable returning ``(train, test)`` (see :mod:`lrdecay.core.data`). Each mistake is one
+:class:`~lrdecay.errors.ConfigError` line naming the key: an unknown ``_target_``, a class of
+the wrong kind, a missing or misspelt argument.
+"""
+
+from __future__ import annotations
+
+import importlib
+import inspect
+from collections.abc import Iterable
+from typing import TYPE_CHECKING, Any
+
+from hydra.errors import InstantiationException
+from hydra.utils import instantiate
+
+from lrdecay.config import HYDRA_KEYS, Component
+from lrdecay.errors import ConfigError
+
+if TYPE_CHECKING:
+    import torch
+
+    from lrdecay.config import LrdecayConfig
+
+#: Placeholders for what the run fills in, so a signature can be checked before data loads.
+MODEL_GIVEN = {"input_shape": (1, 1, 1), "num_classes": 2}
+OPTIMIZER_GIVEN: dict[str, Any] = {"params": []}
+
+
+def first_line(exc: BaseException) -> str:
+    """The first line of an exception's message (its type's name when it has none)."""
+    text = str(exc).strip()
+    return text.splitlines()[0][:300] if text else type(exc).__name__
+
+
+def locate(path: str) -> object:
+    """The object at dotted ``path`` (``pkg.module.Class``): its longest importable module, then
+    attributes. Quiet on failure (Hydra's own lookup logs an ERROR line of its own)."""
+    parts = path.split(".")
+    for i in range(len(parts), 0, -1):
+        try:
+            found: object = importlib.import_module(".".join(parts[:i]))
+        except ModuleNotFoundError as exc:
+            if exc.name is not None and not ".".join(parts[:i]).startswith(exc.name):
+                raise  # the module exists but imports something missing
+            continue
+        for name in parts[i:]:
+            found = getattr(found, name)  # AttributeError: no such class in that module
+        return found
+    raise ImportError(f"no module in '{path}'")
+
+
+def component_class(target: str, base: type | None, key: str, what: str) -> Any:
+    """What ``target`` names: a subclass of ``base`` (any callable when ``base`` is None);
+    a :class:`ConfigError` naming ``key`` if it cannot be imported or is of another kind."""
+    if not target:
+        raise ConfigError(f"{key}._target_: name {what} by its import path")
+    try:
+        found = locate(target)
+    except Exception as exc:  # not there, or its module fails to import
+        raise ConfigError(f"{key}._target_: cannot import '{target}' ({first_line(exc)})") from None
+    if base is None:
+        ok = callable(found)
+    else:
+        ok = isinstance(found, type) and issubclass(found, base)
+    if not ok:
+        raise ConfigError(f"{key}._target_: '{target}' is not {what}")
+    return found
+
+
+def check_arguments(
+    obj: Any, args: dict[str, Any], given: dict[str, Any], key: str, what: str = ""
+) -> None:
+    """Raise a one-line :class:`ConfigError` unless ``obj`` can be called with the run's
+    ``given`` arguments plus the config's ``args`` (Hydra's own keys aside)."""
+    for name in given:
+        if name in args:
+            raise ConfigError(f"{key}.{name}: the run passes its own {name}; remove this key")
+    own = {k: v for k, v in args.items() if k not in HYDRA_KEYS}
+    try:
+        inspect.signature(obj).bind(**given, **own)
+    except TypeError as exc:
+        name = what or getattr(obj, "__name__", str(obj))
+        raise ConfigError(f"{key}: {name} {first_line(exc)}") from None
+    except ValueError:  # no signature to read (a builtin): let the call itself say
+        return
+
+
+def check_components(conf: LrdecayConfig) -> None:
+    """Check the run's model, optimizer and data set against their ``_target_``s before any data
+    loads: importable, of the right kind, their arguments fitting the signature."""
+    import torch
+
+    from lrdecay.core.data import data_keywords
+
+    model = component_class(conf.model.target, torch.nn.Module, "model", "a torch.nn.Module class")
+    check_arguments(model, conf.model.args, MODEL_GIVEN, "model")
+    opt = component_class(
+        conf.optimizer.target, torch.optim.Optimizer, "optimizer", "a torch.optim.Optimizer class"
+    )
+    check_arguments(opt, conf.optimizer.args, OPTIMIZER_GIVEN, "optimizer")
+    factory = component_class(conf.dataset.target, None, "dataset", "a data-set factory")
+    check_arguments(factory, conf.dataset.args, data_keywords(factory, conf.data), "dataset")
+
+
+def build(component: Component, key: str, **given: Any) -> Any:
+    """``component`` built by Hydra's ``instantiate`` with the run's ``given`` arguments; a
+    failure inside its constructor is one :class:`ConfigError` line naming ``key``."""
+    node = {"_target_": component.target, "_convert_": "all", **component.args}
+    try:
+        return instantiate(node, **given)
+    except InstantiationException as exc:
+        cause = exc.__cause__ or exc
+        why = first_line(cause)
+        raise ConfigError(f"{key}: {component.target} cannot be built: {why}") from None
+
+
+def build_model(
+    conf: LrdecayConfig, input_shape: tuple[int, int, int], num_classes: int
+) -> torch.nn.Module:
+    """The run's model for inputs of ``input_shape`` and ``num_classes`` classes."""
+    return build(conf.model, "model", input_shape=input_shape, num_classes=num_classes)
+
+
+def build_optimizer(
+    conf: LrdecayConfig, params: Iterable[torch.nn.Parameter]
+) -> torch.optim.Optimizer:
+    """The run's optimizer on ``params``, at its initial rate ``optimizer.lr`` (= r0)."""
+    return build(conf.optimizer, "optimizer", params=list(params))
