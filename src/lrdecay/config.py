@@ -115,15 +115,21 @@ class DatasetConfig:
 
 @dataclass
 class DataConfig:
-    """Where data files live and whether they may be downloaded."""
+    """Where data files live, whether they may be downloaded, and from where."""
 
     root: str = "data"
     download: bool = True
     download_timeout: float = 10.0
+    mirror: str | None = None  # a base URL replacing torchvision's download hosts
 
     def __post_init__(self) -> None:
         _check(bool(self.root), "data.root", "must be a directory path")
         _check(self.download_timeout > 0, "data.download_timeout", "must be > 0")
+        _check(
+            self.mirror is None or self.mirror.startswith(("http://", "https://", "file://")),
+            "data.mirror",
+            f"{self.mirror!r} is not a base URL (http://, https:// or file://), or null",
+        )
 
 
 @dataclass

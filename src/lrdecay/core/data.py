@@ -24,21 +24,18 @@ import numpy as np
 import torch
 
 from lrdecay.atomic import replacing
+from lrdecay.core.datafiles import (
+    CIFAR10_NPZ,
+    DEBIAN_FASHION_MNIST,
+    IDX_FILES,
+    idx_raw_folder,
+)
 from lrdecay.errors import DataError
 
 if TYPE_CHECKING:  # the core takes the config objects, never the config machinery
     from lrdecay.config import DataConfig, DatasetConfig
 
 log = logging.getLogger(__name__)
-
-#: Where Debian's ``dataset-fashion-mnist`` package puts its (gzipped) IDX files.
-DEBIAN_FASHION_MNIST = Path("/usr/share/datasets/fashion-mnist")
-IDX_FILES = (
-    "train-images-idx3-ubyte",
-    "train-labels-idx1-ubyte",
-    "t10k-images-idx3-ubyte",
-    "t10k-labels-idx1-ubyte",
-)
 
 
 @dataclass
@@ -126,6 +123,34 @@ def _stage_idx_files(raw_dir: Path, fallbacks: tuple[Path, ...]) -> None:
                 break
 
 
+@contextlib.contextmanager
+def _from_mirror(cls: type, mirror: str | None) -> Iterator[None]:
+    """Download ``cls``'s files from ``mirror`` (a base URL) instead of torchvision's hosts,
+    for the duration only. A mirror may recompress the IDX files (Debian's copies differ from
+    the official ``.gz`` by md5), so their md5 is not required: gzip's CRC and the IDX reader's
+    size check still refuse a damaged file. CIFAR-10's archive keeps its md5 (its batches are
+    pickles)."""
+    if mirror is None:
+        yield
+        return
+    base = mirror.rstrip("/") + "/"
+    if hasattr(cls, "mirrors"):
+        changed = {"mirrors": [base], "resources": [(f, None) for f, _ in cls.resources]}
+    else:
+        changed = {"url": base + cls.filename}
+    saved = {key: cls.__dict__[key] for key in changed if key in cls.__dict__}
+    for key, value in changed.items():
+        setattr(cls, key, value)
+    try:
+        yield
+    finally:
+        for key in changed:
+            if key in saved:
+                setattr(cls, key, saved[key])
+            else:
+                delattr(cls, key)
+
+
 def _torchvision_class(name: str) -> type:
     """The torchvision dataset class for ``name``, imported only when needed (it is slow)."""
     from torchvision.datasets import CIFAR10, MNIST, FashionMNIST
@@ -162,10 +187,10 @@ def channels_first(images: np.ndarray) -> np.ndarray:
     return images.transpose(0, 3, 1, 2)
 
 
-#: CIFAR-10 as a NumPy archive under ``data.root``: arrays ``x_train``/``x_test`` (N, 32, 32, 3)
-#: uint8 and ``y_train``/``y_test``, read with ``allow_pickle=False``. A form of the data set that
-#: needs no unpickling, for copies that are not the official (md5-checked) pickled batches.
-CIFAR10_NPZ = "cifar10.npz"
+#: CIFAR-10 as a NumPy archive under ``data.root`` (:data:`CIFAR10_NPZ`): arrays
+#: ``x_train``/``x_test`` (N, 32, 32, 3) uint8 and ``y_train``/``y_test``, read with
+#: ``allow_pickle=False``. A form of the data set that needs no unpickling, for copies that are
+#: not the official (md5-checked) pickled batches.
 NPZ_ARRAYS = ("x_train", "y_train", "x_test", "y_test")
 
 
@@ -201,12 +226,13 @@ def _read_torchvision(name: str, data: DataConfig) -> tuple[Split, Split]:
     if name == "cifar10":
         verify_cifar10(root)
     else:
-        fallbacks = (DEBIAN_FASHION_MNIST,) if name == "fashion_mnist" else ()
-        _stage_idx_files(root / ("MNIST" if name == "mnist" else "FashionMNIST") / "raw", fallbacks)
+        # a named mirror is the source the user chose: Debian's copy is not used then
+        debian = name == "fashion_mnist" and data.mirror is None
+        _stage_idx_files(idx_raw_folder(root, name), (DEBIAN_FASHION_MNIST,) if debian else ())
     splits = []
     for train in (True, False):
         try:
-            with _socket_timeout(data.download_timeout):
+            with _socket_timeout(data.download_timeout), _from_mirror(cls, data.mirror):
                 ds = cls(root=str(root), train=train, download=data.download)
         except RuntimeError as exc:  # torchvision's "not found" and "error downloading"
             raise _missing_data_error(name, root, data.download, exc) from exc
@@ -236,20 +262,26 @@ def _unwritable(root: Path) -> str | None:
 
 
 def _missing_data_error(name: str, root: Path, download: bool, exc: Exception) -> DataError:
+    """One line naming every fix: the files, the download, a data set that needs no network."""
     hint = f"put the {name} files under data.root=... (now {root})"
     if name == "fashion_mnist":
         hint += " or install Debian's dataset-fashion-mnist package"
+    offline = "train offline on dataset=digits (bundled)" + (
+        ""
+        if name == "fashion_mnist"
+        else " or dataset=fashion_mnist (Debian's dataset-fashion-mnist package)"
+    )
     if download:
         lines = [ln.strip() for ln in str(exc).splitlines() if ln.strip()]
         detail = lines[-1] if lines else type(exc).__name__
         return DataError(
             f"{name} is not under {root} and downloading it failed ({detail}). "
-            f"Fix: {hint}, or allow the download (data.download=true) from a "
-            "machine that reaches its host."
+            f"Fix: {hint}, allow the download (data.download=true) from a machine that "
+            f"reaches its host or a mirror (data.mirror=<base URL>), or {offline}."
         )
     return DataError(
         f"{name} not found under {root} and data.download=false. "
-        f"Fix: {hint}, or allow the download with data.download=true."
+        f"Fix: {hint}, allow the download with data.download=true, or {offline}."
     )
 
 
