@@ -6,7 +6,6 @@ also creates a fresh SQLite store's schema once, instead of parallel workers rac
 
 from __future__ import annotations
 
-import copy
 import logging
 import os
 import socket
@@ -16,13 +15,14 @@ from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
 from hydra.experimental.callback import Callback
-from omegaconf import DictConfig, open_dict
+from omegaconf import DictConfig
 
 from lrdecay.config import ReportConfig, validate
 from lrdecay.core.interrupts import install_stop_handlers
 from lrdecay.core.outcome import RunOutcome, RunStatus
 from lrdecay.errors import ConfigError, LrdecayError
 from lrdecay.host import alive, available_cores, import_frozen
+from lrdecay.sweep.datasets import job_config
 from lrdecay.sweep.outcomes import (
     CONFIRMATION_FILE,
     format_table,
@@ -45,14 +45,6 @@ log = logging.getLogger("lrdecay")
 #: Tags of a sweep's parent run naming its launching process, so that a later sweep can tell
 #: a parent whose launcher died (still RUNNING, never to be closed) from a live one.
 HOST_TAG, PID_TAG = "lrdecay.launcher_host", "lrdecay.launcher_pid"
-
-
-def _job_config(config: DictConfig) -> DictConfig:
-    """The run's part of a composed config (without the ``hydra`` node)."""
-    cfg = copy.deepcopy(config)
-    with open_dict(cfg):
-        cfg.pop("hydra", None)
-    return cfg
 
 
 def ui_command(uri: str, experiment_id: str | None, parent_run_id: str | None = None) -> str:
@@ -125,7 +117,7 @@ class SweepTracking(Callback):
         self.started = time.monotonic()
         redact_logging()  # the launcher logs each job's overrides, tracking.uri included
         try:
-            conf = validate(_job_config(config))
+            conf = validate(job_config(config))
             check_launcher(config.hydra.launcher)
         except LrdecayError as exc:
             raise SystemExit(f"lrdecay: {exc}") from None
