@@ -5,14 +5,18 @@ so that a test file imports exactly what it uses."""
 from __future__ import annotations
 
 import dataclasses
+import functools
+import http.server
 import json
 import os
 import shutil
 import socket
 import subprocess
 import sys
+import threading
 import time
 import urllib.request
+from collections import Counter
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
@@ -216,6 +220,49 @@ def require_fashion_mnist() -> None:
     require_debian_package(
         "dataset-fashion-mnist", DEBIAN_FASHION_MNIST / "train-images-idx3-ubyte.gz"
     )
+
+
+class FileServer:
+    """The files of a folder over HTTP on 127.0.0.1, served from a thread, counting the
+    downloads of each path: a download mirror whose traffic a test can check.
+
+    torchvision asks for each file twice: a GET with a ``Method: HEAD`` header that looks for
+    redirects and reads no body, then the download. The first is answered with headers only and
+    counted in ``probes``; ``requests`` counts the downloads.
+    """
+
+    def __init__(self, folder: Path) -> None:
+        self.requests: Counter[str] = Counter()
+        self.probes: Counter[str] = Counter()
+        requests, probes = self.requests, self.probes
+
+        class Handler(http.server.SimpleHTTPRequestHandler):
+            def do_GET(self) -> None:
+                if self.headers.get("Method") == "HEAD":
+                    probes[self.path] += 1
+                    self.do_HEAD()
+                    return
+                requests[self.path] += 1
+                super().do_GET()
+
+            def log_message(self, *args: Any) -> None:  # keep the test's output clean
+                pass
+
+        handler = functools.partial(Handler, directory=str(folder))
+        self.server = http.server.ThreadingHTTPServer(("127.0.0.1", 0), handler)
+        self.thread = threading.Thread(target=self.server.serve_forever, daemon=True)
+
+    @property
+    def url(self) -> str:
+        return f"http://127.0.0.1:{self.server.server_address[1]}/"
+
+    def __enter__(self) -> FileServer:
+        self.thread.start()
+        return self
+
+    def __exit__(self, *exc: object) -> None:
+        self.server.shutdown()
+        self.server.server_close()
 
 
 class MlflowServer:

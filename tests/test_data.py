@@ -12,8 +12,15 @@ import torch
 
 from lrdecay.config import DataConfig
 from lrdecay.core.data import DIGITS_CACHE_ENV, _read_digits, channels_first, load_data
+from lrdecay.core.datafiles import CIFAR10_FILES, CIFAR10_FOLDER, IDX_FILES, IDX_FOLDERS
 from lrdecay.errors import DataError
-from tests.helpers import require_debian_package, require_fashion_mnist, shipped_dataset
+from tests.helpers import (
+    FileServer,
+    free_port,
+    require_debian_package,
+    require_fashion_mnist,
+    shipped_dataset,
+)
 
 CPU = torch.device("cpu")
 
@@ -239,3 +246,48 @@ def test_cifar10_from_a_numpy_archive_needs_no_unpickling(tmp_path: Path) -> Non
             _offline(tmp_path),
             CPU,
         )
+
+
+def test_a_mirror_serves_the_download_and_is_used_for_it_only(tmp_path: Path) -> None:
+    """data.mirror replaces torchvision's hosts (the files need not be the official .gz by md5),
+    and only while the download runs."""
+    from torchvision.datasets import MNIST
+
+    write_mnist(tmp_path / "served", compress=True)
+    before = MNIST.mirrors, MNIST.resources
+    with FileServer(tmp_path / "served" / "MNIST" / "raw") as mirror:
+        data = DataConfig(root=str(tmp_path / "data"), mirror=mirror.url)
+        bundle = load_data(shipped_dataset("mnist"), data, CPU)
+    assert (len(bundle.train), len(bundle.val)) == (40, 20)
+    assert mirror.requests == {f"/{name}.gz": 1 for name in IDX_FILES}
+    assert (MNIST.mirrors, MNIST.resources) == before
+
+
+def test_with_a_mirror_debians_fashion_mnist_is_not_used(tmp_path: Path) -> None:
+    """The user named the source: a mirror that fails is an error, not Debian's copy."""
+    from torchvision.datasets import FashionMNIST
+
+    require_fashion_mnist()
+    before = dict(vars(FashionMNIST))
+    data = DataConfig(root=str(tmp_path), mirror=f"http://127.0.0.1:{free_port()}/")
+    with pytest.raises(DataError, match="downloading it failed"):
+        load_data(shipped_dataset("fashion_mnist"), data, CPU)
+    assert dict(vars(FashionMNIST)) == before
+
+
+def test_missing_data_names_the_data_sets_that_need_no_network(tmp_path: Path) -> None:
+    with pytest.raises(DataError) as err:
+        load_data(shipped_dataset("mnist"), _offline(tmp_path), CPU)
+    assert "dataset=digits" in str(err.value) and "dataset=fashion_mnist" in str(err.value)
+
+
+def test_the_file_table_names_torchvisions_files() -> None:
+    """The launcher's file checks (core.datafiles) look where torchvision reads."""
+    from torchvision.datasets import CIFAR10, MNIST, FashionMNIST
+
+    for name, cls in (("mnist", MNIST), ("fashion_mnist", FashionMNIST)):
+        assert IDX_FOLDERS[name] == cls.__name__
+        assert [f for f, _ in cls.resources] == [f"{n}.gz" for n in IDX_FILES]
+    listed = [*CIFAR10.train_list, *CIFAR10.test_list, (CIFAR10.meta["filename"], "")]
+    assert CIFAR10.base_folder == CIFAR10_FOLDER
+    assert sorted(f for f, _ in listed) == sorted(CIFAR10_FILES)

@@ -49,6 +49,7 @@ IGNORED = [
     "dataset.target_accuracy=0.9",
     "data.root=/elsewhere",
     "data.download=false",
+    "data.mirror=http://127.0.0.1:8000/",
     "trainer.progress=off",
     "trainer.checkpoint=false",
     "trainer.keep_checkpoint=true",

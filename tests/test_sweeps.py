@@ -10,6 +10,7 @@ from pathlib import Path
 import pytest
 from mlflow.tracking import MlflowClient
 
+from lrdecay.core.datafiles import IDX_FILES
 from lrdecay.core.records import EPOCH_METRICS, FINAL_ACC_METRIC, epoch_key
 from tests.helpers import (
     experiment_runs,
@@ -192,11 +193,15 @@ def test_grid_gives_twelve_finished_children_and_a_diverging_job_is_isolated(tmp
 
 def test_a_job_that_raises_leaves_the_others_running(tmp_path) -> None:
     seed_store(tmp_path)
+    raw = tmp_path / "baddata" / "MNIST" / "raw"  # present, so the launcher lets the jobs start
+    raw.mkdir(parents=True)
+    for name in IDX_FILES:
+        (raw / name).write_bytes(b"garbage")
     proc = run_cli(
         [
             "-m",
             "dataset=digits,mnist",
-            f"data.root={tmp_path / 'nodata'}",
+            f"data.root={tmp_path / 'baddata'}",
             "data.download=false",
             "trainer.max_epochs=2",
             *QUIET,
@@ -207,7 +212,7 @@ def test_a_job_that_raises_leaves_the_others_running(tmp_path) -> None:
     assert proc.returncode != 0  # a crashed job fails the sweep, after the table
     assert "Traceback" not in proc.stdout + proc.stderr
     assert "2 jobs: 1 finished, 0 diverged, 1 failed" in proc.stdout
-    assert "mnist not found" in proc.stdout
+    assert "unreadable or corrupt" in proc.stdout
     finished = experiment_runs(store(tmp_path), filter_string="attributes.status = 'FINISHED'")
     # the sweep varies the data set, so the run's name says which (the setting tag does not)
     assert [r.info.run_name for r in finished] == ["seq3-epoch dataset=digits"]

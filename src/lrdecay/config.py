@@ -97,6 +97,13 @@ class Component:
     name: str = ""
     args: dict[str, Any] = field(default_factory=dict)
 
+    def node(self) -> dict[str, Any]:
+        """The config node this was read from: ``_target_``, the own keys, the arguments."""
+        own = {
+            f.name: getattr(self, f.name) for f in fields(self) if f.name not in ("target", "args")
+        }
+        return {"_target_": self.target, **own, **self.args}
+
     def check(self, key: str) -> None:
         """Raise unless ``_target_`` and ``name`` are usable (the class is checked by the run)."""
         _check(bool(self.target), f"{key}._target_", "name the class or factory to build")
@@ -185,15 +192,21 @@ class DatasetConfig(Component):
 
 @dataclass
 class DataConfig:
-    """Where data files live and whether they may be downloaded."""
+    """Where data files live, whether they may be downloaded, and from where."""
 
     root: str = "data"
     download: bool = True
     download_timeout: float = 10.0
+    mirror: str | None = None  # a base URL replacing torchvision's download hosts
 
     def __post_init__(self) -> None:
         _check(bool(self.root), "data.root", "must be a directory path")
         _check(self.download_timeout > 0, "data.download_timeout", "must be > 0")
+        _check(
+            self.mirror is None or self.mirror.startswith(("http://", "https://", "file://")),
+            "data.mirror",
+            f"{self.mirror!r} is not a base URL (http://, https:// or file://), or null",
+        )
 
 
 @dataclass

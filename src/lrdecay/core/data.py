@@ -27,21 +27,18 @@ import numpy as np
 import torch
 
 from lrdecay.atomic import replacing
+from lrdecay.core.datafiles import (
+    CIFAR10_NPZ,
+    DEBIAN_FASHION_MNIST,
+    IDX_FILES,
+    idx_raw_folder,
+)
 from lrdecay.errors import DataError
 
 if TYPE_CHECKING:  # the core takes the config objects, never the config machinery
     from lrdecay.config import DataConfig, DatasetConfig
 
 log = logging.getLogger(__name__)
-
-#: Where Debian's ``dataset-fashion-mnist`` package puts its (gzipped) IDX files.
-DEBIAN_FASHION_MNIST = Path("/usr/share/datasets/fashion-mnist")
-IDX_FILES = (
-    "train-images-idx3-ubyte",
-    "train-labels-idx1-ubyte",
-    "t10k-images-idx3-ubyte",
-    "t10k-labels-idx1-ubyte",
-)
 
 
 @dataclass
@@ -129,6 +126,34 @@ def _stage_idx_files(raw_dir: Path, fallbacks: tuple[Path, ...]) -> None:
                 break
 
 
+@contextlib.contextmanager
+def _from_mirror(cls: type, mirror: str | None) -> Iterator[None]:
+    """Download ``cls``'s files from ``mirror`` (a base URL) instead of torchvision's hosts,
+    for the duration only. A mirror may recompress the IDX files (Debian's copies differ from
+    the official ``.gz`` by md5), so their md5 is not required: gzip's CRC and the IDX reader's
+    size check still refuse a damaged file. CIFAR-10's archive keeps its md5 (its batches are
+    pickles)."""
+    if mirror is None:
+        yield
+        return
+    base = mirror.rstrip("/") + "/"
+    if hasattr(cls, "mirrors"):
+        changed = {"mirrors": [base], "resources": [(f, None) for f, _ in cls.resources]}
+    else:
+        changed = {"url": base + cls.filename}
+    saved = {key: cls.__dict__[key] for key in changed if key in cls.__dict__}
+    for key, value in changed.items():
+        setattr(cls, key, value)
+    try:
+        yield
+    finally:
+        for key in changed:
+            if key in saved:
+                setattr(cls, key, saved[key])
+            else:
+                delattr(cls, key)
+
+
 def _torchvision_class(name: str) -> type:
     """The torchvision dataset class for ``name``, imported only when needed (it is slow)."""
     from torchvision.datasets import CIFAR10, MNIST, FashionMNIST
@@ -165,10 +190,10 @@ def channels_first(images: np.ndarray) -> np.ndarray:
     return images.transpose(0, 3, 1, 2)
 
 
-#: CIFAR-10 as a NumPy archive under ``data.root``: arrays ``x_train``/``x_test`` (N, 32, 32, 3)
-#: uint8 and ``y_train``/``y_test``, read with ``allow_pickle=False``. A form of the data set that
-#: needs no unpickling, for copies that are not the official (md5-checked) pickled batches.
-CIFAR10_NPZ = "cifar10.npz"
+#: CIFAR-10 as a NumPy archive under ``data.root`` (:data:`CIFAR10_NPZ`): arrays
+#: ``x_train``/``x_test`` (N, 32, 32, 3) uint8 and ``y_train``/``y_test``, read with
+#: ``allow_pickle=False``. A form of the data set that needs no unpickling, for copies that are
+#: not the official (md5-checked) pickled batches.
 NPZ_ARRAYS = ("x_train", "y_train", "x_test", "y_test")
 
 
@@ -192,25 +217,33 @@ def _read_npz(path: Path) -> tuple[Split, Split]:
     return split(x_tr, y_tr), split(x_te, y_te)
 
 
-def _read_torchvision(
-    name: str, root: str | Path, download: bool, download_timeout: float
-) -> tuple[Split, Split]:
+@dataclass(frozen=True)
+class Fetch:
+    """Where a shipped data set's files are, and whether (and from where) they may be
+    downloaded: the ``data.*`` settings its factory is given."""
+
+    root: Path
+    download: bool = True
+    timeout: float = 10.0
+    mirror: str | None = None
+
+
+def _read_torchvision(name: str, fetch: Fetch) -> tuple[Split, Split]:
     """Read the official train and test splits of a torchvision data set, downloading if allowed
-    (CIFAR-10 from a NumPy archive instead when ``root`` holds one); a corrupt file is one
+    (CIFAR-10 from a NumPy archive instead when the root holds one); a corrupt file is one
     :class:`DataError` naming the fix."""
     try:
-        return _read_torchvision_files(name, Path(root).expanduser(), download, download_timeout)
+        return _read_torchvision_files(name, fetch)
     except (AssertionError, ValueError, KeyError, EOFError, OSError, pickle.UnpicklingError) as exc:
         raise DataError(
-            f"a {name} file under {root} is unreadable or corrupt "
+            f"a {name} file under {fetch.root} is unreadable or corrupt "
             f"({exc or type(exc).__name__}); delete it and load again"
         ) from exc
 
 
-def _read_torchvision_files(
-    name: str, root: Path, download: bool, download_timeout: float
-) -> tuple[Split, Split]:
+def _read_torchvision_files(name: str, fetch: Fetch) -> tuple[Split, Split]:
     """:func:`_read_torchvision`'s reading, without its catch-all for corrupt files."""
+    root = fetch.root
     if root.exists() and not root.is_dir():
         raise DataError(f"data.root={root} is a file, not a directory; point data.root at a folder")
     if name == "cifar10" and (root / CIFAR10_NPZ).is_file():
@@ -219,17 +252,18 @@ def _read_torchvision_files(
     if name == "cifar10":
         verify_cifar10(root)
     else:
-        fallbacks = (DEBIAN_FASHION_MNIST,) if name == "fashion_mnist" else ()
-        _stage_idx_files(root / ("MNIST" if name == "mnist" else "FashionMNIST") / "raw", fallbacks)
+        # a named mirror is the source the user chose: Debian's copy is not used then
+        debian = name == "fashion_mnist" and fetch.mirror is None
+        _stage_idx_files(idx_raw_folder(root, name), (DEBIAN_FASHION_MNIST,) if debian else ())
     splits = []
     for train in (True, False):
         try:
-            with _socket_timeout(download_timeout):
-                ds = cls(root=str(root), train=train, download=download)
+            with _socket_timeout(fetch.timeout), _from_mirror(cls, fetch.mirror):
+                ds = cls(root=str(root), train=train, download=fetch.download)
         except RuntimeError as exc:  # torchvision's "not found" and "error downloading"
-            raise _missing_data_error(name, root, download, exc) from exc
+            raise _missing_data_error(name, root, fetch.download, exc) from exc
         except OSError as exc:
-            why = _unwritable(root) if download else None
+            why = _unwritable(root) if fetch.download else None
             if why is None:
                 raise
             raise DataError(
@@ -246,23 +280,30 @@ def _read_torchvision_files(
 # --------------------------------------------------------------------------- the shipped factories
 
 
-def mnist(root: str, download: bool = True, download_timeout: float = 10.0) -> tuple[Split, Split]:
+def mnist(
+    root: str, download: bool = True, download_timeout: float = 10.0, mirror: str | None = None
+) -> tuple[Split, Split]:
     """MNIST (the study's Table 1): 60 000 train / 10 000 test 28×28 digits."""
-    return _read_torchvision("mnist", root, download, download_timeout)
+    return _read_torchvision(
+        "mnist", Fetch(Path(root).expanduser(), download, download_timeout, mirror)
+    )
 
 
 def fashion_mnist(
-    root: str, download: bool = True, download_timeout: float = 10.0
+    root: str, download: bool = True, download_timeout: float = 10.0, mirror: str | None = None
 ) -> tuple[Split, Split]:
     """Fashion-MNIST: MNIST's format, ten kinds of clothing (also from Debian's package)."""
-    return _read_torchvision("fashion_mnist", root, download, download_timeout)
+    fetch = Fetch(Path(root).expanduser(), download, download_timeout, mirror)
+    return _read_torchvision("fashion_mnist", fetch)
 
 
 def cifar10(
-    root: str, download: bool = True, download_timeout: float = 10.0
+    root: str, download: bool = True, download_timeout: float = 10.0, mirror: str | None = None
 ) -> tuple[Split, Split]:
     """CIFAR-10 (the study's Table 2): 50 000 train / 10 000 test 32×32 colour images."""
-    return _read_torchvision("cifar10", root, download, download_timeout)
+    return _read_torchvision(
+        "cifar10", Fetch(Path(root).expanduser(), download, download_timeout, mirror)
+    )
 
 
 def digits() -> tuple[Split, Split]:
@@ -281,20 +322,26 @@ def _unwritable(root: Path) -> str | None:
 
 
 def _missing_data_error(name: str, root: Path, download: bool, exc: Exception) -> DataError:
+    """One line naming every fix: the files, the download, a data set that needs no network."""
     hint = f"put the {name} files under data.root=... (now {root})"
     if name == "fashion_mnist":
         hint += " or install Debian's dataset-fashion-mnist package"
+    offline = "train offline on dataset=digits (bundled)" + (
+        ""
+        if name == "fashion_mnist"
+        else " or dataset=fashion_mnist (Debian's dataset-fashion-mnist package)"
+    )
     if download:
         lines = [ln.strip() for ln in str(exc).splitlines() if ln.strip()]
         detail = lines[-1] if lines else type(exc).__name__
         return DataError(
             f"{name} is not under {root} and downloading it failed ({detail}). "
-            f"Fix: {hint}, or allow the download (data.download=true) from a "
-            "machine that reaches its host."
+            f"Fix: {hint}, allow the download (data.download=true) from a machine that "
+            f"reaches its host or a mirror (data.mirror=<base URL>), or {offline}."
         )
     return DataError(
         f"{name} not found under {root} and data.download=false. "
-        f"Fix: {hint}, or allow the download with data.download=true."
+        f"Fix: {hint}, allow the download with data.download=true, or {offline}."
     )
 
 

@@ -1,4 +1,5 @@
-"""Hydra callbacks of a multirun: the MLflow parent run before workers start, the table after.
+"""Hydra callbacks of a multirun: its data and the MLflow parent run before workers start, the
+table after.
 
 Creating the experiment and the parent run in the launching process, before any worker exists,
 also creates a fresh SQLite store's schema once, instead of parallel workers racing to create it.
@@ -6,23 +7,24 @@ also creates a fresh SQLite store's schema once, instead of parallel workers rac
 
 from __future__ import annotations
 
-import copy
 import logging
 import os
 import socket
+import sys
 import time
 from dataclasses import asdict, dataclass
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
 from hydra.experimental.callback import Callback
-from omegaconf import DictConfig, open_dict
+from omegaconf import DictConfig
 
-from lrdecay.config import ReportConfig, validate
+from lrdecay.config import LrdecayConfig, ReportConfig, validate
 from lrdecay.core.interrupts import install_stop_handlers
 from lrdecay.core.outcome import RunOutcome, RunStatus
-from lrdecay.errors import ConfigError, LrdecayError
+from lrdecay.errors import ConfigError, DataError, LrdecayError
 from lrdecay.host import alive, available_cores, import_frozen
+from lrdecay.sweep.datasets import job_config, sweep_data_configs
 from lrdecay.sweep.outcomes import (
     CONFIRMATION_FILE,
     format_table,
@@ -30,6 +32,7 @@ from lrdecay.sweep.outcomes import (
     sweep_progress,
     write_parent,
 )
+from lrdecay.sweep.prepare import prepare_data
 from lrdecay.sweep.workers import preload_workers
 from lrdecay.tracking.redact import redact_logging, redact_text, redact_uri
 
@@ -45,14 +48,6 @@ log = logging.getLogger("lrdecay")
 #: Tags of a sweep's parent run naming its launching process, so that a later sweep can tell
 #: a parent whose launcher died (still RUNNING, never to be closed) from a live one.
 HOST_TAG, PID_TAG = "lrdecay.launcher_host", "lrdecay.launcher_pid"
-
-
-def _job_config(config: DictConfig) -> DictConfig:
-    """The run's part of a composed config (without the ``hydra`` node)."""
-    cfg = copy.deepcopy(config)
-    with open_dict(cfg):
-        cfg.pop("hydra", None)
-    return cfg
 
 
 def ui_command(uri: str, experiment_id: str | None, parent_run_id: str | None = None) -> str:
@@ -114,7 +109,7 @@ def sweep_size(hc: DictConfig) -> int | None:
 
 
 class SweepTracking(Callback):
-    """Opens one MLflow parent run per multirun, and closes it with the jobs' summary."""
+    """Prepares a multirun's data, opens its MLflow parent run, closes it with the jobs' summary."""
 
     def __init__(self) -> None:
         self.tracker: MlflowTracker | None = None
@@ -125,10 +120,11 @@ class SweepTracking(Callback):
         self.started = time.monotonic()
         redact_logging()  # the launcher logs each job's overrides, tracking.uri included
         try:
-            conf = validate(_job_config(config))
+            conf = validate(job_config(config))
             check_launcher(config.hydra.launcher)
         except LrdecayError as exc:
             raise SystemExit(f"lrdecay: {exc}") from None
+        prepare_sweep_data(config, conf)
         install_stop_handlers(self._stop)
         preload_workers(config.hydra.launcher)
         if not conf.tracking.enabled:
@@ -293,6 +289,16 @@ def _in_sweep() -> bool:
     from hydra.types import RunMode
 
     return HydraConfig.initialized() and HydraConfig.get().mode == RunMode.MULTIRUN
+
+
+def prepare_sweep_data(config: DictConfig, conf: LrdecayConfig) -> None:
+    """Every data set the sweep's jobs read, found or fetched once before any job starts or any
+    run is created; else one line naming the fixes, and exit status 2 (a configuration's)."""
+    try:
+        prepare_data(sweep_data_configs(config, conf), Path(config.hydra.runtime.cwd))
+    except DataError as exc:
+        print(f"lrdecay: no job was started: {exc}", file=sys.stderr, flush=True)
+        raise SystemExit(2) from None
 
 
 def check_launcher(launcher: DictConfig) -> None:
