@@ -2,9 +2,10 @@
 PYTHON ?= python3
 VENV   ?= .venv
 PY      = $(VENV)/bin/python
-# torch/torchvision are pinned here: on the project's machines these releases install from local
-# disk, other versions download gigabytes or break torchvision's operators.
-TORCH_PINS = torch==2.14.1 torchvision==0.29.1
+# requirements.lock holds the exact version of every dependency the suite passed with, torch and
+# torchvision included (on the project's machines those releases install from local disk; other
+# versions download gigabytes or break torchvision's operators).
+LOCK    = requirements.lock
 STAMP   = $(VENV)/.installed
 
 # The suite runs in two pytest workers, one test file each at a time (a file's fixtures are shared
@@ -12,16 +13,28 @@ STAMP   = $(VENV)/.installed
 TEST_WORKERS ?= 2
 PYTEST  = $(PY) -m pytest -n $(TEST_WORKERS) --dist loadfile --no-loadscope-reorder
 
-.PHONY: setup run test check lint ui clean cluster-up cluster-down results
+.PHONY: setup lock run test check lint ui clean cluster-up cluster-down results
 
 setup: $(STAMP)
 
-$(STAMP): pyproject.toml
+# Exactly the lock (the locked pip first), then the project itself without resolving anything.
+$(STAMP): pyproject.toml $(LOCK)
 	test -x $(PY) || $(PYTHON) -m venv $(VENV)
-	$(PY) -m pip install -q --upgrade pip
-	$(PY) -m pip install -q $(TORCH_PINS)
-	$(PY) -m pip install -q -e '.[dev]'
+	$(PY) -m pip install -q $$(grep '^pip==' $(LOCK))
+	$(PY) -m pip install -q -r $(LOCK)
+	$(PY) -m pip install -q --no-deps -e .
 	touch $(STAMP)
+
+# The deliberate upgrade step: every dependency of pyproject.toml (extras dev and cluster) to its
+# newest release, except torch and torchvision, which keep the lock's pins. Then run the whole
+# suite, the browser test included (`make test`), and commit the lock only if it passes.
+# LOCK_ARGS= keeps every other pin (after adding a dependency); LOCK_ARGS='-P mlflow' moves one.
+LOCK_ARGS ?= --upgrade
+lock: setup
+	CUSTOM_COMPILE_COMMAND="make lock" $(VENV)/bin/pip-compile --quiet $(LOCK_ARGS) \
+		$(addprefix --upgrade-package ,$(shell grep -E '^torch(vision)?==' $(LOCK))) \
+		--extra dev --extra cluster --strip-extras --allow-unsafe \
+		--no-emit-index-url --no-emit-find-links -o $(LOCK) pyproject.toml
 
 # The whole reference study (14 settings, in parallel) on the bundled digits: no network needed.
 run: setup
@@ -60,7 +73,6 @@ ui: setup
 cluster-up:
 	@deploy/cluster-up.sh --preflight
 	@$(MAKE) --no-print-directory setup
-	$(PY) -c 'import psycopg' 2>/dev/null || $(PY) -m pip install -q -e '.[cluster]'
 	@MLFLOW=$(VENV)/bin/mlflow deploy/cluster-up.sh
 
 cluster-down:

@@ -9,7 +9,7 @@
 #
 # Settings (environment): LRDECAY_CLUSTER_DIR (state, logs, artifacts; /var/lib/lrdecay-cluster),
 # LRDECAY_PARTITION (debug), LRDECAY_CLUSTER_CPUS (CPUs the node offers; 2), LRDECAY_MLFLOW_PORT
-# (5055), MLFLOW (the mlflow executable; .venv/bin/mlflow, with the driver from `.[cluster]`).
+# (5055), MLFLOW (the mlflow executable; .venv/bin/mlflow, with psycopg from requirements.lock).
 # No password exists anywhere: PostgreSQL admits local users through its Unix socket as the
 # database role of their own name (peer authentication).
 set -euo pipefail
@@ -41,7 +41,7 @@ fi
 [ "${1:-}" = --preflight ] && exit 0  # root and packages checked: what make does first
 [ -x "$mlflow" ] || die "no mlflow at $mlflow; run make setup first (or set MLFLOW=)"
 "$(dirname "$mlflow")/python" -c 'import psycopg' 2>/dev/null \
-  || die "the PostgreSQL driver is missing from $(dirname "$(dirname "$mlflow")"); install: pip install -e '.[cluster]'"
+  || die "the PostgreSQL driver is missing from $(dirname "$(dirname "$mlflow")"); install: make setup (requirements.lock carries it)"
 export PATH="$PATH:/usr/sbin:/sbin"
 mkdir -p "$state"/{slurmctld,slurmd,log,artifacts}
 chmod 755 "$state"

@@ -237,3 +237,35 @@ def test_a_sweep_with_no_parallel_jobs_is_one_line_before_any_job(
     assert proc.returncode != 0 and "Traceback" not in proc.stderr, proc.stderr[-2000:]
     assert "hydra.launcher.n_jobs" in proc.stderr.strip().splitlines()[-1]
     assert not list(tmp_path.glob("multirun/*/*/0"))  # no job ran
+
+
+#: What a user may find at the store's path instead of an MLflow store: notes, random bytes.
+NOT_A_STORE = {
+    "text": b"experiment notes, not a database\n",
+    "bytes": bytes(range(256)) * 16,
+}
+
+
+@pytest.mark.slow
+@pytest.mark.parametrize(("content", "sweep"), [("text", False), ("bytes", True)])
+def test_a_store_file_that_is_no_database_is_one_line_naming_it(
+    content: str, sweep: bool, tmp_path: Path
+) -> None:
+    """A file at ``mlruns/mlflow.db`` that is not a SQLite database: a single run exits 2 and
+    a sweep stops before any job, each with one line naming the file and the fix; the file is
+    left as it was."""
+    db = tmp_path / "mlruns" / "mlflow.db"
+    db.parent.mkdir()
+    db.write_bytes(NOT_A_STORE[content])
+    args = ["dataset=digits", "trainer.max_epochs=1"]
+    proc = run_cli(["-m", *args, "seed=0,1"] if sweep else args, cwd=tmp_path, timeout=300)
+    output = proc.stdout + proc.stderr
+    line = f"{db} is not an MLflow SQLite store (file is not a database). Fix: move it aside"
+    if sweep:
+        assert proc.returncode != 0 and "Traceback" not in output, output[-3000:]
+        assert proc.stderr.strip().splitlines()[-1].startswith(f"lrdecay: {line}"), output
+        assert not list(tmp_path.glob("multirun/*/*/0"))  # no job started
+    else:
+        assert proc.returncode == 2, output[-3000:]
+        assert line in error_line(output)
+    assert db.read_bytes() == NOT_A_STORE[content]

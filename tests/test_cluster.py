@@ -8,6 +8,7 @@ Without those services each test skips, naming the command that starts them; und
 
 from __future__ import annotations
 
+import json
 import os
 import re
 import secrets
@@ -524,3 +525,89 @@ def test_two_launchers_share_one_study(cluster: Cluster, tmp_path: Path) -> None
         f"\ntwo launchers: {N_TRIALS} finished trials from {len(launchers)} launchers; "
         f"{len(surplus)} asked for a place already taken (failed, never run): {surplus}"
     )
+
+
+#: A launcher's start on a study, alone: wait for the parent's go of each round, then create or
+#: load the study "race" on that round's storage; one JSON line per round (its id, or the error).
+CREATOR = r"""
+import json, os, sys, time
+from pathlib import Path
+from lrdecay.sweep.pruning import open_study
+folder = Path(sys.argv[1])
+for n, url in enumerate(sys.argv[2:]):
+    (folder / f"ready-{n}-{os.getpid()}").touch()
+    while not (folder / f"go-{n}").exists():
+        time.sleep(0.001)
+    try:
+        storage, _ = open_study(url, study_name="race", directions=["maximize"])
+        done = {"study_id": storage.get_study_id_from_name("race")}
+    except Exception as exc:
+        done = {"error": f"{type(exc).__name__}: {str(exc).splitlines()[0]}"}
+    print(json.dumps({"round": n, **done}), flush=True)
+"""
+CREATORS, ROUNDS = 4, 3
+
+
+@pytest.mark.slow
+@pytest.mark.timeout(600)
+def test_launchers_creating_one_study_on_a_fresh_database_at_once_all_succeed(
+    cluster: Cluster, tmp_path: Path
+) -> None:
+    """Four launchers create the same study on a fresh PostgreSQL database at the same instant,
+    three rounds over: each one opens it, and the database holds Optuna's schema and the study
+    once. (Each round's fresh database is a new schema, first on the connection's search path.)"""
+    import sqlalchemy
+
+    schemas = [f"fresh_{secrets.token_hex(4)}" for _ in range(ROUNDS)]
+    admin = sqlalchemy.create_engine(cluster.storage, poolclass=sqlalchemy.pool.NullPool)
+    with admin.begin() as connection:
+        for schema in schemas:
+            connection.exec_driver_sql(f'CREATE SCHEMA "{schema}"')
+    urls = [f"{cluster.storage}?options=-csearch_path%3D{schema}" for schema in schemas]
+    env = {k: v for k, v in os.environ.items() if k != "MLFLOW_TRACKING_URI"}
+    procs = []
+    try:
+        for _ in range(CREATORS):
+            procs.append(
+                subprocess.Popen(
+                    [sys.executable, "-c", CREATOR, str(tmp_path), *urls],
+                    cwd=ROOT,
+                    env=env,
+                    stdout=subprocess.PIPE,
+                    stderr=subprocess.PIPE,
+                    text=True,
+                )
+            )
+        for n in range(ROUNDS):  # all ready, then one go: the creations start together
+            deadline = time.monotonic() + 120
+            while len(list(tmp_path.glob(f"ready-{n}-*"))) < CREATORS:
+                alive = all(p.poll() is None for p in procs)
+                assert alive and time.monotonic() < deadline, f"round {n}: a launcher stopped"
+                time.sleep(0.01)
+            (tmp_path / f"go-{n}").touch()
+        ended = [(p.communicate(timeout=300), p.returncode) for p in procs]
+        counts = {}
+        with admin.connect() as connection:
+            for schema in schemas:
+                counts[schema] = [
+                    connection.exec_driver_sql(f'SELECT count(*) FROM "{schema}".{table}').scalar()
+                    for table in ("studies", "version_info", "alembic_version")
+                ]
+    finally:
+        for proc in procs:
+            if proc.poll() is None:
+                proc.kill()
+                proc.wait()
+        with admin.begin() as connection:
+            for schema in schemas:
+                connection.exec_driver_sql(f'DROP SCHEMA IF EXISTS "{schema}" CASCADE')
+        admin.dispose()
+    for (_, err), code in ended:
+        assert code == 0, err[-3000:]
+    lines = [json.loads(line) for (out, _), _ in ended for line in out.splitlines()]
+    errors = [line for line in lines if "error" in line]
+    assert not errors, errors
+    for n in range(ROUNDS):
+        ids = {line["study_id"] for line in lines if line["round"] == n}
+        assert len(ids) == 1, (n, ids)  # all four opened the one study
+    assert all(count == [1, 1, 1] for count in counts.values()), counts

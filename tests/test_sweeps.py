@@ -213,10 +213,45 @@ def test_a_job_that_raises_leaves_the_others_running(tmp_path) -> None:
     assert "Traceback" not in proc.stdout + proc.stderr
     assert "2 jobs: 1 finished, 0 diverged, 1 failed" in proc.stdout
     assert "unreadable or corrupt" in proc.stdout
+    assert "Compare the runs in the MLflow UI:" in proc.stdout  # one run to compare
+    assert "No run finished" not in proc.stdout
     finished = experiment_runs(store(tmp_path), filter_string="attributes.status = 'FINISHED'")
     # the sweep varies the data set, so the run's name says which (the setting tag does not)
     assert [r.info.run_name for r in finished] == ["seq3-epoch dataset=digits"]
     assert finished[0].data.tags["setting"] == "seq3-epoch"
+
+
+def test_a_sweep_in_which_no_run_finished_ends_with_the_next_step_not_the_ui(tmp_path) -> None:
+    """Every job fails (its model cannot be imported, which only a job finds out): nothing to
+    compare in the MLflow UI, so the sweep names where the errors are and what to do, and exits
+    non-zero."""
+    seed_store(tmp_path)
+    proc = run_cli(
+        [
+            "-m",
+            "dataset=digits",
+            "model._target_=nosuchpkg.Net",
+            "seed=0,1",
+            "trainer.max_epochs=1",
+            *QUIET,
+        ],
+        cwd=tmp_path,
+        timeout=600,
+    )
+    assert proc.returncode == 1, proc.stderr[-3000:]
+    assert "Traceback" not in proc.stdout + proc.stderr
+    assert "2 jobs: 0 finished, 0 diverged, 2 failed" in proc.stdout
+    assert "MLflow UI" not in proc.stdout and "mlflow ui" not in proc.stdout
+    last = proc.stdout.rstrip().splitlines()[-1]
+    prefix = "No run finished: see the table above and each job's log under "
+    suffix = "; fix the cause and run the same command again"
+    assert last.startswith(prefix) and last.endswith(suffix), last
+    sweep_dir = tmp_path / last[len(prefix) : -len(suffix)]  # relative to the launch folder
+    assert len(list(sweep_dir.glob("*/*.log"))) == 2  # the folder it names holds the jobs' logs
+    assert (sweep_dir / "summary.txt").read_text().rstrip().endswith(last)
+    assert proc.stderr.rstrip().splitlines()[-1] == "lrdecay: 2 of 2 job(s) failed"
+    (parent,) = [r for r in experiment_runs(store(tmp_path)) if is_sweep_parent(r)]
+    assert parent.info.status == "FAILED" and parent.data.tags["children_failed"] == "2"
 
 
 def test_stress_many_parallel_jobs_on_a_fresh_store(tmp_path) -> None:

@@ -45,7 +45,7 @@ from optuna.distributions import BaseDistribution
 from optuna.trial import FrozenTrial, Trial, TrialState
 
 from lrdecay.sweep.outcomes import CONFIRMATION_FILE
-from lrdecay.sweep.pruning import make_pruner, open_storage
+from lrdecay.sweep.pruning import make_pruner, open_study
 from lrdecay.tracking.redact import redact_text, redact_uri
 
 from ._shared import (
@@ -307,14 +307,12 @@ class OptunaSweeperImpl:
         name = self.study_name or self.hooks.default_study_name()
         self.storage_url = self._storage_url()
         try:
-            self.storage_obj = open_storage(self.storage_url)
-            study = optuna.create_study(
-                storage=self.storage_obj,
+            self.storage_obj, study = open_study(
+                self.storage_url,
                 sampler=optuna.samplers.RandomSampler(),
                 pruner=make_pruner(self.pruner_settings),
                 study_name=name,
                 directions=directions,
-                load_if_exists=True,
             )
         except Exception as exc:
             raise SweepError(

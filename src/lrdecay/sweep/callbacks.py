@@ -240,20 +240,25 @@ class SweepTracking(Callback):
             report = self._write_report(sweep_dir)
             if report is not None:
                 lines += ["", f"Report (tables, figures, the study's claims): {report}"]
-            lines += [
-                "",
-                "Compare the runs in the MLflow UI:",
-                ui_command(self.tracker.uri, self.tracker.experiment_id, self.tracker.run_id),
-            ]
+            if counts.finished:
+                lines += [
+                    "",
+                    "Compare the runs in the MLflow UI:",
+                    ui_command(self.tracker.uri, self.tracker.experiment_id, self.tracker.run_id),
+                ]
             self._close_parent(table, counts)
+        if not counts.finished:  # nothing to compare: the one next step instead
+            lines += ["", no_run_finished(sweep_dir)]
         print("\n".join(lines), flush=True)
         if sweep_dir.is_dir():
             (sweep_dir / "summary.txt").write_text("\n".join(lines) + "\n")
-        if counts.failed:
+        if counts.failed and counts.finished:
             raise SystemExit(
                 f"lrdecay: {counts.failed} job(s) failed; see the table above "
                 "and each job's log under " + str(sweep_dir)
             )
+        if counts.failed:  # the next step is the line just above
+            raise SystemExit(f"lrdecay: {counts.failed} of {counts.total} job(s) failed")
 
     def _write_report(self, sweep_dir: Path) -> Path | None:
         """The sweep's report in ``<sweep_dir>/report`` (also logged to the parent run)."""
@@ -281,6 +286,14 @@ class SweepTracking(Callback):
         tracker.log_text(table + "\n", "summary.txt")
         all_ok = counts.total > 0 and counts.finished + counts.pruned == counts.total
         tracker.end("FINISHED" if all_ok else "FAILED")
+
+
+def no_run_finished(sweep_dir: Path) -> str:
+    """The next step after a sweep in which no run finished (nothing to compare in the UI)."""
+    return (
+        "No run finished: see the table above and each job's log under "
+        f"{sweep_dir}; fix the cause and run the same command again"
+    )
 
 
 def _in_sweep() -> bool:

@@ -117,18 +117,34 @@ def store_lock(uri: str) -> Iterator[None]:
             fcntl.flock(handle, fcntl.LOCK_UN)
 
 
-def leftover_migration_tables(db: Path) -> list[str]:
-    """Tables an interrupted schema upgrade left in a SQLite store (``_alembic_tmp_*``)."""
+def sqlite_tables(db: Path) -> list[str]:
+    """The tables of the SQLite database ``db``, read without writing; raises
+    :class:`sqlite3.Error` when the file is not a SQLite database."""
+    with contextlib.closing(sqlite3.connect(f"{db.resolve().as_uri()}?mode=ro", uri=True)) as con:
+        rows = con.execute("SELECT name FROM sqlite_master WHERE type = 'table'").fetchall()
+    return [name for (name,) in rows]
+
+
+def store_damage(db: Path) -> TrackingError | None:
+    """One line for a SQLite store file MLflow could not open: not a database at all, or left
+    mid-upgrade by an interrupted migration; None when the file looks sound."""
     if not db.is_file():
-        return []
+        return None
     try:
-        with contextlib.closing(
-            sqlite3.connect(f"{db.resolve().as_uri()}?mode=ro", uri=True)
-        ) as con:
-            rows = con.execute("SELECT name FROM sqlite_master WHERE type = 'table'").fetchall()
-    except sqlite3.Error:  # not a database at all: MLflow's own error says so
-        return []
-    return [name for (name,) in rows if name.startswith("_alembic_tmp_")]
+        tables = sqlite_tables(db)
+    except sqlite3.Error as error:
+        return TrackingError(
+            f"{db} is not an MLflow SQLite store ({error}). Fix: move it aside, or point "
+            "tracking.uri (or tracking.store_dir) elsewhere"
+        )
+    leftovers = [name for name in tables if name.startswith("_alembic_tmp_")]
+    if leftovers:
+        return TrackingError(
+            f"the MLflow store {db} is damaged (an interrupted schema upgrade left "
+            f"{', '.join(leftovers)}). Fix: move it aside or restore a backup, or "
+            "point tracking.uri at a fresh store"
+        )
+    return None
 
 
 class StopSafeClient(MlflowClient):
@@ -157,13 +173,9 @@ def open_client(uri: str) -> MlflowClient:
             return StopSafeClient(tracking_uri=uri)
         except Exception as exc:
             db = sqlite_path(uri)
-            leftovers = leftover_migration_tables(db) if db is not None else []
-            if leftovers:
-                raise TrackingError(
-                    f"the MLflow store {db} is damaged (an interrupted schema upgrade left "
-                    f"{', '.join(leftovers)}). Fix: move it aside or restore a backup, or "
-                    "point tracking.uri at a fresh store"
-                ) from exc
+            damage = store_damage(db) if db is not None else None
+            if damage is not None:
+                raise damage from exc
             raise
 
 
