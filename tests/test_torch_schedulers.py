@@ -5,6 +5,7 @@ from __future__ import annotations
 
 import csv
 from pathlib import Path
+from typing import Any
 
 import numpy as np
 import pytest
@@ -21,7 +22,7 @@ from torch.optim.lr_scheduler import (
 
 from lrdecay.core.outcome import RunOutcome, RunStatus
 from lrdecay.core.records import epoch_key
-from lrdecay.core.torch_schedules import BATCH_LR_METRIC
+from lrdecay.core.torch_schedules import BATCH_LR_METRIC, WarmupStableDecayLR
 from lrdecay.errors import ConfigError
 from lrdecay.report.claims import check_claims, check_modern
 from lrdecay.report.figures import write_figures
@@ -38,6 +39,9 @@ MOVES = {
     "step": ["sequence.scheduler.step_size=2"],
     "plateau": ["sequence.scheduler.patience=0", "sequence.scheduler.threshold=0.5"],
 }
+
+#: The ready options stepped after every optimizer step.
+PER_BATCH = ("onecycle", "warmup_cosine", "wsd")
 
 #: A data set that cannot load: a check made after loading would fail on it instead.
 NO_DATA = ("dataset=mnist", "data.root=/nonexistent/data", "data.download=false")
@@ -60,7 +64,7 @@ def _plain_loop(
     alone, built by hand with the ready option's arguments and the same budget."""
     param = torch.nn.Parameter(torch.zeros(1))
     opt = torch.optim.SGD([param], lr=R0, momentum=0.9)
-    per_batch = name in ("onecycle", "warmup_cosine")
+    per_batch = name in PER_BATCH
     if name == "cosine":
         sched = CosineAnnealingLR(opt, T_max=epochs, eta_min=0.0)
     elif name == "onecycle":
@@ -69,6 +73,8 @@ def _plain_loop(
         warm = LinearLR(opt, start_factor=0.01, end_factor=1.0, total_iters=steps)
         cos = CosineAnnealingLR(opt, T_max=epochs * steps - steps, eta_min=0.0)
         sched = SequentialLR(opt, [warm, cos], milestones=[steps])
+    elif name == "wsd":
+        sched = WarmupStableDecayLR(opt, epochs, steps, 0.05, 0.2, "sqrt", 0.01, 0.0)
     elif name == "step":
         sched = StepLR(opt, step_size=2, gamma=0.1)
     else:
@@ -88,7 +94,7 @@ def _plain_loop(
     return epoch_lrs, batch_lrs
 
 
-@pytest.mark.parametrize("name", ["cosine", "onecycle", "warmup_cosine", "step", "plateau"])
+@pytest.mark.parametrize("name", ["cosine", "onecycle", "warmup_cosine", "wsd", "step", "plateau"])
 def test_each_ready_option_logs_the_rates_of_the_same_pytorch_scheduler(
     name: str, make_cfg, tracking_uri: str
 ) -> None:
@@ -106,7 +112,7 @@ def test_each_ready_option_logs_the_rates_of_the_same_pytorch_scheduler(
     assert logged == list(enumerate(epoch_lrs, start=1))
     assert len(set(epoch_lrs)) > 1, "the schedule moved within the budget"
     per_batch = _history(client, found.info.run_id, BATCH_LR_METRIC)
-    if name in ("onecycle", "warmup_cosine"):  # every optimizer step, counted over the run
+    if name in PER_BATCH:  # every optimizer step, counted over the run
         assert per_batch == list(enumerate(batch_lrs, start=1))
     else:
         assert per_batch == []
@@ -203,6 +209,72 @@ def test_resume_mid_run_continues_the_rate_history_exactly(name: str, tmp_path: 
         assert len(_history(client_b, run_b.info.run_id, BATCH_LR_METRIC)) > 5
 
 
+def _wsd_rates(steps: int = 100, **kwargs: Any) -> list[float]:
+    """The rate each of ``steps`` batches (one epoch of them) trains with under
+    WarmupStableDecayLR from r0 = 1, and the rate after the last."""
+    opt = torch.optim.SGD([torch.nn.Parameter(torch.zeros(1))], lr=1.0)
+    sched = WarmupStableDecayLR(opt, epochs=1, steps_per_epoch=steps, **kwargs)
+    rates = []
+    for _ in range(steps):
+        rates.append(sched.get_last_lr()[0])
+        opt.step()
+        sched.step()
+    return [*rates, sched.get_last_lr()[0]]
+
+
+@pytest.mark.parametrize(
+    ("decay", "halfway"), [("linear", 0.5), ("cosine", 0.5), ("sqrt", 1 - 0.5**0.5)]
+)
+def test_wsd_warms_up_holds_and_decays_at_its_phase_boundaries(decay: str, halfway: float) -> None:
+    """100 steps: warm-up over the first 10, decay over the last 30 (steps 70..100)."""
+    rates = _wsd_rates(
+        warmup_fraction=0.1, decay_fraction=0.3, decay=decay, start_factor=0.1, end_factor=0.02
+    )
+    assert rates[0] == pytest.approx(0.1)  # the first batch: start_factor · r0
+    assert rates[5] == pytest.approx(0.1 + 0.9 * 0.5)  # half-way up, linearly
+    assert rates[10] == rates[69] == rates[70] == 1.0  # stable, up to the decay's first step
+    assert rates[85] == pytest.approx(0.02 + 0.98 * halfway)  # half-way down, in its shape
+    assert rates[100] == pytest.approx(0.02)  # the budget's end: end_factor · r0
+    assert rates[:11] == sorted(rates[:11]) and rates[70:] == sorted(rates[70:], reverse=True)
+    assert rates[99] > rates[100]
+
+
+def test_wsd_without_warm_up_or_decay_is_a_constant_rate() -> None:
+    assert set(_wsd_rates(warmup_fraction=0.0, decay_fraction=0.0)) == {1.0}
+    assert _wsd_rates(warmup_fraction=0.0, decay_fraction=1.0, decay="linear")[50] == 0.5
+
+
+@pytest.mark.parametrize(
+    ("kwargs", "message"),
+    [
+        ({"warmup_fraction": -0.1}, r"warmup_fraction must be in \[0, 1\], got -0.1"),
+        ({"decay_fraction": 1.5}, r"decay_fraction must be in \[0, 1\], got 1.5"),
+        ({"warmup_fraction": 0.6, "decay_fraction": 0.5}, "must be <= 1, got 0.6 \\+ 0.5"),
+        ({"decay": "exp"}, "decay must be one of linear, cosine, sqrt, got 'exp'"),
+        ({"end_factor": 2.0}, r"end_factor must be in \[0, 1\]"),
+    ],
+)
+def test_wsd_refuses_phases_that_do_not_fit_the_budget(kwargs: dict, message: str) -> None:
+    with pytest.raises(ValueError, match=message):
+        _wsd_rates(**kwargs)
+
+
+def test_wsd_phases_are_set_from_the_command_line(make_cfg) -> None:
+    """decay_fraction=0.5 over 4 epochs: the decay starts with epoch 3, so epoch 4 starts
+    half-way down (1 − √0.5 of r0); the default 0.2 leaves epoch 4 starting at r0. A fraction
+    out of range is one line."""
+    base = ["sequence=wsd", "trainer.max_epochs=4", "tracking.enabled=false"]
+    half = run(make_cfg(*base, "sequence.scheduler.decay_fraction=0.5"))
+    assert half.history[3].lr == pytest.approx(R0 * (1 - 0.5**0.5))
+    assert half.history[2].lr == pytest.approx(R0)
+    with pytest.raises(ConfigError) as caught:
+        run(make_cfg(*base, "sequence.scheduler.decay_fraction=1.5"))
+    assert str(caught.value) == (
+        "sequence.scheduler: lrdecay.core.torch_schedules.WarmupStableDecayLR cannot be built: "
+        "decay_fraction must be in [0, 1], got 1.5"
+    )
+
+
 @pytest.mark.parametrize(
     ("overrides", "named"),
     [
@@ -267,12 +339,12 @@ def test_the_cli_says_an_unknown_target_in_one_line(tmp_path: Path) -> None:
     )
 
 
-MODERN = ("cosine", "onecycle", "warmup_cosine", "step", "plateau")
+MODERN = ("cosine", "onecycle", "warmup_cosine", "step", "plateau", "wsd")
 
 
 @pytest.mark.slow
 def test_the_race_preset_reports_a_modern_baselines_block(tmp_path: Path) -> None:
-    """experiment=paper_plus_modern on digits: 19 settings x 2 seeds in one launch, and the
+    """experiment=paper_plus_modern on digits: 20 settings x 2 seeds in one launch, and the
     sweep's report shows the modern block in its table, figures and claims."""
     proc = run_cli(
         [
@@ -290,7 +362,7 @@ def test_the_race_preset_reports_a_modern_baselines_block(tmp_path: Path) -> Non
     assert proc.returncode == 0, proc.stderr[-3000:]
     (report,) = tmp_path.glob("multirun/*/*/report")
     rows = {r["setting"]: r for r in csv.DictReader((report / "table.csv").open())}
-    assert len(rows) == 19
+    assert len(rows) == 20
     assert {s for s, r in rows.items() if r["group"] == "Modern baselines"} == set(MODERN)
     assert all(rows[s]["runs"] == "2" for s in MODERN)
     table = (report / "table.md").read_text()

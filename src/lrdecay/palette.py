@@ -29,4 +29,5 @@ MODERN_COLORS = {
     "warmup_cosine": "#5f3dc4",
     "step": "#82c91e",
     "plateau": "#495057",
+    "wsd": "#17becf",
 }
