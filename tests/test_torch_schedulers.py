@@ -24,11 +24,13 @@ from lrdecay.core.outcome import RunOutcome, RunStatus
 from lrdecay.core.records import epoch_key
 from lrdecay.core.torch_schedules import BATCH_LR_METRIC, WarmupStableDecayLR
 from lrdecay.errors import ConfigError
+from lrdecay.palette import MODERN_COLORS
 from lrdecay.report.claims import check_claims, check_modern
-from lrdecay.report.figures import write_figures
+from lrdecay.report.figures import styles, write_figures
 from lrdecay.report.stats import RunRecord, summarise
 from lrdecay.report.tables import build_table, to_markdown
 from lrdecay.run import RunContext, run
+from lrdecay.tracking.ui import setting_colour
 from tests.conftest import compose_config, error_line, run_cli
 from tests.helpers import InterruptAt, new_store
 
@@ -339,12 +341,22 @@ def test_the_cli_says_an_unknown_target_in_one_line(tmp_path: Path) -> None:
     )
 
 
-MODERN = ("cosine", "onecycle", "warmup_cosine", "step", "plateau", "wsd")
+MODERN = (
+    "cosine",
+    "onecycle",
+    "warmup_cosine",
+    "step",
+    "plateau",
+    "wsd",
+    "adamw-fixed",
+    "sgd_schedulefree-fixed",
+    "prodigy-fixed",
+)
 
 
 @pytest.mark.slow
 def test_the_race_preset_reports_a_modern_baselines_block(tmp_path: Path) -> None:
-    """experiment=paper_plus_modern on digits: 20 settings x 2 seeds in one launch, and the
+    """experiment=paper_plus_modern on digits: 23 settings x 2 seeds in one launch, and the
     sweep's report shows the modern block in its table, figures and claims."""
     proc = run_cli(
         [
@@ -362,14 +374,16 @@ def test_the_race_preset_reports_a_modern_baselines_block(tmp_path: Path) -> Non
     assert proc.returncode == 0, proc.stderr[-3000:]
     (report,) = tmp_path.glob("multirun/*/*/report")
     rows = {r["setting"]: r for r in csv.DictReader((report / "table.csv").open())}
-    assert len(rows) == 20
+    assert len(rows) == 23
     assert {s for s, r in rows.items() if r["group"] == "Modern baselines"} == set(MODERN)
     assert all(rows[s]["runs"] == "2" for s in MODERN)
     table = (report / "table.md").read_text()
     assert "| **Modern baselines** | cosine |" in table
     text = (report / "report.md").read_text()
-    assert "## Modern baselines: the paper's schemes against PyTorch's schedulers" in text
+    heading = "## Modern baselines: the paper's schemes against today's schedules and optimizers"
+    assert heading in text
     assert "Does any of the paper's decay schemes beat cosine annealing (cosine)?" in text
+    assert "beat schedule-free SGD (sgd_schedulefree-fixed)?" in text
     assert "A fourth panel, Modern baselines" in text
     for png in ("val_acc.png", "learning_rate.png", "best_vs_baselines.png"):
         assert (report / png).read_bytes().startswith(b"\x89PNG")
@@ -401,9 +415,14 @@ def test_an_optuna_search_picks_among_sequences_and_pytorch_schedulers(tmp_path:
     assert {r.info.status for r in runs} == {"FINISHED"}
 
 
-def _record(setting: str, seed: int, final: float, scheduler: str = "") -> RunRecord:
-    """A digits run of 10 epochs (its logged rate decays each epoch)."""
+def _record(
+    setting: str, seed: int, final: float, scheduler: str = "", optimizer: str = "sgd"
+) -> RunRecord:
+    """A digits run of 10 epochs (its logged rate decays each epoch); a fixed-rate setting is
+    ``<optimizer>-fixed`` with the constant sequence."""
     sequence, _, strategy = setting.partition("-")
+    if strategy == "fixed":
+        optimizer, sequence = sequence, "constant"
     return RunRecord(
         outcome=RunOutcome(
             RunStatus.FINISHED,
@@ -413,7 +432,7 @@ def _record(setting: str, seed: int, final: float, scheduler: str = "") -> RunRe
             convergence_epoch=10,
             epochs_run=10,
         ),
-        optimizer="sgd",
+        optimizer=optimizer,
         sequence=sequence,
         strategy=strategy or "epoch",
         seed=str(seed),
@@ -460,3 +479,57 @@ def test_the_report_weighs_the_schemes_against_a_modern_baseline(
     figures = write_figures(rows, tmp_path)
     assert "Modern baselines" in figures[0].caption
     assert all(f.path.read_bytes().startswith(b"\x89PNG") for f in figures)
+
+
+def test_schedule_free_and_wsd_runs_join_the_modern_block_with_a_question_each(
+    tmp_path: Path,
+) -> None:
+    """A fixed-rate schedule-free SGD run (no scheduler: an optimizer beyond the study's) and a
+    wsd run (a scheduler) are both modern baselines, after the ready schedulers and in their
+    own colours; each gets its question, and neither is a rival in the study's claims."""
+    means = {
+        "seq3-epoch": 0.90,
+        "seq1-epoch": 0.88,
+        "seq3-cutoff": 0.80,
+        "sgd-fixed": 0.82,
+        "adam-fixed": 0.84,
+        "sgd_schedulefree-fixed": 0.95,
+        "wsd": 0.85,
+    }
+    rng = np.random.default_rng(0)
+    wsd_class = "lrdecay.core.torch_schedules.WarmupStableDecayLR"
+    records = [
+        _record(s, seed, m + rng.normal(0, 0.001), wsd_class if s == "wsd" else "")
+        for s, m in means.items()
+        for seed in range(10)
+    ]
+    rows = summarise(records, target=None)
+    groups = {s.setting: s.group for s in rows}
+    assert [s.setting for s in rows if s.group == "Modern baselines"] == [
+        "wsd",
+        "sgd_schedulefree-fixed",
+    ]
+    assert groups["sgd-fixed"] == groups["adam-fixed"] == "Benchmark"
+
+    claims = {c.key: c for c in check_modern(rows)}
+    assert set(claims) == {"beats_wsd", "beats_sgd_schedulefree-fixed"}
+    free = claims["beats_sgd_schedulefree-fixed"]
+    assert free.text == (
+        "Does any of the paper's decay schemes beat schedule-free SGD (sgd_schedulefree-fixed)?"
+    )
+    assert free.verdict.startswith("no: sgd_schedulefree-fixed beats every scheme"), free
+    wsd = claims["beats_wsd"]
+    assert wsd.text == "Does any of the paper's decay schemes beat warm-up–stable–decay (wsd)?"
+    assert wsd.verdict.startswith("yes: seq3-epoch"), wsd
+    study = {c.key: c for c in check_claims(rows)}
+    assert "best rival seq1-epoch" in study["seq3_epoch"].detail  # 0.95 is no rival there
+
+    table = to_markdown(build_table(rows, None))
+    assert "| **Modern baselines** | wsd |" in table
+    assert "schedule-free ones (scored on their averaged weights)" in table
+    drawn = styles(rows)
+    assert drawn["sgd_schedulefree-fixed"].color == MODERN_COLORS["sgd_schedulefree-fixed"]
+    assert drawn["wsd"].color == MODERN_COLORS["wsd"]
+    assert setting_colour("sgd_schedulefree-fixed", "constant", "fixed") == "#8c564b"
+    figures = write_figures(rows, tmp_path)
+    assert "schedule-free and learning-rate-free optimizers" in figures[0].caption
