@@ -4,12 +4,14 @@ resumed run continues exactly; a plain optimizer is left as it was."""
 
 from __future__ import annotations
 
+from collections.abc import Callable, Iterable
 from pathlib import Path
 
 import pytest
 import torch
 import torch.nn.functional as F
-from schedulefree import SGDScheduleFree
+from prodigyopt import Prodigy
+from schedulefree import AdamWScheduleFree, SGDScheduleFree
 from torch import nn
 
 from lrdecay.core.checkpoint import CheckpointListener, load_checkpoint, restore
@@ -39,26 +41,40 @@ def _batchnorm() -> nn.Module:
     )
 
 
+def _schedule_free_sgd(params: Iterable[nn.Parameter]) -> torch.optim.Optimizer:
+    return SGDScheduleFree(params, lr=1.0, momentum=0.9, warmup_steps=2)
+
+
+def _plain_sgd(params: Iterable[nn.Parameter]) -> torch.optim.Optimizer:
+    return torch.optim.SGD(params, lr=0.1, momentum=0.9)
+
+
+#: The optimizers of the modern arms and their schedule-free kin, as the configs build them
+#: (Hydra passes a YAML list as a list: Prodigy's betas).
+MODERN_OPTIMIZERS: dict[str, Callable[[Iterable[nn.Parameter]], torch.optim.Optimizer]] = {
+    "SGDScheduleFree": _schedule_free_sgd,
+    "AdamWScheduleFree": lambda p: AdamWScheduleFree(p, lr=0.01, warmup_steps=5),
+    "Prodigy": lambda p: Prodigy(p, lr=1.0, betas=[0.9, 0.999]),
+    "AdamW": lambda p: torch.optim.AdamW(p, lr=0.001, betas=[0.9, 0.999], weight_decay=0.01),
+}
+
+
 def _engine(
-    model_fn=_linear,
+    model_fn: Callable[[], nn.Module] = _linear,
     epochs: int = 2,
-    schedule_free: bool = True,
+    optimizer: Callable[[Iterable[nn.Parameter]], torch.optim.Optimizer] = _schedule_free_sgd,
     n_train: int = 256,
     batch_size: int = 32,
-    lr: float = 1.0,
 ) -> Engine:
-    """A fixed-rate run of ``model_fn()`` on tensors: schedule-free SGD (or plain SGD) at
-    ``lr``, momentum 0.9."""
+    """A fixed-rate run of ``model_fn()`` on tensors with ``optimizer`` (schedule-free SGD at
+    1.0, momentum 0.9, unless given)."""
     torch.manual_seed(0)
     model = model_fn()
-    if schedule_free:
-        optimizer = SGDScheduleFree(model.parameters(), lr=lr, momentum=0.9, warmup_steps=2)
-    else:
-        optimizer = torch.optim.SGD(model.parameters(), lr=lr, momentum=0.9)
-    scheduler = SequenceScheduler(optimizer, make_sequence("constant"), make_strategy("fixed"))
+    opt = optimizer(model.parameters())
+    scheduler = SequenceScheduler(opt, make_sequence("constant"), make_strategy("fixed"))
     data = DataBundle("toy", _split(n_train, 1), _split(64, 2), None, CLASSES)
     settings = TrainerSettings(max_epochs=epochs, batch_size=batch_size, eval_batch_size=64)
-    return Engine(model, optimizer, scheduler, data, settings)
+    return Engine(model, opt, scheduler, data, settings)
 
 
 def _loss(model: nn.Module, split: Split) -> float:
@@ -109,7 +125,7 @@ def test_batchnorm_statistics_are_those_of_the_averaged_weights() -> None:
 
 
 def test_a_plain_optimizer_keeps_the_statistics_training_left() -> None:
-    engine = _engine(_batchnorm, 3, schedule_free=False, n_train=64, batch_size=64, lr=0.1)
+    engine = _engine(_batchnorm, 3, _plain_sgd, n_train=64, batch_size=64)
     engine.fit()
     bn = _bn(engine.model)
     before = bn.running_mean.clone()
@@ -118,27 +134,16 @@ def test_a_plain_optimizer_keeps_the_statistics_training_left() -> None:
     assert bn.num_batches_tracked.item() == 3  # one training batch per epoch, no re-estimation
 
 
-def test_a_checkpoint_holds_the_averaged_weights_and_resumes_exactly(tmp_path: Path) -> None:
-    """BatchNorm and several batches per epoch: an interrupted run, resumed from its checkpoint
-    after epoch 2, ends bit-identical to an uninterrupted one."""
-    whole = _engine(_batchnorm, epochs=4).fit()
-
+def test_a_checkpoint_holds_the_averaged_weights_in_evaluation_mode(tmp_path: Path) -> None:
     path = tmp_path / "checkpoint.pt"
     first = _engine(_batchnorm, epochs=2)
     first.listeners.append(CheckpointListener(path, first))
-    first.fit()
+    logged = first.fit().history[-1].val_loss
     state = load_checkpoint(path)
     fresh = _batchnorm()
     fresh.load_state_dict(state["model"])
-    assert _loss(fresh, first.data.val) == pytest.approx(whole.history[1].val_loss, rel=1e-6)
+    assert _loss(fresh, first.data.val) == pytest.approx(logged, rel=1e-6)
     assert {g["train_mode"] for g in state["optimizer"]["param_groups"]} == {False}
-
-    resumed = _engine(_batchnorm, epochs=4)
-    restore(resumed, state, path)
-    outcome = resumed.fit()
-    assert [r.epoch for r in outcome.history] == [1, 2, 3, 4]
-    for a, b in zip(outcome.history, whole.history, strict=True):
-        assert (a.train_loss, a.val_loss, a.val_acc) == (b.train_loss, b.val_loss, b.val_acc)
 
     first.optimizer.train()  # whatever mode it is in, a checkpoint saves the averaged weights
     training = first.model[0].weight.detach().clone()
@@ -146,3 +151,24 @@ def test_a_checkpoint_holds_the_averaged_weights_and_resumes_exactly(tmp_path: P
     saved = load_checkpoint(path)["model"]["0.weight"]
     assert saved == pytest.approx(fresh[0].weight.detach(), abs=1e-6)  # up to the round trip
     assert (saved - training).abs().max() > 1e-3
+
+
+@pytest.mark.parametrize("name", MODERN_OPTIMIZERS)
+def test_a_resumed_run_ends_bit_identical_to_an_uninterrupted_one(
+    name: str, tmp_path: Path
+) -> None:
+    """BatchNorm and several batches per epoch: a run interrupted after epoch 2 and resumed
+    from its checkpoint (loaded without unpickling) continues exactly."""
+    optimizer = MODERN_OPTIMIZERS[name]
+    whole = _engine(_batchnorm, 4, optimizer).fit()
+    path = tmp_path / "checkpoint.pt"
+    first = _engine(_batchnorm, 2, optimizer)
+    first.listeners.append(CheckpointListener(path, first))
+    first.fit()
+    resumed = _engine(_batchnorm, 4, optimizer)
+    restore(resumed, load_checkpoint(path), path)
+    outcome = resumed.fit()
+    assert [r.epoch for r in outcome.history] == [1, 2, 3, 4]
+    for a, b in zip(outcome.history, whole.history, strict=True):
+        assert (a.train_loss, a.val_loss, a.val_acc) == (b.train_loss, b.val_loss, b.val_acc)
+    assert whole.history[0].val_loss != whole.history[-1].val_loss  # it trained
