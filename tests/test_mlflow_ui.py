@@ -80,7 +80,7 @@ def _rgb(colour: str) -> tuple[int, ...]:
 
 
 def test_fourteen_settings_get_fourteen_distinguishable_colours() -> None:
-    """The study's 14 settings and the 5 modern baselines raced with them: 19 colours."""
+    """The study's 14 settings and the 9 modern baselines raced with them: 23 colours."""
     from lrdecay.palette import MODERN_COLORS, SEQUENCE_COLORS
     from lrdecay.tracking.ui import setting_colour
 
@@ -91,7 +91,7 @@ def test_fourteen_settings_get_fourteen_distinguishable_colours() -> None:
     study = [s for s in SETTINGS if s not in MODERN_COLORS]
     assert len(study) == 14 and len({colours[s] for s in study}) == 14
     assert sorted(set(SETTINGS) - set(study)) == sorted(MODERN_COLORS)
-    assert len(set(colours.values())) == len(SETTINGS) == 19
+    assert len(set(colours.values())) == len(SETTINGS) == 23
     assert colours["seq2-epoch"] == SEQUENCE_COLORS["seq2"]  # the report figures' own hue
     assert colours["cosine"] == MODERN_COLORS["cosine"]
     rgbs = [_rgb(c) for c in colours.values()]

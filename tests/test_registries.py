@@ -12,6 +12,7 @@ from hydra.core.config_store import ConfigStore
 from omegaconf import OmegaConf
 
 from hydra_plugins.lrdecay_optuna_sweeper import config as sweeper_config
+from lrdecay.components import check_components
 from lrdecay.config import STUDY_OPTIMIZERS, validate
 from lrdecay.core.metrics import CONVERGENCE_THRESHOLD, CONVERGENCE_WINDOW, EVAL_BATCH_SIZE
 from lrdecay.core.objectives import OBJECTIVES
@@ -51,6 +52,11 @@ def test_every_setting_names_registered_options_and_is_named_by_them(setting: st
     if conf.sequence.scheduler is not None:  # a PyTorch scheduler raced with the study
         check_scheduler(conf.sequence, conf.strategy.name)
         assert conf.sequence.name not in SEQUENCES and run_name(conf) == setting
+        return
+    if conf.optimizer.name not in STUDY_OPTIMIZERS:  # a modern optimizer at a fixed rate
+        check_components(conf)
+        assert (conf.sequence.name, conf.strategy.name) == ("constant", FIXED_STRATEGY)
+        assert run_name(conf) == setting == f"{conf.optimizer.name}-{FIXED_STRATEGY}"
         return
     assert conf.sequence.name in SEQUENCES
     assert conf.strategy.name in STRATEGIES

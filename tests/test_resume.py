@@ -34,15 +34,22 @@ def _ctx(tmp: Path, name: str) -> RunContext:
     return RunContext(base_dir=tmp, output_dir=tmp / name)
 
 
-def test_resumed_run_equals_an_uninterrupted_one(tmp_path: Path) -> None:
-    """cifar_cnn on digits: dropout and shuffling both draw from the restored RNGs."""
+@pytest.mark.parametrize("setting", ["seq3-epoch", "sgd_schedulefree-fixed", "prodigy-fixed"])
+def test_resumed_run_equals_an_uninterrupted_one(setting: str, tmp_path: Path) -> None:
+    """cifar_cnn on digits: dropout and shuffling both draw from the restored RNGs; the state
+    of a schedule-free or learning-rate-free optimizer is restored with them."""
+    chosen = f"setting={setting}"
     torch.use_deterministic_algorithms(True)
     try:
-        whole = run(_cfg(tmp_path, "a.db"), _ctx(tmp_path, "a"))
+        whole = run(_cfg(tmp_path, "a.db", chosen), _ctx(tmp_path, "a"))
         with pytest.raises(KeyboardInterrupt):
-            run(_cfg(tmp_path, "b.db"), _ctx(tmp_path, "b1"), extra_listeners=[InterruptAt(3)])
+            run(
+                _cfg(tmp_path, "b.db", chosen),
+                _ctx(tmp_path, "b1"),
+                extra_listeners=[InterruptAt(3)],
+            )
         assert (tmp_path / "b1" / CHECKPOINT_FILE).is_file()
-        resumed = run(_cfg(tmp_path, "b.db", "resume=true"), _ctx(tmp_path, "b2"))
+        resumed = run(_cfg(tmp_path, "b.db", chosen, "resume=true"), _ctx(tmp_path, "b2"))
     finally:
         torch.use_deterministic_algorithms(False)
     assert [r.val_loss for r in resumed.history] == [r.val_loss for r in whole.history]

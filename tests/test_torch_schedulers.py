@@ -5,6 +5,7 @@ from __future__ import annotations
 
 import csv
 from pathlib import Path
+from typing import Any
 
 import numpy as np
 import pytest
@@ -21,13 +22,15 @@ from torch.optim.lr_scheduler import (
 
 from lrdecay.core.outcome import RunOutcome, RunStatus
 from lrdecay.core.records import epoch_key
-from lrdecay.core.torch_schedules import BATCH_LR_METRIC
+from lrdecay.core.torch_schedules import BATCH_LR_METRIC, WarmupStableDecayLR
 from lrdecay.errors import ConfigError
+from lrdecay.palette import MODERN_COLORS
 from lrdecay.report.claims import check_claims, check_modern
-from lrdecay.report.figures import write_figures
+from lrdecay.report.figures import styles, write_figures
 from lrdecay.report.stats import RunRecord, summarise
 from lrdecay.report.tables import build_table, to_markdown
 from lrdecay.run import RunContext, run
+from lrdecay.tracking.ui import setting_colour
 from tests.conftest import compose_config, error_line, run_cli
 from tests.helpers import InterruptAt, new_store
 
@@ -38,6 +41,9 @@ MOVES = {
     "step": ["sequence.scheduler.step_size=2"],
     "plateau": ["sequence.scheduler.patience=0", "sequence.scheduler.threshold=0.5"],
 }
+
+#: The ready options stepped after every optimizer step.
+PER_BATCH = ("onecycle", "warmup_cosine", "wsd")
 
 #: A data set that cannot load: a check made after loading would fail on it instead.
 NO_DATA = ("dataset=mnist", "data.root=/nonexistent/data", "data.download=false")
@@ -60,7 +66,7 @@ def _plain_loop(
     alone, built by hand with the ready option's arguments and the same budget."""
     param = torch.nn.Parameter(torch.zeros(1))
     opt = torch.optim.SGD([param], lr=R0, momentum=0.9)
-    per_batch = name in ("onecycle", "warmup_cosine")
+    per_batch = name in PER_BATCH
     if name == "cosine":
         sched = CosineAnnealingLR(opt, T_max=epochs, eta_min=0.0)
     elif name == "onecycle":
@@ -69,6 +75,8 @@ def _plain_loop(
         warm = LinearLR(opt, start_factor=0.01, end_factor=1.0, total_iters=steps)
         cos = CosineAnnealingLR(opt, T_max=epochs * steps - steps, eta_min=0.0)
         sched = SequentialLR(opt, [warm, cos], milestones=[steps])
+    elif name == "wsd":
+        sched = WarmupStableDecayLR(opt, epochs, steps, 0.05, 0.2, "sqrt", 0.01, 0.0)
     elif name == "step":
         sched = StepLR(opt, step_size=2, gamma=0.1)
     else:
@@ -88,7 +96,7 @@ def _plain_loop(
     return epoch_lrs, batch_lrs
 
 
-@pytest.mark.parametrize("name", ["cosine", "onecycle", "warmup_cosine", "step", "plateau"])
+@pytest.mark.parametrize("name", ["cosine", "onecycle", "warmup_cosine", "wsd", "step", "plateau"])
 def test_each_ready_option_logs_the_rates_of_the_same_pytorch_scheduler(
     name: str, make_cfg, tracking_uri: str
 ) -> None:
@@ -106,7 +114,7 @@ def test_each_ready_option_logs_the_rates_of_the_same_pytorch_scheduler(
     assert logged == list(enumerate(epoch_lrs, start=1))
     assert len(set(epoch_lrs)) > 1, "the schedule moved within the budget"
     per_batch = _history(client, found.info.run_id, BATCH_LR_METRIC)
-    if name in ("onecycle", "warmup_cosine"):  # every optimizer step, counted over the run
+    if name in PER_BATCH:  # every optimizer step, counted over the run
         assert per_batch == list(enumerate(batch_lrs, start=1))
     else:
         assert per_batch == []
@@ -203,6 +211,72 @@ def test_resume_mid_run_continues_the_rate_history_exactly(name: str, tmp_path: 
         assert len(_history(client_b, run_b.info.run_id, BATCH_LR_METRIC)) > 5
 
 
+def _wsd_rates(steps: int = 100, **kwargs: Any) -> list[float]:
+    """The rate each of ``steps`` batches (one epoch of them) trains with under
+    WarmupStableDecayLR from r0 = 1, and the rate after the last."""
+    opt = torch.optim.SGD([torch.nn.Parameter(torch.zeros(1))], lr=1.0)
+    sched = WarmupStableDecayLR(opt, epochs=1, steps_per_epoch=steps, **kwargs)
+    rates = []
+    for _ in range(steps):
+        rates.append(sched.get_last_lr()[0])
+        opt.step()
+        sched.step()
+    return [*rates, sched.get_last_lr()[0]]
+
+
+@pytest.mark.parametrize(
+    ("decay", "halfway"), [("linear", 0.5), ("cosine", 0.5), ("sqrt", 1 - 0.5**0.5)]
+)
+def test_wsd_warms_up_holds_and_decays_at_its_phase_boundaries(decay: str, halfway: float) -> None:
+    """100 steps: warm-up over the first 10, decay over the last 30 (steps 70..100)."""
+    rates = _wsd_rates(
+        warmup_fraction=0.1, decay_fraction=0.3, decay=decay, start_factor=0.1, end_factor=0.02
+    )
+    assert rates[0] == pytest.approx(0.1)  # the first batch: start_factor · r0
+    assert rates[5] == pytest.approx(0.1 + 0.9 * 0.5)  # half-way up, linearly
+    assert rates[10] == rates[69] == rates[70] == 1.0  # stable, up to the decay's first step
+    assert rates[85] == pytest.approx(0.02 + 0.98 * halfway)  # half-way down, in its shape
+    assert rates[100] == pytest.approx(0.02)  # the budget's end: end_factor · r0
+    assert rates[:11] == sorted(rates[:11]) and rates[70:] == sorted(rates[70:], reverse=True)
+    assert rates[99] > rates[100]
+
+
+def test_wsd_without_warm_up_or_decay_is_a_constant_rate() -> None:
+    assert set(_wsd_rates(warmup_fraction=0.0, decay_fraction=0.0)) == {1.0}
+    assert _wsd_rates(warmup_fraction=0.0, decay_fraction=1.0, decay="linear")[50] == 0.5
+
+
+@pytest.mark.parametrize(
+    ("kwargs", "message"),
+    [
+        ({"warmup_fraction": -0.1}, r"warmup_fraction must be in \[0, 1\], got -0.1"),
+        ({"decay_fraction": 1.5}, r"decay_fraction must be in \[0, 1\], got 1.5"),
+        ({"warmup_fraction": 0.6, "decay_fraction": 0.5}, "must be <= 1, got 0.6 \\+ 0.5"),
+        ({"decay": "exp"}, "decay must be one of linear, cosine, sqrt, got 'exp'"),
+        ({"end_factor": 2.0}, r"end_factor must be in \[0, 1\]"),
+    ],
+)
+def test_wsd_refuses_phases_that_do_not_fit_the_budget(kwargs: dict, message: str) -> None:
+    with pytest.raises(ValueError, match=message):
+        _wsd_rates(**kwargs)
+
+
+def test_wsd_phases_are_set_from_the_command_line(make_cfg) -> None:
+    """decay_fraction=0.5 over 4 epochs: the decay starts with epoch 3, so epoch 4 starts
+    half-way down (1 − √0.5 of r0); the default 0.2 leaves epoch 4 starting at r0. A fraction
+    out of range is one line."""
+    base = ["sequence=wsd", "trainer.max_epochs=4", "tracking.enabled=false"]
+    half = run(make_cfg(*base, "sequence.scheduler.decay_fraction=0.5"))
+    assert half.history[3].lr == pytest.approx(R0 * (1 - 0.5**0.5))
+    assert half.history[2].lr == pytest.approx(R0)
+    with pytest.raises(ConfigError) as caught:
+        run(make_cfg(*base, "sequence.scheduler.decay_fraction=1.5"))
+    assert str(caught.value) == (
+        "sequence.scheduler: lrdecay.core.torch_schedules.WarmupStableDecayLR cannot be built: "
+        "decay_fraction must be in [0, 1], got 1.5"
+    )
+
+
 @pytest.mark.parametrize(
     ("overrides", "named"),
     [
@@ -267,12 +341,22 @@ def test_the_cli_says_an_unknown_target_in_one_line(tmp_path: Path) -> None:
     )
 
 
-MODERN = ("cosine", "onecycle", "warmup_cosine", "step", "plateau")
+MODERN = (
+    "cosine",
+    "onecycle",
+    "warmup_cosine",
+    "step",
+    "plateau",
+    "wsd",
+    "adamw-fixed",
+    "sgd_schedulefree-fixed",
+    "prodigy-fixed",
+)
 
 
 @pytest.mark.slow
 def test_the_race_preset_reports_a_modern_baselines_block(tmp_path: Path) -> None:
-    """experiment=paper_plus_modern on digits: 19 settings x 2 seeds in one launch, and the
+    """experiment=paper_plus_modern on digits: 23 settings x 2 seeds in one launch, and the
     sweep's report shows the modern block in its table, figures and claims."""
     proc = run_cli(
         [
@@ -290,14 +374,16 @@ def test_the_race_preset_reports_a_modern_baselines_block(tmp_path: Path) -> Non
     assert proc.returncode == 0, proc.stderr[-3000:]
     (report,) = tmp_path.glob("multirun/*/*/report")
     rows = {r["setting"]: r for r in csv.DictReader((report / "table.csv").open())}
-    assert len(rows) == 19
+    assert len(rows) == 23
     assert {s for s, r in rows.items() if r["group"] == "Modern baselines"} == set(MODERN)
     assert all(rows[s]["runs"] == "2" for s in MODERN)
     table = (report / "table.md").read_text()
     assert "| **Modern baselines** | cosine |" in table
     text = (report / "report.md").read_text()
-    assert "## Modern baselines: the paper's schemes against PyTorch's schedulers" in text
+    heading = "## Modern baselines: the paper's schemes against today's schedules and optimizers"
+    assert heading in text
     assert "Does any of the paper's decay schemes beat cosine annealing (cosine)?" in text
+    assert "beat schedule-free SGD (sgd_schedulefree-fixed)?" in text
     assert "A fourth panel, Modern baselines" in text
     for png in ("val_acc.png", "learning_rate.png", "best_vs_baselines.png"):
         assert (report / png).read_bytes().startswith(b"\x89PNG")
@@ -329,9 +415,14 @@ def test_an_optuna_search_picks_among_sequences_and_pytorch_schedulers(tmp_path:
     assert {r.info.status for r in runs} == {"FINISHED"}
 
 
-def _record(setting: str, seed: int, final: float, scheduler: str = "") -> RunRecord:
-    """A digits run of 10 epochs (its logged rate decays each epoch)."""
+def _record(
+    setting: str, seed: int, final: float, scheduler: str = "", optimizer: str = "sgd"
+) -> RunRecord:
+    """A digits run of 10 epochs (its logged rate decays each epoch); a fixed-rate setting is
+    ``<optimizer>-fixed`` with the constant sequence."""
     sequence, _, strategy = setting.partition("-")
+    if strategy == "fixed":
+        optimizer, sequence = sequence, "constant"
     return RunRecord(
         outcome=RunOutcome(
             RunStatus.FINISHED,
@@ -341,7 +432,7 @@ def _record(setting: str, seed: int, final: float, scheduler: str = "") -> RunRe
             convergence_epoch=10,
             epochs_run=10,
         ),
-        optimizer="sgd",
+        optimizer=optimizer,
         sequence=sequence,
         strategy=strategy or "epoch",
         seed=str(seed),
@@ -388,3 +479,57 @@ def test_the_report_weighs_the_schemes_against_a_modern_baseline(
     figures = write_figures(rows, tmp_path)
     assert "Modern baselines" in figures[0].caption
     assert all(f.path.read_bytes().startswith(b"\x89PNG") for f in figures)
+
+
+def test_schedule_free_and_wsd_runs_join_the_modern_block_with_a_question_each(
+    tmp_path: Path,
+) -> None:
+    """A fixed-rate schedule-free SGD run (no scheduler: an optimizer beyond the study's) and a
+    wsd run (a scheduler) are both modern baselines, after the ready schedulers and in their
+    own colours; each gets its question, and neither is a rival in the study's claims."""
+    means = {
+        "seq3-epoch": 0.90,
+        "seq1-epoch": 0.88,
+        "seq3-cutoff": 0.80,
+        "sgd-fixed": 0.82,
+        "adam-fixed": 0.84,
+        "sgd_schedulefree-fixed": 0.95,
+        "wsd": 0.85,
+    }
+    rng = np.random.default_rng(0)
+    wsd_class = "lrdecay.core.torch_schedules.WarmupStableDecayLR"
+    records = [
+        _record(s, seed, m + rng.normal(0, 0.001), wsd_class if s == "wsd" else "")
+        for s, m in means.items()
+        for seed in range(10)
+    ]
+    rows = summarise(records, target=None)
+    groups = {s.setting: s.group for s in rows}
+    assert [s.setting for s in rows if s.group == "Modern baselines"] == [
+        "wsd",
+        "sgd_schedulefree-fixed",
+    ]
+    assert groups["sgd-fixed"] == groups["adam-fixed"] == "Benchmark"
+
+    claims = {c.key: c for c in check_modern(rows)}
+    assert set(claims) == {"beats_wsd", "beats_sgd_schedulefree-fixed"}
+    free = claims["beats_sgd_schedulefree-fixed"]
+    assert free.text == (
+        "Does any of the paper's decay schemes beat schedule-free SGD (sgd_schedulefree-fixed)?"
+    )
+    assert free.verdict.startswith("no: sgd_schedulefree-fixed beats every scheme"), free
+    wsd = claims["beats_wsd"]
+    assert wsd.text == "Does any of the paper's decay schemes beat warm-up–stable–decay (wsd)?"
+    assert wsd.verdict.startswith("yes: seq3-epoch"), wsd
+    study = {c.key: c for c in check_claims(rows)}
+    assert "best rival seq1-epoch" in study["seq3_epoch"].detail  # 0.95 is no rival there
+
+    table = to_markdown(build_table(rows, None))
+    assert "| **Modern baselines** | wsd |" in table
+    assert "schedule-free ones (scored on their averaged weights)" in table
+    drawn = styles(rows)
+    assert drawn["sgd_schedulefree-fixed"].color == MODERN_COLORS["sgd_schedulefree-fixed"]
+    assert drawn["wsd"].color == MODERN_COLORS["wsd"]
+    assert setting_colour("sgd_schedulefree-fixed", "constant", "fixed") == "#8c564b"
+    figures = write_figures(rows, tmp_path)
+    assert "schedule-free and learning-rate-free optimizers" in figures[0].caption

@@ -18,12 +18,11 @@ from lrdecay.core.metrics import CONVERGENCE_THRESHOLD, CONVERGENCE_WINDOW, EVAL
 from lrdecay.core.objectives import OBJECTIVES
 from lrdecay.core.schedules import SEQUENCES, STRATEGIES
 from lrdecay.errors import ConfigError
+from lrdecay.palette import STUDY_OPTIMIZERS as STUDY_OPTIMIZERS  # the one definition
 from lrdecay.tracking.credentials import PASSWORD_ENV, USERNAME_ENV, split_credentials
 from lrdecay.tracking.store import DEFAULT_STORE_DIR
 
 DEVICES = ("auto", "cpu", "cuda", "mps")
-#: The reference study's optimizers (its baselines and the grid's SGD); other options are modern.
-STUDY_OPTIMIZERS = ("sgd", "adam")
 #: Keys of a ``_target_`` node that Hydra reads itself, not arguments of the class.
 HYDRA_KEYS = ("_target_", "_partial_", "_recursive_", "_convert_", "_args_")
 

@@ -21,12 +21,30 @@ SEQUENCE_COLORS = dict(
 )
 BASELINE_COLORS = {BASELINE_SGD: "#111111", BASELINE_ADAM: "#9467bd"}
 
-#: The ready PyTorch schedulers raced against the study (``conf/sequence/<name>.yaml``), in the
-#: order the report lists them in its "Modern baselines" block, each with its own hue.
+#: The reference study's optimizers (its baselines and the grid's SGD); a run with any other
+#: optimizer is a modern baseline.
+STUDY_OPTIMIZERS = ("sgd", "adam")
+
+#: The ready modern baselines raced with the study, in the order the report lists them in its
+#: "Modern baselines" block, each with its own hue: the PyTorch schedulers by their sequence
+#: (``conf/sequence/<name>.yaml``; ``cosine-cutoff`` is cosine's), then the optimizers beyond
+#: the study's by their fixed-rate setting (``<optimizer>-fixed``).
 MODERN_COLORS = {
     "cosine": "#0b7285",
     "onecycle": "#c2255c",
     "warmup_cosine": "#5f3dc4",
     "step": "#82c91e",
     "plateau": "#495057",
+    "wsd": "#17becf",
+    "adamw-fixed": "#e377c2",
+    "sgd_schedulefree-fixed": "#8c564b",
+    "prodigy-fixed": "#bcbd22",
 }
+
+
+def modern_arm(setting: str, sequence: str) -> str | None:
+    """Which ready modern baseline ``setting`` is (its key in :data:`MODERN_COLORS`): the
+    setting itself, else its sequence's scheduler; None for neither."""
+    if setting in MODERN_COLORS:
+        return setting
+    return sequence if sequence in MODERN_COLORS else None

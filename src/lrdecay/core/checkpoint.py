@@ -3,8 +3,10 @@
 A checkpoint holds everything the next epoch depends on — model, optimizer, scheduler, every
 RNG, the metric history, elapsed seconds — plus the MLflow run id, as tensors and plain Python
 values only, so that it loads with ``torch.load(weights_only=True)`` (no arbitrary unpickling).
-It is written to a temporary file and renamed, so a kill at any moment leaves either the old or
-the new checkpoint, never half of one.
+A schedule-free optimizer's model is saved with its averaged weights, the optimizer in its
+evaluation mode; the next epoch switches it back to training. It is written to a temporary file
+and renamed, so a kill at any moment leaves either the old or the new checkpoint, never half of
+one.
 """
 
 from __future__ import annotations
@@ -70,7 +72,9 @@ def _set_rng_state(engine: Engine, state: dict[str, Any]) -> None:
 
 
 def save_checkpoint(path: Path, engine: Engine, run_id: str | None) -> Path:
-    """Write the engine's state after its last epoch to ``path``, atomically."""
+    """Write the engine's state after its last epoch to ``path``, atomically; a schedule-free
+    optimizer's averaged weights are the ones saved (its mode with them, so training resumes)."""
+    engine.modes.evaluation()
     payload = {
         "version": FORMAT_VERSION,
         "run_id": run_id,

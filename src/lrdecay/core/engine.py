@@ -12,8 +12,9 @@ from __future__ import annotations
 
 import math
 import time
-from collections.abc import Iterable
+from collections.abc import Iterable, Iterator
 from dataclasses import dataclass
+from itertools import islice
 
 import torch
 import torch.nn.functional as F
@@ -31,6 +32,7 @@ from lrdecay.core.metrics import (
 )
 from lrdecay.core.outcome import RunOutcome, RunStatus
 from lrdecay.core.records import EpochRecord
+from lrdecay.core.schedule_free import BN_BATCHES, WeightModes
 from lrdecay.core.scheduler import SequenceScheduler
 from lrdecay.core.torch_schedules import TorchScheduler
 
@@ -47,11 +49,16 @@ class TrainerSettings:
     convergence_threshold: float = CONVERGENCE_THRESHOLD
     seed: int = 0
     precision: str = "fp32"  # or "bf16": forward and loss under autocast
+    bn_batches: int = BN_BATCHES  # training batches that re-estimate BatchNorm (schedule-free)
 
 
 class Engine:
     """Trains ``model`` on ``data`` with ``optimizer`` under ``scheduler``; listeners observe,
-    and ``stop`` (a fresh flag unless given) ends the run after the epoch it is raised in."""
+    and ``stop`` (a fresh flag unless given) ends the run after the epoch it is raised in.
+
+    A schedule-free optimizer (:mod:`lrdecay.core.schedule_free`) trains in its training mode
+    and is evaluated and saved in its averaged one; the run ends holding the averaged weights.
+    """
 
     def __init__(
         self,
@@ -75,10 +82,21 @@ class Engine:
         self.generator = torch.Generator().manual_seed(settings.seed)
         # called after every optimizer step: a PyTorch scheduler defined per batch steps there
         self.batch_step = scheduler.step_batch if isinstance(scheduler, TorchScheduler) else None
+        device = data.train.x.device
+        self.modes = WeightModes(
+            model, optimizer, self._bn_batches, lambda: autocast(device, settings.precision)
+        )
+
+    def _bn_batches(self) -> Iterator[torch.Tensor]:
+        """Training inputs that re-estimate BatchNorm statistics: the same ``bn_batches``
+        shuffled batches each time, drawn without touching the training shuffle's generator."""
+        order = torch.Generator().manual_seed(self.settings.seed)
+        batches = self.data.train.batches(self.settings.batch_size, order)
+        return (x for x, _ in islice(batches, self.settings.bn_batches))
 
     def _train_epoch(self) -> tuple[float, float]:
         """One pass over the shuffled training split; returns mean loss and accuracy."""
-        self.model.train()
+        self.modes.training()
         train = self.data.train
         device = train.x.device
         loss_sum = torch.zeros((), device=device)
@@ -99,8 +117,9 @@ class Engine:
         return loss_sum.item() / n, hits.item() / n
 
     def evaluate(self, split: Split) -> tuple[float, float]:
-        """Mean loss and accuracy of the model on ``split``, in large no-grad batches."""
-        self.model.eval()
+        """Mean loss and accuracy of the model on ``split``, in large no-grad batches (a
+        schedule-free optimizer's averaged weights)."""
+        self.modes.evaluation()
         device = split.x.device
         loss_sum = torch.zeros((), device=device)
         hits = torch.zeros((), dtype=torch.int64, device=device)

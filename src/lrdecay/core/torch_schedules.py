@@ -19,6 +19,7 @@ Example::
 from __future__ import annotations
 
 import math
+from collections.abc import Callable
 from typing import Any
 
 from torch.optim import Optimizer
@@ -150,3 +151,73 @@ class WarmupCosineLR(SequentialLR):
         warmup = LinearLR(optimizer, start_factor=start_factor, end_factor=1.0, total_iters=warm)
         cosine = CosineAnnealingLR(optimizer, T_max=max(1, total - warm), eta_min=eta_min)
         super().__init__(optimizer, [warmup, cosine], milestones=[warm], last_epoch=last_epoch)
+
+
+#: The decay shapes of :class:`WarmupStableDecayLR`: a factor from 1 (the decay starts) to 0
+#: (the budget ends) of the decay's progress p in [0, 1]; sqrt is the 1 − √p "cooldown".
+WSD_DECAYS: dict[str, Callable[[float], float]] = {
+    "linear": lambda p: 1.0 - p,
+    "cosine": lambda p: 0.5 * (1.0 + math.cos(math.pi * p)),
+    "sqrt": lambda p: 1.0 - math.sqrt(p),
+}
+
+
+class WarmupStableDecayLR(LRScheduler):
+    """Warm-up–stable–decay, per batch: linear warm-up from ``start_factor·r0`` to r0 over the
+    first ``warmup_fraction`` of the budget, r0 until the last ``decay_fraction``, then a
+    ``decay`` (linear, cosine or sqrt: 1 − √p) reaching ``end_factor·r0`` at the budget's end.
+
+    Example (5 epochs of 100 batches: 50 steps of warm-up, the last 100 decaying)::
+
+        WarmupStableDecayLR(opt, 5, 100, warmup_fraction=0.1, decay_fraction=0.2)
+    """
+
+    def __init__(
+        self,
+        optimizer: Optimizer,
+        epochs: int,
+        steps_per_epoch: int,
+        warmup_fraction: float = 0.05,
+        decay_fraction: float = 0.2,
+        decay: str = "sqrt",
+        start_factor: float = 0.01,
+        end_factor: float = 0.0,
+        last_epoch: int = -1,
+    ) -> None:
+        if epochs < 1 or steps_per_epoch < 1:
+            raise ValueError("epochs and steps_per_epoch must be >= 1")
+        for name, value in (
+            ("warmup_fraction", warmup_fraction),
+            ("decay_fraction", decay_fraction),
+            ("start_factor", start_factor),
+            ("end_factor", end_factor),
+        ):
+            if not 0.0 <= value <= 1.0:
+                raise ValueError(f"{name} must be in [0, 1], got {value}")
+        if warmup_fraction + decay_fraction > 1.0:
+            raise ValueError(
+                f"warmup_fraction + decay_fraction must be <= 1, got "
+                f"{warmup_fraction} + {decay_fraction}"
+            )
+        if decay not in WSD_DECAYS:
+            raise ValueError(f"decay must be one of {', '.join(WSD_DECAYS)}, got {decay!r}")
+        self.total = epochs * steps_per_epoch
+        self.warmup_steps = round(warmup_fraction * self.total)
+        self.decay_steps = min(round(decay_fraction * self.total), self.total - self.warmup_steps)
+        self.decay = decay
+        self.start_factor = start_factor
+        self.end_factor = end_factor
+        super().__init__(optimizer, last_epoch)
+
+    def factor(self, step: int) -> float:
+        """The multiple of r0 in force after ``step`` optimizer steps."""
+        if step < self.warmup_steps:
+            return self.start_factor + (1.0 - self.start_factor) * step / self.warmup_steps
+        decay_start = self.total - self.decay_steps
+        if step < decay_start or self.decay_steps == 0:
+            return 1.0
+        progress = min(1.0, (step - decay_start) / self.decay_steps)
+        return self.end_factor + (1.0 - self.end_factor) * WSD_DECAYS[self.decay](progress)
+
+    def get_lr(self) -> list[float]:
+        return [base * self.factor(self.last_epoch) for base in self.base_lrs]

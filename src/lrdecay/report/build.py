@@ -210,9 +210,9 @@ def render_markdown(
     if modern:
         lines += [
             "",
-            "## Modern baselines: the paper's schemes against PyTorch's schedulers",
+            "## Modern baselines: the paper's schemes against today's schedules and optimizers",
             "",
-            "Each scheduler of the Modern baselines block against each of the 12 decay schemes, "
+            "Each arm of the Modern baselines block against each of the 12 decay schemes, "
             "with the same paired tests and Holm correction as above (over the schemes).",
             "",
         ]

@@ -5,8 +5,9 @@ setting is best or fastest compares it with each rival, paired by seed and Holm-
 the rivals; "matters little" is an equivalence test (TOST) against :data:`LITTLE`. When the
 corrected evidence decides neither way the verdict is "cannot tell". A setting whose rate never
 moved is named as such: it is the same experiment as a fixed-rate run at r0. The study's
-claims are weighed among the study's own settings; PyTorch schedulers raced with them (the
-"Modern baselines" block) get their own question: does any of the study's schemes beat them?
+claims are weighed among the study's own settings; the modern baselines raced with them (the
+"Modern baselines" block: PyTorch schedulers, schedule-free and learning-rate-free optimizers)
+get their own question: does any of the study's schemes beat them?
 """
 
 from __future__ import annotations
@@ -33,6 +34,7 @@ from lrdecay.report.stats import (
     STRATEGY_GROUP,
     SettingSummary,
     find,
+    is_modern,
     scored_by,
 )
 
@@ -426,7 +428,7 @@ def cutoff_hurts(rows: Sequence[SettingSummary]) -> Claim:
 
 def check_claims(rows: Sequence[SettingSummary], margin: float = LITTLE) -> list[Claim]:
     """Every claim of the study, in the order STUDY.md lists them, weighed among the study's
-    own settings (a PyTorch scheduler raced with them is no rival in its claims)."""
+    own settings (a modern baseline raced with them is no rival in its claims)."""
     study = [s for s in rows if s.group != MODERN_GROUP]
     return [
         scheme_matters_little(study, margin),
@@ -436,20 +438,37 @@ def check_claims(rows: Sequence[SettingSummary], margin: float = LITTLE) -> list
     ]
 
 
-#: How the modern questions name the ready PyTorch schedulers.
+#: How the modern questions name the ready PyTorch schedulers (by sequence) and the optimizers
+#: beyond the study's (by optimizer).
 MODERN_NAMES = {
     "cosine": "cosine annealing",
     "onecycle": "one-cycle",
     "warmup_cosine": "linear warm-up then cosine",
     "step": "step decay",
     "plateau": "ReduceLROnPlateau",
+    "wsd": "warm-up–stable–decay",
+    "adamw": "AdamW",
+    "sgd_schedulefree": "schedule-free SGD",
+    "prodigy": "Prodigy",
 }
 
 
+def modern_name(modern: SettingSummary) -> str:
+    """What the modern questions call ``modern``: its scheduler, its optimizer, or both
+    ("cosine annealing with AdamW"); its setting's name where neither is a ready one."""
+    run = modern.runs[0]
+    parts = []
+    if run.scheduler:
+        parts.append(MODERN_NAMES.get(run.sequence, modern.setting))
+    if is_modern(run.optimizer, ""):
+        parts.append(MODERN_NAMES.get(run.optimizer, run.optimizer))
+    return " with ".join(parts) or modern.setting
+
+
 def beats_modern(rows: Sequence[SettingSummary], modern: SettingSummary) -> Claim:
-    """Does any of the study's 12 decay schemes end more accurate than the PyTorch scheduler
+    """Does any of the study's 12 decay schemes end more accurate than the modern baseline
     ``modern``? Each scheme against it, paired by seed, Holm-corrected over the schemes."""
-    name = MODERN_NAMES.get(modern.runs[0].sequence, modern.setting)
+    name = modern_name(modern)
     text = f"Does any of the paper's decay schemes beat {name} ({modern.setting})?"
     key = f"beats_{modern.setting}"
     schemes = [s for s in rows if s.group.startswith("By ") and s.scored is not None]
@@ -489,5 +508,5 @@ def beats_modern(rows: Sequence[SettingSummary], modern: SettingSummary) -> Clai
 
 
 def check_modern(rows: Sequence[SettingSummary]) -> list[Claim]:
-    """One question per PyTorch scheduler raced with the study (none without them)."""
+    """One question per modern baseline raced with the study (none without them)."""
     return [beats_modern(rows, s) for s in rows if s.group == MODERN_GROUP]

@@ -4,8 +4,9 @@ Every figure uses one colour, line style and marker per sequence (seq1..seq4) an
 (SGD, Adam), so the four sequences of a strategy panel stay apart even where their curves
 coincide; the accuracy-vs-speed scatter marks the strategy by marker. Curves are means over seeds
 with a band from the lowest to the highest seed; diverged runs are left out. Axes stop at the
-data's range and the epoch budget, and legends sit outside the plotting area. PyTorch schedulers
-raced with the study ("Modern baselines") get a panel of their own, drawn dashed with stars.
+data's range and the epoch budget, and legends sit outside the plotting area. The modern
+baselines raced with the study (PyTorch schedulers, schedule-free and learning-rate-free
+optimizers) get a panel of their own, drawn dashed with stars.
 """
 
 from __future__ import annotations
@@ -31,6 +32,7 @@ from lrdecay.palette import (
     BASELINE_SGD,
     MODERN_COLORS,
     SEQUENCE_COLORS,
+    modern_arm,
 )
 from lrdecay.report.stats import (
     MODERN_GROUP,
@@ -66,7 +68,7 @@ SCATTER_BAR = {"capsize": 3, "elinewidth": 1, "alpha": 0.9}
 RATE_ALPHA = 0.8
 #: One panel per strategy of the grid: (strategy, its row group's name).
 STRATEGY_PANELS = tuple(STRATEGY_GROUP.items())
-#: The panel of the PyTorch schedulers raced with the study, shown when they ran; their style.
+#: The panel of the modern baselines raced with the study, shown when they ran; their style.
 MODERN_PANEL = ("modern", MODERN_GROUP)
 MODERN_LINE = (0, (4, 1.5))
 MODERN_MARKER = "*"
@@ -108,7 +110,8 @@ def styles(rows: Sequence[SettingSummary]) -> dict[str, Style]:
                 phase=len(SEQUENCE_COLORS) + s.order,
             )
         elif s.group == MODERN_GROUP:
-            color = MODERN_COLORS.get(s.runs[0].sequence) or next(others)
+            arm = modern_arm(s.setting, s.runs[0].sequence)
+            color = MODERN_COLORS[arm] if arm is not None else next(others)
             out[s.setting] = Style(color, MODERN_LINE, MODERN_MARKER, s.setting, phase=s.order)
         elif s.group != "Other":
             out[s.setting] = Style(
@@ -243,7 +246,7 @@ def _minor_label(value: float, decades: float) -> str:
 
 def _panel_rows(rows: Sequence[SettingSummary], strategy: str) -> list[SettingSummary]:
     """The settings drawn in a strategy's panel: its sequences, other settings, then baselines;
-    the modern panel's: the PyTorch schedulers, then baselines."""
+    the modern panel's: the modern baselines, then the study's SGD and Adam."""
     if strategy == MODERN_PANEL[0]:
         own = [s for s in rows if s.group == MODERN_GROUP]
     else:
@@ -256,7 +259,7 @@ def _panel_rows(rows: Sequence[SettingSummary], strategy: str) -> list[SettingSu
 
 
 def panels(rows: Sequence[SettingSummary]) -> list[tuple[str, str]]:
-    """The strategy panels, and the modern one when PyTorch schedulers were raced."""
+    """The strategy panels, and the modern one when modern baselines were raced."""
     modern = any(s.group == MODERN_GROUP for s in rows)
     return [*STRATEGY_PANELS, *([MODERN_PANEL] if modern else [])]
 
@@ -311,8 +314,8 @@ def curves_figure(
     zoom: bool = False,
 ) -> plt.Figure:
     """One panel per strategy: its sequences and both baselines, ``key`` against epoch; with
-    ``zoom``, a second row showing only the top of the range, where the settings differ. PyTorch
-    schedulers raced with the study get a fourth panel, with the baselines too."""
+    ``zoom``, a second row showing only the top of the range, where the settings differ. The
+    modern baselines raced with the study get a fourth panel, with the study's baselines too."""
     st = styles(rows)
     shown = panels(rows)
     windows = [zoom_range(_panel_rows(rows, strategy), key) for strategy, _ in shown]
@@ -521,8 +524,9 @@ def write_figures(rows: Sequence[SettingSummary], out_dir: Path) -> list[Figure]
     """Write every figure of the report into ``out_dir``; returns them with their captions."""
     excluded = " Diverged runs are left out." if any(s.n_diverged for s in rows) else ""
     modern = (
-        f" A fourth panel, {MODERN_GROUP}, holds the PyTorch schedulers raced with the study "
-        "(dashed, stars), with the baselines."
+        f" A fourth panel, {MODERN_GROUP}, holds the PyTorch schedulers and the schedule-free "
+        "and learning-rate-free optimizers raced with the study (dashed, stars), with the "
+        "baselines."
         if len(panels(rows)) > len(STRATEGY_PANELS)
         else ""
     )

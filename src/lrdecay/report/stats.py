@@ -31,7 +31,13 @@ from lrdecay.core.schedules import FIXED_STRATEGY, study_names
 from lrdecay.core.schedules import SEQUENCES as SEQUENCE_REGISTRY
 from lrdecay.core.schedules import STRATEGIES as STRATEGY_REGISTRY
 from lrdecay.errors import LrdecayError
-from lrdecay.palette import BASELINE_ADAM, BASELINE_SGD, MODERN_COLORS
+from lrdecay.palette import (
+    BASELINE_ADAM,
+    BASELINE_SGD,
+    MODERN_COLORS,
+    STUDY_OPTIMIZERS,
+    modern_arm,
+)
 from lrdecay.report.inference import Comparison, compare_means, holm, km_median
 from lrdecay.tracking.tracker import outcome_from_run
 from lrdecay.tracking.ui import STAGE_TAG
@@ -48,9 +54,12 @@ HISTORY_KEYS = ("val_acc", "val_loss", "lr", "lr_advances")
 SEQUENCES = study_names(SEQUENCE_REGISTRY)
 STRATEGY_GROUP = {name: STRATEGY_REGISTRY[name].label for name in study_names(STRATEGY_REGISTRY)}
 #: Row groups of the study's Tables 1 and 2, in order.
-#: The PyTorch schedulers raced with the study form a block of their own after them.
+#: The modern baselines raced with the study (PyTorch schedulers, optimizers other than the
+#: study's) form a block of their own after them.
 MODERN_GROUP = "Modern baselines"
 GROUPS = ("Benchmark", *STRATEGY_GROUP.values(), MODERN_GROUP, "Other")
+#: What a run's record holds for a tag it lacks.
+UNKNOWN = "?"
 #: Params that must agree across the seeds of one setting for their mean to mean anything.
 CONSISTENCY_PARAMS = (
     "dataset.name",
@@ -235,11 +244,11 @@ def _record(client: MlflowClient, run: Run, outcome: RunOutcome) -> RunRecord:
     tags = run.data.tags
     return RunRecord(
         outcome=outcome,
-        optimizer=tags.get("optimizer", "?"),
-        sequence=tags.get("sequence", "?"),
-        strategy=tags.get("strategy", "?"),
-        seed=tags.get("seed", "?"),
-        dataset=tags.get("dataset", "?"),
+        optimizer=tags.get("optimizer", UNKNOWN),
+        sequence=tags.get("sequence", UNKNOWN),
+        strategy=tags.get("strategy", UNKNOWN),
+        seed=tags.get("seed", UNKNOWN),
+        dataset=tags.get("dataset", UNKNOWN),
         params=dict(run.data.params),
         history=_history(client, run.info.run_id),
         scheduler=tags.get("scheduler", ""),
@@ -500,14 +509,21 @@ def _by_seed(pairs: Iterable[tuple[str, float | None]]) -> dict[str, float]:
     return {seed: float(np.mean(vs)) for seed, vs in grouped.items()}
 
 
+def is_modern(optimizer: str, scheduler: str) -> bool:
+    """Whether a run is a modern baseline: a PyTorch scheduler (its ``scheduler`` tag), or an
+    optimizer other than the study's SGD and Adam (schedule-free, learning-rate-free, AdamW).
+    A run without an optimizer tag (``?``) is not."""
+    return bool(scheduler) or optimizer not in (*STUDY_OPTIMIZERS, UNKNOWN)
+
+
 def classify(
     optimizer: str, sequence: str, strategy: str, setting: str, scheduler: str = ""
 ) -> tuple[str, str, int]:
-    """(group, row label, order within group) of a setting, as in the study's tables; a
-    PyTorch scheduler's runs form the "Modern baselines" block (ready options first)."""
-    if scheduler:
-        modern = list(MODERN_COLORS)
-        return MODERN_GROUP, setting, modern.index(sequence) if sequence in modern else len(modern)
+    """(group, row label, order within group) of a setting, as in the study's tables; modern
+    baselines (:func:`is_modern`) form the "Modern baselines" block (ready options first)."""
+    if is_modern(optimizer, scheduler):
+        ready, arm = list(MODERN_COLORS), modern_arm(setting, sequence)
+        return MODERN_GROUP, setting, ready.index(arm) if arm is not None else len(ready)
     if strategy == FIXED_STRATEGY and setting in (BASELINE_SGD, BASELINE_ADAM):
         return "Benchmark", "SGD" if optimizer == "sgd" else "Adam", 0 if optimizer == "sgd" else 1
     if optimizer == "sgd" and sequence in SEQUENCES and strategy in STRATEGY_GROUP:

@@ -214,8 +214,11 @@ def footnotes(
     )
     if any(s.group == MODERN_GROUP for s in rows):
         notes.append(
-            f"{MODERN_GROUP}: PyTorch LR schedulers (conf/sequence/<name>.yaml) raced with the "
-            "study's settings from the same r0. A per-batch scheduler (one-cycle, warm-up) "
+            f"{MODERN_GROUP}: PyTorch LR schedulers (conf/sequence/<name>.yaml), from the "
+            "study's r0, and optimizers beyond its SGD and Adam (conf/optimizer/<name>.yaml), "
+            "each at its own rate: schedule-free ones (scored on their averaged weights) and "
+            "learning-rate-free ones (Prodigy: its lr scales the rate it estimates), raced "
+            "with the study's settings. A per-batch scheduler (one-cycle, warm-up) "
             "moves the rate within every epoch: its rate moves count the epochs that started "
             "at a new rate, and its per-batch rates are logged in each run as per_batch/lr."
         )

@@ -193,11 +193,12 @@ STRATEGY_SHADES = dict(
 
 
 def setting_colour(setting: str, sequence: str, strategy: str) -> str | None:
-    """The colour of ``setting`` in the UI, from the report figures' palette: the hue of its
-    sequence, baseline or ready PyTorch scheduler shaded by its strategy; None for a setting
-    outside the study."""
-    if setting in BASELINE_COLORS:
-        return BASELINE_COLORS[setting]
+    """The colour of ``setting`` in the UI, from the report figures' palette: a baseline's or
+    ready modern baseline's own, else the hue of its sequence or ready PyTorch scheduler shaded
+    by its strategy; None for a setting outside the study."""
+    own = BASELINE_COLORS.get(setting) or MODERN_COLORS.get(setting)
+    if own is not None:
+        return own
     hue = SEQUENCE_COLORS.get(sequence) or MODERN_COLORS.get(sequence)
     if hue is None or strategy not in STRATEGY_SHADES:
         return None
