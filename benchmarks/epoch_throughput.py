@@ -48,7 +48,7 @@ import torch.nn.functional as F
 from omegaconf import OmegaConf
 from torch import nn
 
-from lrdecay.config import DataConfig, DatasetConfig, LrdecayConfig, TrainerConfig
+from lrdecay.config import DataConfig, DatasetConfig, TrainerConfig, register_configs
 from lrdecay.core.acceleration import accelerate
 from lrdecay.core.checkpoint import CheckpointListener
 from lrdecay.core.data import DataBundle, Split, load_data
@@ -230,6 +230,16 @@ class TimedTracker(MlflowTracker):
         self._timed(False, super().end, status)
 
 
+def run_config() -> Any:
+    """The config ``python train.py dataset=fashion_mnist`` composes (its params are logged)."""
+    from hydra import compose, initialize_config_dir
+
+    register_configs()
+    conf_dir = Path(__file__).resolve().parents[1] / "conf"
+    with initialize_config_dir(config_dir=str(conf_dir), version_base="1.3"):
+        return compose("config", ["dataset=fashion_mnist"])
+
+
 def engine_loop(
     bundle: DataBundle,
     tracking_uri: str | None,
@@ -247,7 +257,7 @@ def engine_loop(
     params: dict[str, str] = {}
     if tracking_uri is not None:
         TimedTracker(tracking_uri, "epoch-throughput").connect()  # creates the store, once
-        params = flatten(OmegaConf.to_container(OmegaConf.structured(LrdecayConfig())))
+        params = flatten(OmegaConf.to_container(run_config(), resolve=True))
 
     options = options or TrainerConfig()
 
@@ -354,7 +364,7 @@ def main(argv: list[str] | None = None) -> dict[str, list[Outcome]]:
         # load_data stages Debian's gzipped IDX files under <root>/FashionMNIST/raw, where
         # torchvision's reader (variant a) finds them too.
         full = load_data(
-            DatasetConfig(name="fashion_mnist"),
+            DatasetConfig(target="lrdecay.core.data.fashion_mnist", name="fashion_mnist"),
             DataConfig(root=str(root), download=False),
             torch.device("cpu"),
         )

@@ -125,7 +125,8 @@ def test_launchers_started_at_once_on_a_fresh_store_each_get_their_parent_run(
 
 
 def test_sweep_without_its_parent_run_stops_before_any_job(tmp_path: Path) -> None:
-    """A store that cannot hold the parent run: one line, non-zero, and no job launched."""
+    """A store that cannot hold the parent run (a file that is not a database): one line naming
+    the file and the fix, non-zero, and no job launched."""
     (tmp_path / "broken.db").write_bytes(b"not a SQLite database, not even close" * 100)
     done = run_cli(
         [
@@ -142,5 +143,7 @@ def test_sweep_without_its_parent_run_stops_before_any_job(tmp_path: Path) -> No
     )
     assert done.returncode != 0
     assert "Traceback" not in done.stderr and "UserWarning" not in done.stderr
-    assert "lrdecay: " in done.stderr and "parent run" in done.stderr
+    (line,) = [ln for ln in done.stderr.splitlines() if ln.startswith("lrdecay: ")]
+    assert f"{tmp_path / 'broken.db'} is not an MLflow SQLite store" in line
+    assert "Fix: move it aside" in line
     assert not list((tmp_path / "sweep").glob("*/result.json"))  # no job ran
