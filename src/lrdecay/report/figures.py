@@ -203,7 +203,7 @@ def _sequence_legend(fig: plt.Figure, rows: Sequence[SettingSummary], st: dict[s
     fig.legend(
         list(handles.values()),
         list(handles),
-        loc="lower center",
+        loc="upper center",  # hangs below the figure; savefig's tight box takes it in
         ncol=min(len(handles), 8),
         frameon=False,
         fontsize=11,
@@ -318,8 +318,10 @@ def curves_figure(
     modern baselines raced with the study get a fourth panel, with the study's baselines too."""
     st = styles(rows)
     shown = panels(rows)
-    windows = [zoom_range(_panel_rows(rows, strategy), key) for strategy, _ in shown]
-    n_rows = 2 if zoom and any(windows) else 1
+    # one zoom window for every panel (the union of theirs), so zoomed panels compare too
+    found = [w for w in (zoom_range(_panel_rows(rows, s), key) for s, _ in shown) if w]
+    window = (min(w[0] for w in found), max(w[1] for w in found)) if found else None
+    n_rows = 2 if zoom and window else 1
     fig, axes = plt.subplots(
         n_rows, len(shown), figsize=(5 * len(shown), 4.6 * n_rows), squeeze=False
     )
@@ -334,12 +336,12 @@ def curves_figure(
             ax.grid(alpha=0.3)
             if log_y:
                 _plain_log_ticks(ax)
-            if r == 1 and windows[i]:
-                ax.set_ylim(*windows[i])
+            if r == 1 and window:
+                ax.set_ylim(*window)
         row_axes[0].set_ylabel(ylabel + (" (zoom)" if r else ""), fontsize=11)
     fig.suptitle(f"{title} (mean over seeds; {BAND})", fontsize=14)
-    fig.tight_layout(rect=(0, 0.07 / n_rows, 1, 1))
-    _sequence_legend(fig, rows, st)
+    fig.tight_layout()
+    _sequence_legend(fig, rows, st)  # below the panels, whatever its number of lines
     return fig
 
 
