@@ -402,6 +402,11 @@ def test_curves_tell_sequences_apart_and_zoom_on_the_top(
             assert ax.get_xlim()[1] <= BUDGET + 0.5
         for full, zoom in zip(fig.axes[:3], fig.axes[3:], strict=True):
             assert zoom.get_ylim()[0] > full.get_ylim()[0]  # the zoom starts higher up
+        assert len({ax.get_ylim() for ax in fig.axes[3:]}) == 1  # zooms compare on one scale
+        fig.canvas.draw()
+        (legend,) = fig.legends
+        below = min(ax.get_tightbbox().y0 for ax in fig.axes)  # axis labels included
+        assert legend.get_window_extent().y1 <= below  # covers no panel's axis labels
     finally:
         plt.close(fig)
 
