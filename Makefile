@@ -13,7 +13,7 @@ STAMP   = $(VENV)/.installed
 TEST_WORKERS ?= 2
 PYTEST  = $(PY) -m pytest -n $(TEST_WORKERS) --dist loadfile --no-loadscope-reorder
 
-.PHONY: setup lock run test check lint ui clean cluster-up cluster-down results
+.PHONY: setup lock run test check lint docs ui clean cluster-up cluster-down results
 
 setup: $(STAMP)
 
@@ -48,7 +48,7 @@ results: setup
 	$(PY) -m lrdecay.report.publish --experiment lrdecay-fashion_mnist-study \
 		--out docs/results/fashion_mnist --command "make results" --preset fashion_mnist_study
 
-test: lint
+test: lint docs
 	$(PYTEST)
 
 # The fast tier for the edit-test loop: no end-to-end CLI tests.
@@ -60,6 +60,12 @@ lint: setup
 	$(PY) -m ruff check .
 	$(PY) -m ruff format --check .
 	$(VENV)/bin/lint-imports
+
+# The documentation site (mkdocs.yml, docs/) into site/: strict, so a broken link or anchor, or a
+# page missing from the navigation, fails it, and with it `make test`. `mkdocs serve` to preview.
+# NO_MKDOCS_2_WARNING: without Material's banner about MkDocs 2, printed on every build.
+docs: setup
+	NO_MKDOCS_2_WARNING=1 $(VENV)/bin/mkdocs build --strict --site-dir site
 
 # Without MLflow's GenAI job runners (a job runner and seven huey consumers, ~1.9 GB of memory and
 # ~16 s of CPU at start), which nothing here uses; the same setting as deploy/cluster-up.sh's server.
@@ -79,4 +85,4 @@ cluster-down:
 	@deploy/cluster-down.sh
 
 clean:
-	rm -rf outputs multirun .pytest_cache
+	rm -rf outputs multirun .pytest_cache site

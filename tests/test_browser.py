@@ -83,7 +83,7 @@ def sweep(tmp_path_factory) -> dict:
 
 @pytest.fixture(scope="module")
 def ui(sweep: dict) -> Iterator[str]:
-    """The README's ``mlflow ui`` on the sweep's store, on a free port; yields its base URL."""
+    """docs/tracking.md's ``mlflow ui`` on the sweep's store, on a free port; yields its URL."""
     port = free_port()
     proc = start_mlflow_ui(store_uri(sweep["folder"]), sweep["folder"], port)
     base = f"http://127.0.0.1:{port}"
@@ -318,7 +318,7 @@ def test_a_child_run_page_lists_only_its_own_params(browser, sweep, ui, shots) -
 def test_a_fresh_profile_reaches_the_runs_table_from_the_list_with_one_switch(
     browser, sweep, ui, shots
 ) -> None:
-    """The list's entry point in a browser MLflow has never seen (the README's steps): the
+    """The list's entry point in a browser MLflow has never seen (docs/tracking.md's steps): the
     list links to ``#/experiments/<id>`` with no workflow type, so MLflow 3 opens its GenAI
     Overview whatever the experiment's tags; one click on "Model training" opens the runs
     table, and the browser keeps that choice for every later visit.

@@ -99,7 +99,7 @@ def test_paper_sweep_prints_the_table_and_the_ui_command(paper_sweep: Path) -> N
 
 
 def test_mlflow_ui_serves_the_sweep(paper_sweep: Path) -> None:
-    """The README's UI command on this store: REST lists the 14 children, the page loads."""
+    """docs/tracking.md's UI command on this store: REST lists the 14 children, the page loads."""
     port = free_port()
     ui = start_mlflow_ui(store_uri(paper_sweep), paper_sweep, port)
     base = f"http://127.0.0.1:{port}"

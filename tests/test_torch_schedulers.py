@@ -121,7 +121,7 @@ def test_each_ready_option_logs_the_rates_of_the_same_pytorch_scheduler(
 
 
 def test_exponential_lr_by_import_path_reproduces_seq3_by_epoch(tmp_path: Path) -> None:
-    """The README's example: ``sequence=torch`` with ExponentialLR(gamma=0.9) is seq3 by epoch.
+    """docs/usage.md's example: ``sequence=torch`` with ExponentialLR(gamma=0.9) is seq3 by epoch.
     Losses and accuracies are bit-identical; the rate agrees to the last bits (PyTorch multiplies
     by gamma each epoch, seq3 takes gamma^k)."""
     base = [
