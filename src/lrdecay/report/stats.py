@@ -32,8 +32,8 @@ from lrdecay.core.schedules import SEQUENCES as SEQUENCE_REGISTRY
 from lrdecay.core.schedules import STRATEGIES as STRATEGY_REGISTRY
 from lrdecay.errors import LrdecayError
 from lrdecay.palette import (
-    BASELINE_ADAM,
     BASELINE_SGD,
+    BASELINES,
     MODERN_COLORS,
     STUDY_OPTIMIZERS,
     modern_arm,
@@ -58,6 +58,9 @@ STRATEGY_GROUP = {name: STRATEGY_REGISTRY[name].label for name in study_names(ST
 #: study's) form a block of their own after them.
 MODERN_GROUP = "Modern baselines"
 GROUPS = ("Benchmark", *STRATEGY_GROUP.values(), MODERN_GROUP, "Other")
+#: How the Benchmark block labels its fixed-rate baselines, in :data:`BASELINES`' order: the
+#: study's two at 0.001, and the control at the decayed arms' r0.
+BASELINE_LABELS = dict(zip(BASELINES, ("SGD", "SGD at r0", "Adam"), strict=True))
 #: What a run's record holds for a tag it lacks.
 UNKNOWN = "?"
 #: Params that must agree across the seeds of one setting for their mean to mean anything.
@@ -519,13 +522,14 @@ def is_modern(optimizer: str, scheduler: str) -> bool:
 def classify(
     optimizer: str, sequence: str, strategy: str, setting: str, scheduler: str = ""
 ) -> tuple[str, str, int]:
-    """(group, row label, order within group) of a setting, as in the study's tables; modern
-    baselines (:func:`is_modern`) form the "Modern baselines" block (ready options first)."""
+    """(group, row label, order within group) of a setting, as in the study's tables; the
+    fixed-rate baselines and the control at r0 (:data:`BASELINES`) form the Benchmark block,
+    modern baselines (:func:`is_modern`) the "Modern baselines" block (ready options first)."""
     if is_modern(optimizer, scheduler):
         ready, arm = list(MODERN_COLORS), modern_arm(setting, sequence)
         return MODERN_GROUP, setting, ready.index(arm) if arm is not None else len(ready)
-    if strategy == FIXED_STRATEGY and setting in (BASELINE_SGD, BASELINE_ADAM):
-        return "Benchmark", "SGD" if optimizer == "sgd" else "Adam", 0 if optimizer == "sgd" else 1
+    if strategy == FIXED_STRATEGY and setting in BASELINE_LABELS:
+        return "Benchmark", BASELINE_LABELS[setting], BASELINES.index(setting)
     if optimizer == "sgd" and sequence in SEQUENCES and strategy in STRATEGY_GROUP:
         return STRATEGY_GROUP[strategy], sequence, SEQUENCES.index(sequence)
     return "Other", setting, 0
