@@ -400,15 +400,29 @@ class SweepConfig:
     console_epochs: bool = False  # true: jobs print per-epoch lines on the terminal too
 
 
+#: The widest equivalence margin accepted: 20 points. Anything above is a margin given in points
+#: by mistake (0.5 meant as half a point would declare a 50-point margin).
+MAX_MARGIN = 0.2
+
+
 @dataclass
 class ReportConfig:
     """The study report a multirun writes for its own sweep when it ends."""
 
     enabled: bool = True
     target: float | None = None  # epochs-to-target threshold; null: dataset.target_accuracy
+    #: The equivalence margin a study declares before its runs, as an accuracy difference like
+    #: every accuracy stored (0.005 is half a point); null: the report's own (claims.LITTLE).
+    margin: float | None = None
 
     def __post_init__(self) -> None:
         _check(self.target is None or 0 < self.target <= 1, "report.target", "must be in (0, 1]")
+        _check(
+            self.margin is None or 0 < self.margin <= MAX_MARGIN,
+            "report.margin",
+            f"must be an accuracy difference in (0, {MAX_MARGIN}] (0.005 is half a point), "
+            f"got {self.margin}",
+        )
 
 
 #: The config key of :class:`TrialConfig`: the sweeper's bookkeeping for one job, not a swept

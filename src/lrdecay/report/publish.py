@@ -18,6 +18,7 @@ from dataclasses import dataclass
 from datetime import datetime, timezone
 from importlib.metadata import PackageNotFoundError, version
 from pathlib import Path
+from typing import Any
 
 from mlflow.entities import Run
 from mlflow.tracking import MlflowClient
@@ -135,20 +136,32 @@ def machine() -> str:
     )
 
 
-def planned(preset: str, conf_dir: Path = CONF_DIR) -> list[tuple[str, str]]:
-    """The (setting, seed) pairs the sweep preset ``experiment=<preset>`` launches, read from
-    its composed ``hydra.sweeper.params`` (settings and seeds it sweeps)."""
+def _composed(preset: str, conf_dir: Path = CONF_DIR) -> Any:
+    """The root config of the sweep preset ``experiment=<preset>``, Hydra's part included."""
     from hydra import compose, initialize_config_dir
 
     from lrdecay.config import register_configs
 
     register_configs()
     with initialize_config_dir(config_dir=str(conf_dir.resolve()), version_base="1.3"):
-        cfg = compose("config", [f"experiment={preset}"], return_hydra_config=True)
+        return compose("config", [f"experiment={preset}"], return_hydra_config=True)
+
+
+def planned(preset: str, conf_dir: Path = CONF_DIR) -> list[tuple[str, str]]:
+    """The (setting, seed) pairs the sweep preset ``experiment=<preset>`` launches, read from
+    its composed ``hydra.sweeper.params`` (settings and seeds it sweeps)."""
+    cfg = _composed(preset, conf_dir)
     params = cfg.hydra.sweeper.params or {}
     settings = str(params.get("setting", cfg.get("setting") or "")).split(",")
     seeds = str(params.get("seed", cfg.seed)).split(",")
     return [(setting.strip(), seed.strip()) for seed in seeds for setting in settings]
+
+
+def declared_margin(preset: str, conf_dir: Path = CONF_DIR) -> float | None:
+    """The equivalence margin the preset declares (``report.margin``, an accuracy difference:
+    0.005 is half a point); None when it declares none."""
+    margin = _composed(preset, conf_dir).report.get("margin")
+    return float(margin) if margin is not None else None
 
 
 def coverage(runset: RunSet, plan: list[tuple[str, str]] | None = None) -> str:
