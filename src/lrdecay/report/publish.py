@@ -27,6 +27,12 @@ from lrdecay.errors import LrdecayError
 from lrdecay.host import available_cores
 from lrdecay.report.build import default_uri, write_report
 from lrdecay.report.claims import Claim, check_claims, check_modern
+from lrdecay.report.export import (
+    HISTORIES_FILE,
+    MANIFEST_FILE,
+    RUNS_FILE,
+    STUDY_PREDICTIONS_FILE,
+)
 from lrdecay.report.stats import SCORE_NAMES, RunSet, load_runs, scored_by, summarise
 from lrdecay.tracking.redact import redact_uri
 from lrdecay.tracking.tracker import git_commit
@@ -37,6 +43,8 @@ CONF_DIR = Path(__file__).resolve().parents[3] / "conf"
 READING_FILE = "reading.md"
 #: The published page (GitHub shows a folder's README.md under its listing).
 PAGE_FILE = "README.md"
+#: The page's exported per-run files (``python -m lrdecay.report.export --out <page>/data``).
+DATA_DIR = "data"
 #: Report files a repository page leaves out: the HTML copy embeds every figure again.
 UNPUBLISHED = ("report.html",)
 #: Colours a published figure keeps: a palette PNG is a third of the size, same to the eye.
@@ -215,8 +223,10 @@ def render_page(
     commit: str,
     reading: str | None,
     plan: list[tuple[str, str]] | None = None,
+    data: Path | None = None,
 ) -> str:
-    """The front page: what ran, where and how long, the verdicts, the reading, the report."""
+    """The front page: what ran, where and how long, the per-run files (``data``, exported
+    beside it, when they are), the verdicts, the reading, the report."""
     rows = summarise(runset.runs, None)
     score = SCORE_NAMES[scored_by(rows)]
     claims = [*check_claims(rows), *check_modern(rows)]
@@ -245,6 +255,7 @@ def render_page(
         f"| Machine | {machine()} |",
         f"| Wall time | {_hours(prov.launch_seconds)} over {prov.launches} launch(es), "
         f"{when}; training time summed over the runs {_hours(prov.train_seconds)} |",
+        *(_data_row(data) if data is not None else []),
         "",
         "## Verdicts",
         "",
@@ -259,6 +270,15 @@ def render_page(
         "",
     ]
     return "\n".join(lines)
+
+
+def _data_row(data: Path) -> list[str]:
+    """The page's row naming its exported per-run files, linked relative to the page."""
+    names = ", ".join(f"`{name}`" for name in (RUNS_FILE, HISTORIES_FILE, STUDY_PREDICTIONS_FILE))
+    return [
+        f"| Per-run files | [{data.name}/]({data.name}/): {names} (`python -m lrdecay.report "
+        f"--data {data.as_posix()}` rebuilds the report from them, no store) |"
+    ]
 
 
 def _scope(claim: Claim, datasets: Sequence[str]) -> str:
@@ -289,6 +309,7 @@ def publish(
             git_commit(Path.cwd()) or "unknown",
             reading,
             planned(preset) if preset else None,
+            data if (data := out_dir / DATA_DIR).joinpath(MANIFEST_FILE).is_file() else None,
         ),
         encoding="utf-8",
     )

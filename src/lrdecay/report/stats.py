@@ -14,6 +14,7 @@ baseline by :mod:`lrdecay.report.inference`.
 from __future__ import annotations
 
 import math
+import os
 from collections import Counter
 from collections.abc import Iterable, Sequence
 from dataclasses import dataclass, field
@@ -39,7 +40,8 @@ from lrdecay.palette import (
     modern_arm,
 )
 from lrdecay.report.inference import Comparison, compare_means, holm, km_median
-from lrdecay.tracking.tracker import outcome_from_run
+from lrdecay.tracking.store import DEFAULT_STORE_DIR, sqlite_uri
+from lrdecay.tracking.tracker import open_client, outcome_from_run, sqlite_path
 from lrdecay.tracking.ui import STAGE_TAG
 
 #: The run metric behind each scoring column, and how the report names it.
@@ -210,7 +212,7 @@ def is_search_trial(run: Run) -> bool:
     return tags.get(STAGE_TAG) == "search" or "optuna.trial" in tags
 
 
-def _search_all(client: MlflowClient, experiment_id: str, filter_string: str) -> list[Run]:
+def search_all(client: MlflowClient, experiment_id: str, filter_string: str) -> list[Run]:
     """Every active run matching ``filter_string``, following MLflow's pagination."""
     runs: list[Run] = []
     token: str | None = None
@@ -228,11 +230,13 @@ def _search_all(client: MlflowClient, experiment_id: str, filter_string: str) ->
             return runs
 
 
-def _history(client: MlflowClient, run_id: str) -> dict[str, dict[int, float]]:
-    """Per-epoch values of :data:`HISTORY_KEYS` by epoch (the latest value logged wins), from
-    the first of :func:`~lrdecay.core.records.epoch_keys` the run holds."""
+def read_history(
+    client: MlflowClient, run_id: str, names: Sequence[str] = HISTORY_KEYS
+) -> dict[str, dict[int, float]]:
+    """Per-epoch values of ``names`` by epoch (the latest value logged wins), from the first of
+    :func:`~lrdecay.core.records.epoch_keys` the run holds."""
     out: dict[str, dict[int, float]] = {}
-    for name in HISTORY_KEYS:
+    for name in names:
         logged = next(
             (h for key in epoch_keys(name) if (h := client.get_metric_history(run_id, key))), []
         )
@@ -253,7 +257,7 @@ def _record(client: MlflowClient, run: Run, outcome: RunOutcome) -> RunRecord:
         seed=tags.get("seed", UNKNOWN),
         dataset=tags.get("dataset", UNKNOWN),
         params=dict(run.data.params),
-        history=_history(client, run.info.run_id),
+        history=read_history(client, run.info.run_id),
         scheduler=tags.get("scheduler", ""),
     )
 
@@ -294,7 +298,7 @@ def load_runs(
                 )
             experiment_id = found.experiment_id
             filter_string = ""
-        raw = _search_all(client, experiment_id, filter_string)
+        raw = search_all(client, experiment_id, filter_string)
     except MlflowException as exc:
         raise ReportError(f"cannot read the tracking store: {str(exc).splitlines()[0]}") from exc
 
@@ -324,6 +328,26 @@ def load_runs(
         len(raw) - len(tagged),
         trials,
     )
+
+
+def default_uri() -> str:
+    """``MLFLOW_TRACKING_URI`` if set, else the runs' default store (under ``./mlruns``)."""
+    return os.environ.get("MLFLOW_TRACKING_URI") or sqlite_uri(DEFAULT_STORE_DIR)
+
+
+def store_client(client_or_uri: MlflowClient | str) -> MlflowClient:
+    """A client for ``client_or_uri``; refuses a SQLite file that does not exist (MLflow would
+    silently create an empty store there)."""
+    if isinstance(client_or_uri, MlflowClient):
+        return client_or_uri
+    uri = client_or_uri
+    db = sqlite_path(uri)
+    if db is not None and not db.is_file():
+        raise ReportError(
+            f"no MLflow store at {uri}: run from the project root or pass "
+            "--tracking-uri (or set MLFLOW_TRACKING_URI)"
+        )
+    return open_client(uri)
 
 
 def _excluded_text(excluded: dict[str, int]) -> str:
