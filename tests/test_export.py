@@ -164,3 +164,33 @@ def test_a_folder_that_holds_no_export_is_one_line(tmp_path: Path, capsys) -> No
     err = capsys.readouterr().err
     assert err.count("\n") == 1 and "not an exported study" in err
     assert not (tmp_path / "out").exists()
+
+
+@pytest.mark.parametrize("sweep_status", [0, 1], ids=["sweep-ok", "sweep-stopped"])
+def test_make_results_exports_what_finished_before_the_page(
+    tmp_path: Path, sweep_status: int
+) -> None:
+    """``make results`` exports after the sweep even when the sweep stopped short, and rewrites
+    the page only after a sweep that ended well (each command of the recipe logged, not run)."""
+    log, fake = tmp_path / "calls.log", tmp_path / "python"
+    fake.write_text(
+        f'#!/bin/sh\necho "$*" >> {log}\ncase "$1" in *train.py) exit {sweep_status};; esac\n'
+    )
+    fake.chmod(0o755)
+    stamp = tmp_path / "installed"  # newer than the lock: setup has nothing to do
+    stamp.touch()
+    done = subprocess.run(
+        ["make", "-s", "-C", str(ROOT), "results", f"PY={fake}", f"STAMP={stamp}"],
+        capture_output=True,
+        text=True,
+        timeout=60,
+    )
+    calls = [line.split()[0:2] for line in log.read_text().splitlines()]
+    steps = [c[1] if c[0] == "-m" else Path(c[0]).name for c in calls]
+    if sweep_status == 0:
+        assert done.returncode == 0, done.stderr
+        assert steps == ["train.py", "lrdecay.report.export", "lrdecay.report.publish"]
+    else:
+        assert done.returncode != 0
+        assert steps == ["train.py", "lrdecay.report.export"]
+    assert "--out docs/results/fashion_mnist/data" in log.read_text()
