@@ -14,10 +14,12 @@ from pathlib import Path
 
 import numpy as np
 import pytest
+from mlflow.entities import Metric
 from mlflow.tracking import MlflowClient
 
 from lrdecay.core.data import digits
 from lrdecay.core.predictions import labels_hash
+from lrdecay.core.records import summary_key
 from lrdecay.report.build import main as report_main
 from lrdecay.report.export import (
     HISTORIES_FILE,
@@ -28,11 +30,12 @@ from lrdecay.report.export import (
     load_exported,
     load_predictions,
 )
+from lrdecay.report.export import main as export_main
 from lrdecay.report.publish import PAGE_FILE
 from lrdecay.report.publish import main as publish_main
 from lrdecay.report.stats import ReportError, default_target, load_runs, summarise
 from lrdecay.report.tables import build_table, to_csv, to_markdown
-from tests.helpers import ROOT, cli_env, run_cli, store_uri
+from tests.helpers import ROOT, cli_env, new_store, run_cli, store_uri
 
 EXPERIMENT = "export-digits"
 SETTINGS = ("sgd-fixed-r0", "seq3-epoch")
@@ -153,6 +156,30 @@ def test_the_published_page_links_its_per_run_files(exported: Exported, tmp_path
     text = (page / PAGE_FILE).read_text()
     assert "| Per-run files | [data/](data/): `runs.csv`, `histories.csv.gz`" in text
     assert f"--data {(page / 'data').as_posix()}` rebuilds the report" in text
+
+
+def test_runs_trained_before_runs_kept_predictions_are_exported_and_named(
+    tmp_path: Path, capsys
+) -> None:
+    """A finished run without a predictions artifact still gets its row; the export says how
+    many runs have none, and leaves no predictions file behind."""
+    uri = new_store(tmp_path / "mlflow.db")
+    client = MlflowClient(tracking_uri=uri)
+    exp = client.create_experiment("old", artifact_location=(tmp_path / "art").as_uri())
+    tags = {"setting": "sgd-fixed", "optimizer": "sgd", "sequence": "constant"}
+    tags |= {"strategy": "fixed", "seed": "0", "dataset": "digits"}
+    run_id = client.create_run(exp, tags=tags).info.run_id
+    client.log_batch(run_id, metrics=[Metric(summary_key("test_acc"), 0.5, 0, 0)])
+    client.set_terminated(run_id)
+    out = tmp_path / "data"
+    out.mkdir()
+    (out / STUDY_PREDICTIONS_FILE).write_bytes(b"an earlier export's")
+    assert export_main(["--experiment", "old", "--out", str(out), "--tracking-uri", uri]) == 0
+    assert "1 of 1 runs have no predictions" in capsys.readouterr().err
+    (row,) = _rows(out / RUNS_FILE)
+    assert row["run_id"] == run_id and row["test_acc"] == "0.5" and row["labels_hash"] == ""
+    assert not (out / STUDY_PREDICTIONS_FILE).exists()
+    assert load_exported(out).runs[0].metric("test_acc") == 0.5
 
 
 def test_a_folder_that_holds_no_export_is_one_line(tmp_path: Path, capsys) -> None:

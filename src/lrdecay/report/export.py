@@ -281,6 +281,8 @@ def export(client: MlflowClient, experiment: str, out_dir: Path) -> list[Path]:
     arrays = _study_predictions(scored)
     if arrays:
         files[STUDY_PREDICTIONS_FILE] = npz_bytes(arrays)
+    else:  # no run kept any: no file, not an earlier export's
+        (out_dir / STUDY_PREDICTIONS_FILE).unlink(missing_ok=True)
     for name, data in files.items():
         _write(out_dir / name, data)
     return [out_dir / name for name in files]
@@ -414,6 +416,14 @@ def main(argv: Sequence[str] | None = None) -> int:
         return 1
     for path in paths:
         print(f"exported {path} ({path.stat().st_size:,} bytes)")
+    manifest = json.loads((args.out / MANIFEST_FILE).read_text(encoding="utf-8"))
+    missing = manifest["runs"] - manifest["runs_with_predictions"]
+    if missing:
+        print(
+            f"lrdecay-export: {missing} of {manifest['runs']} runs have no predictions (diverged, "
+            "or trained before runs kept them; runs.csv leaves their labels_hash empty)",
+            file=sys.stderr,
+        )
     return 0
 
 
