@@ -126,7 +126,36 @@ def test_a_non_finite_loss_ends_the_run_as_diverged_without_scoring_the_test_spl
     assert not math.isfinite(recorder.records[0].train_loss)
     assert recorder.records[0].lr_advances == 0  # no scheduler step on a non-finite loss
     assert outcome.test_acc is None and outcome.test_loss is None
+    assert outcome.predictions is None  # nothing scored, nothing kept
     assert outcome.status.mlflow == "FAILED"
+
+
+@pytest.mark.parametrize("test", [False, True], ids=["validation-scores", "test-scores"])
+def test_the_scoring_pass_keeps_each_item_s_predicted_class(test: bool) -> None:
+    """The split that scores the run (the held-out test split, else the validation split)
+    yields its predictions from the pass that scored it, in the split's order across batches."""
+    engine = _engine(2, [], test=test)
+    engine.settings.eval_batch_size = 24  # three batches of the 64 items
+    outcome = engine.fit()
+    kept = outcome.predictions
+    assert kept is not None and kept.split == ("test" if test else "val") and kept.n == 64
+    split = engine.data.test if test else engine.data.val
+    assert split is not None and kept.labels.tolist() == split.y.tolist()
+    with torch.inference_mode():
+        assert kept.predicted.tolist() == engine.model(split.x).argmax(1).tolist()
+    assert kept.accuracy() == (outcome.test_acc if test else outcome.final_val_acc)
+
+
+def test_a_run_resumed_after_its_last_epoch_keeps_the_same_predictions() -> None:
+    """Restored with every epoch done, no validation pass runs: the same weights are scored."""
+    first = _engine(2, [])
+    done = first.fit()
+    resumed = _engine(2, [])
+    resumed.model.load_state_dict(first.model.state_dict())
+    resumed.history = list(first.history)
+    again = resumed.fit()
+    assert done.predictions is not None and again.predictions is not None
+    assert again.predictions.predicted.tolist() == done.predictions.predicted.tolist()
 
 
 def test_the_outcome_round_trips_through_result_json_without_its_history() -> None:
@@ -134,7 +163,7 @@ def test_the_outcome_round_trips_through_result_json_without_its_history() -> No
     outcome.setting, outcome.job_num, outcome.overrides = "seq3-epoch", 4, ["seed=1"]
 
     data = outcome.to_json()
-    assert "history" not in data and data["status"] == "finished"
+    assert "history" not in data and "predictions" not in data and data["status"] == "finished"
     back = RunOutcome.from_json(data)
     assert back.history == [] and back.status is RunStatus.FINISHED
     outcome.history = []

@@ -59,6 +59,7 @@ IGNORED = [
     "tracking.uri=sqlite:///other.db",
     "tracking.experiment=elsewhere",
     "tracking.run_name=named",
+    "setting_name=named",
     "tracking.log_plot=false",
     "report.enabled=false",
     "sweep.rerun=true",

@@ -14,7 +14,7 @@ import pytest
 from mlflow.tracking import MlflowClient
 
 from lrdecay.config import validate
-from lrdecay.run import RunContext, run
+from lrdecay.run import RunContext, run, run_name
 from lrdecay.sweep.callbacks import ui_command
 from tests.helpers import compose_config, experiment_runs, is_sweep_parent, run_cli, store
 
@@ -75,25 +75,43 @@ def test_run_is_coloured_by_its_setting_and_experiment_is_model_training(
     assert colour.startswith("#") and len(colour) == 7
 
 
+def test_a_setting_named_explicitly_is_tagged_named_and_coloured_by_that_name(
+    make_cfg, tracking_uri: str, tmp_path: Path
+) -> None:
+    """The control at r0 is SGD at a fixed rate like sgd-fixed; its own name, not the derived
+    one, is its setting tag, run name, outcome and colour."""
+    from lrdecay.palette import BASELINE_COLORS, CONTROL_SGD_R0
+
+    outcome = run(
+        make_cfg("setting=sgd-fixed-r0", "trainer.max_epochs=1"), RunContext(base_dir=tmp_path)
+    )
+    found = _only_run(tracking_uri)[2]
+    assert outcome.setting == found.data.tags["setting"] == CONTROL_SGD_R0
+    assert found.info.run_name == CONTROL_SGD_R0
+    assert found.data.tags["mlflow.runColor"] == BASELINE_COLORS[CONTROL_SGD_R0]
+    assert found.data.params["optimizer.lr"] == "0.01"
+
+
 def _rgb(colour: str) -> tuple[int, ...]:
     return tuple(int(colour[i : i + 2], 16) for i in (1, 3, 5))
 
 
-def test_fourteen_settings_get_fourteen_distinguishable_colours() -> None:
-    """The study's 14 settings and the 9 modern baselines raced with them: 23 colours."""
-    from lrdecay.palette import MODERN_COLORS, SEQUENCE_COLORS
+def test_every_setting_gets_its_own_distinguishable_colour() -> None:
+    """The study's 14 settings, the control at r0 and the 9 modern baselines: 24 colours."""
+    from lrdecay.palette import BASELINE_COLORS, CONTROL_SGD_R0, MODERN_COLORS, SEQUENCE_COLORS
     from lrdecay.tracking.ui import setting_colour
 
     colours = {}
     for setting in SETTINGS:
         conf = validate(compose_config([f"setting={setting}"]))
-        colours[setting] = setting_colour(setting, conf.sequence.name, conf.strategy.name)
+        colours[setting] = setting_colour(run_name(conf), conf.sequence.name, conf.strategy.name)
     study = [s for s in SETTINGS if s not in MODERN_COLORS]
-    assert len(study) == 14 and len({colours[s] for s in study}) == 14
+    assert len(study) == 15 and len({colours[s] for s in study}) == 15
     assert sorted(set(SETTINGS) - set(study)) == sorted(MODERN_COLORS)
-    assert len(set(colours.values())) == len(SETTINGS) == 23
+    assert len(set(colours.values())) == len(SETTINGS) == 24
     assert colours["seq2-epoch"] == SEQUENCE_COLORS["seq2"]  # the report figures' own hue
     assert colours["cosine"] == MODERN_COLORS["cosine"]
+    assert colours[CONTROL_SGD_R0] == BASELINE_COLORS[CONTROL_SGD_R0]
     rgbs = [_rgb(c) for c in colours.values()]
     closest = min(
         sum((x - y) ** 2 for x, y in zip(a, b, strict=True)) ** 0.5

@@ -8,8 +8,10 @@ from pathlib import Path
 
 import pytest
 
-from lrdecay.report.publish import PAGE_FILE, READING_FILE, main, planned
-from tests.helpers import run_cli, store_uri
+from lrdecay.config import validate
+from lrdecay.errors import ConfigError
+from lrdecay.report.publish import PAGE_FILE, READING_FILE, declared_margin, main, planned
+from tests.helpers import compose_config, run_cli, store_uri
 
 EXPERIMENT = "pub-digits"
 SWEEP = [
@@ -73,9 +75,43 @@ def test_published_folder_is_small(page: Path) -> None:
     assert sum(p.stat().st_size for p in pngs) < 400_000
 
 
-def test_the_published_preset_plans_every_arm_with_three_seeds_seed_by_seed() -> None:
+#: The published study's arms: the reference study's 14 settings, the control at r0, and the
+#: modern arms of paper_plus_modern but AdamW at a fixed rate.
+STUDY_ARMS = {
+    *(f"seq{i}-{s}" for i in range(1, 5) for s in ("epoch", "cutoff", "oscillate")),
+    "sgd-fixed",
+    "adam-fixed",
+    "sgd-fixed-r0",
+    "cosine",
+    "onecycle",
+    "warmup_cosine",
+    "step",
+    "plateau",
+    "wsd",
+    "sgd_schedulefree-fixed",
+    "prodigy-fixed",
+}
+
+
+def test_the_published_preset_plans_23_arms_with_ten_seeds_seed_by_seed() -> None:
     plan = planned("fashion_mnist_study")
-    arms = len(planned("paper_plus_modern"))  # the preset races paper_plus_modern's arms (one seed)
-    assert len(plan) == 3 * arms and len(set(plan)) == 3 * arms == 69
-    assert [seed for _, seed in plan[:arms]] == ["0"] * arms  # whole seeds first
-    assert {s for s, _ in plan} >= {"seq1-epoch", "adam-fixed", "cosine", "plateau"}
+    assert len(plan) == 230 and len(set(plan)) == 230
+    assert [seed for _, seed in plan[:23]] == ["0"] * 23  # whole seeds first
+    assert {s for s, _ in plan} == STUDY_ARMS
+    assert sorted({seed for _, seed in plan}, key=int) == [str(i) for i in range(10)]
+
+
+def test_the_published_preset_keeps_the_protocol_and_declares_its_margin() -> None:
+    conf = validate(compose_config(["experiment=fashion_mnist_study"]))
+    assert (conf.dataset.name, conf.model.name) == ("fashion_mnist", "mnist_cnn")
+    assert (conf.dataset.batch_size, conf.trainer.max_epochs) == (64, 50)
+    assert conf.dataset.val_fraction == 0.1
+    assert conf.tracking.experiment == "lrdecay-fashion_mnist-study"
+    assert declared_margin("fashion_mnist_study") == conf.report.margin == 0.005
+    control = validate(compose_config(["experiment=fashion_mnist_study", "setting=sgd-fixed-r0"]))
+    assert control.optimizer.lr == 0.01 and control.dataset.val_fraction == 0.1
+
+
+def test_a_margin_given_in_points_by_mistake_is_refused() -> None:
+    with pytest.raises(ConfigError, match=r"report.margin: .*0.005 is half a point"):
+        validate(compose_config(["report.margin=0.5"]))

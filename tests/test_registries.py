@@ -25,6 +25,7 @@ from lrdecay.core.schedules import (
     make_sequence,
     study_names,
 )
+from lrdecay.errors import ConfigError
 from lrdecay.run import run_name
 from lrdecay.scheduler_config import check_scheduler
 from lrdecay.sweep.pruning import PRUNERS, make_pruner
@@ -49,6 +50,11 @@ def _setting_name(optimizer: str, sequence: str, strategy: str) -> str:
 @pytest.mark.parametrize("setting", SETTING_FILES)
 def test_every_setting_names_registered_options_and_is_named_by_them(setting: str) -> None:
     conf = validate(compose_config([f"setting={setting}"]))
+    if conf.setting_name is not None:  # named explicitly: its derived name is another's
+        assert run_name(conf) == conf.setting_name == setting
+        derived = _setting_name(conf.optimizer.name, conf.sequence.name, conf.strategy.name)
+        assert derived in SETTING_FILES and derived != setting
+        return
     if conf.sequence.scheduler is not None:  # a PyTorch scheduler raced with the study
         check_scheduler(conf.sequence, conf.strategy.name)
         assert conf.sequence.name not in SEQUENCES and run_name(conf) == setting
@@ -74,6 +80,22 @@ def test_the_paper_preset_lists_existing_settings_the_whole_grid_and_the_baselin
     grid = {f"{q}-{s}" for q in study_names(SEQUENCES) for s in study_names(STRATEGIES)}
     baselines = {f"{o}-{FIXED_STRATEGY}" for o in STUDY_OPTIMIZERS}
     assert set(paper) == grid | baselines
+
+
+def test_the_control_is_sgd_fixed_at_the_decayed_settings_r0_under_its_own_name() -> None:
+    control = validate(compose_config(["setting=sgd-fixed-r0"]))
+    baseline = validate(compose_config(["setting=sgd-fixed"]))
+    decayed = validate(compose_config(["setting=seq3-epoch"]))
+    assert run_name(control) == "sgd-fixed-r0" and run_name(baseline) == "sgd-fixed"
+    assert control.optimizer.lr == decayed.optimizer.lr == 10 * baseline.optimizer.lr
+    assert (control.sequence.name, control.strategy.name) == ("constant", FIXED_STRATEGY)
+    assert control.optimizer.node() == {**baseline.optimizer.node(), "lr": 0.01}
+
+
+@pytest.mark.parametrize("name", ["sgd fixed", "a/b", "", ".hidden", "x" * 65])
+def test_a_setting_name_that_is_not_a_plain_word_is_refused(name: str) -> None:
+    with pytest.raises(ConfigError, match="setting_name"):
+        validate(compose_config([f"setting_name='{name}'"]))
 
 
 def test_a_preset_naming_a_missing_setting_fails_to_compose() -> None:

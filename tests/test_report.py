@@ -423,7 +423,7 @@ def test_confidence_interval_and_test_choice() -> None:
 
 def _record(setting: str, seed: int, final: float, conv: int, moves: int) -> RunRecord:
     """A CIFAR-10 run of 25 epochs whose rate moved ``moves`` times (its logged ``lr``)."""
-    sequence, strategy = setting.split("-")
+    sequence, strategy = setting.split("-")[:2]  # sgd-fixed-r0: SGD at a fixed rate
     optimizer = "sgd"
     if strategy == "fixed":
         optimizer, sequence = sequence, "constant"
@@ -445,6 +445,36 @@ def _record(setting: str, seed: int, final: float, conv: int, moves: int) -> Run
         params={"trainer.max_epochs": "25"},
         history={"lr": rates},
     )
+
+
+def test_the_control_at_r0_is_a_benchmark_row_with_its_own_style() -> None:
+    """SGD fixed at the decayed settings' r0 sits between the two baselines, never among the
+    decay schemes, and keeps its own colour, line and marker in the figures."""
+    from lrdecay.palette import BASELINE_COLORS, CONTROL_SGD_R0
+    from lrdecay.report.figures import styles
+    from lrdecay.report.tables import build_table, to_markdown
+
+    arms = {"sgd-fixed": 0, CONTROL_SGD_R0: 0, "adam-fixed": 0, "seq3-epoch": 24}
+    rng = np.random.default_rng(0)
+    records = [
+        _record(setting, seed, 0.9 + rng.normal(0, 0.001), 10, moves)
+        for setting, moves in arms.items()
+        for seed in range(3)
+    ]
+    rows = summarise(records, None)
+    assert [(s.group, s.label) for s in rows] == [
+        ("Benchmark", "SGD"),
+        ("Benchmark", "SGD at r0"),
+        ("Benchmark", "Adam"),
+        ("By Epoch", "seq3"),
+    ]
+    table = to_markdown(build_table(rows, None))
+    assert "| | SGD at r0 |" in table or "|  | SGD at r0 |" in table, table
+    style = styles(rows)[CONTROL_SGD_R0]
+    assert style.color == BASELINE_COLORS[CONTROL_SGD_R0]
+    assert style.label == "SGD at r0 (fixed)"
+    others = {s.color for name, s in styles(rows).items() if name != CONTROL_SGD_R0}
+    assert style.color not in others
 
 
 def test_claims_on_their_own_data_set_with_clear_effects() -> None:

@@ -7,6 +7,7 @@ dataclass's ``__post_init__``, which runs when :func:`validate` turns the config
 from __future__ import annotations
 
 import math
+import re
 from collections.abc import Iterable
 from dataclasses import dataclass, field, fields, is_dataclass
 from typing import Any
@@ -48,6 +49,9 @@ def _check(ok: bool, key: str, message: str) -> None:
 
 #: Seeds go to torch, NumPy and Python's ``random``; torch takes at most a 64-bit integer.
 MAX_SEED = 2**63 - 1
+#: A setting's explicit name (``setting_name``): it becomes a tag, part of run names (joined to
+#: the seed by a space) and a Hydra override (``setting=<name>``), so a plain word.
+SETTING_NAME = re.compile(r"[A-Za-z0-9][A-Za-z0-9_.+-]{0,63}")
 
 
 def _finite(node: Any, key: str) -> None:
@@ -396,15 +400,29 @@ class SweepConfig:
     console_epochs: bool = False  # true: jobs print per-epoch lines on the terminal too
 
 
+#: The widest equivalence margin accepted: 20 points. Anything above is a margin given in points
+#: by mistake (0.5 meant as half a point would declare a 50-point margin).
+MAX_MARGIN = 0.2
+
+
 @dataclass
 class ReportConfig:
     """The study report a multirun writes for its own sweep when it ends."""
 
     enabled: bool = True
     target: float | None = None  # epochs-to-target threshold; null: dataset.target_accuracy
+    #: The equivalence margin a study declares before its runs, as an accuracy difference like
+    #: every accuracy stored (0.005 is half a point); null: the report's own (claims.LITTLE).
+    margin: float | None = None
 
     def __post_init__(self) -> None:
         _check(self.target is None or 0 < self.target <= 1, "report.target", "must be in (0, 1]")
+        _check(
+            self.margin is None or 0 < self.margin <= MAX_MARGIN,
+            "report.margin",
+            f"must be an accuracy difference in (0, {MAX_MARGIN}] (0.005 is half a point), "
+            f"got {self.margin}",
+        )
 
 
 #: The config key of :class:`TrialConfig`: the sweeper's bookkeeping for one job, not a swept
@@ -446,6 +464,9 @@ class LrdecayConfig:
     seed: int = 42
     device: str = "auto"
     threads: int | None = None
+    # the setting's name in tags, run names, tables and the report; null: derived from its
+    # options (run.run_name). Not part of the run's fingerprint.
+    setting_name: str | None = None
 
     def __post_init__(self) -> None:
         if not isinstance(self.dataset, DatasetConfig):
@@ -460,6 +481,11 @@ class LrdecayConfig:
             _one_of(name, OBJECTIVES, "objective")
         _check(self.threads is None or self.threads >= 1, "threads", "must be >= 1 or null")
         _check(0 <= self.seed <= MAX_SEED, "seed", f"must be in [0, {MAX_SEED}], got {self.seed}")
+        _check(
+            self.setting_name is None or SETTING_NAME.fullmatch(self.setting_name) is not None,
+            "setting_name",
+            f"{self.setting_name!r} is not a plain name (letters, digits, '_.+-', at most 64)",
+        )
         _finite(self, "")
 
 

@@ -11,15 +11,23 @@ from itertools import cycle
 
 from lrdecay.core.schedules import SEQUENCES, study_names
 
-#: The study's fixed-rate baselines, by setting name (``<optimizer>-fixed``).
+#: The study's fixed-rate baselines, by setting name (``<optimizer>-fixed``, at 0.001).
 BASELINE_SGD = "sgd-fixed"
 BASELINE_ADAM = "adam-fixed"
+#: The control: SGD at a fixed rate equal to the decayed arms' r0 (0.01), so that decay is
+#: compared with no decay at the same starting rate (``conf/setting/sgd-fixed-r0.yaml``, named
+#: by its ``setting_name``).
+CONTROL_SGD_R0 = "sgd-fixed-r0"
+#: Every fixed-rate baseline of the study's Benchmark block, in table order.
+BASELINES = (BASELINE_SGD, CONTROL_SGD_R0, BASELINE_ADAM)
 
 #: One hue per sequence of the study's grid, in its order (seq1..seq4).
 SEQUENCE_COLORS = dict(
     zip(study_names(SEQUENCES), cycle(("#1f77b4", "#ff7f0e", "#2ca02c", "#d62728")))
 )
-BASELINE_COLORS = {BASELINE_SGD: "#111111", BASELINE_ADAM: "#9467bd"}
+#: The control's dark goldenrod is the hue furthest (CIELAB) from every other colour here,
+#: the sequences' strategy shades and the figures' spare colours included.
+BASELINE_COLORS = {BASELINE_SGD: "#111111", CONTROL_SGD_R0: "#b8860b", BASELINE_ADAM: "#9467bd"}
 
 #: The reference study's optimizers (its baselines and the grid's SGD); a run with any other
 #: optimizer is a modern baseline.

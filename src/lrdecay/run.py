@@ -75,8 +75,11 @@ class RunContext:
 
 
 def run_name(conf: LrdecayConfig) -> str:
-    """``<sequence>-<strategy>``; a fixed rate is named by its optimizer (``sgd-fixed``); a
+    """The setting's name: ``setting_name`` when the config gives one (``sgd-fixed-r0``), else
+    ``<sequence>-<strategy>``; a fixed rate is named by its optimizer (``sgd-fixed``); a
     PyTorch scheduler stepped as it is defined by its name alone (``cosine``)."""
+    if conf.setting_name:
+        return conf.setting_name
     if conf.sequence.scheduler is not None and conf.strategy.name == "epoch":
         return conf.sequence.name
     if conf.strategy.name == "fixed":

@@ -5,7 +5,9 @@ The engine knows nothing of MLflow or Hydra: tracking, progress display and chec
 ends a run early through the run's :class:`~lrdecay.core.hooks.StopFlag`, read after each epoch.
 What an epoch and a run produce (:mod:`lrdecay.core.records`, :mod:`lrdecay.core.outcome`) is
 torch-free. Losses and hit counts accumulate on the device and are read once per epoch, so the
-step never waits on the host.
+step never waits on the host. The pass that scores a run (the test split at its end, or without
+one the last epoch's validation pass) also keeps each item's predicted class, handed back in the
+outcome (:mod:`lrdecay.core.predictions`).
 """
 
 from __future__ import annotations
@@ -31,6 +33,7 @@ from lrdecay.core.metrics import (
     should_early_stop,
 )
 from lrdecay.core.outcome import RunOutcome, RunStatus
+from lrdecay.core.predictions import Predictions
 from lrdecay.core.records import EpochRecord
 from lrdecay.core.schedule_free import BN_BATCHES, WeightModes
 from lrdecay.core.scheduler import SequenceScheduler
@@ -78,6 +81,8 @@ class Engine:
         self.listeners = list(listeners)
         self.stop = stop if stop is not None else StopFlag()
         self.history: list[EpochRecord] = []
+        # the last validation pass's predicted classes, while the validation split scores the run
+        self._val_predicted: torch.Tensor | None = None
         self.elapsed = 0.0  # seconds of fitting so far, across resumes
         self.generator = torch.Generator().manual_seed(settings.seed)
         # called after every optimizer step: a PyTorch scheduler defined per batch steps there
@@ -119,17 +124,32 @@ class Engine:
     def evaluate(self, split: Split) -> tuple[float, float]:
         """Mean loss and accuracy of the model on ``split``, in large no-grad batches (a
         schedule-free optimizer's averaged weights)."""
+        loss, acc, _ = self._evaluate(split, keep=False)
+        return loss, acc
+
+    def _evaluate(self, split: Split, keep: bool) -> tuple[float, float, torch.Tensor | None]:
+        """:meth:`evaluate`, and with ``keep`` the predicted class of every item of ``split``
+        (on the device, in the split's order) from the same pass."""
         self.modes.evaluation()
         device = split.x.device
         loss_sum = torch.zeros((), device=device)
         hits = torch.zeros((), dtype=torch.int64, device=device)
+        kept: list[torch.Tensor] = []
         with torch.inference_mode(), autocast(device, self.settings.precision):
             for x, y in split.batches(self.settings.eval_batch_size):
                 logits = self.model(x)
                 loss_sum += F.cross_entropy(logits, y, reduction="sum")
-                hits += (logits.argmax(1) == y).sum()
+                predicted = logits.argmax(1)
+                hits += (predicted == y).sum()
+                if keep:
+                    kept.append(predicted)
         n = len(split)
-        return loss_sum.item() / n, hits.item() / n
+        predictions = torch.cat(kept) if kept else None
+        return loss_sum.item() / n, hits.item() / n, predictions
+
+    def _predictions(self, split: str, data: Split, predicted: torch.Tensor) -> Predictions:
+        """The record of ``predicted`` classes of the scoring split ``data``, on the host."""
+        return Predictions.of(split, predicted.cpu().numpy(), data.y.cpu().numpy())
 
     def fit(self) -> RunOutcome:
         """Run epochs until the budget, the stop flag, divergence or the early-stop rule ends
@@ -149,7 +169,11 @@ class Engine:
             t0 = time.perf_counter()
             lr = float(self.scheduler.get_last_lr()[0])
             train_loss, train_acc = self._train_epoch()
-            val_loss, val_acc = self.evaluate(self.data.val)
+            # the validation split scores the run when no test split is held out: keep its
+            # last epoch's predictions from this pass (on the device; read once, at the end)
+            val_loss, val_acc, self._val_predicted = self._evaluate(
+                self.data.val, keep=self.data.test is None
+            )
             finite = math.isfinite(train_loss) and math.isfinite(val_loss)
             if finite:
                 self.scheduler.step(val_loss)
@@ -183,11 +207,21 @@ class Engine:
         return outcome
 
     def _summarise(self, status: RunStatus, seconds: float) -> RunOutcome:
-        """The run's outcome from its history (the test split scored unless it diverged)."""
+        """The run's outcome from its history: the test split scored (with its predictions)
+        unless it diverged, or without a test split the last validation pass's predictions."""
         accs = [r.val_acc for r in self.history]
         test_loss = test_acc = None
-        if self.data.test is not None and status != RunStatus.DIVERGED:
-            test_loss, test_acc = self.evaluate(self.data.test)
+        predictions = None
+        if status != RunStatus.DIVERGED and self.data.test is not None:
+            test_loss, test_acc, predicted = self._evaluate(self.data.test, keep=True)
+            assert predicted is not None
+            predictions = self._predictions("test", self.data.test, predicted)
+        elif status != RunStatus.DIVERGED and self.history:
+            predicted = self._val_predicted
+            if predicted is None:  # resumed after its last epoch: score the same weights again
+                predicted = self._evaluate(self.data.val, keep=True)[2]
+            assert predicted is not None
+            predictions = self._predictions("val", self.data.val, predicted)
         samples = len(self.data.train) * len(self.history)
         return RunOutcome(
             status=status,
@@ -205,4 +239,5 @@ class Engine:
             test_loss=test_loss,
             test_acc=test_acc,
             history=list(self.history),
+            predictions=predictions,
         )

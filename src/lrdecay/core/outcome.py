@@ -8,11 +8,14 @@ status it is recorded as. :class:`RunOutcome` is what the engine produces, what 
 from __future__ import annotations
 
 import math
-from dataclasses import asdict, dataclass, field, fields
+from dataclasses import dataclass, field, fields
 from enum import Enum
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 from lrdecay.core.records import EpochRecord, summary_key
+
+if TYPE_CHECKING:
+    from lrdecay.core.predictions import Predictions
 
 
 class RunStatus(str, Enum):
@@ -83,8 +86,11 @@ SUMMARY_METRICS = (
     "test_acc",
     "test_loss",
 )
-#: What a fit decides (its status, numbers and epochs); the other fields say which job it was.
-RESULT_FIELDS = ("status", *SUMMARY_METRICS, "history")
+#: What a fit decides (its status, numbers, epochs and predictions); the other fields say which
+#: job it was.
+RESULT_FIELDS = ("status", *SUMMARY_METRICS, "history", "predictions")
+#: Fields kept in memory only: ``result.json`` leaves them out (MLflow holds them).
+MEMORY_ONLY = ("history", "predictions")
 
 
 @dataclass
@@ -92,8 +98,9 @@ class RunOutcome:
     """One run's outcome: its status, its run-level numbers (None where unknown), which job
     and MLflow run it was, and why it ended where that needs saying (``error``, ``note``).
 
-    ``history`` (each epoch's record) is kept in memory only: ``result.json`` leaves it out,
-    MLflow holds the curves.
+    ``history`` (each epoch's record) and ``predictions`` (on the split that scored the run;
+    None when none was scored) are kept in memory only: ``result.json`` leaves them out, MLflow
+    holds the curves and the predictions' file.
     """
 
     status: RunStatus
@@ -112,6 +119,7 @@ class RunOutcome:
     note: str | None = None
     overrides: list[str] = field(default_factory=list)
     history: list[EpochRecord] = field(default_factory=list, repr=False)
+    predictions: Predictions | None = field(default=None, repr=False, compare=False)
 
     def __post_init__(self) -> None:
         self.status = RunStatus(self.status)
@@ -141,15 +149,15 @@ class RunOutcome:
         return {summary_key(k): float(v) for k, v in values.items() if v is not None}
 
     def take(self, result: RunOutcome) -> None:
-        """Take the status, numbers and epochs of ``result`` (a fit, or an earlier identical
-        run), keeping which job this is and what it noted."""
+        """Take the status, numbers, epochs and predictions of ``result`` (a fit, or an earlier
+        identical run), keeping which job this is and what it noted."""
         for name in RESULT_FIELDS:
             setattr(self, name, getattr(result, name))
 
     def to_json(self) -> dict[str, Any]:
-        """The record as ``result.json`` holds it (no epoch history)."""
-        data = asdict(self)
-        data.pop("history")
+        """The record as ``result.json`` holds it (no epoch history, no predictions)."""
+        data = {f.name: getattr(self, f.name) for f in fields(self) if f.name not in MEMORY_ONLY}
+        data["overrides"] = list(self.overrides)
         data["status"] = self.status.value
         return data
 
@@ -160,5 +168,5 @@ class RunOutcome:
         data = dict(data)
         if "seconds" in data:
             data.setdefault("train_seconds", data.pop("seconds"))
-        known = {f.name for f in fields(cls)} - {"history"}
+        known = {f.name for f in fields(cls)} - set(MEMORY_ONLY)
         return cls(**{k: v for k, v in data.items() if k in known})

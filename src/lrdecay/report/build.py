@@ -15,7 +15,6 @@ from __future__ import annotations
 
 import argparse
 import logging
-import os
 import sys
 import warnings
 from collections.abc import Sequence
@@ -36,13 +35,14 @@ from lrdecay.report.stats import (
     RunSet,
     SettingSummary,
     default_target,
+    default_uri,
     load_runs,
+    store_client,
     summarise,
 )
 from lrdecay.report.tables import build_table, to_csv, to_latex, to_markdown
 from lrdecay.tracking.redact import redact_uri
-from lrdecay.tracking.store import DEFAULT_STORE_DIR, STORE_FILE, sqlite_uri
-from lrdecay.tracking.tracker import open_client, sqlite_path
+from lrdecay.tracking.store import DEFAULT_STORE_DIR, STORE_FILE
 
 if TYPE_CHECKING:
     from lrdecay.report.figures import Figure
@@ -79,26 +79,6 @@ METHOD = (
     "boundaries. When the corrected evidence decides neither way, the verdict says "
     "'cannot tell'."
 )
-
-
-def default_uri() -> str:
-    """``MLFLOW_TRACKING_URI`` if set, else the runs' default store (under ``./mlruns``)."""
-    return os.environ.get("MLFLOW_TRACKING_URI") or sqlite_uri(DEFAULT_STORE_DIR)
-
-
-def _client(client_or_uri: MlflowClient | str) -> MlflowClient:
-    """A client for ``client_or_uri``; refuses a SQLite file that does not exist (MLflow would
-    silently create an empty store there)."""
-    if isinstance(client_or_uri, MlflowClient):
-        return client_or_uri
-    uri = client_or_uri
-    db = sqlite_path(uri)
-    if db is not None and not db.is_file():
-        raise ReportError(
-            f"no MLflow store at {uri}: run from the project root or pass "
-            "--tracking-uri (or set MLFLOW_TRACKING_URI)"
-        )
-    return open_client(uri)
 
 
 def _notes(runset: RunSet, rows: Sequence[SettingSummary], target: float | None) -> list[str]:
@@ -241,17 +221,36 @@ def write_report(
     under ``report/``. Returns the path of ``report.md``; raises :class:`ReportError` when there is
     nothing to report on.
     """
-    client = _client(client_or_uri)
+    client = store_client(client_or_uri)
     runset = load_runs(client, experiment=experiment, parent_run_id=parent_run_id)
+    search = load_search(client, parent_run_id) if parent_run_id is not None else None
+    out = Path(out_dir)
+    path = write_runset_report(runset, out, target, search)
+    if parent_run_id is not None and log_to_parent:
+        try:
+            client.log_artifacts(parent_run_id, str(out), artifact_path=ARTIFACT_DIR)
+        except (MlflowException, OSError) as exc:
+            log.warning(
+                "report written to %s but not logged to run %s: %s",
+                out,
+                parent_run_id,
+                str(exc).splitlines()[0],
+            )
+    return path
+
+
+def write_runset_report(
+    runset: RunSet, out: Path, target: float | None = None, search: Search | None = None
+) -> Path:
+    """Write the report of ``runset`` (read from a store, or from exported files) into ``out``;
+    returns the path of ``report.md``."""
     target = target if target is not None else default_target(runset.runs)
     rows = summarise(runset.runs, target)
-    search = load_search(client, parent_run_id) if parent_run_id is not None else None
     if not rows and search is None:
         raise ReportError(
             f"{runset.experiment} holds only the trials of Optuna searches ({runset.search_trials}"
             "), no seeds of a setting; report a search by its sweep: --parent-run-id ID"
         )
-    out = Path(out_dir)
     out.mkdir(parents=True, exist_ok=True)
 
     table_md = ""
@@ -271,17 +270,6 @@ def write_report(
     path = out / "report.md"
     path.write_text(report, encoding="utf-8")
     (out / "report.html").write_text(render_html(report, out), encoding="utf-8")
-
-    if parent_run_id is not None and log_to_parent:
-        try:
-            client.log_artifacts(parent_run_id, str(out), artifact_path=ARTIFACT_DIR)
-        except (MlflowException, OSError) as exc:
-            log.warning(
-                "report written to %s but not logged to run %s: %s",
-                out,
-                parent_run_id,
-                str(exc).splitlines()[0],
-            )
     return path
 
 
@@ -294,6 +282,11 @@ def _parser() -> argparse.ArgumentParser:
     which = p.add_mutually_exclusive_group(required=True)
     which.add_argument("--experiment", help="MLflow experiment name, e.g. lrdecay-digits")
     which.add_argument("--parent-run-id", help="the parent run of one sweep: report its runs")
+    which.add_argument(
+        "--data",
+        type=Path,
+        help="a study's exported files (python -m lrdecay.report.export): report them, no store",
+    )
     p.add_argument(
         "--tracking-uri",
         default=None,
@@ -323,7 +316,15 @@ def main(argv: Sequence[str] | None = None) -> int:
     try:
         if args.target is not None and not 0 < args.target <= 1:
             raise ReportError(f"--target must be an accuracy in (0, 1], got {args.target}")
-        client = _client(uri)
+        if args.data is not None:
+            from lrdecay.report.export import load_exported
+
+            runset = load_exported(args.data)
+            out = args.out or Path("reports") / runset.experiment
+            path = write_runset_report(runset, out, args.target)
+            print(f"report written to {path}")
+            return 0
+        client = store_client(uri)
         out = args.out
         if out is None:
             name = args.experiment

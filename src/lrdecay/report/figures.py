@@ -30,6 +30,7 @@ from lrdecay.palette import (
     BASELINE_ADAM,
     BASELINE_COLORS,
     BASELINE_SGD,
+    CONTROL_SGD_R0,
     MODERN_COLORS,
     SEQUENCE_COLORS,
     modern_arm,
@@ -49,10 +50,14 @@ OTHER_COLORS = ("#8c564b", "#e377c2", "#7f7f7f", "#bcbd22", "#17becf")
 #: One line style and marker per sequence of the study's grid, in its order (seq1..seq4).
 SEQUENCE_LINES = dict(zip(SEQUENCES, cycle(("-", "--", "-.", (0, (5, 1, 1, 1, 1, 1))))))
 SEQUENCE_MARKERS = dict(zip(SEQUENCES, cycle("os^v")))
-BASELINE_MARKERS = {BASELINE_SGD: "D", BASELINE_ADAM: "X"}
-#: Both baselines dotted, Adam's dots in the gaps of SGD's: where their curves coincide (one
-#: fixed rate, one accuracy), both still show.
-BASELINE_LINES = {BASELINE_SGD: (0, (1, 1.5)), BASELINE_ADAM: (1.25, (1, 1.5))}
+BASELINE_MARKERS = {BASELINE_SGD: "D", CONTROL_SGD_R0: "h", BASELINE_ADAM: "X"}
+#: Both baselines at 0.001 dotted, Adam's dots in the gaps of SGD's: where their curves coincide
+#: (one fixed rate, one accuracy), both still show. The control at r0 dash-dotted.
+BASELINE_LINES = {
+    BASELINE_SGD: (0, (1, 1.5)),
+    CONTROL_SGD_R0: (0, (3, 1.5, 1, 1.5)),
+    BASELINE_ADAM: (1.25, (1, 1.5)),
+}
 #: One line style and marker per strategy of the grid (epoch, cutoff, oscillate); fixed: "D".
 STRATEGY_LINES = dict(zip(STRATEGY_GROUP, cycle(("-", "--", "-."))))
 STRATEGY_MARKERS = {**dict(zip(STRATEGY_GROUP, cycle("os^"))), FIXED_STRATEGY: "D"}
@@ -525,6 +530,10 @@ def required_censored(row: SettingSummary) -> Censored:
 def write_figures(rows: Sequence[SettingSummary], out_dir: Path) -> list[Figure]:
     """Write every figure of the report into ``out_dir``; returns them with their captions."""
     excluded = " Diverged runs are left out." if any(s.n_diverged for s in rows) else ""
+    control = any(s.setting == CONTROL_SGD_R0 for s in rows)
+    baselines = "both fixed-rate baselines (dotted)" + (
+        " and the control, SGD fixed at r0 (dash-dotted)" if control else ""
+    )
     modern = (
         f" A fourth panel, {MODERN_GROUP}, holds the PyTorch schedulers and the schedule-free "
         "and learning-rate-free optimizers raced with the study (dashed, stars), with the "
@@ -544,9 +553,8 @@ def write_figures(rows: Sequence[SettingSummary], out_dir: Path) -> list[Figure]
             ),
             "Validation accuracy per epoch",
             "Validation accuracy per epoch, one panel per strategy, each with the four "
-            "sequences (colour, line style and marker) and both fixed-rate baselines "
-            "(dotted); the second row zooms on the top of the range, where the settings "
-            f"differ.{modern}{excluded}",
+            f"sequences (colour, line style and marker) and {baselines}; the second row "
+            f"zooms on the top of the range, where the settings differ.{modern}{excluded}",
         ),
         Figure(
             plot_curves(
@@ -571,7 +579,7 @@ def write_figures(rows: Sequence[SettingSummary], out_dir: Path) -> list[Figure]
             plot_best(rows, out_dir / "best_vs_baselines.png"),
             "Best setting per strategy vs baselines",
             "The most accurate setting of each strategy (by mean final accuracy) against "
-            "the SGD and Adam baselines.",
+            "the SGD and Adam baselines" + (" and the control at r0." if control else "."),
         ),
         Figure(
             plot_scatter(rows, out_dir / "accuracy_vs_convergence.png"),

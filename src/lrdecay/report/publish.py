@@ -18,6 +18,7 @@ from dataclasses import dataclass
 from datetime import datetime, timezone
 from importlib.metadata import PackageNotFoundError, version
 from pathlib import Path
+from typing import Any
 
 from mlflow.entities import Run
 from mlflow.tracking import MlflowClient
@@ -26,6 +27,12 @@ from lrdecay.errors import LrdecayError
 from lrdecay.host import available_cores
 from lrdecay.report.build import default_uri, write_report
 from lrdecay.report.claims import Claim, check_claims, check_modern
+from lrdecay.report.export import (
+    HISTORIES_FILE,
+    MANIFEST_FILE,
+    RUNS_FILE,
+    STUDY_PREDICTIONS_FILE,
+)
 from lrdecay.report.stats import SCORE_NAMES, RunSet, load_runs, scored_by, summarise
 from lrdecay.tracking.redact import redact_uri
 from lrdecay.tracking.tracker import git_commit
@@ -36,6 +43,8 @@ CONF_DIR = Path(__file__).resolve().parents[3] / "conf"
 READING_FILE = "reading.md"
 #: The published page (GitHub shows a folder's README.md under its listing).
 PAGE_FILE = "README.md"
+#: The page's exported per-run files (``python -m lrdecay.report.export --out <page>/data``).
+DATA_DIR = "data"
 #: Report files a repository page leaves out: the HTML copy embeds every figure again.
 UNPUBLISHED = ("report.html",)
 #: Colours a published figure keeps: a palette PNG is a third of the size, same to the eye.
@@ -135,20 +144,32 @@ def machine() -> str:
     )
 
 
-def planned(preset: str, conf_dir: Path = CONF_DIR) -> list[tuple[str, str]]:
-    """The (setting, seed) pairs the sweep preset ``experiment=<preset>`` launches, read from
-    its composed ``hydra.sweeper.params`` (settings and seeds it sweeps)."""
+def _composed(preset: str, conf_dir: Path = CONF_DIR) -> Any:
+    """The root config of the sweep preset ``experiment=<preset>``, Hydra's part included."""
     from hydra import compose, initialize_config_dir
 
     from lrdecay.config import register_configs
 
     register_configs()
     with initialize_config_dir(config_dir=str(conf_dir.resolve()), version_base="1.3"):
-        cfg = compose("config", [f"experiment={preset}"], return_hydra_config=True)
+        return compose("config", [f"experiment={preset}"], return_hydra_config=True)
+
+
+def planned(preset: str, conf_dir: Path = CONF_DIR) -> list[tuple[str, str]]:
+    """The (setting, seed) pairs the sweep preset ``experiment=<preset>`` launches, read from
+    its composed ``hydra.sweeper.params`` (settings and seeds it sweeps)."""
+    cfg = _composed(preset, conf_dir)
     params = cfg.hydra.sweeper.params or {}
     settings = str(params.get("setting", cfg.get("setting") or "")).split(",")
     seeds = str(params.get("seed", cfg.seed)).split(",")
     return [(setting.strip(), seed.strip()) for seed in seeds for setting in settings]
+
+
+def declared_margin(preset: str, conf_dir: Path = CONF_DIR) -> float | None:
+    """The equivalence margin the preset declares (``report.margin``, an accuracy difference:
+    0.005 is half a point); None when it declares none."""
+    margin = _composed(preset, conf_dir).report.get("margin")
+    return float(margin) if margin is not None else None
 
 
 def coverage(runset: RunSet, plan: list[tuple[str, str]] | None = None) -> str:
@@ -202,8 +223,10 @@ def render_page(
     commit: str,
     reading: str | None,
     plan: list[tuple[str, str]] | None = None,
+    data: Path | None = None,
 ) -> str:
-    """The front page: what ran, where and how long, the verdicts, the reading, the report."""
+    """The front page: what ran, where and how long, the per-run files (``data``, exported
+    beside it, when they are), the verdicts, the reading, the report."""
     rows = summarise(runset.runs, None)
     score = SCORE_NAMES[scored_by(rows)]
     claims = [*check_claims(rows), *check_modern(rows)]
@@ -232,6 +255,7 @@ def render_page(
         f"| Machine | {machine()} |",
         f"| Wall time | {_hours(prov.launch_seconds)} over {prov.launches} launch(es), "
         f"{when}; training time summed over the runs {_hours(prov.train_seconds)} |",
+        *(_data_row(data) if data is not None else []),
         "",
         "## Verdicts",
         "",
@@ -246,6 +270,15 @@ def render_page(
         "",
     ]
     return "\n".join(lines)
+
+
+def _data_row(data: Path) -> list[str]:
+    """The page's row naming its exported per-run files, linked relative to the page."""
+    names = ", ".join(f"`{name}`" for name in (RUNS_FILE, HISTORIES_FILE, STUDY_PREDICTIONS_FILE))
+    return [
+        f"| Per-run files | [{data.name}/]({data.name}/): {names} (`python -m lrdecay.report "
+        f"--data {data.as_posix()}` rebuilds the report from them, no store) |"
+    ]
 
 
 def _scope(claim: Claim, datasets: Sequence[str]) -> str:
@@ -276,6 +309,7 @@ def publish(
             git_commit(Path.cwd()) or "unknown",
             reading,
             planned(preset) if preset else None,
+            data if (data := out_dir / DATA_DIR).joinpath(MANIFEST_FILE).is_file() else None,
         ),
         encoding="utf-8",
     )

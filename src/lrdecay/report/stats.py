@@ -14,6 +14,7 @@ baseline by :mod:`lrdecay.report.inference`.
 from __future__ import annotations
 
 import math
+import os
 from collections import Counter
 from collections.abc import Iterable, Sequence
 from dataclasses import dataclass, field
@@ -32,14 +33,15 @@ from lrdecay.core.schedules import SEQUENCES as SEQUENCE_REGISTRY
 from lrdecay.core.schedules import STRATEGIES as STRATEGY_REGISTRY
 from lrdecay.errors import LrdecayError
 from lrdecay.palette import (
-    BASELINE_ADAM,
     BASELINE_SGD,
+    BASELINES,
     MODERN_COLORS,
     STUDY_OPTIMIZERS,
     modern_arm,
 )
 from lrdecay.report.inference import Comparison, compare_means, holm, km_median
-from lrdecay.tracking.tracker import outcome_from_run
+from lrdecay.tracking.store import DEFAULT_STORE_DIR, sqlite_uri
+from lrdecay.tracking.tracker import open_client, outcome_from_run, sqlite_path
 from lrdecay.tracking.ui import STAGE_TAG
 
 #: The run metric behind each scoring column, and how the report names it.
@@ -58,6 +60,9 @@ STRATEGY_GROUP = {name: STRATEGY_REGISTRY[name].label for name in study_names(ST
 #: study's) form a block of their own after them.
 MODERN_GROUP = "Modern baselines"
 GROUPS = ("Benchmark", *STRATEGY_GROUP.values(), MODERN_GROUP, "Other")
+#: How the Benchmark block labels its fixed-rate baselines, in :data:`BASELINES`' order: the
+#: study's two at 0.001, and the control at the decayed arms' r0.
+BASELINE_LABELS = dict(zip(BASELINES, ("SGD", "SGD at r0", "Adam"), strict=True))
 #: What a run's record holds for a tag it lacks.
 UNKNOWN = "?"
 #: Params that must agree across the seeds of one setting for their mean to mean anything.
@@ -207,7 +212,7 @@ def is_search_trial(run: Run) -> bool:
     return tags.get(STAGE_TAG) == "search" or "optuna.trial" in tags
 
 
-def _search_all(client: MlflowClient, experiment_id: str, filter_string: str) -> list[Run]:
+def search_all(client: MlflowClient, experiment_id: str, filter_string: str) -> list[Run]:
     """Every active run matching ``filter_string``, following MLflow's pagination."""
     runs: list[Run] = []
     token: str | None = None
@@ -225,11 +230,13 @@ def _search_all(client: MlflowClient, experiment_id: str, filter_string: str) ->
             return runs
 
 
-def _history(client: MlflowClient, run_id: str) -> dict[str, dict[int, float]]:
-    """Per-epoch values of :data:`HISTORY_KEYS` by epoch (the latest value logged wins), from
-    the first of :func:`~lrdecay.core.records.epoch_keys` the run holds."""
+def read_history(
+    client: MlflowClient, run_id: str, names: Sequence[str] = HISTORY_KEYS
+) -> dict[str, dict[int, float]]:
+    """Per-epoch values of ``names`` by epoch (the latest value logged wins), from the first of
+    :func:`~lrdecay.core.records.epoch_keys` the run holds."""
     out: dict[str, dict[int, float]] = {}
-    for name in HISTORY_KEYS:
+    for name in names:
         logged = next(
             (h for key in epoch_keys(name) if (h := client.get_metric_history(run_id, key))), []
         )
@@ -250,7 +257,7 @@ def _record(client: MlflowClient, run: Run, outcome: RunOutcome) -> RunRecord:
         seed=tags.get("seed", UNKNOWN),
         dataset=tags.get("dataset", UNKNOWN),
         params=dict(run.data.params),
-        history=_history(client, run.info.run_id),
+        history=read_history(client, run.info.run_id),
         scheduler=tags.get("scheduler", ""),
     )
 
@@ -291,7 +298,7 @@ def load_runs(
                 )
             experiment_id = found.experiment_id
             filter_string = ""
-        raw = _search_all(client, experiment_id, filter_string)
+        raw = search_all(client, experiment_id, filter_string)
     except MlflowException as exc:
         raise ReportError(f"cannot read the tracking store: {str(exc).splitlines()[0]}") from exc
 
@@ -321,6 +328,26 @@ def load_runs(
         len(raw) - len(tagged),
         trials,
     )
+
+
+def default_uri() -> str:
+    """``MLFLOW_TRACKING_URI`` if set, else the runs' default store (under ``./mlruns``)."""
+    return os.environ.get("MLFLOW_TRACKING_URI") or sqlite_uri(DEFAULT_STORE_DIR)
+
+
+def store_client(client_or_uri: MlflowClient | str) -> MlflowClient:
+    """A client for ``client_or_uri``; refuses a SQLite file that does not exist (MLflow would
+    silently create an empty store there)."""
+    if isinstance(client_or_uri, MlflowClient):
+        return client_or_uri
+    uri = client_or_uri
+    db = sqlite_path(uri)
+    if db is not None and not db.is_file():
+        raise ReportError(
+            f"no MLflow store at {uri}: run from the project root or pass "
+            "--tracking-uri (or set MLFLOW_TRACKING_URI)"
+        )
+    return open_client(uri)
 
 
 def _excluded_text(excluded: dict[str, int]) -> str:
@@ -519,13 +546,14 @@ def is_modern(optimizer: str, scheduler: str) -> bool:
 def classify(
     optimizer: str, sequence: str, strategy: str, setting: str, scheduler: str = ""
 ) -> tuple[str, str, int]:
-    """(group, row label, order within group) of a setting, as in the study's tables; modern
-    baselines (:func:`is_modern`) form the "Modern baselines" block (ready options first)."""
+    """(group, row label, order within group) of a setting, as in the study's tables; the
+    fixed-rate baselines and the control at r0 (:data:`BASELINES`) form the Benchmark block,
+    modern baselines (:func:`is_modern`) the "Modern baselines" block (ready options first)."""
     if is_modern(optimizer, scheduler):
         ready, arm = list(MODERN_COLORS), modern_arm(setting, sequence)
         return MODERN_GROUP, setting, ready.index(arm) if arm is not None else len(ready)
-    if strategy == FIXED_STRATEGY and setting in (BASELINE_SGD, BASELINE_ADAM):
-        return "Benchmark", "SGD" if optimizer == "sgd" else "Adam", 0 if optimizer == "sgd" else 1
+    if strategy == FIXED_STRATEGY and setting in BASELINE_LABELS:
+        return "Benchmark", BASELINE_LABELS[setting], BASELINES.index(setting)
     if optimizer == "sgd" and sequence in SEQUENCES and strategy in STRATEGY_GROUP:
         return STRATEGY_GROUP[strategy], sequence, SEQUENCES.index(sequence)
     return "Other", setting, 0

@@ -1,4 +1,5 @@
-"""Everything MLflow: store location, experiment, run name, tags, params, metrics, artifacts.
+"""Everything MLflow: store location, experiment, run name, tags, params, metrics, artifacts
+(a run's curves figure, and its predictions on the split that scored it).
 
 The default store is SQLite at ``<store_dir>/mlflow.db`` with artifacts under
 ``<store_dir>/artifacts``; ``tracking.uri`` or ``MLFLOW_TRACKING_URI`` points anywhere else.
@@ -33,6 +34,7 @@ from mlflow.tracking import MlflowClient
 from lrdecay.core.hooks import FitStart, Listener
 from lrdecay.core.interrupts import stop_deferred
 from lrdecay.core.outcome import SUMMARY_METRICS, RunOutcome, RunStatus
+from lrdecay.core.predictions import PREDICTIONS_FILE, Predictions
 from lrdecay.core.records import EpochRecord, by_name, epoch_key
 from lrdecay.errors import TrackingError
 from lrdecay.tracking.credentials import PASSWORD_ENV, USERNAME_ENV
@@ -437,6 +439,15 @@ class MlflowTracker(Listener):
         assert self.run_id is not None, "start() first"
         self.client.log_text(self.run_id, text, artifact_file)
 
+    def log_predictions(self, predictions: Predictions) -> None:
+        """Log the run's predictions on its scoring split as :data:`PREDICTIONS_FILE` (a few KB;
+        retried like a run's end, since the paired analysis needs every run's)."""
+        assert self.run_id is not None, "start() first"
+        run_id = self.run_id
+        with tempfile.TemporaryDirectory() as tmp:
+            path = predictions.save(Path(tmp) / PREDICTIONS_FILE)
+            with_retry(lambda: self.client.log_artifact(run_id, str(path)), 8, self.retry_delay)
+
     def on_fit_start(self, start: FitStart) -> None:
         self.set_tags({"device": start.device})
 
@@ -457,6 +468,8 @@ class MlflowTracker(Listener):
         if outcome.status == RunStatus.PRUNED:
             tags[PRUNED_TAG] = "true"
         self.set_tags(tags)
+        if outcome.predictions is not None:
+            self.log_predictions(outcome.predictions)
         if self.log_plot and outcome.history:
             from lrdecay.tracking.plots import plot_history
 
