@@ -7,6 +7,7 @@ from __future__ import annotations
 import dataclasses
 import functools
 import http.server
+import importlib
 import json
 import os
 import shutil
@@ -18,7 +19,7 @@ import time
 import urllib.request
 from collections import Counter
 from pathlib import Path
-from typing import TYPE_CHECKING, Any
+from typing import TYPE_CHECKING, Any, NoReturn
 
 import pytest
 from hydra import compose, initialize_config_dir
@@ -202,15 +203,28 @@ def start_mlflow_ui(store: str, cwd: Path, port: int) -> subprocess.Popen:
     )
 
 
-def require_debian_package(package: str, path: Path) -> None:
-    """Skip the calling test unless Debian's ``package`` has put ``path`` in place, naming the
-    one command that enables it; under CI (``CI=true``, where .ci/run installs it) fail instead."""
-    if path.exists():
-        return
-    message = f"needs Debian's {package} ({path} is missing); enable: apt-get install {package}"
+def _missing(message: str) -> NoReturn:
+    """Skip the calling test for want of what ``message`` names; under CI (``CI=true``, where
+    .ci/run installs everything the tests need) fail instead."""
     if os.environ.get("CI", "").lower() in ("1", "true", "yes"):
         pytest.fail(message)
     pytest.skip(message)
+
+
+def require_debian_package(package: str, path: Path) -> None:
+    """Skip the calling test unless Debian's ``package`` has put ``path`` in place, naming the
+    one command that enables it; under CI (``CI=true``, where .ci/run installs it) fail instead."""
+    if not path.exists():
+        _missing(f"needs Debian's {package} ({path} is missing); enable: apt-get install {package}")
+
+
+def require_module(name: str, enable: str) -> None:
+    """Skip the calling test unless Python module ``name`` imports, naming the command that
+    enables it; under CI (``CI=true``, where the dev extras are installed) fail instead."""
+    try:
+        importlib.import_module(name)
+    except ImportError as exc:
+        _missing(f"needs the Python module {name} ({exc}); enable: {enable}")
 
 
 def require_fashion_mnist() -> None:
