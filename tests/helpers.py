@@ -10,6 +10,7 @@ import http.server
 import importlib
 import json
 import os
+import resource
 import shutil
 import socket
 import subprocess
@@ -72,6 +73,20 @@ def run_cli(args: list[str], cwd: Path, timeout: float = 300, env: dict | None =
         timeout=timeout,
         env=cli_env(env),
     )
+
+
+def timed_cli(
+    args: list[str], cwd: Path, timeout: float = 300, env: dict | None = None
+) -> tuple[subprocess.CompletedProcess[str], float, float]:
+    """:func:`run_cli`, with its wall seconds and the CPU seconds of the process it started:
+    the CPU time is the product's own work, the wall time also counts others' load."""
+    before = resource.getrusage(resource.RUSAGE_CHILDREN)
+    start = time.monotonic()
+    proc = run_cli(args, cwd, timeout=timeout, env=env)
+    wall = time.monotonic() - start
+    after = resource.getrusage(resource.RUSAGE_CHILDREN)
+    cpu = (after.ru_utime - before.ru_utime) + (after.ru_stime - before.ru_stime)
+    return proc, wall, cpu
 
 
 def python_json(code: str, *args: str, timeout: float = 300) -> Any:
