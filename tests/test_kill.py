@@ -10,6 +10,7 @@ import time
 from pathlib import Path
 
 import pytest
+import torch
 
 from lrdecay.core.records import EPOCH_METRICS, epoch_key
 from tests.helpers import (
@@ -41,12 +42,21 @@ def _results(folder: Path) -> list[Path]:
     return list(folder.glob("multirun/*/*/*/result.json"))
 
 
+def _epochs_done(checkpoint: Path) -> int:
+    """The epochs a job's checkpoint holds (0 if it is gone: the job finished meanwhile)."""
+    try:
+        return len(torch.load(checkpoint, weights_only=True)["history"])
+    except Exception:  # gone (the job finished) while being read: not mid-training
+        return 0
+
+
 def _mid_training(folder: Path) -> list[Path]:
-    """Checkpoints of jobs that have not ended (a finished job's checkpoint is deleted)."""
+    """Checkpoints of jobs that have not ended, holding two epochs or more (so the first is
+    logged in MLflow: each epoch's checkpoint is written before that epoch is tracked)."""
     return [
         c
         for c in folder.glob("multirun/*/*/*/checkpoint.pt")
-        if not (c.parent / "result.json").exists()
+        if not (c.parent / "result.json").exists() and _epochs_done(c) >= 2
     ]
 
 
@@ -54,7 +64,7 @@ def test_kill_9_mid_sweep_then_rerun_finishes_each_setting_once(tmp_path: Path) 
     seed_store(tmp_path)
     proc = start_cli(ARGS, tmp_path, stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)
     deadline = time.monotonic() + 300
-    # some settings done, another mid-training with at least one epoch logged
+    # some settings done, another mid-training with an epoch logged
     while len(_results(tmp_path)) < 4 or not _mid_training(tmp_path):
         assert proc.poll() is None and time.monotonic() < deadline, "sweep ended too early"
         time.sleep(0.2)
