@@ -7,8 +7,10 @@ from __future__ import annotations
 import dataclasses
 import functools
 import http.server
+import importlib
 import json
 import os
+import resource
 import shutil
 import socket
 import subprocess
@@ -18,7 +20,7 @@ import time
 import urllib.request
 from collections import Counter
 from pathlib import Path
-from typing import TYPE_CHECKING, Any
+from typing import TYPE_CHECKING, Any, NoReturn
 
 import pytest
 from hydra import compose, initialize_config_dir
@@ -71,6 +73,20 @@ def run_cli(args: list[str], cwd: Path, timeout: float = 300, env: dict | None =
         timeout=timeout,
         env=cli_env(env),
     )
+
+
+def timed_cli(
+    args: list[str], cwd: Path, timeout: float = 300, env: dict | None = None
+) -> tuple[subprocess.CompletedProcess[str], float, float]:
+    """:func:`run_cli`, with its wall seconds and the CPU seconds of the process it started:
+    the CPU time is the product's own work, the wall time also counts others' load."""
+    before = resource.getrusage(resource.RUSAGE_CHILDREN)
+    start = time.monotonic()
+    proc = run_cli(args, cwd, timeout=timeout, env=env)
+    wall = time.monotonic() - start
+    after = resource.getrusage(resource.RUSAGE_CHILDREN)
+    cpu = (after.ru_utime - before.ru_utime) + (after.ru_stime - before.ru_stime)
+    return proc, wall, cpu
 
 
 def python_json(code: str, *args: str, timeout: float = 300) -> Any:
@@ -202,15 +218,28 @@ def start_mlflow_ui(store: str, cwd: Path, port: int) -> subprocess.Popen:
     )
 
 
-def require_debian_package(package: str, path: Path) -> None:
-    """Skip the calling test unless Debian's ``package`` has put ``path`` in place, naming the
-    one command that enables it; under CI (``CI=true``, where .ci/run installs it) fail instead."""
-    if path.exists():
-        return
-    message = f"needs Debian's {package} ({path} is missing); enable: apt-get install {package}"
+def _missing(message: str) -> NoReturn:
+    """Skip the calling test for want of what ``message`` names; under CI (``CI=true``, where
+    .ci/run installs everything the tests need) fail instead."""
     if os.environ.get("CI", "").lower() in ("1", "true", "yes"):
         pytest.fail(message)
     pytest.skip(message)
+
+
+def require_debian_package(package: str, path: Path) -> None:
+    """Skip the calling test unless Debian's ``package`` has put ``path`` in place, naming the
+    one command that enables it; under CI (``CI=true``, where .ci/run installs it) fail instead."""
+    if not path.exists():
+        _missing(f"needs Debian's {package} ({path} is missing); enable: apt-get install {package}")
+
+
+def require_module(name: str, enable: str) -> None:
+    """Skip the calling test unless Python module ``name`` imports, naming the command that
+    enables it; under CI (``CI=true``, where the dev extras are installed) fail instead."""
+    try:
+        importlib.import_module(name)
+    except ImportError as exc:
+        _missing(f"needs the Python module {name} ({exc}); enable: {enable}")
 
 
 def require_fashion_mnist() -> None:

@@ -234,7 +234,7 @@ def test_a_sweep_with_no_parallel_jobs_is_one_line_before_any_job(
         cwd=tmp_path,
         timeout=120,
     )
-    assert proc.returncode != 0 and "Traceback" not in proc.stderr, proc.stderr[-2000:]
+    assert proc.returncode == 2 and "Traceback" not in proc.stderr, proc.stderr[-2000:]
     assert "hydra.launcher.n_jobs" in proc.stderr.strip().splitlines()[-1]
     assert not list(tmp_path.glob("multirun/*/*/0"))  # no job ran
 
@@ -262,7 +262,7 @@ def test_a_store_file_that_is_no_database_is_one_line_naming_it(
     output = proc.stdout + proc.stderr
     line = f"{db} is not an MLflow SQLite store (file is not a database). Fix: move it aside"
     if sweep:
-        assert proc.returncode != 0 and "Traceback" not in output, output[-3000:]
+        assert proc.returncode == 2 and "Traceback" not in output, output[-3000:]
         assert proc.stderr.strip().splitlines()[-1].startswith(f"lrdecay: {line}"), output
         assert not list(tmp_path.glob("multirun/*/*/0"))  # no job started
     else:

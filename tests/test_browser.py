@@ -1,7 +1,8 @@
 """The MLflow UI as a person sees it: a real sweep, a real ``mlflow ui``, Debian's headless
 Chromium driven by selenium. Screenshots go to ``$LRDECAY_SCREENSHOTS`` (else the test's tmp).
 
-Needs ``apt-get install chromium chromium-driver`` (skipped without, failed under CI=true).
+Needs ``apt-get install chromium chromium-driver`` and selenium (in the dev extras): skipped
+without them, failed under CI=true.
 """
 
 from __future__ import annotations
@@ -24,6 +25,7 @@ from tests.helpers import (
     free_port,
     is_sweep_parent,
     require_debian_package,
+    require_module,
     run_cli,
     start_mlflow_ui,
     store,
@@ -55,7 +57,7 @@ def sweep(tmp_path_factory) -> dict:
     """The study's 14 settings x 2 seeds on digits at 2 epochs; its store, URL and runs."""
     require_debian_package("chromium", CHROMIUM)
     require_debian_package("chromium-driver", CHROMEDRIVER)
-    pytest.importorskip("selenium", reason="pip install selenium (the dev extras)")
+    require_module("selenium", "make setup (selenium is in the lock, from the dev extras)")
     folder = tmp_path_factory.mktemp("browser")
     proc = run_cli(
         [

@@ -84,7 +84,8 @@ class PruneAt(Listener):
 
 def test_each_epoch_hands_the_listeners_one_record_and_the_outcome_holds_them_all() -> None:
     recorder = Recorder()
-    outcome = _engine(4, [recorder], test=True).fit()
+    engine = _engine(4, [recorder], test=True)
+    outcome = engine.fit()
 
     assert recorder.start == FitStart(max_epochs=4, epochs_done=0, train_samples=256, device="cpu")
     assert [r.epoch for r in recorder.records] == [1, 2, 3, 4]
@@ -95,7 +96,12 @@ def test_each_epoch_hands_the_listeners_one_record_and_the_outcome_holds_them_al
     assert outcome.final_val_acc == recorder.records[-1].val_acc
     assert outcome.best_val_acc == max(r.val_acc for r in recorder.records)
     assert outcome.final_val_acc > 0.8  # a separable problem is learnt
-    assert outcome.test_acc is not None and outcome.test_loss is not None
+    # the test split scored once, with the weights of the last epoch
+    test = _split(64, 3)
+    with torch.no_grad():
+        logits = engine.model(test.x)
+    assert outcome.test_acc == pytest.approx((logits.argmax(1) == test.y).float().mean().item())
+    assert outcome.test_loss == pytest.approx(nn.functional.cross_entropy(logits, test.y).item())
     # the rate of each epoch is the one trained with; seq3 advanced every epoch: r0 · 0.9^(e-1)
     assert [r.lr for r in recorder.records] == pytest.approx([0.1 * 0.9**k for k in range(4)])
     assert [r.lr_advances for r in recorder.records] == [1, 2, 3, 4]

@@ -94,7 +94,9 @@ def test_the_fingerprint_is_stable_and_short() -> None:
         == fingerprint(copy.deepcopy(cfg))
         == fingerprint(compose_config(["seed=3", "dataset=digits"]))
     )
-    assert len(fp) == 16 and int(fp, 16) >= 0
+    # the value itself: a fingerprint that changes makes every re-launch over a store written
+    # before the change retrain what it should skip or resume
+    assert fp == "fbef2d075f637bca"
 
 
 def _changed(value: Any) -> Any:

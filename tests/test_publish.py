@@ -4,16 +4,21 @@ held-out validation split, launched twice as ``make results`` does, then publish
 from __future__ import annotations
 
 import csv
+import re
 from pathlib import Path
+from statistics import mean
 
 import pytest
+from mlflow.tracking import MlflowClient
 
 from lrdecay.config import validate
+from lrdecay.core.records import FINAL_ACC_METRIC, summary_key
 from lrdecay.errors import ConfigError
 from lrdecay.report.publish import PAGE_FILE, READING_FILE, declared_margin, main, planned
-from tests.helpers import compose_config, run_cli, store_uri
+from tests.helpers import compose_config, experiment_runs, is_sweep_parent, run_cli, store_uri
 
 EXPERIMENT = "pub-digits"
+TEST_ACC = summary_key("test_acc")
 SWEEP = [
     "-m",
     "dataset=digits",
@@ -57,13 +62,60 @@ def test_page_names_runs_launches_commit_and_machine(page: Path) -> None:
 
 @pytest.mark.slow
 def test_page_numbers_are_the_report_numbers(page: Path) -> None:
-    """Each setting's test accuracy in the table is the mean of its runs' own test accuracy."""
+    """Each setting's accuracies on the page are the means of its runs' own values in MLflow:
+    the CSV to six digits, the report's table and its verdict line to the four they show."""
     rows = {r["setting"]: r for r in csv.DictReader((page / "table.csv").open())}
     assert set(rows) == {"sgd-fixed", "seq3-epoch"}
     assert {r["scored_by"] for r in rows.values()} == {"test_acc"}
     assert all(r["runs"] == "2" and r["test_acc_n"] == "2" for r in rows.values())
     report = (page / "report.md").read_text()
     assert "Scored on the test split" in report
+
+    # the runs' own numbers, read back from the store the sweep wrote
+    client = MlflowClient(store_uri(page.parent.parent))
+    runs = [r for r in experiment_runs(client, EXPERIMENT) if not is_sweep_parent(r)]
+    own: dict[str, dict[str, list[float]]] = {}
+    for r in runs:
+        for column, key in (("test_acc", TEST_ACC), ("final_acc", FINAL_ACC_METRIC)):
+            own.setdefault(r.data.tags["setting"], {}).setdefault(column, [])
+            own[r.data.tags["setting"]][column].append(r.data.metrics[key])
+    assert set(own) == set(rows)
+    for setting, row in rows.items():
+        for column, values in own[setting].items():
+            assert len(values) == 2, (setting, column)
+            assert float(row[f"{column}_mean"]) == pytest.approx(mean(values), abs=1e-6)
+
+    # the report's table: "mean ± half-width (n=k)" cells, as the CSV rounds them to 4 digits
+    cell = r"\*{0,2}(\d+\.\d{4}) ± (\d+\.\d{4}) \(n=(\d+)\)\*{0,2}"
+    header = next(ln for ln in report.splitlines() if ln.startswith("| Group |"))
+    names = [c.strip() for c in header.strip("|").split("|")]
+    labels = {row["label"]: setting for setting, row in rows.items()}
+    shown = 0
+    for line in report.splitlines():
+        cells = [c.strip() for c in line.strip("|").split("|")]
+        if len(cells) != len(names) or cells[1] not in labels:
+            continue
+        row = rows[labels[cells[1]]]
+        for name, column in (("Final accuracy", "final_acc"), ("Test accuracy", "test_acc")):
+            found = re.fullmatch(cell, cells[names.index(name)])
+            assert found, (cells[1], name, cells[names.index(name)])
+            expected = (row[f"{column}_mean"], row[f"{column}_ci95"], row[f"{column}_n"])
+            assert (float(found[1]), float(found[2]), found[3]) == (
+                round(float(expected[0]), 4),
+                round(float(expected[1]), 4),
+                expected[2],
+            ), (cells[1], name)
+        shown += 1
+    assert shown == len(rows)
+
+    # the verdict line quotes each setting's test accuracy with the same numbers
+    quoted = re.findall(r"([\w-]+) (\d+\.\d{4}) ± (\d+\.\d{4}) \(n=(\d+)\)", report)
+    assert {name for name, *_ in quoted} == set(rows)
+    for name, m, half, n in quoted:
+        row = rows[name]
+        assert float(m) == round(float(row["test_acc_mean"]), 4), name
+        assert float(half) == round(float(row["test_acc_ci95"]), 4), name
+        assert n == row["test_acc_n"], name
 
 
 @pytest.mark.slow

@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+import pickle
+import re
 from pathlib import Path
 
 import pytest
@@ -9,8 +11,9 @@ import torch
 from mlflow.entities import Metric
 from mlflow.tracking import MlflowClient
 
-from lrdecay.core.checkpoint import CHECKPOINT_FILE
+from lrdecay.core.checkpoint import CHECKPOINT_FILE, FORMAT_VERSION, load_checkpoint
 from lrdecay.core.records import EPOCH_METRICS, metric_name
+from lrdecay.errors import LrdecayError
 from lrdecay.run import RunContext, run
 from tests.helpers import InterruptAt, compose_config, new_store
 
@@ -170,6 +173,66 @@ def test_a_checkpoint_of_the_wrong_structure_is_one_clear_error(
     with pytest.raises(LrdecayError, match=rf"checkpoint {path}.*delete it") as caught:
         run(_cfg(tmp_path, "w.db", "resume=true"), _ctx(tmp_path, "w2"))
     assert "\n" not in str(caught.value)
+
+
+class _Payload:
+    """Pickles as a call that creates ``marker``: what a crafted checkpoint would run."""
+
+    def __init__(self, marker: Path) -> None:
+        self.marker = marker
+
+    def __reduce__(self) -> tuple:
+        return (exec, (f"open({str(self.marker)!r}, 'w').close()",))
+
+
+@pytest.mark.parametrize(
+    ("content", "refusal"),
+    [
+        pytest.param("garbage", r"is unreadable \(\w+\)", id="garbage"),
+        pytest.param("truncated", r"is unreadable \(\w+\)", id="truncated"),
+        pytest.param("list", r"holds a list, not a checkpoint", id="list"),
+        pytest.param("version 2", rf"has format 2, expected {FORMAT_VERSION}", id="version 2"),
+        pytest.param("no version", rf"has format None, expected {FORMAT_VERSION}", id="no version"),
+    ],
+)
+def test_a_checkpoint_that_is_no_checkpoint_is_refused_in_one_line(
+    tmp_path: Path, content: str, refusal: str
+) -> None:
+    path = tmp_path / CHECKPOINT_FILE
+    if content == "garbage":
+        path.write_bytes(b"not a checkpoint at all\n" * 10)
+    elif content == "truncated":
+        torch.save({"version": FORMAT_VERSION, "model": {"w": torch.zeros(64, 64)}}, path)
+        path.write_bytes(path.read_bytes()[:200])
+    elif content == "list":
+        torch.save([torch.zeros(2), 1], path)
+    elif content == "version 2":
+        torch.save({"version": 2}, path)
+    else:
+        torch.save({"model": {}}, path)
+    with pytest.raises(LrdecayError) as caught:
+        load_checkpoint(path)
+    message = str(caught.value)
+    assert re.fullmatch(
+        rf"checkpoint {re.escape(str(path))} {refusal}; delete it to start that run afresh", message
+    )
+
+
+@pytest.mark.parametrize("writer", ["torch.save", "pickle"])
+def test_a_checkpoint_crafted_to_run_code_is_refused_unrun(tmp_path: Path, writer: str) -> None:
+    """Checkpoints load with ``weights_only=True``: a pickle that would run code is refused as
+    unreadable, and its code never runs."""
+    marker = tmp_path / "ran"
+    path = tmp_path / CHECKPOINT_FILE
+    payload = {"version": FORMAT_VERSION, "run_id": _Payload(marker)}
+    if writer == "torch.save":
+        torch.save(payload, path)
+    else:
+        path.write_bytes(pickle.dumps(payload, protocol=2))
+    with pytest.raises(LrdecayError) as caught:
+        load_checkpoint(path)
+    assert not marker.exists(), "unpickling the checkpoint ran its code"
+    assert f"checkpoint {path} is unreadable (UnpicklingError); delete it" in str(caught.value)
 
 
 #: Overrides that change what a run computes (each must change the fingerprint) ...

@@ -122,9 +122,9 @@ def test_divergence_is_recorded_as_failed_not_raised(make_cfg, tracking_uri) -> 
 
 def test_held_out_validation_also_reports_test(make_cfg, tracking_uri) -> None:
     summary = run(make_cfg("trainer.max_epochs=2", "dataset.val_fraction=0.2"))
-    assert summary.test_acc is not None
     _, r = _only_run(tracking_uri)
-    assert summary_key("test_acc") in r.data.metrics and summary_key("test_loss") in r.data.metrics
+    assert r.data.metrics[summary_key("test_acc")] == pytest.approx(summary.test_acc)
+    assert r.data.metrics[summary_key("test_loss")] == pytest.approx(summary.test_loss)
     assert r.data.params["dataset.val_fraction"] == "0.2"
 
 

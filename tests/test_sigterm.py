@@ -64,6 +64,20 @@ def test_sigterm_ends_a_single_run_killed_and_resumable(tmp_path: Path) -> None:
     assert resumed.info.run_id == killed.info.run_id and resumed.info.status == "FINISHED"
 
 
+def test_ctrl_c_ends_a_single_run_killed_with_status_130(tmp_path: Path) -> None:
+    """Ctrl-C (SIGINT to the terminal's process group): one line, 128 + 2, the run KILLED."""
+    out = tmp_path / "run"
+    proc = _start([*BASE, f"hydra.run.dir={out}"], tmp_path)
+    _wait_for([out / CHECKPOINT_FILE], proc)
+    os.killpg(proc.pid, signal.SIGINT)
+    _, err = proc.communicate(timeout=120)
+    assert proc.returncode == 128 + signal.SIGINT == 130, err[-3000:]
+    assert "Traceback" not in err and "unfinished runs are KILLED" in err
+    (killed,) = _runs(tmp_path)
+    assert killed.info.status == "KILLED"
+    assert (out / CHECKPOINT_FILE).is_file()
+
+
 def test_sigterm_to_a_sweep_closes_parent_and_jobs_killed(tmp_path: Path) -> None:
     sweep = tmp_path / "sweep"
     proc = _start(
@@ -81,7 +95,7 @@ def test_sigterm_to_a_sweep_closes_parent_and_jobs_killed(tmp_path: Path) -> Non
     _wait_for([sweep / str(n) / CHECKPOINT_FILE for n in (0, 1)], proc)
     os.killpg(proc.pid, signal.SIGTERM)  # as timeout and SLURM do: the whole process group
     _, err = proc.communicate(timeout=120)
-    assert proc.returncode != 0
+    assert proc.returncode == 128 + signal.SIGTERM, err[-3000:]
     assert "Traceback" not in err and "stopped by SIGTERM" in err
     runs = _runs(tmp_path)
     (parent,) = [r for r in runs if is_sweep_parent(r)]

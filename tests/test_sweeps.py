@@ -219,6 +219,13 @@ def test_a_job_that_raises_leaves_the_others_running(tmp_path) -> None:
     # the sweep varies the data set, so the run's name says which (the setting tag does not)
     assert [r.info.run_name for r in finished] == ["seq3-epoch dataset=digits"]
     assert finished[0].data.tags["setting"] == "seq3-epoch"
+    # the parent run records the crash: FAILED, with the count of each outcome
+    client = store(tmp_path)
+    every = [e.experiment_id for e in client.search_experiments()]
+    (parent,) = [r for r in client.search_runs(every) if is_sweep_parent(r)]
+    assert parent.info.status == "FAILED"
+    tags = parent.data.tags
+    assert (tags["children_finished"], tags["children_failed"]) == ("1", "1")
 
 
 def test_a_sweep_in_which_no_run_finished_ends_with_the_next_step_not_the_ui(tmp_path) -> None:

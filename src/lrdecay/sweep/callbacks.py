@@ -14,7 +14,7 @@ import sys
 import time
 from dataclasses import asdict, dataclass
 from pathlib import Path
-from typing import TYPE_CHECKING, Any
+from typing import TYPE_CHECKING, Any, NoReturn
 
 from hydra.experimental.callback import Callback
 from omegaconf import DictConfig
@@ -123,7 +123,7 @@ class SweepTracking(Callback):
             conf = validate(job_config(config))
             check_launcher(config.hydra.launcher)
         except LrdecayError as exc:
-            raise SystemExit(f"lrdecay: {exc}") from None
+            stop_sweep(str(exc))
         prepare_sweep_data(config, conf)
         install_stop_handlers(self._stop)
         preload_workers(config.hydra.launcher)
@@ -148,14 +148,14 @@ class SweepTracking(Callback):
             close_dead_parents(tracker)
             self._open_parent(tracker, config, conf.dataset.name)
         except LrdecayError as exc:
-            raise SystemExit(f"lrdecay: {exc}") from None
+            stop_sweep(str(exc))
         except Exception as exc:  # no parent run: stop before any job starts
-            raise SystemExit(
-                f"lrdecay: could not create the sweep's parent run in "
+            stop_sweep(
+                f"could not create the sweep's parent run in "
                 f"{redact_uri(uri)} ({str(exc).splitlines()[0][:300]}); no job "
                 "was started. Fix: point tracking.uri at a working store (or "
                 "move this one aside), then run again"
-            ) from None
+            )
         self.tracker = tracker
         log.info("sweep parent run %s in experiment '%s'", tracker.run_id, tracker.experiment)
 
@@ -310,8 +310,14 @@ def prepare_sweep_data(config: DictConfig, conf: LrdecayConfig) -> None:
     try:
         prepare_data(sweep_data_configs(config, conf), Path(config.hydra.runtime.cwd))
     except DataError as exc:
-        print(f"lrdecay: no job was started: {exc}", file=sys.stderr, flush=True)
-        raise SystemExit(2) from None
+        stop_sweep(f"no job was started: {exc}")
+
+
+def stop_sweep(message: str) -> NoReturn:
+    """Stop the sweep before any job starts: ``lrdecay: <message>`` on stderr, and exit status
+    2, as a single run exits on a mistake it can name (only failed jobs make a sweep exit 1)."""
+    print(f"lrdecay: {message}", file=sys.stderr, flush=True)
+    raise SystemExit(2)
 
 
 def check_launcher(launcher: DictConfig) -> None:
