@@ -232,7 +232,7 @@ def _run_app(args: list[str], cwd: Path) -> subprocess.CompletedProcess[str]:
             sys.executable,
             str(APP),
             "-m",
-            "hydra/sweeper=optuna",
+            "hydra/sweeper=lrdecay_optuna",
             "hydra/launcher=basic",
             "hydra.sweeper.study_name=app",
             f"hydra.sweep.dir={cwd}/multirun",

@@ -44,10 +44,6 @@ from omegaconf import DictConfig, ListConfig, OmegaConf, read_write
 from optuna.distributions import BaseDistribution
 from optuna.trial import FrozenTrial, Trial, TrialState
 
-from lrdecay.sweep.outcomes import CONFIRMATION_FILE
-from lrdecay.sweep.pruning import make_pruner, open_study
-from lrdecay.tracking.redact import redact_text, redact_uri
-
 from ._shared import (
     LAUNCHER_ATTR,
     claim,
@@ -71,7 +67,19 @@ from ._space import (
     sample,
     sqlite_absolute,
 )
+from ._stats import Stat
+from .files import (
+    CONFIRM_FILE,
+    CONFIRM_SUBDIR,
+    CONFIRMATION_FILE,
+    IMPORTANCES_FILE,
+    RESULTS_FILE,
+    TRIALS_FILE,
+)
 from .hooks import JobReport, StudyInfo, TrialHooks
+from .pruners import make_pruner
+from .redact import redact_text, redact_uri
+from .storage import open_study
 
 if TYPE_CHECKING:
     import pandas as pd
@@ -79,14 +87,6 @@ if TYPE_CHECKING:
 log = logging.getLogger("lrdecay.optuna")
 
 FINISHED = (TrialState.COMPLETE, TrialState.PRUNED)
-RESULTS_FILE = "optimization_results.yaml"
-TRIALS_FILE = "trials.csv"
-#: Every job of the confirm stage: the trial it confirms, its overrides, state and measures.
-CONFIRM_FILE = "confirmation.csv"
-#: Optuna's parameter importances (fANOVA) for the first objective.
-IMPORTANCES_FILE = "param_importances.csv"
-#: Where each confirm job runs, under the sweep dir (apart from the trials' numbered folders).
-CONFIRM_SUBDIR = "confirm-${hydra.job.num}"
 _NOT_SET = object()
 
 
@@ -128,10 +128,8 @@ class _Point:
     runs: list[_Confirmed] = field(default_factory=list)
 
     def stat(self, name: str) -> Any:
-        """Mean and 95 % t-interval of measure ``name`` over the runs that ended well (the
-        report's :class:`~lrdecay.report.stats.Stat`); None without a value."""
-        from lrdecay.report.stats import Stat
-
+        """Mean and 95 % t-interval of measure ``name`` over the runs that ended well; None
+        without a value."""
         return Stat.of(r.measures.get(name) for r in self.runs if r.state == TrialState.COMPLETE)
 
     @property
@@ -415,7 +413,9 @@ class OptunaSweeperImpl:
             if name not in space:
                 log.info("%s not searched: its condition's parent is set to another value", name)
         objectives = self.hooks.objectives()
-        directions = resolve_directions(self.direction, objectives)
+        directions = resolve_directions(
+            self.direction, objectives, self.hooks.objective_directions()
+        )
         n_trials = self.n_trials
         self.grid: dict[str, list[Any]] | None = None
         if isinstance(self.sampler, functools.partial):  # the grid sampler, built from params
