@@ -15,7 +15,8 @@ import pytest
 from omegaconf import OmegaConf
 from optuna.trial import TrialState
 
-from hydra_plugins.lrdecay_optuna_sweeper._impl import consecutive_runs, trials_table
+from hydra_plugins.lrdecay_optuna_sweeper._jobs import consecutive_runs
+from hydra_plugins.lrdecay_optuna_sweeper._results import trials_table
 from hydra_plugins.lrdecay_optuna_sweeper.hooks import JobReport, StudyInfo, TrialHooks
 from lrdecay.core.outcome import RunOutcome
 from lrdecay.sweep.outcomes import write_result

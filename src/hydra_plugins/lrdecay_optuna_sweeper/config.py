@@ -1,6 +1,7 @@
 """Settings of the Optuna sweeper, registered in Hydra's ConfigStore.
 
-``hydra/sweeper=optuna`` selects it; ``hydra/sweeper/sampler=tpe|random|cmaes|grid|nsgaii|qmc|gp``
+``hydra/sweeper=lrdecay_optuna`` selects it (this project's ``hydra/sweeper=optuna`` extends
+it with the project's hooks); ``hydra/sweeper/sampler=tpe|random|cmaes|grid|nsgaii|qmc|gp``
 and ``hydra/sweeper/pruner=<name>`` (one of ``pruners.PRUNERS``: none, median,
 hyperband, percentile, successive_halving) pick the sampler and pruner; every field below and
 of those is overridable as ``hydra.sweeper.<field>=...``. The
@@ -131,12 +132,13 @@ class ConfirmConf:
 
 @dataclass
 class OptunaSweeperConf:
-    """``hydra/sweeper=optuna``.
+    """``hydra/sweeper=lrdecay_optuna``.
 
     ``n_trials`` counts the study's finished (complete or pruned) trials, so re-running a
     command resumes it and a larger ``n_trials`` extends it. ``storage`` null with a
     ``study_name`` means ``sqlite:///<launch dir>/optuna.db``; with neither, the study lives in
-    ``<sweep dir>/optuna.db`` under the name ``<experiment or 'search'>-<dataset>``.
+    ``<sweep dir>/optuna.db`` under the hooks' ``default_study_name`` (``search``; this
+    project's: ``<experiment or 'search'>-<dataset>``).
     ``direction`` null takes each objective's natural direction, as the hooks name it
     (``TrialHooks.objective_directions``; unnamed: minimise one value, maximise named ones).
     """

@@ -9,7 +9,7 @@ validation accuracy), and the ``lrdecay.stage`` tag that tells a search's trials
 from the confirmation's runs (``confirm``). A search that would select on the data its
 confirmation reports (``dataset.val_fraction=0``: validation *is* the test split) is refused
 with the confirm stage on, and warned about without. Selected by ``hydra.sweeper.trial_hooks``
-(the default).
+in this project's ``conf/hydra/sweeper/optuna.yaml`` (the plugin's own default is null).
 """
 
 from __future__ import annotations
