@@ -1,6 +1,6 @@
 """A tiny Hydra app for the Optuna sweeper's tests: a cheap objective in place of training.
 
-python tests/sweeper_app.py -m hydra/sweeper=optuna 'x=interval(-2, 2)' 'y=range(-2, 3)'
+python tests/sweeper_app.py -m hydra/sweeper=lrdecay_optuna 'x=interval(-2, 2)' 'y=range(-2, 3)'
 """
 
 from __future__ import annotations

@@ -17,7 +17,7 @@ from hydra import compose, initialize_config_dir
 from optuna.distributions import CategoricalDistribution, FloatDistribution
 from optuna.trial import TrialState
 
-from hydra_plugins.lrdecay_optuna_sweeper._impl import trials_table
+from hydra_plugins.lrdecay_optuna_sweeper._results import trials_table
 from hydra_plugins.lrdecay_optuna_sweeper._space import (
     Condition,
     SweepError,
@@ -232,7 +232,7 @@ def _run_app(args: list[str], cwd: Path) -> subprocess.CompletedProcess[str]:
             sys.executable,
             str(APP),
             "-m",
-            "hydra/sweeper=optuna",
+            "hydra/sweeper=lrdecay_optuna",
             "hydra/launcher=basic",
             "hydra.sweeper.study_name=app",
             f"hydra.sweep.dir={cwd}/multirun",

@@ -35,8 +35,8 @@ from hydra_plugins.lrdecay_optuna_sweeper._space import (
     sqlite_absolute,
 )
 from lrdecay.core.records import FINAL_ACC_METRIC, epoch_key
-from lrdecay.errors import LrdecayError
 from lrdecay.sweep.pruning import make_pruner
+from lrdecay.sweep.trials import OBJECTIVE_DIRECTIONS
 from tests.helpers import (
     CONF_DIR,
     ROOT,
@@ -118,7 +118,10 @@ def test_a_float_range_stays_ordered(line: str) -> None:
 
 
 def test_directions_follow_the_objectives_unless_given() -> None:
-    assert resolve_directions(None, ["val_acc", "convergence_epoch"]) == ["maximize", "minimize"]
+    assert resolve_directions(None, ["val_acc", "convergence_epoch"], OBJECTIVE_DIRECTIONS) == [
+        "maximize",
+        "minimize",
+    ]
     assert resolve_directions("minimize", ["val_acc"]) == ["minimize"]
     with pytest.raises(SweepError, match="1 direction"):
         resolve_directions("maximize", ["val_acc", "train_seconds"])
@@ -129,7 +132,7 @@ def test_directions_follow_the_objectives_unless_given() -> None:
 def test_storage_and_pruner_helpers(tmp_path: Path) -> None:
     assert sqlite_absolute("sqlite:///s.db", tmp_path) == f"sqlite:///{tmp_path}/s.db"
     assert sqlite_absolute("sqlite:////abs/s.db", tmp_path) == "sqlite:////abs/s.db"
-    with pytest.raises(LrdecayError, match="in-memory"):  # a user's fix: one line, no traceback
+    with pytest.raises(SweepError, match="in-memory"):  # a user's fix: one line, no traceback
         sqlite_absolute("sqlite://", tmp_path)
     assert isinstance(make_pruner("none"), optuna.pruners.NopPruner)
     median = make_pruner({"name": "median", "n_startup_trials": 2})

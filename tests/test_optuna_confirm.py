@@ -281,6 +281,7 @@ def test_tune_on_digits_ends_with_the_confirmation_over_five_seeds(tmp_path: Pat
 
 def test_a_pareto_front_is_confirmed_up_to_max_points_best_first() -> None:
     """Several objectives: the first ``max_points`` points of the front, by the first one."""
+    from hydra_plugins.lrdecay_optuna_sweeper._confirm import winners
     from hydra_plugins.lrdecay_optuna_sweeper._impl import OptunaSweeperImpl
 
     sweeper = OptunaSweeperImpl(
@@ -299,8 +300,8 @@ def test_a_pareto_front_is_confirmed_up_to_max_points_best_first() -> None:
     study = optuna.create_study(directions=["maximize", "minimize"])
     for acc, epoch in [(0.90, 3), (0.95, 6), (0.80, 2), (0.97, 9), (0.85, 8)]:  # last: dominated
         study.add_trial(optuna.trial.create_trial(values=[acc, epoch]))
-    winners = sweeper._winners(study, ["maximize", "minimize"])
-    assert [t.values for t in winners] == [[0.97, 9], [0.95, 6]]
+    chosen = winners(study, ["maximize", "minimize"], sweeper.confirm_points)
+    assert [t.values for t in chosen] == [[0.97, 9], [0.95, 6]]
     assert sweeper.confirm and sweeper.confirm_seeds == 3
 
 

@@ -15,7 +15,8 @@ import pytest
 from omegaconf import OmegaConf
 from optuna.trial import TrialState
 
-from hydra_plugins.lrdecay_optuna_sweeper._impl import consecutive_runs, trials_table
+from hydra_plugins.lrdecay_optuna_sweeper._jobs import consecutive_runs
+from hydra_plugins.lrdecay_optuna_sweeper._results import trials_table
 from hydra_plugins.lrdecay_optuna_sweeper.hooks import JobReport, StudyInfo, TrialHooks
 from lrdecay.core.outcome import RunOutcome
 from lrdecay.sweep.outcomes import write_result
@@ -206,11 +207,13 @@ if __name__ == "__main__":
 
 
 @pytest.mark.slow
-@pytest.mark.parametrize("hooks", [[], ["hydra.sweeper.trial_hooks=null"]])
+@pytest.mark.parametrize(
+    "hooks", [[], ["hydra.sweeper.trial_hooks=lrdecay.sweep.trials.LrdecayTrials"]]
+)
 def test_the_sweeper_launches_from_its_main_thread(tmp_path: Path, hooks: list[str]) -> None:
     """Hydra's launchers are not documented as safe to call from several threads: the sweeper
-    calls ``launch`` from its one thread (here the basic launcher runs the job in it). Plain
-    hooks (``trial_hooks=null``) drive an app as well as this project's."""
+    calls ``launch`` from its one thread (here the basic launcher runs the job in it). The
+    plain hooks (the default) drive an app as well as this project's, named."""
     app = tmp_path / "thread_app.py"
     app.write_text(THREAD_APP)
     proc = subprocess.run(
@@ -218,7 +221,7 @@ def test_the_sweeper_launches_from_its_main_thread(tmp_path: Path, hooks: list[s
             sys.executable,
             str(app),
             "-m",
-            "hydra/sweeper=optuna",
+            "hydra/sweeper=lrdecay_optuna",
             "hydra/launcher=basic",
             "hydra/sweeper/sampler=grid",
             "hydra.sweeper.study_name=thread",

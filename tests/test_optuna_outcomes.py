@@ -24,14 +24,14 @@ SPACE = ["x=range(-2.0, 2.5, step=0.5)", "y=range(-2, 3)"]
 
 
 def run_app(args: list[str], cwd: Path) -> subprocess.CompletedProcess[str]:
-    """``python tests/sweeper_app.py -m hydra/sweeper=optuna args`` in ``cwd``; its study is
+    """``python tests/sweeper_app.py -m hydra/sweeper=lrdecay_optuna args`` in ``cwd``; its study is
     ``cwd/optuna.db``."""
     return subprocess.run(
         [
             sys.executable,
             str(APP),
             "-m",
-            "hydra/sweeper=optuna",
+            "hydra/sweeper=lrdecay_optuna",
             f"hydra.sweeper.study_name={STUDY}",
             f"hydra.sweep.dir={cwd}/multirun",
             "hydra.sweeper.n_jobs=1",

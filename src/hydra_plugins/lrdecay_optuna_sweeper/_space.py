@@ -29,14 +29,8 @@ from optuna.distributions import (
 )
 from optuna.trial import Trial
 
-from lrdecay.core.objectives import OBJECTIVES
-from lrdecay.errors import LrdecayError
 
-#: The natural direction of each objective a run can return (``objective`` in the config).
-OBJECTIVE_DIRECTIONS = {name: objective.direction for name, objective in OBJECTIVES.items()}
-
-
-class SweepError(LrdecayError):
+class SweepError(Exception):
     """A search that cannot start or go on; its message names the fix."""
 
 
@@ -156,12 +150,15 @@ def grid_values(name: str, dist: BaseDistribution) -> list[Any]:
     )
 
 
-def resolve_directions(direction: Any, objectives: Sequence[str] | None) -> list[str]:
-    """One direction per objective: as given, or each objective's natural one."""
+def resolve_directions(
+    direction: Any, objectives: Sequence[str] | None, natural: Mapping[str, str] | None = None
+) -> list[str]:
+    """One direction per objective: as given, or each objective's ``natural`` one (maximize
+    for a name it lacks; minimize for one unnamed value)."""
     if direction is None:
         if not objectives:
             return ["minimize"]
-        return [OBJECTIVE_DIRECTIONS.get(name, "maximize") for name in objectives]
+        return [(natural or {}).get(name, "maximize") for name in objectives]
     given = [direction] if isinstance(direction, str) else list(direction)
     dirs = [str(getattr(d, "name", d)).lower() for d in given]
     for d in dirs:

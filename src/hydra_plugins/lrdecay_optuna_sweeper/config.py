@@ -1,7 +1,8 @@
 """Settings of the Optuna sweeper, registered in Hydra's ConfigStore.
 
-``hydra/sweeper=optuna`` selects it; ``hydra/sweeper/sampler=tpe|random|cmaes|grid|nsgaii|qmc|gp``
-and ``hydra/sweeper/pruner=<name>`` (one of ``lrdecay.sweep.pruning.PRUNERS``: none, median,
+``hydra/sweeper=lrdecay_optuna`` selects it (this project's ``hydra/sweeper=optuna`` extends
+it with the project's hooks); ``hydra/sweeper/sampler=tpe|random|cmaes|grid|nsgaii|qmc|gp``
+and ``hydra/sweeper/pruner=<name>`` (one of ``pruners.PRUNERS``: none, median,
 hyperband, percentile, successive_halving) pick the sampler and pruner; every field below and
 of those is overridable as ``hydra.sweeper.<field>=...``. The
 surface follows Hydra's stock Optuna sweeper (which pins Optuna < 3 and is not used here), so
@@ -14,9 +15,11 @@ from typing import Any
 from hydra.core.config_store import ConfigStore
 from omegaconf import MISSING
 
-from lrdecay.sweep.pruning import PRUNERS, PrunerSettings
+from hydra_plugins.lrdecay_optuna_sweeper.pruners import PRUNERS, PrunerSettings
 
 PROVIDER = "lrdecay_optuna_sweeper"
+#: The sweeper's option in ``hydra/sweeper``; an app may name its own option that extends it.
+NAME = "lrdecay_optuna"
 
 
 @dataclass
@@ -129,14 +132,15 @@ class ConfirmConf:
 
 @dataclass
 class OptunaSweeperConf:
-    """``hydra/sweeper=optuna``.
+    """``hydra/sweeper=lrdecay_optuna``.
 
     ``n_trials`` counts the study's finished (complete or pruned) trials, so re-running a
     command resumes it and a larger ``n_trials`` extends it. ``storage`` null with a
     ``study_name`` means ``sqlite:///<launch dir>/optuna.db``; with neither, the study lives in
-    ``<sweep dir>/optuna.db`` under the name ``<experiment or 'search'>-<dataset>``.
-    ``direction`` null takes each objective's natural direction (accuracies maximised;
-    convergence epoch, seconds and epochs minimised).
+    ``<sweep dir>/optuna.db`` under the hooks' ``default_study_name`` (``search``; this
+    project's: ``<experiment or 'search'>-<dataset>``).
+    ``direction`` null takes each objective's natural direction, as the hooks name it
+    (``TrialHooks.objective_directions``; unnamed: minimise one value, maximise named ones).
     """
 
     _target_: str = "hydra_plugins.lrdecay_optuna_sweeper.optuna_sweeper.OptunaSweeper"
@@ -166,8 +170,9 @@ class OptunaSweeperConf:
     # (define-by-run: it may branch on what it suggested, e.g. suggest a rate for one option only)
     custom_search_space: str | None = None
     # dotted path of the application's TrialHooks subclass (hooks.py: its trials' overrides,
-    # its jobs' outcomes, its run records); null: a plain app whose task returns the value(s)
-    trial_hooks: str | None = "lrdecay.sweep.trials.LrdecayTrials"
+    # its jobs' outcomes, its run records), named in the application's own config; null: a
+    # plain app whose task returns the value(s)
+    trial_hooks: str | None = None
     # re-run the winner with fresh seeds once the search ended (see ConfirmConf)
     confirm: ConfirmConf = field(default_factory=ConfirmConf)
 
@@ -176,7 +181,7 @@ def register() -> None:
     """Register the sweeper and its sampler and pruner options (Hydra imports this module
     when it scans the ``hydra_plugins`` namespace)."""
     cs = ConfigStore.instance()
-    cs.store(group="hydra/sweeper", name="optuna", node=OptunaSweeperConf, provider=PROVIDER)
+    cs.store(group="hydra/sweeper", name=NAME, node=OptunaSweeperConf, provider=PROVIDER)
     samplers = {
         "tpe": TPESamplerConfig,
         "random": RandomSamplerConfig,

@@ -9,7 +9,8 @@ leave, where it records runs) it asks of a :class:`TrialHooks` object, named by
 ``hydra.sweeper.trial_hooks`` (the dotted path of a subclass, built with the sweep's config).
 :class:`TrialHooks` itself does nothing: with ``hydra.sweeper.trial_hooks=null`` the sweeper
 drives any Hydra app whose task returns its objective value(s). The sweeper calls the hooks
-from its one thread, in this order: :meth:`~TrialHooks.objectives` and
+from its one thread, in this order: :meth:`~TrialHooks.objectives`,
+:meth:`~TrialHooks.objective_directions` and
 :meth:`~TrialHooks.default_study_name`, :meth:`~TrialHooks.study_started`; per trial
 :meth:`~TrialHooks.trial_overrides`, then after its job :meth:`~TrialHooks.job_report` and
 :meth:`~TrialHooks.trial_ended`; with ``hydra.sweeper.confirm.enabled``, per job of the confirm
@@ -71,6 +72,11 @@ class TrialHooks:
     def objectives(self) -> list[str] | None:
         """The names of the values each job returns (None: unnamed, one)."""
         return None
+
+    def objective_directions(self) -> Mapping[str, str]:
+        """Each objective's natural direction by name (``maximize`` or ``minimize``), taken
+        when ``hydra.sweeper.direction`` is null; a name missing here is maximised."""
+        return {}
 
     def search_problem(self, confirming: bool) -> str | None:
         """Why this search must not run as configured (the sweeper stops with it, naming the

@@ -11,7 +11,7 @@ from omegaconf import DictConfig
 
 
 class OptunaSweeper(Sweeper):
-    """``hydra/sweeper=optuna``: an Optuna study whose trials are Hydra jobs."""
+    """``hydra/sweeper=lrdecay_optuna``: an Optuna study whose trials are Hydra jobs."""
 
     def __init__(self, **settings: Any) -> None:
         from ._impl import OptunaSweeperImpl

@@ -16,6 +16,7 @@ from pathlib import Path
 
 from omegaconf import OmegaConf
 
+from hydra_plugins.lrdecay_optuna_sweeper.files import CONFIRMATION_FILE
 from lrdecay.atomic import replacing
 from lrdecay.columns import columns
 from lrdecay.config import TRIAL_KEY
@@ -23,8 +24,9 @@ from lrdecay.core.outcome import RunOutcome, RunStatus
 
 RESULT_FILE = "result.json"
 PARENT_FILE = "parent_run.json"
-#: A search's confirmation as its sweeper printed it, printed again under the sweep's summary.
-CONFIRMATION_FILE = "confirmation.txt"
+#: A search's confirmation as its sweeper printed it (CONFIRMATION_FILE, the sweeper's name),
+#: printed again under the sweep's summary.
+__all__ = ["CONFIRMATION_FILE", "PARENT_FILE", "RESULT_FILE"]
 
 
 def _write_json(path: Path, payload: dict) -> None:

@@ -9,7 +9,7 @@ validation accuracy), and the ``lrdecay.stage`` tag that tells a search's trials
 from the confirmation's runs (``confirm``). A search that would select on the data its
 confirmation reports (``dataset.val_fraction=0``: validation *is* the test split) is refused
 with the confirm stage on, and warned about without. Selected by ``hydra.sweeper.trial_hooks``
-(the default).
+in this project's ``conf/hydra/sweeper/optuna.yaml`` (the plugin's own default is null).
 """
 
 from __future__ import annotations
@@ -38,6 +38,8 @@ log = logging.getLogger("lrdecay.optuna")
 CONFIRMS_TAG = "lrdecay.confirms_trial"
 #: Objectives measured on the validation split, whose held-out measure is the test accuracy.
 VALIDATION_ACCURACIES = ("val_acc", "best_val_acc")
+#: The natural direction of each objective a run can return (``objective`` in the config).
+OBJECTIVE_DIRECTIONS = {name: objective.direction for name, objective in OBJECTIVES.items()}
 
 
 def quote(text: str) -> str:
@@ -73,6 +75,11 @@ class LrdecayTrials(TrialHooks):
     def __init__(self, config: Any, sweep_dir: Path, base_dir: Path) -> None:
         super().__init__(config, sweep_dir, base_dir)
         self._mlflow: Any = None
+
+    def objective_directions(self) -> dict[str, str]:
+        """Each objective's natural direction (``core.objectives``: accuracies maximised;
+        convergence epoch, seconds and epochs minimised)."""
+        return OBJECTIVE_DIRECTIONS
 
     def objectives(self) -> list[str] | None:
         """``objective``: one name or a list (what ``train.py`` returns, in that order)."""

@@ -11,12 +11,23 @@ import re
 from collections.abc import MutableMapping
 from urllib.parse import unquote, urlsplit, urlunsplit
 
+# the sweeper owns its storage's password variable and reads it back (one definition)
+from hydra_plugins.lrdecay_optuna_sweeper.storage import STORAGE_PASSWORD_ENV, storage_url
+
+__all__ = [
+    "PASSWORD_ENV",
+    "STORAGE_PASSWORD_ENV",
+    "URI_ENV",
+    "USERNAME_ENV",
+    "move_credentials",
+    "split_credentials",
+    "storage_url",
+]
+
 #: The variables MLflow reads for HTTP basic auth, and its tracking URI variable.
 USERNAME_ENV = "MLFLOW_TRACKING_USERNAME"
 PASSWORD_ENV = "MLFLOW_TRACKING_PASSWORD"
 URI_ENV = "MLFLOW_TRACKING_URI"
-#: The password of ``hydra.sweeper.storage``'s user, put back into the URL only to connect.
-STORAGE_PASSWORD_ENV = "LRDECAY_STORAGE_PASSWORD"
 
 _TRACKING = re.compile(r"^(?P<key>\+{0,2}tracking\.uri=)(?P<q>['\"]?)(?P<uri>.*)(?P=q)$")
 _STORAGE = re.compile(r"^(?P<key>\+{0,2}hydra\.sweeper\.storage=)(?P<q>['\"]?)(?P<uri>.*)(?P=q)$")
@@ -81,15 +92,3 @@ def move_credentials(
                     arg = f"{match['key']}{match['q']}{uri}{match['q']}"
         out.append(arg)
     return out, moved
-
-
-def storage_url(url: str, environ: MutableMapping[str, str]) -> str:
-    """``url`` with :data:`STORAGE_PASSWORD_ENV`'s password put back for its user (only to
-    connect: never log or save the result)."""
-    parts = urlsplit(url)
-    password = environ.get(STORAGE_PASSWORD_ENV)
-    if not password or not parts.username or parts.password is not None:
-        return url
-    from sqlalchemy.engine import make_url
-
-    return make_url(url).set(password=password).render_as_string(hide_password=False)

@@ -1,30 +1,13 @@
-"""Keep passwords in tracking URIs out of logs, params, tags and tables."""
+"""Keep passwords in tracking URIs out of logs, params, tags and tables (the redaction itself is
+the sweeper's, one definition for both)."""
 
 from __future__ import annotations
 
 import logging
-import re
-from urllib.parse import urlsplit, urlunsplit
 
-_USERINFO = re.compile(r"(?P<scheme>[a-zA-Z][a-zA-Z0-9+.-]*://)(?P<user>[^:/@\s]*):[^@/\s]*@")
+from hydra_plugins.lrdecay_optuna_sweeper.redact import redact_text, redact_uri
 
-
-def redact_uri(uri: str) -> str:
-    """``uri`` with any password replaced by ``***``, safe to print or log."""
-    parts = urlsplit(uri)
-    if parts.password is None:
-        return uri
-    host = parts.hostname or ""
-    if parts.port:
-        host += f":{parts.port}"
-    return urlunsplit(parts._replace(netloc=f"{parts.username}:***@{host}"))
-
-
-def redact_text(text: str) -> str:
-    """Every ``scheme://user:password@`` in ``text`` with the password replaced by ``***``
-    (also when Hydra escaped the colon as ``\\:``)."""
-    return _USERINFO.sub(lambda m: f"{m['scheme']}{m['user']}:***@", text.replace("\\:", ":"))
-
+__all__ = ["redact_logging", "redact_text", "redact_uri"]
 
 _installed = False
 
