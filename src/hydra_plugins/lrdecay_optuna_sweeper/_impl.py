@@ -49,6 +49,7 @@ from ._results import study_head, write_results
 from ._shared import claim, has_room, surplus
 from ._space import (
     Condition,
+    SearchFailed,
     SweepError,
     conditional_space,
     describe_space,
@@ -190,7 +191,8 @@ class OptunaSweeperImpl:
             return self._sweep(arguments)
         except SweepError as exc:
             self._stopped("FAILED")
-            raise SystemExit(f"lrdecay: {exc}") from None
+            print(f"lrdecay: {exc}", file=sys.stderr, flush=True)
+            raise SystemExit(1 if isinstance(exc, SearchFailed) else 2) from None
         except KeyboardInterrupt:
             self._stopped("KILLED")
             print(
@@ -299,7 +301,7 @@ class OptunaSweeperImpl:
             self.warning,
         )
         if failure:
-            raise SweepError(failure)
+            raise SearchFailed(failure)
         return study.get_trials(deepcopy=False)
 
     def _run(

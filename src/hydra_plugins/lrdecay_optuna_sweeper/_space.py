@@ -31,7 +31,11 @@ from optuna.trial import Trial
 
 
 class SweepError(Exception):
-    """A search that cannot start or go on; its message names the fix."""
+    """A search that cannot start or go on; its message names the fix (exit status 2)."""
+
+
+class SearchFailed(SweepError):
+    """A search that ran and failed (too many failed trials): exit status 1, as failed jobs."""
 
 
 # ---------------------------------------------------------------- search space
