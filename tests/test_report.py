@@ -513,9 +513,12 @@ def test_html_report_shows_the_figures_inside_mlflow(sweep: Sweep) -> None:
     """MLflow's artifact viewer shows report.md's images as link text; report.html beside it
     carries them inline."""
     page = (sweep.out / "report.html").read_text(encoding="utf-8")
-    assert page.count('src="data:image/png;base64,') == len(FIGURES)
+    # the five figures, and the forest plot of the differences over seeds and test items
+    shown = (*FIGURES, "differences.png")
+    assert (sweep.out / "differences.png").is_file()
+    assert page.count('src="data:image/png;base64,') == len(shown)
     assert "<h2>Results</h2>" in page and "By Cutoff" in page
-    assert not any(f"]({name})" in page for name in FIGURES)  # no figure left as link text
+    assert not any(f"]({name})" in page for name in shown)  # no figure left as link text
     logged = {a.path for a in sweep.client.list_artifacts(sweep.parent_id, "report")}
     assert "report/report.html" in logged
 

@@ -28,6 +28,15 @@ from mlflow.tracking import MlflowClient
 from lrdecay.errors import TrackingError
 from lrdecay.report.claims import LITTLE, RARELY, check_claims, check_modern
 from lrdecay.report.inference import ALPHA
+from lrdecay.report.item_differences import (
+    FIGURE,
+    TITLE,
+    Kept,
+    analyse,
+    from_files,
+    from_store,
+)
+from lrdecay.report.item_differences import markdown as item_markdown
 from lrdecay.report.page import render_html
 from lrdecay.report.search import Search, load_search, search_figures, search_markdown
 from lrdecay.report.stats import (
@@ -213,19 +222,26 @@ def write_report(
     out_dir: Path | str,
     target: float | None = None,
     log_to_parent: bool = True,
+    margin: float | None = None,
 ) -> Path:
     """Write the report of ``experiment`` (or of the sweep ``parent_run_id``) into ``out_dir``.
 
     ``target`` is the epochs-to-target threshold (default: the runs' ``dataset.target_accuracy``).
     When ``parent_run_id`` is given and ``log_to_parent``, the folder is also logged to that run
-    under ``report/``. Returns the path of ``report.md``; raises :class:`ReportError` when there is
-    nothing to report on.
+    under ``report/``. ``margin`` is the equivalence margin the study declared (``report.margin``,
+    an accuracy difference) for the section on differences over seeds and test items, which the
+    report gains when its runs kept their predictions. Returns the path of ``report.md``; raises
+    :class:`ReportError` when there is nothing to report on.
     """
     client = store_client(client_or_uri)
     runset = load_runs(client, experiment=experiment, parent_run_id=parent_run_id)
     search = load_search(client, parent_run_id) if parent_run_id is not None else None
     out = Path(out_dir)
-    path = write_runset_report(runset, out, target, search)
+    try:
+        kept = from_store(client, runset.runs)
+    except ReportError as exc:
+        kept = str(exc)
+    path = write_runset_report(runset, out, target, search, margin=margin, kept=kept)
     if parent_run_id is not None and log_to_parent:
         try:
             client.log_artifacts(parent_run_id, str(out), artifact_path=ARTIFACT_DIR)
@@ -240,10 +256,17 @@ def write_report(
 
 
 def write_runset_report(
-    runset: RunSet, out: Path, target: float | None = None, search: Search | None = None
+    runset: RunSet,
+    out: Path,
+    target: float | None = None,
+    search: Search | None = None,
+    *,
+    margin: float | None = None,
+    kept: Kept | str | None = None,
 ) -> Path:
     """Write the report of ``runset`` (read from a store, or from exported files) into ``out``;
-    returns the path of ``report.md``."""
+    returns the path of ``report.md``. ``kept``: the runs' predictions, for the section on
+    differences over seeds and test items (a string: why they cannot be compared)."""
     target = target if target is not None else default_target(runset.runs)
     rows = summarise(runset.runs, target)
     if not rows and search is None:
@@ -267,6 +290,12 @@ def write_runset_report(
         figures = write_figures(rows, out) if rows else []
         search_figs = search_figures(search, out) if search is not None else []
         report = render_markdown(runset, rows, table_md, figures, target, out, search, search_figs)
+        (out / FIGURE).unlink(missing_ok=True)  # no stale figure of an earlier report
+        if isinstance(kept, str):
+            report += "\n".join(["", f"## {TITLE}", "", f"Absent: {kept}.", ""])
+        elif kept is not None and rows:
+            section = analyse(runset.runs, kept, margin)
+            report += "\n".join(item_markdown(section, out)) + "\n"
     path = out / "report.md"
     path.write_text(report, encoding="utf-8")
     (out / "report.html").write_text(render_html(report, out), encoding="utf-8")
@@ -304,6 +333,13 @@ def _parser() -> argparse.ArgumentParser:
         "(default: the runs' dataset.target_accuracy)",
     )
     p.add_argument(
+        "--margin",
+        type=float,
+        default=None,
+        help="the equivalence margin the study declared (report.margin: an accuracy difference, "
+        "0.005 is half a point) for the differences over seeds and test items (default: none)",
+    )
+    p.add_argument(
         "--no-log", action="store_true", help="do not log the report to the sweep's parent run"
     )
     return p
@@ -316,12 +352,21 @@ def main(argv: Sequence[str] | None = None) -> int:
     try:
         if args.target is not None and not 0 < args.target <= 1:
             raise ReportError(f"--target must be an accuracy in (0, 1], got {args.target}")
+        from lrdecay.config import MAX_MARGIN
+
+        if args.margin is not None and not 0 < args.margin <= MAX_MARGIN:
+            raise ReportError(
+                f"--margin must be an accuracy difference in (0, {MAX_MARGIN}] (0.005 is half "
+                f"a point), got {args.margin}"
+            )
         if args.data is not None:
             from lrdecay.report.export import load_exported
 
             runset = load_exported(args.data)
             out = args.out or Path("reports") / runset.experiment
-            path = write_runset_report(runset, out, args.target)
+            path = write_runset_report(
+                runset, out, args.target, margin=args.margin, kept=from_files(args.data)
+            )
             print(f"report written to {path}")
             return 0
         client = store_client(uri)
@@ -345,6 +390,7 @@ def main(argv: Sequence[str] | None = None) -> int:
             out_dir=out,
             target=args.target,
             log_to_parent=not args.no_log,
+            margin=args.margin,
         )
     except (ReportError, TrackingError) as exc:
         print(f"lrdecay-report: {exc}", file=sys.stderr)

@@ -273,6 +273,7 @@ class SweepTracking(Callback):
                 parent_run_id=self.tracker.run_id,
                 out_dir=sweep_dir / "report",
                 target=self.report.target,
+                margin=self.report.margin,
             )
         except Exception as exc:  # a report problem must never cost the sweep's results
             log.warning("no report written: %s", str(exc).splitlines()[0] if str(exc) else exc)
