@@ -50,13 +50,19 @@ def _epochs_done(checkpoint: Path) -> int:
         return 0
 
 
+#: Epochs a cut-off job must still have ahead of it when the kill is sent, so that it cannot
+#: finish in the moment between seeing its checkpoint and the kill (a digits epoch is short).
+AHEAD = EPOCHS // 2
+
+
 def _mid_training(folder: Path) -> list[Path]:
     """Checkpoints of jobs that have not ended, holding two epochs or more (so the first is
-    logged in MLflow: each epoch's checkpoint is written before that epoch is tracked)."""
+    logged in MLflow: each epoch's checkpoint is written before that epoch is tracked) and at
+    most ``EPOCHS - AHEAD`` (so the job is still training when the kill lands)."""
     return [
         c
         for c in folder.glob("multirun/*/*/*/checkpoint.pt")
-        if not (c.parent / "result.json").exists() and _epochs_done(c) >= 2
+        if not (c.parent / "result.json").exists() and 2 <= _epochs_done(c) <= EPOCHS - AHEAD
     ]
 
 
@@ -67,9 +73,8 @@ def test_kill_9_mid_sweep_then_rerun_finishes_each_setting_once(tmp_path: Path) 
     # some settings done, another mid-training with an epoch logged
     while len(_results(tmp_path)) < 4 or not _mid_training(tmp_path):
         assert proc.poll() is None and time.monotonic() < deadline, "sweep ended too early"
-        time.sleep(0.2)
-    time.sleep(1.0)
-    os.killpg(proc.pid, signal.SIGKILL)  # the whole tree: launcher and every worker
+        time.sleep(0.05)
+    os.killpg(proc.pid, signal.SIGKILL)  # at once, the whole tree: launcher and every worker
     proc.wait()
     done_before = len(_results(tmp_path))
     assert done_before < 14
