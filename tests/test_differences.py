@@ -318,3 +318,12 @@ def test_forest_plot_is_written(tmp_path: Path) -> None:
     path = forest_plot([*results, factors.pairs], tmp_path / "forest.png")
     assert path.read_bytes()[:8] == b"\x89PNG\r\n\x1a\n"
     assert path.stat().st_size > 20_000
+
+
+def test_an_interval_never_reaches_past_what_two_accuracies_can_differ() -> None:
+    """Two seeds that disagree wildly: the interval is cut at ±100 points, not beyond."""
+    arm = np.array([[1] * 50 + [0] * 50, [0] * 95 + [1] * 5], dtype=bool)
+    control = np.array([[0] * 90 + [1] * 10, [1] * 100], dtype=bool)
+    d = difference(arm, control, n_boot=500, seed=0)
+    assert -100.0 <= d.lo <= d.estimate <= d.hi <= 100.0
+    assert d.lo == -100.0 or d.hi == 100.0  # this one would reach past the bound uncut

@@ -305,7 +305,10 @@ def _family_result(
     p = _step_down(t_obs, fam_t)
     diffs = []
     for (arm, control), e, h, pj in zip(family.pairs, est, se, p, strict=True):
-        lo, hi = float(POINTS * (e - crit * h)), float(POINTS * (e + crit * h))
+        # a difference of two accuracies lies in [-100, 100] points: an interval reaching past
+        # that (few seeds) is cut there, which keeps its coverage
+        lo = max(float(POINTS * (e - crit * h)), -POINTS)
+        hi = min(float(POINTS * (e + crit * h)), POINTS)
         diffs.append(
             Difference(
                 arm=arm,
@@ -650,7 +653,8 @@ def forest_plot(results: Sequence[FamilyResult], path: Path, *, dpi: int = 110) 
         ax.grid(axis="x", color="#dee2e6", lw=0.6)
         what = f"arm − {diffs[0].control}" if one_control else "first − second"
         title = textwrap.wrap(f"{r.name}: {r.question}", 90)
-        title.append(f"{what}; margin δ = ±{r.margin:g} points")
+        declared = f"margin δ = ±{r.margin:g} points" if r.margin > 0 else "no margin declared"
+        title.append(f"{what}; {declared}")
         ax.set_title("\n".join(title), loc="left", fontsize=10)
     axes[-1].set_xlabel(
         "difference in test accuracy (points)\n"
