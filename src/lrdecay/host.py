@@ -1,6 +1,5 @@
-"""What this host offers and runs: its CPU cores, whether a process is alive, and how a process
-spends its garbage collector on the libraries it imports (torch-free, so the sweep's launcher
-can ask)."""
+"""What this host offers: its CPU cores, and how a process spends its garbage collector on the
+libraries it imports (torch-free, so the sweep's launcher can ask)."""
 
 from __future__ import annotations
 
@@ -17,17 +16,6 @@ def available_cores() -> int:
         return len(os.sched_getaffinity(0))
     except AttributeError:  # not on Linux
         return os.cpu_count() or 1
-
-
-def alive(pid: int) -> bool:
-    """Whether process ``pid`` exists on this host (one we may not signal counts as alive)."""
-    try:
-        os.kill(pid, 0)
-    except ProcessLookupError:
-        return False
-    except (PermissionError, OverflowError, ValueError):
-        return True
-    return True
 
 
 def import_frozen(modules: Iterable[str]) -> None:

@@ -14,9 +14,9 @@ from optuna.trial import FrozenTrial, TrialState
 from ._jobs import job_error, output_dir
 from ._shared import claim_confirmations, launcher_id, release_confirmations
 from ._space import format_value
-from ._stats import Stat
 from .files import CONFIRM_SUBDIR
 from .hooks import StudyInfo, TrialHooks
+from .stats import Stat
 
 log = logging.getLogger("lrdecay.optuna")
 

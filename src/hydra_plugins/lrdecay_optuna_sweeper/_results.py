@@ -17,10 +17,10 @@ from optuna.trial import TrialState
 from ._confirm import Point
 from ._shared import LAUNCHER_ATTR
 from ._space import format_value
-from ._stats import Stat
 from .files import CONFIRM_FILE, CONFIRMATION_FILE, IMPORTANCES_FILE, RESULTS_FILE, TRIALS_FILE
 from .hooks import TrialHooks
 from .redact import redact_uri
+from .stats import Stat
 
 if TYPE_CHECKING:
     import pandas as pd

@@ -17,6 +17,8 @@ from datetime import datetime, timedelta
 import optuna
 from optuna.trial import FrozenTrial, Trial, TrialState
 
+from .processes import alive
+
 #: The user attribute naming the launcher that runs a trial: ``host:pid``.
 LAUNCHER_ATTR = "lrdecay.launcher"
 #: Trials that count toward ``n_trials``: finished, or being run by some launcher.
@@ -24,17 +26,6 @@ TAKEN = (TrialState.COMPLETE, TrialState.PRUNED, TrialState.RUNNING)
 #: How long an unclaimed running trial may be someone's just-asked trial (ask, then claim: one
 #: storage write apart); older, it was left by a launcher killed between the two.
 CLAIM_GRACE = timedelta(seconds=10)
-
-
-def alive(pid: int) -> bool:
-    """Whether process ``pid`` exists on this host (one we may not signal counts as alive)."""
-    try:
-        os.kill(pid, 0)
-    except ProcessLookupError:
-        return False
-    except (PermissionError, OverflowError, ValueError):
-        return True
-    return True
 
 
 def launcher_id() -> str:

@@ -23,8 +23,8 @@ import numpy as np
 from mlflow.entities import Run, ViewType
 from mlflow.exceptions import MlflowException
 from mlflow.tracking import MlflowClient
-from scipy import stats
 
+from hydra_plugins.lrdecay_optuna_sweeper.stats import Stat as MeanInterval
 from lrdecay.core.metrics import epochs_to_target
 from lrdecay.core.outcome import RunOutcome, RunStatus
 from lrdecay.core.records import epoch_keys
@@ -370,13 +370,11 @@ class Stat:
     @classmethod
     def of(cls, values: Iterable[float | None]) -> Stat | None:
         """The statistic of the finite values given; None when there are none."""
-        xs = np.array([v for v in values if v is not None and math.isfinite(v)], dtype=float)
-        if xs.size == 0:
+        xs = [float(v) for v in values if v is not None and math.isfinite(v)]
+        base = MeanInterval.of(xs)
+        if base is None:
             return None
-        half = None
-        if xs.size >= 2:
-            half = float(stats.t.ppf(0.975, xs.size - 1) * stats.sem(xs))
-        return cls(float(xs.mean()), half, int(xs.size), float(xs.min()), float(xs.max()))
+        return cls(base.mean, base.half, base.n, min(xs), max(xs))
 
 
 @dataclass(frozen=True)

@@ -19,11 +19,12 @@ from typing import TYPE_CHECKING, Any, NoReturn
 from hydra.experimental.callback import Callback
 from omegaconf import DictConfig
 
+from hydra_plugins.lrdecay_optuna_sweeper.processes import alive
 from lrdecay.config import LrdecayConfig, ReportConfig, validate
 from lrdecay.core.interrupts import install_stop_handlers
 from lrdecay.core.outcome import RunOutcome, RunStatus
 from lrdecay.errors import ConfigError, DataError, LrdecayError
-from lrdecay.host import alive, available_cores, import_frozen
+from lrdecay.host import available_cores, import_frozen
 from lrdecay.sweep.datasets import job_config, sweep_data_configs
 from lrdecay.sweep.outcomes import (
     CONFIRMATION_FILE,
