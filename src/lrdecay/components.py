@@ -11,8 +11,8 @@ the wrong kind, a missing or misspelt argument.
 
 from __future__ import annotations
 
-import importlib
 import inspect
+import pydoc
 from collections.abc import Iterable
 from typing import TYPE_CHECKING, Any
 
@@ -39,20 +39,13 @@ def first_line(exc: BaseException) -> str:
 
 
 def locate(path: str) -> object:
-    """The object at dotted ``path`` (``pkg.module.Class``): its longest importable module, then
-    attributes. Quiet on failure (Hydra's own lookup logs an ERROR line of its own)."""
-    parts = path.split(".")
-    for i in range(len(parts), 0, -1):
-        try:
-            found: object = importlib.import_module(".".join(parts[:i]))
-        except ModuleNotFoundError as exc:
-            if exc.name is not None and not ".".join(parts[:i]).startswith(exc.name):
-                raise  # the module exists but imports something missing
-            continue
-        for name in parts[i:]:
-            found = getattr(found, name)  # AttributeError: no such class in that module
-        return found
-    raise ImportError(f"no module in '{path}'")
+    """The object at dotted ``path`` (``pkg.module.Class``), by :func:`pydoc.locate` (quiet,
+    unlike Hydra's lookup, which logs an ERROR line of its own); an ImportError when nothing is
+    there, ``pydoc.ErrorDuringImport`` when a module on the way fails to import."""
+    found = pydoc.locate(path)
+    if found is None:
+        raise ImportError(f"nothing importable at '{path}'")
+    return found
 
 
 def component_class(target: str, base: type | None, key: str, what: str) -> Any:
