@@ -51,7 +51,7 @@ from torch import nn
 from lrdecay.config import DataConfig, DatasetConfig, TrainerConfig, register_configs
 from lrdecay.core.acceleration import accelerate
 from lrdecay.core.checkpoint import CheckpointListener
-from lrdecay.core.data import DataBundle, Split, load_data
+from lrdecay.core.data import DataBundle, load_data
 from lrdecay.core.engine import Engine, TrainerSettings
 from lrdecay.core.hooks import FitStart, Listener
 from lrdecay.core.metrics import EVAL_BATCH_SIZE
@@ -61,6 +61,7 @@ from lrdecay.core.progress import EpochLogLine, ProgressBar
 from lrdecay.core.records import EpochRecord
 from lrdecay.core.scheduler import SequenceScheduler
 from lrdecay.core.schedules import make_sequence, make_strategy
+from lrdecay.core.splits import Split
 from lrdecay.host import available_cores
 from lrdecay.tracking.tracker import MlflowTracker, default_artifact_root, flatten
 

@@ -85,7 +85,7 @@ def write_mnist_format(root: Path, folder: str, n_train: int, n_test: int) -> No
 def write_cifar_format(root: Path, per_batch: int, n_test: int) -> None:
     """CIFAR-10-shaped images as the NumPy archive lrdecay reads without unpickling (generated
     pickled batches would rightly fail CIFAR-10's md5 check)."""
-    from lrdecay.core.data import CIFAR10_NPZ
+    from lrdecay.core.datafiles import CIFAR10_NPZ
 
     x_train, y_train = synthetic(5 * per_batch, (32, 32, 3), 0)
     x_test, y_test = synthetic(n_test, (32, 32, 3), 1)
@@ -99,7 +99,7 @@ def _has_idx(folder: Path) -> bool:
 
 def data_roots(real_root: Path, tmp: Path, smoke: bool) -> dict[str, tuple[str, str]]:
     """Per data set: the ``data.root`` to use and whether its files are real or generated."""
-    from lrdecay.core.data import DEBIAN_FASHION_MNIST
+    from lrdecay.core.datafiles import DEBIAN_FASHION_MNIST
 
     n_train, n_test = (640, 320) if smoke else (60_000, 10_000)
     roots: dict[str, tuple[str, str]] = {"digits": (str(tmp), "bundled")}

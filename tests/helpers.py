@@ -244,7 +244,7 @@ def require_module(name: str, enable: str) -> None:
 
 def require_fashion_mnist() -> None:
     """Skip (fail under CI) unless the offline Fashion-MNIST files are installed."""
-    from lrdecay.core.data import DEBIAN_FASHION_MNIST
+    from lrdecay.core.datafiles import DEBIAN_FASHION_MNIST
 
     require_debian_package(
         "dataset-fashion-mnist", DEBIAN_FASHION_MNIST / "train-images-idx3-ubyte.gz"

@@ -151,7 +151,7 @@ def test_a_factory_may_return_pairs_or_data_sets_and_the_data_decide_shape_and_c
 
     x = np.zeros((10, 1, 4, 4), dtype="float32")
     data_set = torch.utils.data.TensorDataset(torch.as_tensor(x), torch.arange(10) % 5)
-    from lrdecay.core.data import as_split
+    from lrdecay.core.splits import as_split
 
     assert as_split(data_set, "train", "f").y.tolist() == [0, 1, 2, 3, 4] * 2
     with pytest.raises(DataError, match=r"images must be \(N, C, H, W\)"):

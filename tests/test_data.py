@@ -11,8 +11,10 @@ import pytest
 import torch
 
 from lrdecay.config import DataConfig
-from lrdecay.core.data import DIGITS_CACHE_ENV, _read_digits, channels_first, load_data
+from lrdecay.core.data import load_data
 from lrdecay.core.datafiles import CIFAR10_FILES, CIFAR10_FOLDER, IDX_FILES, IDX_FOLDERS
+from lrdecay.core.digits import DIGITS_CACHE_ENV, read_digits
+from lrdecay.core.splits import channels_first
 from lrdecay.errors import DataError
 from tests.helpers import (
     FileServer,
@@ -132,10 +134,10 @@ def test_digits_come_from_a_cache_equal_to_scikit_learns_split(
     tmp_path: Path, monkeypatch: pytest.MonkeyPatch
 ) -> None:
     monkeypatch.setenv(DIGITS_CACHE_ENV, str(tmp_path / "cache"))
-    fresh = _read_digits()  # computes the split and keeps it
+    fresh = read_digits()  # computes the split and keeps it
     (kept,) = (tmp_path / "cache").glob("digits-*.npz")
     stamp = kept.stat().st_mtime_ns
-    again = _read_digits()  # read back from the file
+    again = read_digits()  # read back from the file
     assert kept.stat().st_mtime_ns == stamp  # read, not rewritten
     expected = _sklearn_digits_split()
     for got in (fresh, again):
@@ -148,10 +150,10 @@ def test_a_damaged_digits_cache_is_recomputed(
     tmp_path: Path, monkeypatch: pytest.MonkeyPatch, damage: bytes
 ) -> None:
     monkeypatch.setenv(DIGITS_CACHE_ENV, str(tmp_path))
-    _read_digits()
+    read_digits()
     (kept,) = tmp_path.glob("digits-*.npz")
     kept.write_bytes(damage)
-    train, test = _read_digits()
+    train, test = read_digits()
     assert (len(train), len(test)) == (1437, 360)
     assert torch.equal(train.x, _sklearn_digits_split()[0])
     assert kept.stat().st_size > 10_000  # rewritten whole
@@ -163,7 +165,7 @@ def test_digits_load_when_the_cache_folder_cannot_be_written(
     blocker = tmp_path / "a-file"
     blocker.write_text("x")
     monkeypatch.setenv(DIGITS_CACHE_ENV, str(blocker / "cache"))
-    train, test = _read_digits()
+    train, test = read_digits()
     assert (len(train), len(test)) == (1437, 360)
 
 

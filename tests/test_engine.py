@@ -13,13 +13,14 @@ import pytest
 import torch
 from torch import nn
 
-from lrdecay.core.data import DataBundle, Split
+from lrdecay.core.data import DataBundle
 from lrdecay.core.engine import Engine, TrainerSettings
 from lrdecay.core.hooks import FitStart, Listener, StopFlag
 from lrdecay.core.outcome import RunOutcome, RunStatus
 from lrdecay.core.records import EpochRecord
 from lrdecay.core.scheduler import SequenceScheduler
 from lrdecay.core.schedules import make_sequence, make_strategy
+from lrdecay.core.splits import Split
 
 FEATURES, CLASSES = 8, 3
 

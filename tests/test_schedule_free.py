@@ -15,11 +15,12 @@ from schedulefree import AdamWScheduleFree, SGDScheduleFree
 from torch import nn
 
 from lrdecay.core.checkpoint import CheckpointListener, load_checkpoint, restore
-from lrdecay.core.data import DataBundle, Split
+from lrdecay.core.data import DataBundle
 from lrdecay.core.engine import Engine, TrainerSettings
 from lrdecay.core.schedule_free import is_schedule_free
 from lrdecay.core.scheduler import SequenceScheduler
 from lrdecay.core.schedules import make_sequence, make_strategy
+from lrdecay.core.splits import Split
 
 FEATURES, CLASSES, HIDDEN = 8, 3, 16
 

@@ -23,7 +23,7 @@ import torch.nn.functional as F
 from torch import nn
 
 from lrdecay.core.acceleration import autocast
-from lrdecay.core.data import DataBundle, Split
+from lrdecay.core.data import DataBundle
 from lrdecay.core.hooks import FitStart, Listener, StopFlag
 from lrdecay.core.metrics import (
     CONVERGENCE_THRESHOLD,
@@ -37,6 +37,7 @@ from lrdecay.core.predictions import Predictions
 from lrdecay.core.records import EpochRecord
 from lrdecay.core.schedule_free import BN_BATCHES, WeightModes
 from lrdecay.core.scheduler import SequenceScheduler
+from lrdecay.core.splits import Split
 from lrdecay.core.torch_schedules import TorchScheduler
 
 
