@@ -48,7 +48,8 @@ import torch.nn.functional as F
 from omegaconf import OmegaConf
 from torch import nn
 
-from lrdecay.config import DataConfig, DatasetConfig, TrainerConfig, register_configs
+from lrdecay.component_config import DatasetConfig
+from lrdecay.config import DataConfig, TrainerConfig, register_configs
 from lrdecay.core.acceleration import accelerate
 from lrdecay.core.checkpoint import CheckpointListener
 from lrdecay.core.data import DataBundle, load_data

@@ -26,7 +26,8 @@ import pytest
 from hydra import compose, initialize_config_dir
 from omegaconf import DictConfig
 
-from lrdecay.config import DatasetConfig, register_configs
+from lrdecay.component_config import DatasetConfig
+from lrdecay.config import register_configs
 from lrdecay.core.hooks import Listener
 from lrdecay.core.records import EpochRecord
 

@@ -177,7 +177,7 @@ def test_every_own_key_of_a_data_set_is_either_identity_or_incidental() -> None:
     """Any other key of a dataset node is an argument of its factory, and counts."""
     from dataclasses import fields
 
-    from lrdecay.config import DatasetConfig
+    from lrdecay.component_config import DatasetConfig
     from lrdecay.tracking.resume import DATASET_INCIDENTAL
 
     own = {f.name for f in fields(DatasetConfig)} - {"target", "args"}

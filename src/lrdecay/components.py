@@ -19,7 +19,7 @@ from typing import TYPE_CHECKING, Any
 from hydra.errors import InstantiationException
 from hydra.utils import instantiate
 
-from lrdecay.config import HYDRA_KEYS, Component
+from lrdecay.component_config import HYDRA_KEYS, Component
 from lrdecay.errors import ConfigError
 
 if TYPE_CHECKING:

@@ -6,26 +6,23 @@ dataclass's ``__post_init__``, which runs when :func:`validate` turns the config
 
 from __future__ import annotations
 
-import math
 import re
-from collections.abc import Iterable
-from dataclasses import dataclass, field, fields, is_dataclass
+from dataclasses import dataclass, field
 from typing import Any
 
 from hydra.core.config_store import ConfigStore
-from omegaconf import DictConfig, OmegaConf
+from omegaconf import DictConfig
 
-from lrdecay.core.metrics import CONVERGENCE_THRESHOLD, CONVERGENCE_WINDOW, EVAL_BATCH_SIZE
+from lrdecay.component_config import DatasetConfig, ModelConfig, OptimizerConfig
+from lrdecay.config_checks import check, finite, is_folder_name, one_of, typed
+from lrdecay.core.metrics import CONVERGENCE_THRESHOLD, CONVERGENCE_WINDOW
 from lrdecay.core.objectives import OBJECTIVES
 from lrdecay.core.schedules import SEQUENCES, STRATEGIES
-from lrdecay.errors import ConfigError
 from lrdecay.palette import STUDY_OPTIMIZERS as STUDY_OPTIMIZERS  # the one definition
 from lrdecay.tracking.credentials import PASSWORD_ENV, USERNAME_ENV, split_credentials
 from lrdecay.tracking.store import DEFAULT_STORE_DIR
 
 DEVICES = ("auto", "cpu", "cuda", "mps")
-#: Keys of a ``_target_`` node that Hydra reads itself, not arguments of the class.
-HYDRA_KEYS = ("_target_", "_partial_", "_recursive_", "_convert_", "_args_")
 
 
 PRECISIONS = ("fp32", "bf16")  # see lrdecay.acceleration
@@ -41,156 +38,11 @@ SWITCHES = {
 }
 
 
-def _check(ok: bool, key: str, message: str) -> None:
-    """Raise a :class:`ConfigError` naming the dotted ``key`` unless ``ok``."""
-    if not ok:
-        raise ConfigError(f"{key}: {message}")
-
-
 #: Seeds go to torch, NumPy and Python's ``random``; torch takes at most a 64-bit integer.
 MAX_SEED = 2**63 - 1
 #: A setting's explicit name (``setting_name``): it becomes a tag, part of run names (joined to
 #: the seed by a space) and a Hydra override (``setting=<name>``), so a plain word.
 SETTING_NAME = re.compile(r"[A-Za-z0-9][A-Za-z0-9_.+-]{0,63}")
-
-
-def _finite(node: Any, key: str) -> None:
-    """Reject ``inf`` and ``nan`` anywhere in ``node`` (a config object, list or value): no
-    setting of this project means anything at a non-finite value."""
-    if is_dataclass(node):
-        for f in fields(node):
-            inner = key if f.name == "args" else f"{key}.{f.name}" if key else f.name
-            _finite(getattr(node, f.name), inner)
-    elif isinstance(node, dict):  # a component's arguments
-        for name, value in node.items():
-            _finite(value, f"{key}.{name}")
-    elif isinstance(node, list | tuple):
-        for item in node:
-            _finite(item, key)
-    elif isinstance(node, float):
-        _check(math.isfinite(node), key, f"must be a finite number, got {node}")
-
-
-def _one_of(value: str, options: Iterable[str], key: str) -> None:
-    """Raise unless ``value`` is one of ``options`` (a tuple, or a registry's names)."""
-    options = tuple(options)
-    _check(value in options, key, f"'{value}' is not one of {', '.join(options)}")
-
-
-def is_folder_name(name: str) -> bool:
-    """Whether ``name`` is one plain folder name: it can never lead outside the folder it is
-    joined to (no separators, no leading dot, so no ``..``, no control characters)."""
-    return (
-        bool(name)
-        and not name.startswith(".")
-        and "/" not in name
-        and "\\" not in name
-        and all(ch.isprintable() for ch in name)
-    )
-
-
-@dataclass
-class Component:
-    """A config node that Hydra's ``instantiate`` builds: the class or factory its ``_target_``
-    names, the keyword arguments it is called with (every other key but ``name``; Hydra's own
-    ``_partial_`` and friends included), and the option's ``name`` (tags, run names; the class's
-    name when the node has none)."""
-
-    target: str = ""
-    name: str = ""
-    args: dict[str, Any] = field(default_factory=dict)
-
-    def node(self) -> dict[str, Any]:
-        """The config node this was read from: ``_target_``, the own keys, the arguments."""
-        own = {
-            f.name: getattr(self, f.name) for f in fields(self) if f.name not in ("target", "args")
-        }
-        return {"_target_": self.target, **own, **self.args}
-
-    def check(self, key: str) -> None:
-        """Raise unless ``_target_`` and ``name`` are usable (the class is checked by the run)."""
-        _check(bool(self.target), f"{key}._target_", "name the class or factory to build")
-        _check(is_folder_name(self.name), f"{key}.name", f"{self.name!r} is not a name")
-
-
-def split_component(node: Any, key: str, fields_: Iterable[str] = ()) -> tuple[dict, dict]:
-    """``node`` (a mapping) as (the run's own keys ``fields_`` plus ``_target_``/``name``,
-    the target's arguments); a :class:`ConfigError` if it is not a mapping."""
-    _check(isinstance(node, dict), key, f"must be a config node with a _target_, got {node!r}")
-    own = {"name", *fields_}
-    target = node.get("_target_")
-    name = node.get("name") or (str(target).rsplit(".", 1)[-1] if target else "")
-    kept = {k: v for k, v in node.items() if k in own and k != "name"}
-    args = {k: v for k, v in node.items() if k not in own and k != "_target_"}
-    return {"target": target if isinstance(target, str) else "", "name": name, **kept}, args
-
-
-def _typed(cls: type, values: dict[str, Any], key: str) -> Any:
-    """``cls(**values)`` with OmegaConf's type checks and conversions, errors naming ``key``."""
-    try:
-        merged = OmegaConf.merge(OmegaConf.structured(cls), values)
-        return OmegaConf.to_object(merged)
-    except ConfigError:
-        raise
-    except Exception as exc:  # OmegaConf's ValidationError and friends carry the key
-        inner = getattr(exc, "full_key", None)
-        msg = (getattr(exc, "msg", None) or str(exc)).strip().splitlines()[0]
-        raise ConfigError(f"{key}.{inner}: {msg}" if inner else f"{key}: {msg}") from exc
-
-
-#: Keys of a component that its option itself must give.
-NOT_DEFAULTS = ("target", "name", "args")
-
-
-@dataclass
-class DatasetConfig(Component):
-    """Where the samples come from (``_target_``: a data-set factory, see
-    :mod:`lrdecay.core.data`), their shape, and how they are split and batched. ``channels``,
-    ``height``, ``width`` and ``num_classes`` left null are read off the data."""
-
-    target: str = "lrdecay.core.data.mnist"
-    name: str = "mnist"
-    channels: int | None = None
-    height: int | None = None
-    width: int | None = None
-    num_classes: int | None = None
-    batch_size: int = 64
-    eval_batch_size: int = EVAL_BATCH_SIZE
-    epochs: int = 50
-    val_fraction: float = 0.0
-    split_seed: int = 0
-    target_accuracy: float = 0.98
-
-    def __post_init__(self) -> None:
-        self.check("dataset")
-        for key in ("channels", "height", "width", "num_classes"):
-            value = getattr(self, key)
-            _check(value is None or value >= 1, f"dataset.{key}", "must be >= 1 or null")
-        for key in ("batch_size", "eval_batch_size", "epochs"):
-            _check(getattr(self, key) >= 1, f"dataset.{key}", "must be >= 1")
-        _check(0.0 <= self.val_fraction < 1.0, "dataset.val_fraction", "must be in [0, 1)")
-        _check(0.0 < self.target_accuracy <= 1.0, "dataset.target_accuracy", "must be in (0, 1]")
-
-    @property
-    def shape(self) -> tuple[int, int, int] | None:
-        """The declared input shape (C, H, W), or None where the data decide it."""
-        dims = (self.channels, self.height, self.width)
-        return None if any(d is None for d in dims) else dims  # type: ignore[return-value]
-
-    @classmethod
-    def defaults(cls) -> dict[str, Any]:
-        """The run's own keys with their defaults: what every ``dataset`` option starts from
-        (its factory, name and arguments come from the option)."""
-        return {f.name: getattr(cls, f.name) for f in fields(cls) if f.name not in NOT_DEFAULTS}
-
-    @classmethod
-    def of(cls, node: Any) -> DatasetConfig:
-        """The typed dataset config of a composed ``dataset`` node."""
-        own = [f.name for f in fields(cls) if f.name not in ("target", "args")]
-        values, args = split_component(node, "dataset", own)
-        obj = _typed(cls, values, "dataset")
-        obj.args = args
-        return obj
 
 
 @dataclass
@@ -203,92 +55,13 @@ class DataConfig:
     mirror: str | None = None  # a base URL replacing torchvision's download hosts
 
     def __post_init__(self) -> None:
-        _check(bool(self.root), "data.root", "must be a directory path")
-        _check(self.download_timeout > 0, "data.download_timeout", "must be > 0")
-        _check(
+        check(bool(self.root), "data.root", "must be a directory path")
+        check(self.download_timeout > 0, "data.download_timeout", "must be > 0")
+        check(
             self.mirror is None or self.mirror.startswith(("http://", "https://", "file://")),
             "data.mirror",
             f"{self.mirror!r} is not a base URL (http://, https:// or file://), or null",
         )
-
-
-@dataclass
-class ModelConfig(Component):
-    """A ``torch.nn.Module`` class, called with ``input_shape`` (C, H, W) and ``num_classes``
-    (filled in by the run from the data) and its own arguments."""
-
-    target: str = "lrdecay.core.models.MnistCNN"
-    name: str = "mnist_cnn"
-
-    def __post_init__(self) -> None:
-        self.check("model")
-        if "dropout" in self.args:
-            dropout = self.args["dropout"]
-            _check(
-                isinstance(dropout, int | float) and 0.0 <= dropout < 1.0,
-                "model.dropout",
-                "must be in [0, 1)",
-            )
-
-    @classmethod
-    def of(cls, node: Any) -> ModelConfig:
-        """The typed model config of a composed ``model`` node."""
-        values, args = split_component(node, "model")
-        return cls(args=args, **values)
-
-
-def _number_in(value: Any, low: float, high: float) -> bool:
-    """Whether ``value`` is a number (not a bool) in ``[low, high)``."""
-    return isinstance(value, int | float) and not isinstance(value, bool) and low <= value < high
-
-
-def _check_optimizer_args(args: dict[str, Any]) -> None:
-    """Ranges of the arguments every ``torch.optim`` class reads the same way, checked wherever
-    an option has them, before anything is built."""
-    lr = args.get("lr")
-    _check(
-        _number_in(lr, 0.0, math.inf) and lr > 0,
-        "optimizer.lr",
-        f"must be > 0 (r0, the sequences' first rate), got {lr}",
-    )
-    if "momentum" in args:
-        _check(_number_in(args["momentum"], 0.0, 1.0), "optimizer.momentum", "must be in [0, 1)")
-    if "weight_decay" in args:
-        wd = args["weight_decay"]
-        _check(_number_in(wd, 0.0, math.inf), "optimizer.weight_decay", "must be >= 0")
-    if "betas" in args:
-        betas = args["betas"]
-        _check(
-            isinstance(betas, list | tuple)
-            and len(betas) == 2
-            and all(_number_in(b, 0.0, 1.0) for b in betas),
-            "optimizer.betas",
-            "must be two numbers in [0, 1)",
-        )
-
-
-@dataclass
-class OptimizerConfig(Component):
-    """A ``torch.optim.Optimizer`` class, built on the model's parameters with its own
-    arguments; ``lr`` is r0, the first term of the sequence the run moves the rate along."""
-
-    target: str = "torch.optim.SGD"
-    name: str = "sgd"
-
-    def __post_init__(self) -> None:
-        self.check("optimizer")
-        _check_optimizer_args(self.args)
-
-    @property
-    def lr(self) -> float:
-        """r0: the initial learning rate."""
-        return float(self.args["lr"])
-
-    @classmethod
-    def of(cls, node: Any) -> OptimizerConfig:
-        """The typed optimizer config of a composed ``optimizer`` node."""
-        values, args = split_component(node, "optimizer")
-        return cls(args=args, **values)
 
 
 @dataclass
@@ -306,18 +79,18 @@ class SequenceConfig:
 
     def __post_init__(self) -> None:
         if self.scheduler is None:
-            _one_of(self.name, SEQUENCES, "sequence.name")
+            one_of(self.name, SEQUENCES, "sequence.name")
         else:  # the class itself is checked by the run (lrdecay.scheduler_config): torch-free here
-            _check(is_folder_name(self.name), "sequence.name", f"{self.name!r} is not a name")
+            check(is_folder_name(self.name), "sequence.name", f"{self.name!r} is not a name")
             target = self.scheduler.get("_target_")
-            _check(
+            check(
                 isinstance(target, str) and bool(target),
                 "sequence.scheduler._target_",
                 "name the scheduler class, e.g. torch.optim.lr_scheduler.CosineAnnealingLR",
             )
-            _one_of(self.interval, ("epoch", "batch"), "sequence.interval")
-        _check(0.0 < self.gamma <= 1.0, "sequence.gamma", "must be in (0, 1]")
-        _check(self.period >= 1, "sequence.period", "must be >= 1")
+            one_of(self.interval, ("epoch", "batch"), "sequence.interval")
+        check(0.0 < self.gamma <= 1.0, "sequence.gamma", "must be in (0, 1]")
+        check(self.period >= 1, "sequence.period", "must be >= 1")
 
 
 @dataclass
@@ -329,9 +102,9 @@ class StrategyConfig:
     shrink: float = 0.2
 
     def __post_init__(self) -> None:
-        _one_of(self.name, STRATEGIES, "strategy.name")
-        _check(self.rate > 0, "strategy.rate", "must be > 0")
-        _check(0.0 < self.shrink <= 1.0, "strategy.shrink", "must be in (0, 1]")
+        one_of(self.name, STRATEGIES, "strategy.name")
+        check(self.rate > 0, "strategy.rate", "must be > 0")
+        check(0.0 < self.shrink <= 1.0, "strategy.shrink", "must be in (0, 1]")
 
 
 @dataclass
@@ -351,18 +124,18 @@ class TrainerConfig:
     compile: bool = False
 
     def __post_init__(self) -> None:
-        _check(self.max_epochs >= 1, "trainer.max_epochs", f"must be >= 1, got {self.max_epochs}")
-        _check(
+        check(self.max_epochs >= 1, "trainer.max_epochs", f"must be >= 1, got {self.max_epochs}")
+        check(
             self.early_stop_tol is None or self.early_stop_tol > 0,
             "trainer.early_stop_tol",
             "must be > 0 or null (off)",
         )
-        _check(self.convergence_window >= 1, "trainer.convergence_window", "must be >= 1")
-        _check(self.convergence_threshold > 0, "trainer.convergence_threshold", "must be > 0")
-        _one_of(self.progress, ("auto", "bar", "off"), "trainer.progress")
-        _one_of(self.precision, PRECISIONS, "trainer.precision")
+        check(self.convergence_window >= 1, "trainer.convergence_window", "must be >= 1")
+        check(self.convergence_threshold > 0, "trainer.convergence_threshold", "must be > 0")
+        one_of(self.progress, ("auto", "bar", "off"), "trainer.progress")
+        one_of(self.precision, PRECISIONS, "trainer.precision")
         self.channels_last = SWITCHES.get(str(self.channels_last).lower(), self.channels_last)
-        _one_of(self.channels_last, ("auto", "on", "off"), "trainer.channels_last")
+        one_of(self.channels_last, ("auto", "on", "off"), "trainer.channels_last")
 
 
 @dataclass
@@ -377,14 +150,14 @@ class TrackingConfig:
     log_plot: bool = True
 
     def __post_init__(self) -> None:
-        _check(bool(self.store_dir), "tracking.store_dir", "must be a directory path")
-        _check(
+        check(bool(self.store_dir), "tracking.store_dir", "must be a directory path")
+        check(
             not self.experiment or is_folder_name(self.experiment),
             "tracking.experiment",
             f"{self.experiment!r} names the experiment's artifact folder: use no '/', '\\', "
             "leading '.' or control characters",
         )
-        _check(
+        check(
             not self.uri or split_credentials(self.uri)[2] is None,
             "tracking.uri",
             f"holds a password; set {USERNAME_ENV} and {PASSWORD_ENV} instead (a password in "
@@ -416,8 +189,8 @@ class ReportConfig:
     margin: float | None = None
 
     def __post_init__(self) -> None:
-        _check(self.target is None or 0 < self.target <= 1, "report.target", "must be in (0, 1]")
-        _check(
+        check(self.target is None or 0 < self.target <= 1, "report.target", "must be in (0, 1]")
+        check(
             self.margin is None or 0 < self.margin <= MAX_MARGIN,
             "report.margin",
             f"must be an accuracy difference in (0, {MAX_MARGIN}] (0.005 is half a point), "
@@ -475,18 +248,18 @@ class LrdecayConfig:
             self.model = ModelConfig.of(self.model)
         if not isinstance(self.optimizer, OptimizerConfig):
             self.optimizer = OptimizerConfig.of(self.optimizer)
-        _one_of(self.device, DEVICES, "device")
-        _check(len(self.objective) >= 1, "objective", "name at least one objective")
+        one_of(self.device, DEVICES, "device")
+        check(len(self.objective) >= 1, "objective", "name at least one objective")
         for name in self.objective:
-            _one_of(name, OBJECTIVES, "objective")
-        _check(self.threads is None or self.threads >= 1, "threads", "must be >= 1 or null")
-        _check(0 <= self.seed <= MAX_SEED, "seed", f"must be in [0, {MAX_SEED}], got {self.seed}")
-        _check(
+            one_of(name, OBJECTIVES, "objective")
+        check(self.threads is None or self.threads >= 1, "threads", "must be >= 1 or null")
+        check(0 <= self.seed <= MAX_SEED, "seed", f"must be in [0, {MAX_SEED}], got {self.seed}")
+        check(
             self.setting_name is None or SETTING_NAME.fullmatch(self.setting_name) is not None,
             "setting_name",
             f"{self.setting_name!r} is not a plain name (letters, digits, '_.+-', at most 64)",
         )
-        _finite(self, "")
+        finite(self, "")
 
 
 def register_configs() -> None:
@@ -499,14 +272,6 @@ def validate(cfg: DictConfig | dict[str, Any]) -> LrdecayConfig:
 
     Raises :class:`ConfigError` naming the offending field, before anything is loaded.
     """
-    try:
-        merged = OmegaConf.merge(OmegaConf.structured(LrdecayConfig), cfg)
-        obj = OmegaConf.to_object(merged)
-    except ConfigError:
-        raise
-    except Exception as exc:  # OmegaConf's ValidationError and friends carry the key
-        key = getattr(exc, "full_key", None)
-        msg = (getattr(exc, "msg", None) or str(exc)).strip().splitlines()[0]
-        raise ConfigError(f"{key}: {msg}" if key else msg) from exc
+    obj = typed(LrdecayConfig, cfg)
     assert isinstance(obj, LrdecayConfig)
     return obj

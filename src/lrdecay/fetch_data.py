@@ -14,7 +14,8 @@ from typing import Any
 
 from omegaconf import OmegaConf
 
-from lrdecay.config import DataConfig, DatasetConfig
+from lrdecay.component_config import DatasetConfig
+from lrdecay.config import DataConfig
 from lrdecay.errors import LrdecayError
 
 

@@ -26,7 +26,8 @@ from lrdecay.core.splits import Split, as_split, hold_out
 from lrdecay.errors import DataError
 
 if TYPE_CHECKING:  # the core takes the config objects, never the config machinery
-    from lrdecay.config import DataConfig, DatasetConfig
+    from lrdecay.component_config import DatasetConfig
+    from lrdecay.config import DataConfig
 
 log = logging.getLogger(__name__)
 
