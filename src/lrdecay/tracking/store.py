@@ -7,12 +7,13 @@ MLflow)."""
 from __future__ import annotations
 
 import contextlib
-import fcntl
 import os
 import sqlite3
 import tempfile
 from collections.abc import Iterator
 from pathlib import Path
+
+from filelock import FileLock
 
 from lrdecay.errors import TrackingError
 from lrdecay.tracking.credentials import URI_ENV
@@ -81,12 +82,8 @@ def store_lock(uri: str) -> Iterator[None]:
         yield
         return
     db.parent.mkdir(parents=True, exist_ok=True)
-    with open(db.with_name(db.name + ".lock"), "a") as handle:
-        fcntl.flock(handle, fcntl.LOCK_EX)
-        try:
-            yield
-        finally:
-            fcntl.flock(handle, fcntl.LOCK_UN)
+    with FileLock(db.with_name(db.name + ".lock")):
+        yield
 
 
 def sqlite_tables(db: Path) -> list[str]:
