@@ -23,6 +23,7 @@ from lrdecay.host import available_cores, import_frozen
 from lrdecay.sweep.outcomes import read_parent, read_swept
 from lrdecay.sweep.workers import PRELOAD
 from lrdecay.tracking.credentials import move_credentials
+from lrdecay.tracking.environment import set_mlflow_defaults
 from lrdecay.tracking.redact import redact_logging
 
 if TYPE_CHECKING:
@@ -131,6 +132,7 @@ def cli() -> None:
     """``python train.py``: an interrupt (Ctrl-C, SIGTERM) ends in one line and the shell's
     128 + signal exit status, not a traceback; its runs are already KILLED and resumable."""
     keep_credentials_out_of_files()
+    set_mlflow_defaults()  # before any store is reached; launcher workers inherit them
     try:
         main()
     except KeyboardInterrupt as exc:

@@ -64,7 +64,8 @@ from lrdecay.core.scheduler import SequenceScheduler
 from lrdecay.core.schedules import make_sequence, make_strategy
 from lrdecay.core.splits import Split
 from lrdecay.host import available_cores
-from lrdecay.tracking.tracker import MlflowTracker, default_artifact_root, flatten
+from lrdecay.tracking.run_logger import MlflowTracker, flatten
+from lrdecay.tracking.store import default_artifact_root
 
 #: The trainer options the extra rows can add to (c).
 OPTIONS = {"nchw": TrainerConfig(channels_last="off"), "bf16": TrainerConfig(precision="bf16")}

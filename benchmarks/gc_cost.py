@@ -35,7 +35,7 @@ ROLES = {
         "mlflow.store.tracking.sqlalchemy_store",
         "hydra",
         "optuna",
-        "lrdecay.tracking.tracker",
+        "lrdecay.tracking.run_logger",
         "lrdecay.report.build",
     ],
 }

@@ -26,7 +26,7 @@ from pathlib import Path
 from mlflow.tracking import MlflowClient
 
 from lrdecay.core.records import epoch_key
-from lrdecay.tracking.tracker import open_client
+from lrdecay.tracking.client import open_client
 
 ROOT = Path(__file__).resolve().parents[1]
 BASE = ["dataset=digits", "trainer.progress=off", "tracking.log_plot=false"]

@@ -19,6 +19,8 @@ from pathlib import Path
 import pytest
 from omegaconf import DictConfig
 
+from lrdecay.tracking.environment import set_mlflow_defaults
+
 # Re-exported: test files written against this module keep importing them from here.
 from tests.helpers import CONF_DIR as CONF_DIR
 from tests.helpers import ROOT as ROOT
@@ -30,6 +32,10 @@ from tests.helpers import new_store
 from tests.helpers import require_debian_package as require_debian_package
 from tests.helpers import require_fashion_mnist as require_fashion_mnist
 from tests.helpers import run_cli as run_cli
+
+# The test process starts like train.py does: its in-process runs get the short HTTP retries of
+# a real run (a server stopped mid-run costs seconds, not MLflow's minutes of backoff).
+set_mlflow_defaults()
 
 #: Test files that take minutes, longest first (by their seconds in a full run). The suite runs
 #: in two workers, each taking the next whole file; files handed out longest first keep one

@@ -30,7 +30,8 @@ LAUNCHER = """
 import os, socket, sys
 import mlflow.store.tracking.sqlalchemy_store
 from lrdecay.sweep.callbacks import HOST_TAG, PID_TAG, close_dead_parents
-from lrdecay.tracking.tracker import MlflowTracker, default_artifact_root
+from lrdecay.tracking.run_logger import MlflowTracker
+from lrdecay.tracking.store import default_artifact_root
 uri, count = sys.argv[1], int(sys.argv[2])
 children = []
 for _ in range(count):

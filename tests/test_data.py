@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import gzip
 import struct
+import sys
 from pathlib import Path
 
 import numpy as np
@@ -157,6 +158,16 @@ def test_a_damaged_digits_cache_is_recomputed(
     assert (len(train), len(test)) == (1437, 360)
     assert torch.equal(train.x, _sklearn_digits_split()[0])
     assert kept.stat().st_size > 10_000  # rewritten whole
+
+
+@pytest.mark.skipif(sys.platform != "linux", reason="XDG_CACHE_HOME is Linux's cache folder")
+def test_digits_are_kept_in_the_users_cache_folder_by_default(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    monkeypatch.delenv(DIGITS_CACHE_ENV, raising=False)
+    monkeypatch.setenv("XDG_CACHE_HOME", str(tmp_path))
+    _read_digits()
+    assert len(list((tmp_path / "lrdecay").glob("digits-*.npz"))) == 1
 
 
 def test_digits_load_when_the_cache_folder_cannot_be_written(

@@ -13,7 +13,7 @@ import pytest
 from omegaconf import OmegaConf
 
 from lrdecay.tracking.resume import IDENTITY, SHIPPED, fingerprint
-from lrdecay.tracking.tracker import flatten
+from lrdecay.tracking.run_logger import flatten
 from tests.conftest import compose_config
 
 #: Command-line changes to what a run computes: each must give another fingerprint.

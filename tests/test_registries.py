@@ -159,7 +159,7 @@ def test_the_report_and_the_runs_default_to_the_same_store(
     tmp_path: Path, monkeypatch: pytest.MonkeyPatch
 ) -> None:
     from lrdecay.report.build import default_uri
-    from lrdecay.tracking.tracker import resolve_uri
+    from lrdecay.tracking.store import resolve_uri
 
     monkeypatch.delenv("MLFLOW_TRACKING_URI", raising=False)
     monkeypatch.chdir(tmp_path)

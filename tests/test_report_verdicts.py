@@ -12,6 +12,7 @@ and a strategy whose rate never moved flagged.
 from __future__ import annotations
 
 import csv
+import itertools
 from collections.abc import Callable
 from dataclasses import dataclass, field
 from pathlib import Path
@@ -32,6 +33,7 @@ from lrdecay.report.build import write_report
 from lrdecay.report.claims import Claim, check_claims
 from lrdecay.report.figures import (
     RATE_ALPHA,
+    _plain_log_ticks,
     curves_figure,
     rates_figure,
     required_censored,
@@ -428,6 +430,34 @@ def test_a_log_axis_within_one_decade_still_reads(tmp_path: Path) -> None:
                 if t.label1.get_visible() and t.label1.get_text() and low <= t.get_loc() <= high
             }
             assert len(shown) >= 3, (ax.get_title(), sorted(shown))
+    finally:
+        plt.close(fig)
+
+
+@pytest.mark.parametrize(
+    ("low", "high", "expected"),
+    [
+        (0.45, 0.75, {"0.5", "0.6", "0.7"}),  # a fifth of a decade: every tick
+        (0.15, 2.3, {"0.2", "0.3", "0.4", "0.6", "1", "2"}),  # two decade ticks: some
+        (1e-8, 0.02, {f"{10.0**-e:g}".replace("-", "\N{MINUS SIGN}") for e in range(2, 9)}),
+    ],
+)
+def test_log_axis_labels_are_plain_numbers_that_never_overlap(
+    low: float, high: float, expected: set[str]
+) -> None:
+    """A loss within a decade reads at every tick; a rate over ten decades (as in the published
+    learning-rate figure) only at its decades, each label clear of the others."""
+    fig, ax = plt.subplots(figsize=(4.5, 5.4))
+    try:
+        ax.plot([1, 2], [low, high])
+        _plain_log_ticks(ax)
+        ax.set_ylim(low, high)
+        fig.canvas.draw()
+        ticks = [*ax.yaxis.get_major_ticks(), *ax.yaxis.get_minor_ticks()]
+        shown = [t.label1 for t in ticks if t.label1.get_text() and low <= t.get_loc() <= high]
+        assert {label.get_text() for label in shown} == expected
+        boxes = sorted((label.get_window_extent() for label in shown), key=lambda b: b.y0)
+        assert all(a.y1 <= b.y0 for a, b in itertools.pairwise(boxes))
     finally:
         plt.close(fig)
 

@@ -24,7 +24,7 @@ import pytest
 
 from lrdecay.core import interrupts
 from lrdecay.core.interrupts import Interrupted, raise_interrupted
-from lrdecay.tracking.tracker import MlflowTracker
+from lrdecay.tracking.run_logger import MlflowTracker
 from tests.helpers import new_store
 
 WRITES = 150

@@ -15,7 +15,8 @@ import pytest
 from lrdecay.core.outcome import RunOutcome, RunStatus
 from lrdecay.core.records import EpochRecord, epoch_key
 from lrdecay.errors import TrackingError
-from lrdecay.tracking.tracker import OUTCOME_TAG, MlflowTracker, default_artifact_root
+from lrdecay.tracking.run_logger import OUTCOME_TAG, MlflowTracker
+from lrdecay.tracking.store import default_artifact_root
 from tests.helpers import new_store
 
 

@@ -33,10 +33,12 @@ from lrdecay.core.progress import EpochLogLine, ProgressBar
 from lrdecay.core.records import EpochRecord
 from lrdecay.core.resources import resolve_device, seed_everything, set_threads
 from lrdecay.core.torch_schedules import TorchScheduler
+from lrdecay.provenance import git_commit
 from lrdecay.scheduler_config import build_scheduler, check_scheduler, with_budget
 from lrdecay.scheduler_config import sized as sized_config
 from lrdecay.sweep.outcomes import write_result
 from lrdecay.tracking.batch_rates import BatchRates
+from lrdecay.tracking.experiments import experiment_name
 from lrdecay.tracking.redact import redact_text, redact_uri
 from lrdecay.tracking.resume import (
     CHECKPOINT_TAG,
@@ -46,15 +48,8 @@ from lrdecay.tracking.resume import (
     fingerprint,
     replace_stale,
 )
-from lrdecay.tracking.tracker import (
-    MlflowTracker,
-    default_artifact_root,
-    experiment_name,
-    flatten,
-    git_commit,
-    outcome_from_run,
-    resolve_uri,
-)
+from lrdecay.tracking.run_logger import MlflowTracker, flatten, outcome_from_run
+from lrdecay.tracking.store import default_artifact_root, resolve_uri
 from lrdecay.tracking.ui import OPTION_KEYS, RUN_COLOR_TAG, name_suffix, run_params, setting_colour
 
 log = logging.getLogger("lrdecay")

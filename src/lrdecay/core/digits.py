@@ -8,14 +8,16 @@ import os
 from pathlib import Path
 
 import numpy as np
+import platformdirs
 import torch
 
 from lrdecay.atomic import replacing
 from lrdecay.core.splits import Split, normalise
 
-#: The folder that keeps the digits split once computed (default ``$XDG_CACHE_HOME/lrdecay``,
-#: else ``~/.cache/lrdecay``; safe to delete). Importing scikit-learn costs a process about a
-#: second, and each run of the embedded default would pay it to rebuild the same 1 797 images.
+#: The folder that keeps the digits split once computed (default: the platform's user cache
+#: folder, ``$XDG_CACHE_HOME/lrdecay`` or ``~/.cache/lrdecay`` on Linux; safe to delete).
+#: Importing scikit-learn costs a process about a second, and each run of the embedded default
+#: would pay it to rebuild the same 1 797 images.
 DIGITS_CACHE_ENV = "LRDECAY_CACHE"
 
 
@@ -31,11 +33,9 @@ def _digits_cache(test_fraction: float, seed: int) -> Path | None:
     if os.environ.get(DIGITS_CACHE_ENV):
         folder = Path(os.environ[DIGITS_CACHE_ENV]).expanduser()
     else:
-        try:
-            base = Path(os.environ.get("XDG_CACHE_HOME") or Path.home() / ".cache")
-        except RuntimeError:  # no home directory to resolve
+        folder = platformdirs.user_cache_path("lrdecay", appauthor=False)
+        if not folder.is_absolute():  # no home directory to resolve
             return None
-        folder = base.expanduser() / "lrdecay"
     return folder / f"digits-sklearn{sklearn}-test{test_fraction}-seed{seed}.npz"
 
 

@@ -50,6 +50,7 @@ from lrdecay.report.stats import (
     summarise,
 )
 from lrdecay.report.tables import build_table, to_csv, to_latex, to_markdown
+from lrdecay.tracking.environment import set_mlflow_defaults
 from lrdecay.tracking.redact import redact_uri
 from lrdecay.tracking.store import DEFAULT_STORE_DIR, STORE_FILE
 
@@ -348,6 +349,7 @@ def _parser() -> argparse.ArgumentParser:
 def main(argv: Sequence[str] | None = None) -> int:
     """Command-line entry point; returns the exit status (0, or 1 with one line on stderr)."""
     args = _parser().parse_args(argv)
+    set_mlflow_defaults()
     uri = args.tracking_uri or default_uri()
     try:
         if args.target is not None and not 0 < args.target <= 1:

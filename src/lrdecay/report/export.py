@@ -59,6 +59,7 @@ from lrdecay.report.stats import (
     search_all,
     store_client,
 )
+from lrdecay.tracking.environment import set_mlflow_defaults
 from lrdecay.tracking.redact import redact_uri
 
 # MLflow draws a progress bar per downloaded artifact: one per run, hundreds of lines of noise.
@@ -408,6 +409,7 @@ def main(argv: Sequence[str] | None = None) -> int:
     parser.add_argument("--out", type=Path, required=True, help="the files' folder")
     parser.add_argument("--tracking-uri", default=None, help="default: as lrdecay-report")
     args = parser.parse_args(argv)
+    set_mlflow_defaults()
     uri = args.tracking_uri or default_uri()
     try:
         paths = export(store_client(uri), args.experiment, args.out)

@@ -23,7 +23,7 @@ import matplotlib.pyplot as plt
 import numpy as np
 from matplotlib.axes import Axes
 from matplotlib.lines import Line2D
-from matplotlib.ticker import FuncFormatter, MaxNLocator
+from matplotlib.ticker import LogFormatter, MaxNLocator, StrMethodFormatter
 
 from lrdecay.core.schedules import FIXED_STRATEGY
 from lrdecay.palette import (
@@ -217,20 +217,20 @@ def _sequence_legend(fig: plt.Figure, rows: Sequence[SettingSummary], st: dict[s
     )
 
 
+class _PlainLogFormatter(LogFormatter):
+    """matplotlib's choice of the log ticks to label, written 0.2 rather than 2×10⁻¹."""
+
+    def __call__(self, x: float, pos: int | None = None) -> str:
+        return self.fix_minus(f"{x:g}") if super().__call__(x, pos) else ""
+
+
 def _plain_log_ticks(ax: Axes) -> None:
-    """Log-scaled y with tick labels written 0.2, 0.5, 1 rather than 2×10⁻¹; on an axis that
-    spans less than a decade (where 2× and 5× alone would leave one label) every minor tick is
-    labelled."""
+    """Log-scaled y with tick labels written 0.2, 1, 2; minor ticks labelled by matplotlib's
+    rule: all within a decade, 2, 3, 4 and 6 up to two decade ticks, beyond those none."""
     ax.set_yscale("log")
-    ax.yaxis.set_major_formatter(FuncFormatter(lambda v, _: f"{v:g}"))
-    ax.yaxis.set_minor_formatter(FuncFormatter(lambda v, _: _minor_label(v, _decades(ax))))
+    ax.yaxis.set_major_formatter(StrMethodFormatter("{x:g}"))
+    ax.yaxis.set_minor_formatter(_PlainLogFormatter(minor_thresholds=(2, 1)))
     ax.tick_params(axis="y", which="minor", labelsize=8)
-
-
-def _decades(ax: Axes) -> float:
-    """How many decades the (log-scaled) y axis spans as drawn."""
-    low, high = ax.get_ylim()
-    return float(np.log10(high / low)) if low > 0 and high > low else 0.0
 
 
 def _epoch_axis(ax: Axes, last: int) -> None:
@@ -238,15 +238,6 @@ def _epoch_axis(ax: Axes, last: int) -> None:
     ax.set_xlabel("epoch", fontsize=11)
     ax.xaxis.set_major_locator(MaxNLocator(integer=True))
     ax.set_xlim(1 - 0.3, last + 0.3)
-
-
-def _minor_label(value: float, decades: float) -> str:
-    """Label the 2× and 5× ticks of each decade only, so minor labels never crowd; all of them
-    when the axis spans less than one decade."""
-    if value <= 0:
-        return ""
-    mantissa = round(value / 10 ** np.floor(np.log10(value)), 6)
-    return f"{value:g}" if decades < 1 or mantissa in (2.0, 5.0) else ""
 
 
 def _panel_rows(rows: Sequence[SettingSummary], strategy: str) -> list[SettingSummary]:

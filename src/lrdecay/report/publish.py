@@ -25,6 +25,7 @@ from mlflow.tracking import MlflowClient
 
 from lrdecay.errors import LrdecayError
 from lrdecay.host import available_cores
+from lrdecay.provenance import git_commit
 from lrdecay.report.build import default_uri, write_report
 from lrdecay.report.claims import Claim, check_claims, check_modern
 from lrdecay.report.export import (
@@ -34,8 +35,8 @@ from lrdecay.report.export import (
     STUDY_PREDICTIONS_FILE,
 )
 from lrdecay.report.stats import SCORE_NAMES, RunSet, load_runs, scored_by, summarise
+from lrdecay.tracking.environment import set_mlflow_defaults
 from lrdecay.tracking.redact import redact_uri
-from lrdecay.tracking.tracker import git_commit
 
 #: The project's Hydra config folder (the presets whose budget a page states).
 CONF_DIR = Path(__file__).resolve().parents[3] / "conf"
@@ -325,6 +326,7 @@ def main(argv: Sequence[str] | None = None) -> int:
     parser.add_argument("--command", default="make results", help="the command the page names")
     parser.add_argument("--preset", default=None, help="the experiment= preset that launched it")
     args = parser.parse_args(argv)
+    set_mlflow_defaults()
     uri = args.tracking_uri or default_uri()
     try:
         page = publish(

@@ -40,8 +40,9 @@ from lrdecay.palette import (
     modern_arm,
 )
 from lrdecay.report.inference import Comparison, compare_means, holm, km_median
-from lrdecay.tracking.store import DEFAULT_STORE_DIR, sqlite_uri
-from lrdecay.tracking.tracker import open_client, outcome_from_run, sqlite_path
+from lrdecay.tracking.client import open_client
+from lrdecay.tracking.run_logger import outcome_from_run
+from lrdecay.tracking.store import DEFAULT_STORE_DIR, sqlite_path, sqlite_uri
 from lrdecay.tracking.ui import STAGE_TAG
 
 #: The run metric behind each scoring column, and how the report names it.
@@ -82,7 +83,7 @@ class ReportError(LrdecayError):
 @dataclass
 class RunRecord:
     """One training run as the report needs it: its outcome (status, run-level numbers, as
-    :func:`~lrdecay.tracking.tracker.outcome_from_run` reads them), what it trained (its
+    :func:`~lrdecay.tracking.run_logger.outcome_from_run` reads them), what it trained (its
     optimizer, sequence, strategy, seed and data set), its params and its per-epoch history."""
 
     outcome: RunOutcome

@@ -39,11 +39,15 @@ from lrdecay.tracking.redact import redact_logging, redact_text, redact_uri
 
 #: What the launching process imports to track a sweep, and to write its report: each loaded
 #: with the garbage collector paused, then frozen (:func:`lrdecay.host.import_frozen`).
-TRACKING_MODULES = ("mlflow", "mlflow.store.tracking.sqlalchemy_store", "lrdecay.tracking.tracker")
+TRACKING_MODULES = (
+    "mlflow",
+    "mlflow.store.tracking.sqlalchemy_store",
+    "lrdecay.tracking.run_logger",
+)
 REPORT_MODULES = ("lrdecay.report.build",)
 
 if TYPE_CHECKING:  # Hydra builds this callback for every run: keep MLflow and torch lazy
-    from lrdecay.tracking.tracker import MlflowTracker
+    from lrdecay.tracking.run_logger import MlflowTracker
 
 log = logging.getLogger("lrdecay")
 #: Tags of a sweep's parent run naming its launching process, so that a later sweep can tell
@@ -133,12 +137,9 @@ class SweepTracking(Callback):
         self.report = conf.report
         store = Path(config.hydra.runtime.cwd) / conf.tracking.store_dir
         import_frozen(TRACKING_MODULES)
-        from lrdecay.tracking.tracker import (
-            MlflowTracker,
-            default_artifact_root,
-            experiment_name,
-            resolve_uri,
-        )
+        from lrdecay.tracking.experiments import experiment_name
+        from lrdecay.tracking.run_logger import MlflowTracker
+        from lrdecay.tracking.store import default_artifact_root, resolve_uri
 
         try:
             uri = resolve_uri(conf.tracking.uri, store)

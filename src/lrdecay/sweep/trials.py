@@ -166,7 +166,8 @@ class LrdecayTrials(TrialHooks):
         if self._mlflow is None:
             self._mlflow = False
             if OmegaConf.select(self.config, "tracking.enabled", default=False):
-                from lrdecay.tracking.tracker import open_client, resolve_uri
+                from lrdecay.tracking.client import open_client
+                from lrdecay.tracking.store import resolve_uri
 
                 store = self.base_dir / str(self.config.tracking.store_dir)
                 self._mlflow = open_client(resolve_uri(self.config.tracking.uri, store))

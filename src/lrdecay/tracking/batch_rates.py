@@ -15,11 +15,11 @@ from mlflow.entities import Metric
 from lrdecay.core.hooks import Listener
 from lrdecay.core.records import EpochRecord
 from lrdecay.core.torch_schedules import BATCH_LR_METRIC
-from lrdecay.tracking.tracker import with_retry
+from lrdecay.tracking.client import with_retry
 
 if TYPE_CHECKING:
     from lrdecay.core.torch_schedules import TorchScheduler
-    from lrdecay.tracking.tracker import MlflowTracker
+    from lrdecay.tracking.run_logger import MlflowTracker
 
 #: MLflow's limit of metrics per ``log_batch`` call.
 METRIC_BATCH = 1000

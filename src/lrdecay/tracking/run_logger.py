@@ -1,238 +1,38 @@
-"""Everything MLflow: store location, experiment, run name, tags, params, metrics, artifacts
-(a run's curves figure, and its predictions on the split that scored it).
-
-The default store is SQLite at ``<store_dir>/mlflow.db`` with artifacts under
-``<store_dir>/artifacts``; ``tracking.uri`` or ``MLFLOW_TRACKING_URI`` points anywhere else.
-The client API is used throughout (no fluent global run), so nothing leaks between jobs that
-share a worker process.
+"""One training run in MLflow: its tags, params, per-epoch metrics (queued and retried while the
+store is away), and at its end the outcome, predictions and curves figure; and the outcome read
+back from a run. The client API is used throughout (no fluent global run), so nothing leaks
+between jobs that share a worker process.
 """
 
 from __future__ import annotations
 
-import base64
-import contextlib
-import fcntl
-import functools
-import inspect
 import logging
-import os
-import sqlite3
-import subprocess
 import tempfile
 import time
-import urllib.error
-import urllib.request
-from collections.abc import Callable, Iterable, Iterator, Mapping
+from collections.abc import Iterable, Mapping
 from pathlib import Path
-from typing import TYPE_CHECKING, Any, TypeVar
-from urllib.parse import urlsplit, urlunsplit
+from typing import Any
 
 from mlflow.entities import Metric, Param, Run, RunTag
 from mlflow.exceptions import MlflowException
-from mlflow.tracking import MlflowClient
 
 from lrdecay.core.hooks import FitStart, Listener
-from lrdecay.core.interrupts import stop_deferred
 from lrdecay.core.outcome import SUMMARY_METRICS, RunOutcome, RunStatus
 from lrdecay.core.predictions import PREDICTIONS_FILE, Predictions
 from lrdecay.core.records import EpochRecord, by_name, epoch_key
 from lrdecay.errors import TrackingError
-from lrdecay.tracking.credentials import PASSWORD_ENV, USERNAME_ENV
+from lrdecay.tracking.client import check_server, open_client, with_retry
+from lrdecay.tracking.experiments import ensure_experiment
 from lrdecay.tracking.redact import redact_uri
-from lrdecay.tracking.store import sqlite_uri
-from lrdecay.tracking.ui import (
-    SHARED_VIEW_TAG,
-    experiment_tags,
-)
-
-if TYPE_CHECKING:
-    from lrdecay.config import LrdecayConfig
+from lrdecay.tracking.store import check_scheme, check_writable
 
 log = logging.getLogger(__name__)
-T = TypeVar("T")
 
 #: Tags a training run ends with: its :class:`RunStatus` value, and ``true``/``false`` flags
 #: for the two early ends MLflow's own status cannot tell apart (a divergence is FAILED like a
 #: crash, a pruned trial KILLED like an interrupted run).
 OUTCOME_TAG, DIVERGED_TAG, PRUNED_TAG = "outcome", "diverged", "pruned"
 PARAM_BATCH = 100  # MLflow's limit of params per log_batch call
-SCHEMES = ("sqlite", "http", "https", "file", "postgresql", "mysql", "mssql", "databricks")
-
-# MLflow's own HTTP client retries a dead server for minutes per call; this module retries with
-# its own, shorter backoff and keeps training meanwhile. Users can still override both.
-os.environ.setdefault("MLFLOW_HTTP_REQUEST_MAX_RETRIES", "1")
-os.environ.setdefault("MLFLOW_HTTP_REQUEST_TIMEOUT", "10")
-# MLflow prints each run's URL, credentials included; our own log line names the run instead.
-os.environ.setdefault("MLFLOW_SUPPRESS_PRINTING_URL_TO_STDOUT", "true")
-
-
-def with_retry(fn: Callable[[], T], attempts: int, first_delay: float = 0.5) -> T:
-    """Call ``fn``, retrying failures with exponential backoff; re-raise the last failure."""
-    delay = first_delay
-    for attempt in range(1, attempts + 1):
-        try:
-            return fn()
-        except Exception:
-            if attempt == attempts:
-                raise
-            time.sleep(delay)
-            delay = min(delay * 2, 8.0)
-    raise AssertionError("unreachable")
-
-
-def resolve_uri(uri: str | None, store_dir: Path) -> str:
-    """The tracking URI: explicit ``uri``, else ``MLFLOW_TRACKING_URI``, else local SQLite."""
-    if uri:
-        return uri
-    if os.environ.get("MLFLOW_TRACKING_URI"):
-        return os.environ["MLFLOW_TRACKING_URI"]
-    try:
-        store_dir.mkdir(parents=True, exist_ok=True)
-    except OSError as exc:
-        raise TrackingError(
-            f"tracking.store_dir={store_dir} cannot be created "
-            f"({exc.strerror or type(exc).__name__}). Fix: point "
-            "tracking.store_dir at a writable folder"
-        ) from exc
-    return sqlite_uri(store_dir)
-
-
-def sqlite_path(uri: str) -> Path | None:
-    """The database file of a ``sqlite:///`` URI; None for any other store."""
-    return Path(uri[len("sqlite:///") :]) if uri.startswith("sqlite:///") else None
-
-
-@contextlib.contextmanager
-def store_lock(uri: str) -> Iterator[None]:
-    """Hold an exclusive lock on ``<db>.lock`` beside a SQLite store (nothing for other stores),
-    so that only one process at a time creates or upgrades its schema."""
-    db = sqlite_path(uri)
-    if db is None:
-        yield
-        return
-    db.parent.mkdir(parents=True, exist_ok=True)
-    with open(db.with_name(db.name + ".lock"), "a") as handle:
-        fcntl.flock(handle, fcntl.LOCK_EX)
-        try:
-            yield
-        finally:
-            fcntl.flock(handle, fcntl.LOCK_UN)
-
-
-def sqlite_tables(db: Path) -> list[str]:
-    """The tables of the SQLite database ``db``, read without writing; raises
-    :class:`sqlite3.Error` when the file is not a SQLite database."""
-    with contextlib.closing(sqlite3.connect(f"{db.resolve().as_uri()}?mode=ro", uri=True)) as con:
-        rows = con.execute("SELECT name FROM sqlite_master WHERE type = 'table'").fetchall()
-    return [name for (name,) in rows]
-
-
-def store_damage(db: Path) -> TrackingError | None:
-    """One line for a SQLite store file MLflow could not open: not a database at all, or left
-    mid-upgrade by an interrupted migration; None when the file looks sound."""
-    if not db.is_file():
-        return None
-    try:
-        tables = sqlite_tables(db)
-    except sqlite3.Error as error:
-        return TrackingError(
-            f"{db} is not an MLflow SQLite store ({error}). Fix: move it aside, or point "
-            "tracking.uri (or tracking.store_dir) elsewhere"
-        )
-    leftovers = [name for name in tables if name.startswith("_alembic_tmp_")]
-    if leftovers:
-        return TrackingError(
-            f"the MLflow store {db} is damaged (an interrupted schema upgrade left "
-            f"{', '.join(leftovers)}). Fix: move it aside or restore a backup, or "
-            "point tracking.uri at a fresh store"
-        )
-    return None
-
-
-class StopSafeClient(MlflowClient):
-    """An :class:`MlflowClient` whose public calls a stop signal never cuts in half: the
-    signal's :class:`~lrdecay.core.interrupts.Interrupted` is raised as the call returns."""
-
-    def __getattribute__(self, name: str) -> Any:
-        attr = super().__getattribute__(name)
-        if name.startswith("_") or not inspect.ismethod(attr):
-            return attr
-
-        @functools.wraps(attr)
-        def call(*args: Any, **kwargs: Any) -> Any:
-            with stop_deferred():
-                return attr(*args, **kwargs)
-
-        return call
-
-
-def open_client(uri: str) -> MlflowClient:
-    """An MLflow client on ``uri``. MLflow creates and upgrades a SQLite store's schema when the
-    client is made; the store's lock keeps processes that start together from racing there,
-    and a stop signal waits for the upgrade to end."""
-    with store_lock(uri), stop_deferred():
-        try:
-            return StopSafeClient(tracking_uri=uri)
-        except Exception as exc:
-            db = sqlite_path(uri)
-            damage = store_damage(db) if db is not None else None
-            if damage is not None:
-                raise damage from exc
-            raise
-
-
-def check_writable(uri: str) -> None:
-    """Fail with one line when a SQLite store's file or folder cannot be written (a run would
-    otherwise fail deep inside MLflow, or after training, when it logs)."""
-    db = sqlite_path(uri)
-    if db is None:
-        return
-    try:
-        db.parent.mkdir(parents=True, exist_ok=True)
-        tempfile.TemporaryFile(dir=db.parent).close()  # SQLite writes its journal beside it
-        if db.exists():
-            with db.open("r+b"):
-                pass
-    except OSError as exc:
-        raise TrackingError(
-            f"the MLflow store {db} is not writable "
-            f"({exc.strerror or type(exc).__name__}). Fix: point "
-            "tracking.store_dir (or tracking.uri) at a writable place"
-        ) from exc
-
-
-def experiment_name(conf: LrdecayConfig) -> str:
-    """``tracking.experiment`` or ``lrdecay-<dataset>``: one experiment per data set."""
-    return conf.tracking.experiment or f"lrdecay-{conf.dataset.name}"
-
-
-def default_artifact_root(uri: str) -> str | None:
-    """Artifacts of a SQLite store live beside its file (``<db folder>/artifacts``), never in
-    the working directory; servers choose their own."""
-    if uri.startswith("sqlite:///"):
-        return (Path(uri[len("sqlite:///") :]).resolve().parent / "artifacts").as_uri()
-    return None
-
-
-def ensure_experiment(client: MlflowClient, name: str, artifact_root: str | None) -> str:
-    """The id of experiment ``name``, created if needed; tolerates another process racing."""
-    found = client.get_experiment_by_name(name)
-    if found is not None:
-        if found.lifecycle_stage == "deleted":
-            client.restore_experiment(found.experiment_id)
-        for key, value in experiment_tags().items():  # made before the project wrote them
-            stale = key.startswith(SHARED_VIEW_TAG) and found.tags.get(key) != value
-            if key not in found.tags or stale:  # its kind, unless set; the project's view
-                client.set_experiment_tag(found.experiment_id, key, value)
-        return found.experiment_id
-    location = f"{artifact_root}/{name}" if artifact_root else None
-    try:
-        return client.create_experiment(name, artifact_location=location, tags=experiment_tags())
-    except MlflowException:
-        found = client.get_experiment_by_name(name)
-        if found is None:
-            raise
-        return found.experiment_id
 
 
 def flatten(tree: Mapping[str, Any], prefix: str = "") -> dict[str, str]:
@@ -245,22 +45,6 @@ def flatten(tree: Mapping[str, Any], prefix: str = "") -> dict[str, str]:
         else:
             out[name] = str(value)
     return out
-
-
-def git_commit(path: Path) -> str | None:
-    """The commit checked out at ``path``, if it is a git work tree."""
-    try:
-        out = subprocess.run(
-            ["git", "rev-parse", "HEAD"],
-            cwd=path,
-            capture_output=True,
-            text=True,
-            timeout=5,
-            check=False,
-        )
-    except (OSError, subprocess.SubprocessError):
-        return None
-    return out.stdout.strip() or None if out.returncode == 0 else None
 
 
 class MlflowTracker(Listener):
@@ -280,13 +64,7 @@ class MlflowTracker(Listener):
         self.experiment = experiment
         self.artifact_root = artifact_root
         self.log_plot = log_plot
-        scheme = uri.split(":", 1)[0].split("+", 1)[0] if ":" in uri else "file"
-        if scheme not in SCHEMES:
-            raise TrackingError(
-                f"tracking.uri={redact_uri(uri)} has an unknown scheme "
-                f"'{scheme}'; use one of {', '.join(SCHEMES)} "
-                "(e.g. sqlite:///mlruns/mlflow.db or http://127.0.0.1:5000)"
-            )
+        check_scheme(uri)
         check_writable(uri)
         try:
             self.client = open_client(uri)
@@ -300,36 +78,9 @@ class MlflowTracker(Listener):
         self.pending: list[tuple[int, dict[str, float]]] = []
         self.warned = False
 
-    def _check_server(self) -> None:
-        """Fail in seconds, with one clear line, when an HTTP tracking server is not there."""
-        if not self.uri.startswith(("http://", "https://")):
-            return
-        parts = urlsplit(self.uri)
-        host = f"{parts.hostname}:{parts.port}" if parts.port else (parts.hostname or "")
-        request = urllib.request.Request(
-            urlunsplit(parts._replace(netloc=host)).rstrip("/") + "/health"
-        )
-        user = parts.username or os.environ.get(USERNAME_ENV)
-        if user:
-            password = parts.password or os.environ.get(PASSWORD_ENV, "")
-            token = base64.b64encode(f"{user}:{password}".encode())
-            request.add_header("Authorization", f"Basic {token.decode()}")
-        try:
-            with urllib.request.urlopen(request, timeout=5):
-                pass
-        except urllib.error.HTTPError:
-            return  # something answers; MLflow's own calls will tell if it is not MLflow
-        except (OSError, ValueError) as exc:
-            reason = getattr(exc, "reason", exc)
-            raise TrackingError(
-                f"the MLflow server at {redact_uri(self.uri)} is unreachable "
-                f"({reason}). Fix: start it (mlflow server --host 127.0.0.1 "
-                "--port ...), or point tracking.uri at another store"
-            ) from exc
-
     def connect(self) -> str:
         """Reach the store and make sure the experiment exists, before any data loads."""
-        self._check_server()
+        check_server(self.uri)
         try:
             self.experiment_id = ensure_experiment(self.client, self.experiment, self.artifact_root)
         except MlflowException as exc:
