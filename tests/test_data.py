@@ -166,7 +166,7 @@ def test_digits_are_kept_in_the_users_cache_folder_by_default(
 ) -> None:
     monkeypatch.delenv(DIGITS_CACHE_ENV, raising=False)
     monkeypatch.setenv("XDG_CACHE_HOME", str(tmp_path))
-    _read_digits()
+    read_digits()
     assert len(list((tmp_path / "lrdecay").glob("digits-*.npz"))) == 1
 
 
