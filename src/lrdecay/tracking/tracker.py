@@ -55,7 +55,8 @@ T = TypeVar("T")
 #: for the two early ends MLflow's own status cannot tell apart (a divergence is FAILED like a
 #: crash, a pruned trial KILLED like an interrupted run).
 OUTCOME_TAG, DIVERGED_TAG, PRUNED_TAG = "outcome", "diverged", "pruned"
-PARAM_BATCH = 100  # MLflow's limit of params per log_batch call
+PARAM_BATCH = 100  # MLflow's limit of params (and of tags) per log_batch call
+METRIC_BATCH = 1000  # MLflow's limit of metrics (and of all entries) per log_batch call
 SCHEMES = ("sqlite", "http", "https", "file", "postgresql", "mysql", "mssql", "databricks")
 
 # MLflow's own HTTP client retries a dead server for minutes per call; this module retries with
