@@ -251,11 +251,13 @@ def _restore_run(client: MlflowClient, experiment_id: str, run: ExportedRun) -> 
 
 
 def restore(
-    client: MlflowClient, folder: Path, experiment: str, artifact_root: str | None = None
+    client: MlflowClient,
+    runs: Sequence[ExportedRun],
+    experiment: str,
+    artifact_root: str | None = None,
 ) -> Restored:
     """Recreate in ``experiment`` (made if absent, its artifacts under ``artifact_root``) each
-    run exported in ``folder`` whose fingerprint it does not hold yet."""
-    runs = read_export(folder)
+    of ``runs`` (:func:`read_export`) whose fingerprint it does not hold yet."""
     experiment_id = ensure_experiment(client, experiment, artifact_root)
     present = _present(client, experiment_id)
     done = Restored()
@@ -293,10 +295,11 @@ def main(argv: Sequence[str] | None = None) -> int:
         experiment = (
             args.experiment or json.loads(manifest.read_text(encoding="utf-8"))["experiment"]
         )
+        runs = read_export(args.data)  # all of it read and checked before the store is opened
         uri = resolve_uri(args.tracking_uri, Path(DEFAULT_STORE_DIR))
         check_writable(uri)
         client = open_client(uri)
-        done = restore(client, args.data, experiment, default_artifact_root(uri))
+        done = restore(client, runs, experiment, default_artifact_root(uri))
     except (ReportError, TrackingError, MlflowException) as exc:
         where = f" (store {redact_uri(uri)})" if uri else ""
         print(f"lrdecay-restore: {str(exc).splitlines()[0]}{where}", file=sys.stderr)
