@@ -77,7 +77,7 @@ def restored(tmp_path_factory: pytest.TempPathFactory) -> Restored:
     assert done.returncode == 0, done.stderr[-3000:]
     first, fresh = origin / "data", tmp_path_factory.mktemp("fresh")
     export(MlflowClient(store_uri(origin)), EXPERIMENT, first)
-    seed_store(fresh)  # an empty store where the runs' default is, without minutes of migrations
+    seed_store(fresh)  # an empty store where the runs' default is, skipping seconds of migrations
     out = _restore_cli(first, fresh, "--experiment", EXPERIMENT)
     assert out.returncode == 0, out.stderr[-3000:]
     second = fresh / "data"
