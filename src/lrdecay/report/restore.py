@@ -235,9 +235,10 @@ def _restore_run(client: MlflowClient, experiment_id: str, run: ExportedRun) -> 
     run_id = created.info.run_id
     try:
         params = [Param(key, row[column]) for key, column in PARAM_COLUMNS.items() if row[column]]
-        client.log_batch(run_id, params=params)
         metrics = _metrics(run, run.end or run.start or int(time.time() * 1000))
-        for i in range(0, len(metrics), METRIC_BATCH):
+        first = METRIC_BATCH - len(params)  # the params ride with the first metrics: one call
+        client.log_batch(run_id, params=params, metrics=metrics[:first])
+        for i in range(first, len(metrics), METRIC_BATCH):
             client.log_batch(run_id, metrics=metrics[i : i + METRIC_BATCH])
         if run.predictions is not None:
             with tempfile.TemporaryDirectory() as tmp:
