@@ -103,13 +103,14 @@ def main() -> None:
         (root / "target").mkdir()
         target = f"sqlite:///{root / 'target' / 'mlflow.db'}"
         client = timed("open a new store (MLflow's schema)", lambda: _opened(target))
-        runs = timed("read and check the files", lambda: read_export(first))
+        exported = timed("read and check the files", lambda: read_export(first))
         artifacts = default_artifact_root(target)
-        done = timed("restore", lambda: restore(client, runs, EXPERIMENT, artifacts))
-        again = timed("restore again", lambda: restore(client, runs, EXPERIMENT, artifacts))
+        done = timed("restore", lambda: restore(client, exported, EXPERIMENT, artifacts))
+        again = timed("restore again", lambda: restore(client, exported, EXPERIMENT, artifacts))
         timed("export the restored store", lambda: export(client, EXPERIMENT, second))
         for name in (RUNS_FILE, HISTORIES_FILE, STUDY_PREDICTIONS_FILE):
             assert (first / name).read_bytes() == (second / name).read_bytes(), name
+        runs = exported.runs
         assert len(done.added) == len(runs) and not again.added and again.present == len(runs)
         size = sum((first / n).stat().st_size for n in (RUNS_FILE, HISTORIES_FILE))
         print(

@@ -32,7 +32,16 @@ from lrdecay.report.export import (
 from lrdecay.report.restore import main as restore_main
 from lrdecay.report.stats import load_runs
 from lrdecay.tracking.resume import FINGERPRINT_TAG, RESTORED_FROM_TAG
-from tests.helpers import cli_env, experiment_runs, new_store, run_cli, seed_store, store_uri
+from lrdecay.tracking.ui import ROLE_TAG, SWEEP_ROLE
+from tests.helpers import (
+    cli_env,
+    experiment_runs,
+    is_sweep_parent,
+    new_store,
+    run_cli,
+    seed_store,
+    store_uri,
+)
 
 EXPERIMENT = "restore-digits"
 SWEEP = [
@@ -49,9 +58,8 @@ SWEEP = [
 ]
 #: What a restored run cannot have: the files hold no epoch's seconds.
 NOT_IN_FILES = {epoch_key("epoch_seconds")}
-#: What an export says of the store beyond its runs, so not of the runs restored: the
-#: experiment's id, and the runs without a setting (the sweep's parent run).
-STORE_ONLY = {"experiment_id", "untagged"}
+#: What an export says of the store, not of its runs: the experiment's id there.
+STORE_ONLY = "experiment_id"
 
 
 @dataclass
@@ -88,18 +96,17 @@ def restored(tmp_path_factory: pytest.TempPathFactory) -> Restored:
 @pytest.mark.slow
 def test_a_restored_study_exports_as_the_same_files(restored: Restored) -> None:
     """Runs, histories and predictions come back byte for byte (the runs named by the ids they
-    trained as); the manifest differs only in what it says of the store beyond its runs."""
-    assert re.search(r"restored 4 runs into experiment .* \(0 already there\)", restored.said)
+    trained as); the manifest, launches included, differs only in the experiment's id."""
+    assert "restored 4 of 4 runs (0 already there) and 1 of 1 launches" in restored.said
     assert f"{restored.fresh / 'mlruns' / 'mlflow.db'}" in restored.said
     for name in (RUNS_FILE, HISTORIES_FILE, STUDY_PREDICTIONS_FILE):
         assert (restored.second / name).read_bytes() == (restored.first / name).read_bytes(), name
     manifests = [
         json.loads((d / MANIFEST_FILE).read_text()) for d in (restored.first, restored.second)
     ]
-    assert manifests[0]["untagged"] == 1 and manifests[1]["untagged"] == 0
+    assert len(manifests[0]["launches"]) == manifests[0]["untagged"] == 1
     for manifest in manifests:
-        for key in STORE_ONLY:
-            manifest.pop(key)
+        manifest.pop(STORE_ONLY)
     assert manifests[0] == manifests[1]
 
 
@@ -116,7 +123,7 @@ def test_each_restored_run_is_its_original_as_the_store_holds_it(restored: Resto
     originals = {
         r.info.run_id: r for r in experiment_runs(source, EXPERIMENT) if "setting" in r.data.tags
     }
-    copies = experiment_runs(target, EXPERIMENT)
+    copies = [r for r in experiment_runs(target, EXPERIMENT) if "setting" in r.data.tags]
     assert sorted(r.data.tags[RESTORED_FROM_TAG] for r in copies) == sorted(originals)
     for copy in copies:
         original = originals[copy.data.tags[RESTORED_FROM_TAG]]
@@ -137,6 +144,14 @@ def test_each_restored_run_is_its_original_as_the_store_holds_it(restored: Resto
             copied = _points(target, copy.info.run_id, key)
             assert copied == _points(source, original.info.run_id, key) and copied, key
         assert PREDICTIONS_FILE in {a.path for a in target.list_artifacts(copy.info.run_id)}
+    (launch,) = [r for r in experiment_runs(source, EXPERIMENT) if is_sweep_parent(r)]
+    (relaunch,) = [r for r in experiment_runs(target, EXPERIMENT) if is_sweep_parent(r)]
+    assert relaunch.data.tags[RESTORED_FROM_TAG] == launch.info.run_id
+    assert (relaunch.info.status, relaunch.info.run_name) == ("FINISHED", launch.info.run_name)
+    assert (relaunch.info.start_time, relaunch.info.end_time) == (
+        launch.info.start_time,
+        launch.info.end_time,
+    )
     report = load_runs(target, experiment=EXPERIMENT)
     assert [r.outcome.test_acc for r in report.runs] == [
         r.outcome.test_acc for r in load_exported(restored.first).runs
@@ -148,7 +163,9 @@ def test_a_sweep_relaunched_on_the_restored_store_trains_nothing(restored: Resto
     """Every job of the same sweep, launched where the files were restored, is skipped as the
     restored run of its fingerprint: no run is trained or created but the sweep's parent."""
     target = MlflowClient(store_uri(restored.fresh))
-    before = {r.info.run_id for r in experiment_runs(target, EXPERIMENT)}
+    before = {
+        r.info.run_id for r in experiment_runs(target, EXPERIMENT) if "setting" in r.data.tags
+    }
     done = run_cli(SWEEP, restored.fresh)
     assert done.returncode == 0, done.stderr[-3000:]
     skipped = re.findall(r"skipped: FINISHED as run (\w+)", done.stdout)
@@ -157,6 +174,7 @@ def test_a_sweep_relaunched_on_the_restored_store_trains_nothing(restored: Resto
     after = [r for r in experiment_runs(target, EXPERIMENT) if "setting" in r.data.tags]
     assert {r.info.run_id for r in after} == before
     assert all(r.info.status == "FINISHED" and RESTORED_FROM_TAG in r.data.tags for r in after)
+    assert sum(map(is_sweep_parent, experiment_runs(target, EXPERIMENT))) == 2  # and this one
 
 
 @pytest.mark.slow
@@ -166,7 +184,7 @@ def test_restoring_again_adds_nothing(restored: Restored, capsys: pytest.Capture
     args = ["--data", str(restored.first), "--tracking-uri", uri]  # the export's experiment
     assert restore_main(args) == 0
     said = capsys.readouterr().out
-    assert f"restored 0 runs into experiment '{EXPERIMENT}'" in said and "(4 already there)" in said
+    assert "restored 0 of 4 runs (4 already there) and 0 of 1 launches" in said
     after = sorted(r.info.run_id for r in experiment_runs(MlflowClient(uri), EXPERIMENT))
     assert after == before
 
@@ -214,9 +232,10 @@ def test_a_run_without_a_fingerprint_is_left_to_the_sweep(
     uri = new_store(tmp_path / "mlflow.db")
     assert restore_main(["--data", str(data), "--tracking-uri", uri]) == 0
     out = capsys.readouterr()
-    assert "restored 3 runs" in out.out
+    assert "restored 3 of 4 runs" in out.out
     assert "1 runs have no fingerprint" in out.err and "a sweep trains them again" in out.err
-    assert len(experiment_runs(MlflowClient(uri), EXPERIMENT)) == 3
+    runs = experiment_runs(MlflowClient(uri), EXPERIMENT)
+    assert sum("setting" in r.data.tags for r in runs) == 3
 
 
 def test_a_folder_without_an_export_restores_nothing(tmp_path: Path, capsys) -> None:
@@ -264,3 +283,28 @@ def test_a_diverged_run_without_predictions_comes_back_diverged(tmp_path: Path) 
         assert (second / name).read_bytes() == (first / name).read_bytes(), name
     assert restore_main(["--data", str(first), "--tracking-uri", target]) == 0  # diverged: there
     assert len(experiment_runs(MlflowClient(target), "div")) == 1
+
+
+def test_a_launch_still_running_when_exported_comes_back_killed(tmp_path: Path) -> None:
+    """A sweep's parent exported while it ran (no end) is restored KILLED, its launcher not
+    running here, and still without an end: the page times it by its jobs' ends."""
+    uri = new_store(tmp_path / "a.db")
+    client = MlflowClient(tracking_uri=uri)
+    exp = client.create_experiment("live", artifact_location=(tmp_path / "art").as_uri())
+    parent = client.create_run(exp, tags={ROLE_TAG: SWEEP_ROLE}, start_time=5_000, run_name="p")
+    tags = {"setting": "sgd-fixed", "optimizer": "sgd", "sequence": "constant", "seed": "0"}
+    tags |= {"strategy": "fixed", "dataset": "digits", FINGERPRINT_TAG: "0" * 16}
+    job = client.create_run(exp, tags=tags, start_time=6_000).info.run_id
+    client.log_batch(job, metrics=[Metric(summary_key("epochs_run"), 1.0, 0, 1)])
+    client.set_terminated(job, end_time=7_000)
+    export(client, "live", tmp_path / "data")
+
+    target = new_store(tmp_path / "b.db")
+    assert restore_main(["--data", str(tmp_path / "data"), "--tracking-uri", target]) == 0
+    (launch,) = [r for r in experiment_runs(MlflowClient(target), "live") if is_sweep_parent(r)]
+    assert launch.data.tags[RESTORED_FROM_TAG] == parent.info.run_id
+    assert (launch.info.status, launch.info.start_time, launch.info.end_time) == (
+        "KILLED",
+        5_000,
+        None,
+    )

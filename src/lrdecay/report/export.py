@@ -16,7 +16,9 @@ writes into ``--out``:
   that scored the runs (``predicted/<setting>``, with ``seeds/<setting>`` and
   ``run_ids/<setting>`` naming its rows), the items' ``labels``, their ``labels_hash``,
   ``split`` and ``settings``; only arrays of numbers and text, read with ``allow_pickle=False``;
-- ``export.json``: the experiment, and the runs the report leaves out (counted).
+- ``export.json``: the experiment, the runs the report leaves out (counted), and its launches
+  (the sweeps' parent runs: id it ran as, name, status, start and end), which a restore brings
+  back for the page's launch count and wall time.
 
 :func:`load_exported` reads them back into the report's :class:`~lrdecay.report.stats.RunSet`,
 so ``lrdecay-report --data DIR`` rebuilds the table, figures and claims with no store;
@@ -57,6 +59,7 @@ from lrdecay.report.stats import (
     RunRecord,
     RunSet,
     default_uri,
+    launches,
     load_runs,
     read_history,
     search_all,
@@ -257,12 +260,28 @@ def _write(path: Path, data: bytes) -> None:
         tmp.write_bytes(data)
 
 
+def origin_id(run: Run) -> str:
+    """The id ``run`` ran as: a restored run's original id
+    (:data:`~lrdecay.tracking.resume.RESTORED_FROM_TAG`), any other run's own."""
+    return run.data.tags.get(RESTORED_FROM_TAG) or run.info.run_id
+
+
+def _launch(run: Run) -> dict[str, str]:
+    """A launch (a sweep's parent run) as ``export.json`` lists it."""
+    return {
+        "run_id": origin_id(run),
+        "run_name": run.info.run_name or "",
+        "status": run.info.status,
+        "start_utc": _utc(run.info.start_time),
+        "end_utc": _utc(run.info.end_time),
+    }
+
+
 def as_trained(record: RunRecord, run: Run) -> RunRecord:
-    """``record`` under the id its run trained as: a restored run's original id
-    (:data:`~lrdecay.tracking.resume.RESTORED_FROM_TAG`), so that an export of a restored
-    study names its runs as the first export did; any other run's own."""
-    origin = run.data.tags.get(RESTORED_FROM_TAG)
-    if not origin:
+    """``record`` under the id its run trained as (:func:`origin_id`), so that an export of a
+    restored study names its runs as the first export did."""
+    origin = origin_id(run)
+    if origin == record.run_id:
         return record
     return dataclasses.replace(record, outcome=dataclasses.replace(record.outcome, run_id=origin))
 
@@ -297,6 +316,7 @@ def export(client: MlflowClient, experiment: str, out_dir: Path) -> list[Path]:
         "excluded": runset.excluded,
         "untagged": runset.untagged,
         "search_trials": runset.search_trials,
+        "launches": [_launch(run) for run in launches(client, runset.experiment_id)],
     }
     files = {
         RUNS_FILE: _csv(RUN_COLUMNS, rows).encode(),

@@ -12,11 +12,13 @@ under the keys a run logs them, and its ``predictions.npz``; tagged
 :data:`~lrdecay.tracking.resume.RESTORED_FROM_TAG` with the id it trained as. A re-launched
 sweep then skips those jobs (:func:`~lrdecay.tracking.resume.find_prior`), and the report and
 the next export read them as runs (the export names them by the id they trained as, so the
-files do not change). Running it again adds nothing; it never changes or deletes a run.
+files do not change). The study's launches listed in ``export.json`` (its sweeps' parent runs)
+come back too, as parent runs without jobs, so that the published page counts every launch and
+its wall time. Running it again adds nothing; it never changes or deletes a run.
 
 Not in the files, so not restored: each epoch's seconds, a per-batch scheduler's rates, the
 run's ``config.yaml``, ``overrides.txt`` and ``curves.png``, and its other tags (device,
-layout, its sweep's parent). An export written before runs carried their fingerprint is
+layout, which launch ran it). An export written before runs carried their fingerprint is
 refused: its runs could not be matched, and a sweep would train them again beside them. A
 folder that holds no export at all (a study never exported) restores nothing, and says so.
 """
@@ -50,9 +52,10 @@ from lrdecay.report.export import (
     RUNS_FILE,
     STUDY_PREDICTIONS_FILE,
     load_predictions,
+    origin_id,
     read_table,
 )
-from lrdecay.report.stats import ReportError, search_all
+from lrdecay.report.stats import ReportError, launches, search_all
 from lrdecay.tracking.redact import redact_uri
 from lrdecay.tracking.resume import FINGERPRINT_TAG, RESTORED_FROM_TAG
 from lrdecay.tracking.store import DEFAULT_STORE_DIR
@@ -67,7 +70,13 @@ from lrdecay.tracking.tracker import (
     outcome_from_run,
     resolve_uri,
 )
-from lrdecay.tracking.ui import RUN_COLOR_TAG, setting_colour
+from lrdecay.tracking.ui import (
+    ROLE_TAG,
+    RUN_COLOR_TAG,
+    SWEEP_COLOUR,
+    SWEEP_ROLE,
+    setting_colour,
+)
 
 #: The tags a run carries that ``runs.csv`` holds, by column (set where the cell is not empty).
 TAG_COLUMNS = {
@@ -82,6 +91,8 @@ TAG_COLUMNS = {
     "threads": "threads",
     "mlflow.source.git.commit": "commit",
 }
+#: The MLflow statuses of a run that ended.
+ENDED = ("FINISHED", "FAILED", "KILLED")
 #: The run's description in MLflow's UI: where it came from.
 NOTE_TAG = "mlflow.note.content"
 
@@ -110,14 +121,37 @@ class ExportedRun:
         return self.row["fingerprint"]
 
 
+@dataclass(frozen=True)
+class ExportedLaunch:
+    """One launch of the study (a sweep's parent run) as ``export.json`` lists it: the id it ran
+    as, its name, MLflow status, start and end (ms, None when not recorded)."""
+
+    run_id: str
+    run_name: str
+    status: str
+    start: int | None
+    end: int | None
+
+
+@dataclass(frozen=True)
+class Export:
+    """An exported study, read and checked: its experiment, runs and launches."""
+
+    experiment: str
+    runs: list[ExportedRun]
+    launches: list[ExportedLaunch]
+
+
 @dataclass
 class Restored:
     """What a restore did: the runs it added (by the id they trained as), how many the store
-    already held, and the runs it could not match (no fingerprint), left to a sweep."""
+    already held, the runs it could not match (no fingerprint), left to a sweep, and the
+    launches it added."""
 
     added: list[str] = field(default_factory=list)
     present: int = 0
     unmatched: list[str] = field(default_factory=list)
+    launches: list[str] = field(default_factory=list)
 
 
 def _ms(text: str) -> int | None:
@@ -160,9 +194,26 @@ def _predictions(folder: Path, runs: dict[str, ExportedRun]) -> None:
             )
 
 
-def read_export(folder: Path) -> list[ExportedRun]:
-    """The runs of the export in ``folder``, each with its history and predictions, all read
-    before anything is written; refuses an export written before runs could be restored."""
+def _launch(entry: dict[str, str]) -> ExportedLaunch:
+    """A launch of ``export.json``; raises :class:`KeyError` or :class:`ValueError` on one that
+    does not read."""
+    start, end = _ms(entry["start_utc"]), _ms(entry["end_utc"])
+    return ExportedLaunch(entry["run_id"], entry["run_name"], entry["status"], start, end)
+
+
+def read_export(folder: Path) -> Export:
+    """The export in ``folder``: its runs, each with its history and predictions, and its
+    launches, all read before anything is written; refuses an export written before runs could
+    be restored (an export written before launches were listed has none)."""
+    path = folder / MANIFEST_FILE
+    if not path.is_file():
+        raise ReportError(f"no {MANIFEST_FILE} in {folder}: not an exported study")
+    try:
+        manifest = json.loads(path.read_text(encoding="utf-8"))
+        experiment = str(manifest["experiment"])
+        launched = [_launch(entry) for entry in manifest.get("launches", [])]
+    except (KeyError, TypeError, ValueError) as exc:
+        raise ReportError(f"{path} does not read as an export's ({exc!r})") from exc
     rows = read_table(folder / RUNS_FILE)
     lacking = [c for c in RESTORE_COLUMNS if rows and c not in rows[0]]
     if lacking:
@@ -180,7 +231,7 @@ def read_export(folder: Path) -> list[ExportedRun]:
     except (KeyError, ValueError) as exc:
         raise ReportError(f"{folder / HISTORIES_FILE} does not read as an export ({exc})") from exc
     _predictions(folder, runs)
-    return list(runs.values())
+    return Export(experiment, list(runs.values()), launched)
 
 
 def _present(client: MlflowClient, experiment_id: str) -> set[str]:
@@ -251,18 +302,44 @@ def _restore_run(client: MlflowClient, experiment_id: str, run: ExportedRun) -> 
     return run_id
 
 
+def _restore_launch(client: MlflowClient, experiment_id: str, launch: ExportedLaunch) -> str:
+    """Recreate ``launch`` as a sweep parent run with no jobs; returns its new id. One that was
+    still running when exported ends KILLED: its launcher does not run here."""
+    tags = {
+        ROLE_TAG: SWEEP_ROLE,
+        RUN_COLOR_TAG: SWEEP_COLOUR,
+        RESTORED_FROM_TAG: launch.run_id,
+        NOTE_TAG: f"A launch of the study, restored from {MANIFEST_FILE}; ran as run "
+        f"{launch.run_id}.",
+    }
+    name = launch.run_name or None
+    run_id = client.create_run(experiment_id, launch.start, tags, name).info.run_id
+    status = launch.status if launch.status in ENDED else "KILLED"
+    if launch.end is None:  # ended without an end time: keep it so (the page's wall time)
+        client.update_run(run_id, status=status)
+    else:
+        client.set_terminated(run_id, status=status, end_time=launch.end)
+    return run_id
+
+
 def restore(
     client: MlflowClient,
-    runs: Sequence[ExportedRun],
-    experiment: str,
+    export: Export,
+    experiment: str | None = None,
     artifact_root: str | None = None,
 ) -> Restored:
-    """Recreate in ``experiment`` (made if absent, its artifacts under ``artifact_root``) each
-    of ``runs`` (:func:`read_export`) whose fingerprint it does not hold yet."""
-    experiment_id = ensure_experiment(client, experiment, artifact_root)
-    present = _present(client, experiment_id)
+    """Recreate in ``experiment`` (default: the export's; made if absent, its artifacts under
+    ``artifact_root``) each run of ``export`` (:func:`read_export`) whose fingerprint it does not
+    hold yet, and each launch it does not hold yet (by the id it ran as)."""
+    experiment_id = ensure_experiment(client, experiment or export.experiment, artifact_root)
     done = Restored()
-    for run in runs:
+    there = {origin_id(run) for run in launches(client, experiment_id)}
+    for launch in export.launches:
+        if launch.run_id not in there:
+            _restore_launch(client, experiment_id, launch)
+            done.launches.append(launch.run_id)
+    present = _present(client, experiment_id)
+    for run in export.runs:
         if not run.fingerprint:
             done.unmatched.append(run.run_id)
         elif run.fingerprint in present:
@@ -286,28 +363,24 @@ def main(argv: Sequence[str] | None = None) -> int:
     args = parser.parse_args(argv)
     started = time.monotonic()
     uri = args.tracking_uri or ""
-    manifest = args.data / MANIFEST_FILE
-    if not manifest.exists() and not (args.data / RUNS_FILE).exists():  # none exported yet
+    if not any((args.data / name).exists() for name in (MANIFEST_FILE, RUNS_FILE)):
         print(f"nothing to restore: no {MANIFEST_FILE} or {RUNS_FILE} in {args.data}")
-        return 0
+        return 0  # nothing exported yet: a study's first launch
     try:
-        if not manifest.is_file():
-            raise ReportError(f"no {MANIFEST_FILE} in {args.data}: not an exported study")
-        experiment = (
-            args.experiment or json.loads(manifest.read_text(encoding="utf-8"))["experiment"]
-        )
-        runs = read_export(args.data)  # all of it read and checked before the store is opened
+        export = read_export(args.data)  # all of it read and checked before the store is opened
+        experiment = args.experiment or export.experiment
         uri = resolve_uri(args.tracking_uri, Path(DEFAULT_STORE_DIR))
         check_writable(uri)
         client = open_client(uri)
-        done = restore(client, runs, experiment, default_artifact_root(uri))
+        done = restore(client, export, experiment, default_artifact_root(uri))
     except (ReportError, TrackingError, MlflowException) as exc:
         where = f" (store {redact_uri(uri)})" if uri else ""
         print(f"lrdecay-restore: {str(exc).splitlines()[0]}{where}", file=sys.stderr)
         return 1
     print(
-        f"restored {len(done.added)} runs into experiment '{experiment}' at {redact_uri(uri)} "
-        f"({done.present} already there) in {time.monotonic() - started:.1f} s"
+        f"restored {len(done.added)} of {len(export.runs)} runs ({done.present} already there) "
+        f"and {len(done.launches)} of {len(export.launches)} launches into experiment "
+        f"'{experiment}' at {redact_uri(uri)} in {time.monotonic() - started:.1f} s"
     )
     if done.unmatched:
         print(

@@ -42,7 +42,7 @@ from lrdecay.palette import (
 from lrdecay.report.inference import Comparison, compare_means, holm, km_median
 from lrdecay.tracking.store import DEFAULT_STORE_DIR, sqlite_uri
 from lrdecay.tracking.tracker import open_client, outcome_from_run, sqlite_path
-from lrdecay.tracking.ui import STAGE_TAG
+from lrdecay.tracking.ui import STAGE_TAG, SWEEP_PARENTS
 
 #: The run metric behind each scoring column, and how the report names it.
 SCORE_METRICS = {"final_acc": "final_val_acc", "test_acc": "test_acc"}
@@ -228,6 +228,12 @@ def search_all(client: MlflowClient, experiment_id: str, filter_string: str) -> 
         token = page.token
         if not token:
             return runs
+
+
+def launches(client: MlflowClient, experiment_id: str) -> list[Run]:
+    """The active sweep parents (launches) of an experiment, oldest first."""
+    found = search_all(client, experiment_id, SWEEP_PARENTS)
+    return sorted(found, key=lambda run: (run.info.start_time, run.info.run_id))
 
 
 def read_history(
