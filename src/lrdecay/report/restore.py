@@ -118,6 +118,7 @@ class ExportedRun:
 
     @property
     def fingerprint(self) -> str:
+        """Its config fingerprint (empty for a run trained before runs carried one)."""
         return self.row["fingerprint"]
 
 
