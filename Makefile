@@ -42,15 +42,19 @@ run: setup
 
 # The published study (docs/results/fashion_mnist/): 23 arms x 10 seeds = 230 runs of 50 epochs on
 # Fashion-MNIST (conf/experiment/fashion_mnist_study.yaml), about 10-20 hours of this 2-core CPU,
-# two runs at a time. Idempotent: after a stop, the same command reuses the finished runs,
-# resumes the interrupted ones, and ends by rewriting the page from the store.
+# two runs at a time. Idempotent, and across machines: it first restores into the store (mlruns/,
+# or MLFLOW_TRACKING_URI) the runs exported in the page's data/ folder that the store lacks
+# (`python -m lrdecay.report.restore`, matched by config fingerprint; nothing exported yet:
+# nothing to do), so the sweep skips every run an earlier session finished, on this machine or
+# another, resumes the interrupted ones of this store, and trains the rest.
 # After the sweep, whether or not every job finished, the finished runs are exported into the
 # page's data/ folder (runs.csv, histories.csv.gz, predictions.npz: `python -m lrdecay.report
-# --data` rebuilds the report from them, no store), so a stop loses nothing that finished; the
-# page itself is rewritten only after a sweep that ended well.
+# --data` rebuilds the report from them, no store), so a stop loses nothing that finished once
+# data/ is committed; the page itself is rewritten only after a sweep that ended well.
 STUDY_EXPERIMENT = lrdecay-fashion_mnist-study
 STUDY_PAGE       = docs/results/fashion_mnist
 results: setup
+	$(PY) -m lrdecay.report.restore --data $(STUDY_PAGE)/data --experiment $(STUDY_EXPERIMENT)
 	$(PY) train.py -m experiment=fashion_mnist_study trainer.progress=off report.enabled=false; \
 	swept=$$?; \
 	$(PY) -m lrdecay.report.export --experiment $(STUDY_EXPERIMENT) --out $(STUDY_PAGE)/data \

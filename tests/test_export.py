@@ -197,8 +197,9 @@ def test_a_folder_that_holds_no_export_is_one_line(tmp_path: Path, capsys) -> No
 def test_make_results_exports_what_finished_before_the_page(
     tmp_path: Path, sweep_status: int
 ) -> None:
-    """``make results`` exports after the sweep even when the sweep stopped short, and rewrites
-    the page only after a sweep that ended well (each command of the recipe logged, not run)."""
+    """``make results`` restores the exported runs before the sweep, exports after it even when
+    it stopped short, and rewrites the page only after a sweep that ended well (each command
+    of the recipe logged, not run)."""
     log, fake = tmp_path / "calls.log", tmp_path / "python"
     fake.write_text(
         f'#!/bin/sh\necho "$*" >> {log}\ncase "$1" in *train.py) exit {sweep_status};; esac\n'
@@ -213,11 +214,13 @@ def test_make_results_exports_what_finished_before_the_page(
         timeout=60,
     )
     calls = [line.split()[0:2] for line in log.read_text().splitlines()]
+    before = ["lrdecay.report.restore", "train.py"]  # restore first: the sweep skips its runs
     steps = [c[1] if c[0] == "-m" else Path(c[0]).name for c in calls]
     if sweep_status == 0:
         assert done.returncode == 0, done.stderr
-        assert steps == ["train.py", "lrdecay.report.export", "lrdecay.report.publish"]
+        assert steps == [*before, "lrdecay.report.export", "lrdecay.report.publish"]
     else:
         assert done.returncode != 0
-        assert steps == ["train.py", "lrdecay.report.export"]
+        assert steps == [*before, "lrdecay.report.export"]
     assert "--out docs/results/fashion_mnist/data" in log.read_text()
+    assert "--data docs/results/fashion_mnist/data" in log.read_text()

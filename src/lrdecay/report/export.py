@@ -7,14 +7,18 @@ writes into ``--out``:
 
 - ``runs.csv``: one row per run the report counts (finished or diverged): its setting, seed,
   status, options, the params the report checks, its run-level numbers, final rate, rate moves,
-  commit, start and end, and the labels hash of its predictions;
+  commit, start and end, the labels hash of its predictions, and what recreates it in a store
+  (:mod:`lrdecay.report.restore`): its run id (the id it trained as, kept through restores), run
+  name, config fingerprint and threads;
 - ``histories.csv.gz``: one row per run and epoch: train and validation loss and accuracy, the
   rate and its advances;
 - ``predictions.npz``: per setting, a seeds × items matrix of predicted classes on the split
   that scored the runs (``predicted/<setting>``, with ``seeds/<setting>`` and
   ``run_ids/<setting>`` naming its rows), the items' ``labels``, their ``labels_hash``,
   ``split`` and ``settings``; only arrays of numbers and text, read with ``allow_pickle=False``;
-- ``export.json``: the experiment, and the runs the report leaves out (counted).
+- ``export.json``: the experiment, the runs the report leaves out (counted), and its launches
+  (the sweeps' parent runs: id it ran as, name, status, start and end), which a restore brings
+  back for the page's launch count and wall time.
 
 :func:`load_exported` reads them back into the report's :class:`~lrdecay.report.stats.RunSet`,
 so ``lrdecay-report --data DIR`` rebuilds the table, figures and claims with no store;
@@ -26,6 +30,7 @@ from __future__ import annotations
 
 import argparse
 import csv
+import dataclasses
 import gzip
 import io
 import json
@@ -54,6 +59,7 @@ from lrdecay.report.stats import (
     RunRecord,
     RunSet,
     default_uri,
+    launches,
     load_runs,
     read_history,
     search_all,
@@ -61,6 +67,7 @@ from lrdecay.report.stats import (
 )
 from lrdecay.tracking.environment import set_mlflow_defaults
 from lrdecay.tracking.redact import redact_uri
+from lrdecay.tracking.resume import FINGERPRINT_TAG, RESTORED_FROM_TAG
 
 # MLflow draws a progress bar per downloaded artifact: one per run, hundreds of lines of noise.
 os.environ.setdefault("MLFLOW_ENABLE_ARTIFACTS_PROGRESS_BAR", "false")
@@ -109,7 +116,14 @@ RUN_COLUMNS = (
     "start_utc",
     "end_utc",
     "run_id",
+    "run_name",
+    "fingerprint",
+    "threads",
 )
+#: The columns an export written before runs could be restored lacks (its runs read, but do
+#: not restore).
+RESTORE_COLUMNS = ("run_name", "fingerprint", "threads")
+assert set(RESTORE_COLUMNS) <= set(RUN_COLUMNS)
 #: Per-epoch columns: the report's (:data:`~lrdecay.report.stats.HISTORY_KEYS`) and the training
 #: split's loss and accuracy.
 HISTORY_COLUMNS = ("train_loss", "train_acc", "val_loss", "val_acc", "lr", "lr_advances")
@@ -138,6 +152,7 @@ def _csv(header: Sequence[str], rows: Iterable[dict[str, str]]) -> str:
 def _run_row(record: RunRecord, run: Run, digest: str) -> dict[str, str]:
     """The ``runs.csv`` row of ``record`` (its MLflow run ``run``)."""
     epochs, lrs = record.series("lr")
+    tags = run.data.tags
     row = {
         "setting": record.setting,
         "seed": record.seed,
@@ -150,10 +165,13 @@ def _run_row(record: RunRecord, run: Run, digest: str) -> dict[str, str]:
         "final_lr": _text(lrs[-1] if epochs else None),
         "rate_moves": _text(record.rate_moves()),
         "labels_hash": digest,
-        "commit": run.data.tags.get("mlflow.source.git.commit", ""),
+        "commit": tags.get("mlflow.source.git.commit", ""),
         "start_utc": _utc(run.info.start_time),
         "end_utc": _utc(run.info.end_time),
         "run_id": record.run_id,
+        "run_name": run.info.run_name or "",
+        "fingerprint": tags.get(FINGERPRINT_TAG, ""),
+        "threads": tags.get("threads", ""),
     }
     for name in SUMMARY_METRICS:
         row[name] = _text(getattr(record.outcome, name))
@@ -243,23 +261,49 @@ def _write(path: Path, data: bytes) -> None:
         tmp.write_bytes(data)
 
 
+def origin_id(run: Run) -> str:
+    """The id ``run`` ran as: a restored run's original id
+    (:data:`~lrdecay.tracking.resume.RESTORED_FROM_TAG`), any other run's own."""
+    return run.data.tags.get(RESTORED_FROM_TAG) or run.info.run_id
+
+
+def _launch(run: Run) -> dict[str, str]:
+    """A launch (a sweep's parent run) as ``export.json`` lists it."""
+    return {
+        "run_id": origin_id(run),
+        "run_name": run.info.run_name or "",
+        "status": run.info.status,
+        "start_utc": _utc(run.info.start_time),
+        "end_utc": _utc(run.info.end_time),
+    }
+
+
+def as_trained(record: RunRecord, run: Run) -> RunRecord:
+    """``record`` under the id its run trained as (:func:`origin_id`), so that an export of a
+    restored study names its runs as the first export did."""
+    origin = origin_id(run)
+    if origin == record.run_id:
+        return record
+    return dataclasses.replace(record, outcome=dataclasses.replace(record.outcome, run_id=origin))
+
+
 def export(client: MlflowClient, experiment: str, out_dir: Path) -> list[Path]:
     """Write the files of ``experiment``'s runs into ``out_dir``; returns their paths."""
     runset = load_runs(client, experiment=experiment)
     mlflow_runs = {r.info.run_id: r for r in search_all(client, runset.experiment_id, "")}
+    pairs = [(as_trained(r, mlflow_runs[r.run_id]), mlflow_runs[r.run_id]) for r in runset.runs]
+    pairs.sort(key=lambda pair: (pair[0].setting, pair[0].seed, pair[0].run_id))
     out_dir.mkdir(parents=True, exist_ok=True)
     rows, history_rows, scored = [], [], []
     with tempfile.TemporaryDirectory() as tmp:
-        for i, record in enumerate(runset.runs):
+        for i, (record, run) in enumerate(pairs):
             folder = Path(tmp) / str(i)
             folder.mkdir()
-            kept = _predictions(client, record.run_id, folder)
+            kept = _predictions(client, run.info.run_id, folder)
             if kept is not None:
                 scored.append((record, kept))
-            rows.append(
-                _run_row(record, mlflow_runs[record.run_id], kept.labels_hash if kept else "")
-            )
-            extra = read_train_history(client, record.run_id)
+            rows.append(_run_row(record, run, kept.labels_hash if kept else ""))
+            extra = read_train_history(client, run.info.run_id)
             history_rows += _history_rows(record, extra)
     history_header = ("run_id", "setting", "seed", "epoch", *HISTORY_COLUMNS)
     buffer = io.BytesIO()
@@ -273,6 +317,7 @@ def export(client: MlflowClient, experiment: str, out_dir: Path) -> list[Path]:
         "excluded": runset.excluded,
         "untagged": runset.untagged,
         "search_trials": runset.search_trials,
+        "launches": [_launch(run) for run in launches(client, runset.experiment_id)],
     }
     files = {
         RUNS_FILE: _csv(RUN_COLUMNS, rows).encode(),
@@ -297,7 +342,8 @@ def read_train_history(client: MlflowClient, run_id: str) -> dict[str, dict[int,
 # --------------------------------------------------------------------------- reading back
 
 
-def _read_csv(path: Path) -> list[dict[str, str]]:
+def read_table(path: Path) -> list[dict[str, str]]:
+    """The rows of an exported table (``runs.csv``, ``histories.csv.gz``) by column name."""
     if not path.is_file():
         raise ReportError(f"no {path.name} in {path.parent}: export the study there first")
     opener = gzip.open if path.suffix == ".gz" else open
@@ -329,7 +375,7 @@ def load_exported(folder: Path) -> RunSet:
         raise ReportError(f"no {MANIFEST_FILE} in {folder}: not an exported study")
     manifest = json.loads(manifest_path.read_text(encoding="utf-8"))
     histories: dict[str, dict[str, dict[int, float]]] = {}
-    for row in _read_csv(folder / HISTORIES_FILE):
+    for row in read_table(folder / HISTORIES_FILE):
         kept = histories.setdefault(row["run_id"], {})
         for name in HISTORY_KEYS:
             if row[name] != "":
@@ -346,7 +392,7 @@ def load_exported(folder: Path) -> RunSet:
             history=histories.get(row["run_id"], {}),
             scheduler=row["scheduler"],
         )
-        for row in _read_csv(folder / RUNS_FILE)
+        for row in read_table(folder / RUNS_FILE)
     ]
     records.sort(key=lambda r: (r.setting, r.seed, r.run_id))
     return RunSet(

@@ -34,7 +34,14 @@ from lrdecay.report.export import (
     RUNS_FILE,
     STUDY_PREDICTIONS_FILE,
 )
-from lrdecay.report.stats import SCORE_NAMES, RunSet, load_runs, scored_by, summarise
+from lrdecay.report.stats import (
+    SCORE_NAMES,
+    RunSet,
+    launches,
+    load_runs,
+    scored_by,
+    summarise,
+)
 from lrdecay.tracking.environment import set_mlflow_defaults
 from lrdecay.tracking.redact import redact_uri
 
@@ -73,14 +80,6 @@ def _ms(value: int | None) -> datetime | None:
     return datetime.fromtimestamp(value / 1000, tz=timezone.utc) if value else None
 
 
-def _launches(client: MlflowClient, experiment_id: str) -> list[Run]:
-    """The sweep parents (launches) of an experiment, oldest first."""
-    found = client.search_runs(
-        [experiment_id], filter_string="tags.`lrdecay.role` = 'sweep'", max_results=1000
-    )
-    return sorted(found, key=lambda run: run.info.start_time)
-
-
 def _launch_seconds(launches: Sequence[Run], runs: Sequence[Run]) -> float:
     """Summed wall time of ``launches``: each from its start to its end or, for a launch that
     was stopped before it could end, to the last end among the runs started during it."""
@@ -105,7 +104,7 @@ def provenance(client: MlflowClient, runset: RunSet) -> Provenance:
     """Count runs, seeds, epochs and launches, and the launches' wall time (a stopped and
     re-launched study counts each launch once, not the pause between them)."""
     runs = [client.get_run(r.run_id) for r in runset.runs]
-    launches = _launches(client, runset.experiment_id)
+    launched = launches(client, runset.experiment_id)
     starts = [run.info.start_time for run in runs if run.info.start_time]
     ends = [run.info.end_time for run in runs if run.info.end_time]
     epochs = sorted({int(e) for r in runset.runs if (e := r.metric("epochs_run")) is not None})
@@ -116,8 +115,8 @@ def provenance(client: MlflowClient, runset: RunSet) -> Provenance:
         epochs=epochs,
         diverged=sum(r.diverged for r in runset.runs),
         commits=sorted({c for run in runs if (c := run.data.tags.get("mlflow.source.git.commit"))}),
-        launches=len(launches),
-        launch_seconds=_launch_seconds(launches, runs),
+        launches=len(launched),
+        launch_seconds=_launch_seconds(launched, runs),
         train_seconds=sum(r.outcome.train_seconds or 0.0 for r in runset.runs),
         first_start=_ms(min(starts, default=None)),
         last_end=_ms(max(ends, default=None)),

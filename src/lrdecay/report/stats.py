@@ -43,7 +43,7 @@ from lrdecay.report.inference import Comparison, compare_means, holm, km_median
 from lrdecay.tracking.client import open_client
 from lrdecay.tracking.run_logger import outcome_from_run
 from lrdecay.tracking.store import DEFAULT_STORE_DIR, sqlite_path, sqlite_uri
-from lrdecay.tracking.ui import STAGE_TAG
+from lrdecay.tracking.ui import STAGE_TAG, SWEEP_PARENTS
 
 #: The run metric behind each scoring column, and how the report names it.
 SCORE_METRICS = {"final_acc": "final_val_acc", "test_acc": "test_acc"}
@@ -229,6 +229,12 @@ def search_all(client: MlflowClient, experiment_id: str, filter_string: str) -> 
         token = page.token
         if not token:
             return runs
+
+
+def launches(client: MlflowClient, experiment_id: str) -> list[Run]:
+    """The active sweep parents (launches) of an experiment, oldest first."""
+    found = search_all(client, experiment_id, SWEEP_PARENTS)
+    return sorted(found, key=lambda run: (run.info.start_time, run.info.run_id))
 
 
 def read_history(

@@ -166,12 +166,18 @@ class SweepTracking(Callback):
         hc = config.hydra
         sweep_dir = Path(hc.sweep.dir)
         preset = hc.runtime.choices.get("experiment") or "sweep"
-        from lrdecay.tracking.ui import RUN_COLOR_TAG, SWEEP_COLOUR, share_sweep_view
+        from lrdecay.tracking.ui import (
+            ROLE_TAG,
+            RUN_COLOR_TAG,
+            SWEEP_COLOUR,
+            SWEEP_ROLE,
+            share_sweep_view,
+        )
 
         tracker.start(
             f"{preset}-{sweep_dir.name}",
             tags={
-                "lrdecay.role": "sweep",
+                ROLE_TAG: SWEEP_ROLE,
                 "hydra.sweep_dir": str(sweep_dir),
                 "dataset": dataset,
                 HOST_TAG: socket.gethostname(),
@@ -344,6 +350,8 @@ def close_dead_parents(tracker: MlflowTracker) -> list[str]:
     Parents launched on other hosts are left alone: their process cannot be checked from here.
     Returns the ids of the runs closed.
     """
+    from lrdecay.tracking.ui import SWEEP_PARENTS
+
     assert tracker.experiment_id is not None
     host = socket.gethostname()
     try:
@@ -351,7 +359,7 @@ def close_dead_parents(tracker: MlflowTracker) -> list[str]:
             [tracker.experiment_id],
             max_results=1000,
             filter_string=(
-                f"tags.`lrdecay.role` = 'sweep' and attributes.status = 'RUNNING' "
+                f"{SWEEP_PARENTS} and attributes.status = 'RUNNING' "
                 f"and tags.`{HOST_TAG}` = '{host}'"
             ),
         )

@@ -29,6 +29,9 @@ FINGERPRINT_TAG = "lrdecay.fingerprint"
 CHECKPOINT_TAG = "lrdecay.checkpoint"
 #: Set on a deleted twin: the id of the run that replaced it.
 REPLACED_BY_TAG = "lrdecay.replaced_by"
+#: Set on a run recreated from a study's exported files (:mod:`lrdecay.report.restore`): the id
+#: of the run it was trained as, in the store that trained it.
+RESTORED_FROM_TAG = "lrdecay.restored_from"
 #: What defines an experiment: each config group whose values decide a run's numbers, with the
 #: keys of it that count (None: the whole group, so a field added to it counts by default).
 #: An allow-list: a new setting elsewhere never makes finished runs look new.

@@ -32,7 +32,8 @@ log = logging.getLogger(__name__)
 #: for the two early ends MLflow's own status cannot tell apart (a divergence is FAILED like a
 #: crash, a pruned trial KILLED like an interrupted run).
 OUTCOME_TAG, DIVERGED_TAG, PRUNED_TAG = "outcome", "diverged", "pruned"
-PARAM_BATCH = 100  # MLflow's limit of params per log_batch call
+PARAM_BATCH = 100  # MLflow's limit of params (and of tags) per log_batch call
+METRIC_BATCH = 1000  # MLflow's limit of metrics (and of all entries) per log_batch call
 
 
 def flatten(tree: Mapping[str, Any], prefix: str = "") -> dict[str, str]:

@@ -44,6 +44,10 @@ RUN_COLOR_TAG = "mlflow.runColor"
 STAGE_TAG = "lrdecay.stage"
 #: A sweep's parent run: neutral grey, so that colours mean settings.
 SWEEP_COLOUR = "#b0b0b0"
+#: The tag that marks a sweep's parent run (one launch of a sweep), and its value there.
+ROLE_TAG, SWEEP_ROLE = "lrdecay.role", "sweep"
+#: The search filter that finds an experiment's sweep parents.
+SWEEP_PARENTS = f"tags.`{ROLE_TAG}` = '{SWEEP_ROLE}'"
 
 #: Config keys that belong to one option of a group: kept as params only where that option runs.
 OPTION_KEYS = {
