@@ -4,13 +4,15 @@ value is a known true value plus noise drawn from (x, seed), as a trained model'
 python tests/noisy_app.py -m hydra/sweeper=lrdecay_optuna 'x=interval(-3, 3)' \
     hydra.sweeper.seeds_per_trial=3
 
-With ``epochs`` > 0 and ``hydra.sweeper.trial_hooks=noisy_app.NoisyTrials`` each job reports a
-value per epoch to its trial (through the sweeper's ``TrialReporter``), stops when the trial
-is pruned, and leaves the epochs it ran in ``epochs.txt``.
+With ``hydra.sweeper.trial_hooks=noisy_app.NoisyTrials`` the confirm stage can run (fresh seeds
+after the trials', their values read back from each job's ``values.json``), and with ``epochs``
+> 0 each job reports a value per epoch to its trial (through the sweeper's ``TrialReporter``),
+stops when the trial is pruned, and leaves the epochs it ran in ``epochs.txt``.
 """
 
 from __future__ import annotations
 
+import json
 import struct
 from pathlib import Path
 from typing import TYPE_CHECKING
@@ -46,6 +48,7 @@ ConfigStore.instance().store(
 #: Each epoch before the last lowers the value by this much (a run that is still learning).
 EPOCH_GAP = 0.5
 EPOCHS_FILE = "epochs.txt"
+VALUES_FILE = "values.json"
 
 
 def true_value(x: float) -> float:
@@ -65,7 +68,8 @@ def value_at(x: float, seed: int, sigma: float, epoch: int, epochs: int) -> floa
 
 
 class NoisyTrials(TrialHooks):
-    """The app's side of a search: its jobs learn their trial (to report to it) and its pruner."""
+    """The app's side of a search: its jobs learn their trial (to report to it) and its pruner;
+    the confirm stage runs fresh seeds and reads the jobs' values."""
 
     def trial_overrides(self, info: StudyInfo, trial: optuna.Trial) -> list[str]:
         """``trial.*`` for the job; the pruner's settings on the trial, where it rebuilds it."""
@@ -77,6 +81,20 @@ class NoisyTrials(TrialHooks):
             f"trial.number={trial.number}",
         ]
 
+    def confirm_overrides(
+        self, info: StudyInfo, trial: optuna.trial.FrozenTrial, seeds: int
+    ) -> list[list[str]]:
+        """``seeds`` seeds after the config's seed and every trial's."""
+        last = max([int(self.config[info.seed_key]), *info.seeds])
+        return [[f"{info.seed_key}={last + 1 + i}"] for i in range(seeds)]
+
+    def measures(self, output_dir: Path | None) -> dict[str, float]:
+        """The values the job returned, by the sweeper's names for unnamed objectives."""
+        path = output_dir / VALUES_FILE if output_dir is not None else None
+        if path is None or not path.is_file():
+            return {}
+        return {f"value{i}": float(v) for i, v in enumerate(json.loads(path.read_text()))}
+
 
 @hydra.main(version_base="1.3", config_path=None, config_name="noisy")
 def main(cfg: DictConfig) -> float | list[float]:
@@ -86,6 +104,7 @@ def main(cfg: DictConfig) -> float | list[float]:
         raise RuntimeError(f"seed {cfg.seed} fails")
     x, seed, sigma, epochs = float(cfg.x), int(cfg.seed), float(cfg.sigma), int(cfg.epochs)
     ran = epochs
+    output_dir = Path(HydraConfig.get().runtime.output_dir)
     if epochs and cfg.trial.number is not None:
         reporter = TrialReporter.open(
             cfg.trial.storage, cfg.trial.study_name, int(cfg.trial.number), seed
@@ -94,9 +113,11 @@ def main(cfg: DictConfig) -> float | list[float]:
             if reporter.report(epoch, value_at(x, seed, sigma, epoch, epochs), epoch == epochs):
                 ran = epoch
                 break
-        Path(HydraConfig.get().runtime.output_dir, EPOCHS_FILE).write_text(str(ran))
+        (output_dir / EPOCHS_FILE).write_text(str(ran))
     value = value_at(x, seed, sigma, ran, epochs)
-    return [value, -value] if cfg.pair else value
+    values = [value, -value] if cfg.pair else [value]
+    (output_dir / VALUES_FILE).write_text(json.dumps(values))
+    return values if cfg.pair else value
 
 
 if __name__ == "__main__":

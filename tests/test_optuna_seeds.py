@@ -246,11 +246,17 @@ def sweep_job(cwd: Path, number: int, seed: int) -> Path:
 
 
 @pytest.mark.slow
-def test_lcb_scores_each_objective_on_its_worse_side(tmp_path: Path) -> None:
+def test_lcb_scores_each_objective_on_its_worse_side_and_confirms_on_fresh_seeds(
+    tmp_path: Path,
+) -> None:
     """trial_score=lcb over 3 seeds, two objectives (the value maximised, its negative
-    minimised): each trial's values are mean − t·sd/√3 and −mean + t·sd/√3."""
+    minimised): each trial's values are mean − t·sd/√3 and −mean + t·sd/√3. The confirm stage
+    runs the winner with seeds no trial ran."""
     proc = run_noisy(
         [
+            "hydra.sweeper.trial_hooks=noisy_app.NoisyTrials",
+            "hydra.sweeper.confirm.enabled=true",
+            "hydra.sweeper.confirm.seeds=2",
             "hydra/sweeper/sampler=random",
             "hydra.sweeper.sampler.seed=0",
             "hydra.sweeper.n_trials=2",
@@ -270,7 +276,12 @@ def test_lcb_scores_each_objective_on_its_worse_side(tmp_path: Path) -> None:
         half = T3 * statistics.stdev(values) / math.sqrt(3)
         assert t.values == pytest.approx([mean - half, -mean + half])
         assert all(sweep_job(tmp_path, t.number, s).is_dir() for s in (0, 1, 2))
-    assert "pessimistic 95 % bound over 3 seeds" in proc.stdout + proc.stderr
+    out = proc.stdout + proc.stderr
+    assert "pessimistic 95 % bound over 3 seeds" in out
+    rows = (tmp_path / "multirun" / "confirmation.csv").read_text().splitlines()
+    assert [r.split(",")[1] for r in rows[1:]] == ["seed=3", "seed=4"]  # fresh: not 0, 1, 2
+    assert "trial 0's configuration with 2 fresh seed(s)" in out or "trial 1's" in out
+    assert re.search(r"search   value0 .*\(trial \d, pessimistic 95 % bound over 3 seeds\)", out)
 
 
 @pytest.mark.slow

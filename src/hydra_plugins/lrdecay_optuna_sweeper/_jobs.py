@@ -223,7 +223,7 @@ def finish(
     if flagged and outcome.state != TrialState.FAIL:
         outcome.state, outcome.values = TrialState.PRUNED, None
     if item.seeds:
-        settle_means(storage, ident)  # the value at each epoch: the mean over all seeds that reached it
+        settle_means(storage, ident)  # each epoch: the mean over all the seeds that reached it
         single = len(study.directions) == 1
         values = [
             (p.values[0] if single else p.values) if p.values else None for p in outcome.parts

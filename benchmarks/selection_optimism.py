@@ -1,0 +1,145 @@
+"""Selection optimism of a search that scores each trial on one seed against one that scores it
+on K seeds, at the same number of trials.
+
+    python benchmarks/selection_optimism.py [--repeats 10] [--trials 20] [--seeds 3]
+                                            [--sigma 1.0] [--smoke]
+
+The real sweeper, through Hydra, searches ``tests/noisy_app.py``: x in [-3, 3], value
+-(x - 1)² plus normal noise (sd ``sigma``) drawn from (x, seed), the random sampler seeded r in
+repetition r, so that every variant of repetition r tries the same x's (a paired comparison).
+Variants: one seed per trial; K seeds told as their mean; K seeds told as the lower 95 % bound
+(``trial_score=lcb``). Each search ends with the confirm stage (5 fresh seeds). Its selection
+optimism is the winner's search value minus the value it is confirmed at: the confirm stage's
+mean, and the true value -(x* - 1)² (what infinitely many fresh seeds would confirm). Prints
+mean ± standard error over the repetitions for each variant, the paired difference of the
+optimism against the true value, and the winner's true value (how good the choice was). A K-seed
+search costs K times the runs of a one-seed search.
+"""
+
+from __future__ import annotations
+
+import argparse
+import math
+import statistics
+import subprocess
+import sys
+import tempfile
+import time
+from dataclasses import dataclass, field
+from pathlib import Path
+
+import yaml
+
+ROOT = Path(__file__).resolve().parents[1]
+sys.path.insert(0, str(ROOT))
+from tests.noisy_app import true_value  # noqa: E402  (the app's own true value)
+
+APP = ROOT / "tests" / "noisy_app.py"
+CONFIRM_SEEDS = 5
+
+
+@dataclass
+class Variant:
+    """One way to score trials, and what its searches found."""
+
+    name: str
+    seeds: int
+    score: str = "mean"
+    optimism_true: list[float] = field(default_factory=list)
+    optimism_confirm: list[float] = field(default_factory=list)
+    winner_true: list[float] = field(default_factory=list)
+    seconds: float = 0.0
+
+
+def search(folder: Path, repeat: int, trials: int, sigma: float, variant: Variant) -> dict:
+    """Run one search in ``folder``; returns its ``optimization_results.yaml``."""
+    args = [
+        sys.executable,
+        str(APP),
+        "-m",
+        "hydra/sweeper=lrdecay_optuna",
+        "hydra/launcher=basic",
+        f"hydra.sweep.dir={folder}/multirun",
+        "hydra.sweeper.study_name=bench",
+        "hydra.sweeper.trial_hooks=noisy_app.NoisyTrials",
+        "hydra/sweeper/sampler=random",
+        f"hydra.sweeper.sampler.seed={repeat}",
+        "hydra.sweeper.direction=maximize",
+        f"hydra.sweeper.n_trials={trials}",
+        f"hydra.sweeper.seeds_per_trial={variant.seeds}",
+        f"hydra.sweeper.trial_score={variant.score}",
+        "hydra.sweeper.confirm.enabled=true",
+        f"hydra.sweeper.confirm.seeds={CONFIRM_SEEDS}",
+        "x=interval(-3, 3)",
+        f"sigma={sigma}",
+    ]
+    proc = subprocess.run(args, cwd=folder, capture_output=True, text=True, check=False)
+    if proc.returncode != 0:
+        sys.exit(f"{variant.name}, repeat {repeat} failed:\n{proc.stderr[-3000:]}")
+    return yaml.safe_load((folder / "multirun" / "optimization_results.yaml").read_text())
+
+
+def mean_se(values: list[float]) -> str:
+    """``mean ± standard error`` (no error with one value)."""
+    mean = statistics.mean(values)
+    if len(values) < 2:
+        return f"{mean:+.3f}"
+    return f"{mean:+.3f} ± {statistics.stdev(values) / math.sqrt(len(values)):.3f}"
+
+
+def main() -> None:
+    parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+    parser.add_argument("--repeats", type=int, default=10, help="searches per variant")
+    parser.add_argument("--trials", type=int, default=20, help="n_trials of each search")
+    parser.add_argument("--seeds", type=int, default=3, help="K: seeds per trial")
+    parser.add_argument("--sigma", type=float, default=1.0, help="the noise's sd")
+    parser.add_argument("--smoke", action="store_true", help="2 repeats of 3 trials")
+    args = parser.parse_args()
+    repeats, trials = (2, 3) if args.smoke else (args.repeats, args.trials)
+    k = args.seeds
+    variants = [
+        Variant("1 seed per trial", 1),
+        Variant(f"{k} seeds, mean", k),
+        Variant(f"{k} seeds, lcb", k, "lcb"),
+    ]
+    with tempfile.TemporaryDirectory(prefix="selection-optimism-") as tmp:
+        for repeat in range(repeats):
+            for variant in variants:
+                folder = Path(tmp) / f"{variant.seeds}-{variant.score}-{repeat}"
+                folder.mkdir()
+                started = time.perf_counter()
+                results = search(folder, repeat, trials, args.sigma, variant)
+                variant.seconds += time.perf_counter() - started
+                winner = true_value(float(results["best_params"]["x"]))
+                (confirmed,) = results["confirmation"]
+                variant.winner_true.append(winner)
+                variant.optimism_true.append(float(results["best_value"]) - winner)
+                variant.optimism_confirm.append(float(confirmed["selection_optimism"]))
+
+    print(
+        f"{'SMOKE: ' if args.smoke else ''}{repeats} searches per variant, {trials} trials each "
+        f"(random sampler, the same x's in every variant of a repetition); value -(x-1)² + "
+        f"N(0, {args.sigma}²) noise per (x, seed); confirm stage {CONFIRM_SEEDS} fresh seeds"
+    )
+    print(
+        f"{'variant':<18}  {'runs':>5}  {'optimism vs true value':>22}  "
+        f"{'vs confirm stage':>18}  {'winner true value':>18}  {'wall s':>7}"
+    )
+    for v in variants:
+        print(
+            f"{v.name:<18}  {trials * v.seeds:>5}  {mean_se(v.optimism_true):>22}  "
+            f"{mean_se(v.optimism_confirm):>18}  {mean_se(v.winner_true):>18}  "
+            f"{v.seconds:>7.1f}"
+        )
+    one, many = variants[0], variants[1]
+    paired = [a - b for a, b in zip(one.optimism_true, many.optimism_true, strict=True)]
+    print(
+        f"\nOptimism (search value − true value, mean ± standard error over {repeats} searches): "
+        f"{mean_se(one.optimism_true)} with 1 seed per trial, {mean_se(many.optimism_true)} "
+        f"with {k} (their paired difference {mean_se(paired)}), at {trials} trials each; "
+        f"the {k}-seed search ran {k}x the runs."
+    )
+
+
+if __name__ == "__main__":
+    main()
