@@ -11,7 +11,8 @@ measures what that costs.
 
 Everything only the application knows (its config keys, its jobs' files, MLflow) goes through
 the :class:`~.hooks.TrialHooks` named by ``hydra.sweeper.trial_hooks``. The confirm stage is
-``_confirm``'s, the result files ``_results``', the study's opening ``_study``'s.
+``_confirm``'s, the result files ``_results``', the study's opening ``_study``'s; with
+``seeds_per_trial`` > 1 a trial is one job per seed, scored together (``seeds``).
 """
 
 from __future__ import annotations

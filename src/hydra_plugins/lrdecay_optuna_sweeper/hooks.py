@@ -55,7 +55,8 @@ class JobReport(NamedTuple):
 
     ``state`` PRUNED or FAIL overrides the return value (a pruned run, a diverged run whose
     value means nothing), with ``reason`` for a failure; None: the trial is judged by the
-    job's status and return value. ``run_id`` is stored as the trial's ``mlflow_run_id``.
+    job's status and return value. ``run_id`` is stored as the trial's ``mlflow_run_id``
+    (one of its ``mlflow_run_ids`` with ``seeds_per_trial``).
     """
 
     state: TrialState | None = None
