@@ -1,19 +1,20 @@
 """Selection optimism of a search that scores each trial on one seed against one that scores it
-on K seeds, at the same number of trials.
+on K seeds, at the same number of trials (and at the same number of runs).
 
     python benchmarks/selection_optimism.py [--repeats 10] [--trials 20] [--seeds 3]
-                                            [--sigma 1.0] [--smoke]
+                                            [--sigma 1.0] [--jobs 2] [--smoke]
 
 The real sweeper, through Hydra, searches ``tests/noisy_app.py``: x in [-3, 3], value
 -(x - 1)² plus normal noise (sd ``sigma``) drawn from (x, seed), the random sampler seeded r in
 repetition r, so that every variant of repetition r tries the same x's (a paired comparison).
-Variants: one seed per trial; K seeds told as their mean; K seeds told as the lower 95 % bound
-(``trial_score=lcb``). Each search ends with the confirm stage (5 fresh seeds). Its selection
-optimism is the winner's search value minus the value it is confirmed at: the confirm stage's
-mean, and the true value -(x* - 1)² (what infinitely many fresh seeds would confirm). Prints
-mean ± standard error over the repetitions for each variant, the paired difference of the
-optimism against the true value, and the winner's true value (how good the choice was). A K-seed
-search costs K times the runs of a one-seed search.
+Variants: one seed per trial; K seeds told as their mean; one seed per trial with K times the
+trials (the same runs as K seeds); K seeds told as the lower 95 % bound (``trial_score=lcb``).
+Each search ends with the confirm stage (5 fresh seeds). Its selection optimism is the winner's
+search value minus the value it is confirmed at: the confirm stage's mean, and the true value
+-(x* - 1)² (what infinitely many fresh seeds would confirm). Prints mean ± standard error over
+the repetitions for each variant, the paired difference of the optimism against the true value
+between one seed and K, and the winner's true value (how good the choice was). ``--jobs``
+searches run at once.
 """
 
 from __future__ import annotations
@@ -25,6 +26,7 @@ import subprocess
 import sys
 import tempfile
 import time
+from concurrent.futures import ThreadPoolExecutor
 from dataclasses import dataclass, field
 from pathlib import Path
 
@@ -44,6 +46,7 @@ class Variant:
 
     name: str
     seeds: int
+    trials: int
     score: str = "mean"
     optimism_true: list[float] = field(default_factory=list)
     optimism_confirm: list[float] = field(default_factory=list)
@@ -51,8 +54,9 @@ class Variant:
     seconds: float = 0.0
 
 
-def search(folder: Path, repeat: int, trials: int, sigma: float, variant: Variant) -> dict:
-    """Run one search in ``folder``; returns its ``optimization_results.yaml``."""
+def search(folder: Path, repeat: int, sigma: float, variant: Variant) -> tuple[dict, float]:
+    """Run one search in ``folder``; returns its ``optimization_results.yaml`` and its wall
+    seconds."""
     args = [
         sys.executable,
         str(APP),
@@ -65,7 +69,7 @@ def search(folder: Path, repeat: int, trials: int, sigma: float, variant: Varian
         "hydra/sweeper/sampler=random",
         f"hydra.sweeper.sampler.seed={repeat}",
         "hydra.sweeper.direction=maximize",
-        f"hydra.sweeper.n_trials={trials}",
+        f"hydra.sweeper.n_trials={variant.trials}",
         f"hydra.sweeper.seeds_per_trial={variant.seeds}",
         f"hydra.sweeper.trial_score={variant.score}",
         "hydra.sweeper.confirm.enabled=true",
@@ -73,10 +77,14 @@ def search(folder: Path, repeat: int, trials: int, sigma: float, variant: Varian
         "x=interval(-3, 3)",
         f"sigma={sigma}",
     ]
+    folder.mkdir()
+    started = time.perf_counter()
     proc = subprocess.run(args, cwd=folder, capture_output=True, text=True, check=False)
+    seconds = time.perf_counter() - started
     if proc.returncode != 0:
         sys.exit(f"{variant.name}, repeat {repeat} failed:\n{proc.stderr[-3000:]}")
-    return yaml.safe_load((folder / "multirun" / "optimization_results.yaml").read_text())
+    results = yaml.safe_load((folder / "multirun" / "optimization_results.yaml").read_text())
+    return results, seconds
 
 
 def mean_se(values: list[float]) -> str:
@@ -93,43 +101,49 @@ def main() -> None:
     parser.add_argument("--trials", type=int, default=20, help="n_trials of each search")
     parser.add_argument("--seeds", type=int, default=3, help="K: seeds per trial")
     parser.add_argument("--sigma", type=float, default=1.0, help="the noise's sd")
+    parser.add_argument("--jobs", type=int, default=2, help="searches run at once")
     parser.add_argument("--smoke", action="store_true", help="2 repeats of 3 trials")
     args = parser.parse_args()
     repeats, trials = (2, 3) if args.smoke else (args.repeats, args.trials)
     k = args.seeds
     variants = [
-        Variant("1 seed per trial", 1),
-        Variant(f"{k} seeds, mean", k),
-        Variant(f"{k} seeds, lcb", k, "lcb"),
+        Variant("1 seed per trial", 1, trials),
+        Variant(f"{k} seeds, mean", k, trials),
+        Variant(f"1 seed, {k}x trials", 1, k * trials),
+        Variant(f"{k} seeds, lcb", k, trials, "lcb"),
     ]
-    with tempfile.TemporaryDirectory(prefix="selection-optimism-") as tmp:
-        for repeat in range(repeats):
-            for variant in variants:
-                folder = Path(tmp) / f"{variant.seeds}-{variant.score}-{repeat}"
-                folder.mkdir()
-                started = time.perf_counter()
-                results = search(folder, repeat, trials, args.sigma, variant)
-                variant.seconds += time.perf_counter() - started
-                winner = true_value(float(results["best_params"]["x"]))
-                (confirmed,) = results["confirmation"]
-                variant.winner_true.append(winner)
-                variant.optimism_true.append(float(results["best_value"]) - winner)
-                variant.optimism_confirm.append(float(confirmed["selection_optimism"]))
+    plan = [(repeat, v) for repeat in range(repeats) for v in variants]
+    with (
+        tempfile.TemporaryDirectory(prefix="selection-optimism-") as tmp,
+        ThreadPoolExecutor(max(1, args.jobs)) as pool,
+    ):
+        done = [
+            pool.submit(search, Path(tmp) / str(i), repeat, args.sigma, variant)
+            for i, (repeat, variant) in enumerate(plan)
+        ]
+        for (_, variant), future in zip(plan, done, strict=True):
+            results, seconds = future.result()
+            winner = true_value(float(results["best_params"]["x"]))
+            (confirmed,) = results["confirmation"]
+            variant.winner_true.append(winner)
+            variant.optimism_true.append(float(results["best_value"]) - winner)
+            variant.optimism_confirm.append(float(confirmed["selection_optimism"]))
+            variant.seconds += seconds
 
     print(
-        f"{'SMOKE: ' if args.smoke else ''}{repeats} searches per variant, {trials} trials each "
-        f"(random sampler, the same x's in every variant of a repetition); value -(x-1)² + "
-        f"N(0, {args.sigma}²) noise per (x, seed); confirm stage {CONFIRM_SEEDS} fresh seeds"
+        f"{'SMOKE: ' if args.smoke else ''}{repeats} searches per variant (random sampler, "
+        f"the same x's in every variant of a repetition); value -(x-1)² + N(0, {args.sigma}²) "
+        f"noise per (x, seed); confirm stage {CONFIRM_SEEDS} fresh seeds; {args.jobs} at once"
     )
     print(
-        f"{'variant':<18}  {'runs':>5}  {'optimism vs true value':>22}  "
+        f"{'variant':<20}  {'trials':>6}  {'runs':>5}  {'optimism vs true value':>22}  "
         f"{'vs confirm stage':>18}  {'winner true value':>18}  {'wall s':>7}"
     )
     for v in variants:
         print(
-            f"{v.name:<18}  {trials * v.seeds:>5}  {mean_se(v.optimism_true):>22}  "
-            f"{mean_se(v.optimism_confirm):>18}  {mean_se(v.winner_true):>18}  "
-            f"{v.seconds:>7.1f}"
+            f"{v.name:<20}  {v.trials:>6}  {v.trials * v.seeds:>5}  "
+            f"{mean_se(v.optimism_true):>22}  {mean_se(v.optimism_confirm):>18}  "
+            f"{mean_se(v.winner_true):>18}  {v.seconds:>7.1f}"
         )
     one, many = variants[0], variants[1]
     paired = [a - b for a, b in zip(one.optimism_true, many.optimism_true, strict=True)]
