@@ -3,6 +3,7 @@ on K seeds, at the same number of trials (and at the same number of runs).
 
     python benchmarks/selection_optimism.py [--repeats 10] [--trials 20] [--seeds 3]
                                             [--sigma 1.0] [--jobs 2] [--smoke]
+                                            [--variants one mean more lcb]
 
 The real sweeper, through Hydra, searches ``tests/noisy_app.py``: x in [-3, 3], value
 -(x - 1)² plus normal noise (sd ``sigma``) drawn from (x, seed), the random sampler seeded r in
@@ -14,7 +15,8 @@ search value minus the value it is confirmed at: the confirm stage's mean, and t
 -(x* - 1)² (what infinitely many fresh seeds would confirm). Prints mean ± standard error over
 the repetitions for each variant, the paired difference of the optimism against the true value
 between one seed and K, and the winner's true value (how good the choice was). ``--jobs``
-searches run at once.
+searches run at once; ``--variants`` picks some of the four (``one mean`` is the comparison at
+the same number of trials).
 """
 
 from __future__ import annotations
@@ -38,12 +40,15 @@ from tests.noisy_app import true_value  # noqa: E402  (the app's own true value)
 
 APP = ROOT / "tests" / "noisy_app.py"
 CONFIRM_SEEDS = 5
+#: The variants by name: one seed, K seeds' mean, one seed with K times the trials, K's lcb.
+VARIANTS = ("one", "mean", "more", "lcb")
 
 
 @dataclass
 class Variant:
     """One way to score trials, and what its searches found."""
 
+    key: str
     name: str
     seeds: int
     trials: int
@@ -103,15 +108,23 @@ def main() -> None:
     parser.add_argument("--sigma", type=float, default=1.0, help="the noise's sd")
     parser.add_argument("--jobs", type=int, default=2, help="searches run at once")
     parser.add_argument("--smoke", action="store_true", help="2 repeats of 3 trials")
+    parser.add_argument(
+        "--variants",
+        nargs="+",
+        choices=VARIANTS,
+        default=list(VARIANTS),
+        help="one seed; K seeds' mean; one seed, K times the trials; K seeds' lcb",
+    )
     args = parser.parse_args()
     repeats, trials = (2, 3) if args.smoke else (args.repeats, args.trials)
     k = args.seeds
     variants = [
-        Variant("1 seed per trial", 1, trials),
-        Variant(f"{k} seeds, mean", k, trials),
-        Variant(f"1 seed, {k}x trials", 1, k * trials),
-        Variant(f"{k} seeds, lcb", k, trials, "lcb"),
+        Variant("one", "1 seed per trial", 1, trials),
+        Variant("mean", f"{k} seeds, mean", k, trials),
+        Variant("more", f"1 seed, {k}x trials", 1, k * trials),
+        Variant("lcb", f"{k} seeds, lcb", k, trials, "lcb"),
     ]
+    variants = [v for v in variants if v.key in args.variants]
     plan = [(repeat, v) for repeat in range(repeats) for v in variants]
     with (
         tempfile.TemporaryDirectory(prefix="selection-optimism-") as tmp,
@@ -145,7 +158,10 @@ def main() -> None:
             f"{mean_se(v.optimism_true):>22}  {mean_se(v.optimism_confirm):>18}  "
             f"{mean_se(v.winner_true):>18}  {v.seconds:>7.1f}"
         )
-    one, many = variants[0], variants[1]
+    by_key = {v.key: v for v in variants}
+    if "one" not in by_key or "mean" not in by_key:
+        return
+    one, many = by_key["one"], by_key["mean"]
     paired = [a - b for a, b in zip(one.optimism_true, many.optimism_true, strict=True)]
     print(
         f"\nOptimism (search value − true value, mean ± standard error over {repeats} searches): "
