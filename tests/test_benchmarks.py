@@ -55,3 +55,18 @@ def test_gpu_study_smoke_runs_on_a_cpu() -> None:
             line for line in out.splitlines() if line.startswith(f"experiment=paper {dataset}")
         )
         assert row.split()[4] == "14", row  # runs column: all 14 settings finished
+
+
+@pytest.mark.slow  # six tiny searches of tests/noisy_app.py through the real sweeper
+def test_selection_optimism_smoke_prints_each_variant() -> None:
+    out = _run([sys.executable, "benchmarks/selection_optimism.py", "--smoke"], timeout=600)
+    assert out.startswith("SMOKE: 2 searches per variant")
+    for name, trials, runs in (
+        ("1 seed per trial", 3, 3),
+        ("3 seeds, mean", 3, 9),
+        ("1 seed, 3x trials", 9, 9),
+        ("3 seeds, lcb", 3, 9),
+    ):
+        row = next(line for line in out.splitlines() if line.startswith(name))
+        assert [int(n) for n in row[len(name) :].split()[:2]] == [trials, runs], row
+    assert re.search(r"their paired difference [-+]\d\.\d{3} ± \d\.\d{3}", out)

@@ -372,7 +372,7 @@ def _add_observers(
     if conf.trial.number is not None:  # a trial of an Optuna study: report, maybe prune
         from lrdecay.sweep.pruning import PruningListener
 
-        engine.listeners.append(PruningListener(conf.trial, engine.stop))
+        engine.listeners.append(PruningListener(conf.trial, engine.stop, conf.seed))
     engine.listeners.append(StopAtEpochEnd())
 
 

@@ -146,7 +146,8 @@ class ConfirmStage:
         points, jobs = self._jobs(chosen, fixed)
         if not jobs:
             return []
-        first = 1 + max(t.number for t in self.info.study.get_trials(deepcopy=False))
+        last_trial = max(t.number for t in self.info.study.get_trials(deepcopy=False))
+        first = (1 + last_trial) * max(1, len(self.info.seeds))  # after every trial's jobs
         log.info(
             "confirm stage: %d run(s) of %s with fresh seeds (jobs %d-%d), not told to the study",
             len(jobs),

@@ -11,7 +11,8 @@ measures what that costs.
 
 Everything only the application knows (its config keys, its jobs' files, MLflow) goes through
 the :class:`~.hooks.TrialHooks` named by ``hydra.sweeper.trial_hooks``. The confirm stage is
-``_confirm``'s, the result files ``_results``', the study's opening ``_study``'s.
+``_confirm``'s, the result files ``_results``', the study's opening ``_study``'s; with
+``seeds_per_trial`` > 1 a trial is one job per seed, scored together (``seeds``).
 """
 
 from __future__ import annotations
@@ -40,6 +41,7 @@ from ._jobs import (
     Outcome,
     Running,
     Tally,
+    combine,
     consecutive_runs,
     finish,
     read_outcome,
@@ -60,6 +62,7 @@ from ._space import (
 )
 from .hooks import StudyInfo, TrialHooks
 from .redact import redact_uri
+from .seeds import SEEDS_ATTR, Scoring
 
 log = logging.getLogger("lrdecay.optuna")
 
@@ -139,6 +142,9 @@ class OptunaSweeperImpl:
         trial_hooks: str | None = None,
         conditions: Mapping[str, str] | None = None,
         confirm: Any = None,
+        seeds_per_trial: int = 1,
+        trial_score: str = "mean",
+        seed_key: str = "seed",
     ) -> None:
         self.sampler = sampler
         self.pruner_settings = _plain(pruner, {"name": "none"})
@@ -159,6 +165,9 @@ class OptunaSweeperImpl:
         self.confirm = bool(confirm_settings.get("enabled", False))
         self.confirm_seeds = int(confirm_settings.get("seeds", 5))
         self.confirm_points = int(confirm_settings.get("max_points", 3))
+        self.scoring = Scoring(int(seeds_per_trial), str(trial_score))
+        self.seed_key = str(seed_key)
+        self.seeds: list[int] = []  # every trial's seeds (none: one job, the config's seed)
         self.extend_space: Any = None
         self.warning: str | None = None
         self.config: DictConfig | None = None
@@ -181,8 +190,10 @@ class OptunaSweeperImpl:
                 self.n_jobs,
             )
             self.parallel = 1
+        # a trial's seeds run side by side: the pool holds each trial's jobs
+        pool = self.parallel * max(1, self.scoring.seeds)
         self.launcher, self.launcher_overrides = make_launcher(
-            config, self.parallel, hydra_context, task_function
+            config, pool, hydra_context, task_function
         )
 
     def sweep(self, arguments: list[str]) -> list[FrozenTrial]:
@@ -217,9 +228,10 @@ class OptunaSweeperImpl:
             raise SweepError("hydra.sweeper: n_trials must be >= 0, n_jobs and max_failures >= 1")
         if self.confirm and (self.confirm_seeds < 1 or self.confirm_points < 1):
             raise SweepError("hydra.sweeper.confirm: seeds and max_points must be >= 1")
-        problem = hooks.search_problem(self.confirm)
+        problem = self.scoring.problem() or hooks.search_problem(self.confirm)
         if problem:
             raise SweepError(problem)
+        self.seeds = self._trial_seeds()
         self.warning = hooks.search_warning(self.confirm)
         if self.warning:
             log.warning("%s", self.warning)
@@ -232,6 +244,22 @@ class OptunaSweeperImpl:
                     f"{self.custom_search_space} ({exc})"
                 ) from exc
         return hooks
+
+    def _trial_seeds(self) -> list[int]:
+        """Every trial's seeds: the config's seed at ``seed_key`` and the ones after it (none
+        with one seed per trial)."""
+        assert self.config is not None
+        if self.scoring.seeds == 1:
+            return []
+        base = OmegaConf.select(self.config, self.seed_key, default=None)
+        if not isinstance(base, int) or isinstance(base, bool):
+            raise SweepError(
+                f"hydra.sweeper.seeds_per_trial={self.scoring.seeds} runs each trial with "
+                f"seeds from the config's integer '{self.seed_key}', which this config "
+                f"{'lacks' if base is None else f'sets to {base!r}'}. Fix: "
+                "hydra.sweeper.seed_key=<the key that seeds your task>"
+            )
+        return self.scoring.seeds_from(base)
 
     def _open(self, directions: list[str], objectives: list[str] | None) -> optuna.Study:
         """Open the study (its sampler seeded for its size), recover a killed sweep's trials,
@@ -246,11 +274,13 @@ class OptunaSweeperImpl:
         name = self.study_name or self.hooks.default_study_name()
         url = _study.storage_url(self.storage, bool(self.study_name), self.base_dir, self.sweep_dir)
         storage, study = _study.open_checked(
-            url, name, self.pruner_settings, directions, objectives
+            url, name, self.pruner_settings, directions, objectives, self.scoring
         )
         offset = len(study.get_trials(deepcopy=False))
         study.sampler = _study.make_sampler(self.sampler, self.config, self.grid, offset)
-        self.info = StudyInfo(study, storage, url, self.pruner_settings)
+        self.info = StudyInfo(
+            study, storage, url, self.pruner_settings, self.seed_key, tuple(self.seeds)
+        )
         _study.recover(study)
         self.hooks.study_started(self.info, directions)
         return study
@@ -258,6 +288,11 @@ class OptunaSweeperImpl:
     def _sweep(self, arguments: list[str]) -> list[FrozenTrial]:
         hooks = self._check()
         space, fixed, self.conditions = search_space(self.params, self.raw_conditions, arguments)
+        if self.seeds and self.seed_key in space:
+            raise SweepError(
+                f"{self.seed_key} is searched, and seeds_per_trial={self.scoring.seeds} sets it "
+                "in every trial's jobs; search it or score trials over seeds, not both"
+            )
         objectives = hooks.objectives()
         directions = resolve_directions(self.direction, objectives, hooks.objective_directions())
         self.grid, n_trials = _study.grid_of(self.sampler, space, self.conditions, self.n_trials)
@@ -265,12 +300,15 @@ class OptunaSweeperImpl:
         done = len(study.get_trials(deepcopy=False, states=FINISHED))
         to_run = max(0, n_trials - done)
         log.info(
-            "study '%s' at %s: %d finished trial(s), %d to run, %d at a time; searching %s",
+            "study '%s' at %s: %d finished trial(s), %d to run, %d at a time%s; searching %s",
             study.study_name,
             redact_uri(self.info.storage_url),
             done,
             to_run,
             self.parallel,
+            f", each the {self.scoring.describe()} ({self.seed_key}={self.seeds})"
+            if self.seeds
+            else "",
             describe_space(space, self.conditions) or "nothing",
         )
         started = time.monotonic()
@@ -299,6 +337,7 @@ class OptunaSweeperImpl:
             head,
             points,
             self.warning,
+            self.scoring,
         )
         if failure:
             raise SearchFailed(failure)
@@ -328,7 +367,10 @@ class OptunaSweeperImpl:
                 outcomes = self._launch(untold)
                 while untold:
                     item, outcome = untold.pop(0), outcomes.pop(0)
-                    finish(study, item, outcome, time.monotonic() - started, self.hooks)
+                    seconds = time.monotonic() - started
+                    finish(
+                        study, self.info.storage, item, outcome, seconds, self.hooks, self.scoring
+                    )
                     tally.count(outcome)
                     self._refill(study, space, fixed, to_run, tally, queued, len(untold))
         except BaseException:
@@ -367,16 +409,17 @@ class OptunaSweeperImpl:
                 tell(study, trial, TrialState.FAIL)
                 log.info("trial %d not run: the study has its trials", trial.number)
                 break
-            queued.append(Running(trial, self._trial_overrides(study, trial, space, fixed)))
+            queued.append(self._running(study, trial, space, fixed))
 
-    def _trial_overrides(
+    def _running(
         self,
         study: optuna.Study,
         trial: Trial,
         space: dict[str, BaseDistribution],
         fixed: dict[str, str],
-    ) -> list[str]:
-        """Sample the trial's parameters and build its job's overrides."""
+    ) -> Running:
+        """Sample the trial's parameters and build its jobs' overrides: one job, or one per
+        seed (each in its own folder ``<trial>-seed<seed>``)."""
         assert self.config is not None and self.hooks is not None
         try:
             sample(trial, space, self.conditions)
@@ -385,32 +428,61 @@ class OptunaSweeperImpl:
             clash = set(trial.params) & set(fixed)
             if clash:
                 raise SweepError(f"{sorted(clash)} both searched and fixed; drop one")
+            if self.seeds and self.seed_key in trial.params:
+                raise SweepError(
+                    f"{self.custom_search_space} suggests {self.seed_key}, which "
+                    "seeds_per_trial sets in every trial's jobs; drop one"
+                )
         except Exception as exc:
             tell(study, trial, TrialState.FAIL)
             if isinstance(exc, SweepError):
                 raise
             raise SweepError(f"sampling trial {trial.number}: {type(exc).__name__}: {exc}") from exc
         sampled = [f"{name}={format_value(value)}" for name, value in trial.params.items()]
-        overrides = [*fixed.values(), *sampled, *self.launcher_overrides]
+        kept = [v for k, v in fixed.items() if not (self.seeds and k == self.seed_key)]
+        overrides = [*kept, *sampled, *self.launcher_overrides]
         overrides += self.hooks.trial_overrides(self.info, trial)
         log.info("trial %d started: %s", trial.number, " ".join(sampled))
-        return overrides
+        if not self.seeds:
+            return Running(trial, [overrides])
+        trial.set_user_attr(SEEDS_ATTR, self.seeds)  # before launch: the jobs read it
+        jobs = [
+            [
+                *overrides,
+                f"{self.seed_key}={seed}",
+                f"hydra.sweep.subdir={trial.number}-seed{seed}",
+            ]
+            for seed in self.seeds
+        ]
+        return Running(trial, jobs, list(self.seeds))
 
     def _launch(self, batch: list[Running]) -> list[Outcome]:
         """Run the batch's jobs through the launcher, from this one thread, and read how each
-        ended. Each job's number is its trial's number, so job folders stay unique across
-        resumed sweeps; trial numbers that do not follow on are launched apart."""
+        trial ended. A trial's job number is its trial's number (with K seeds, trial × K plus
+        the seed's index), so job numbers stay unique across resumed sweeps; trial numbers that
+        do not follow on are launched apart."""
         assert self.hooks is not None
         outcomes: list[Outcome] = []
-        n_objectives = len(self.info.study.directions)
+        directions = [d.name.lower() for d in self.info.study.directions]
+        per_trial = max(1, len(self.seeds))
         for run in consecutive_runs(batch):
             try:
-                returns = self.launcher.launch(
-                    [item.overrides for item in run], initial_job_idx=run[0].trial.number
+                returns = iter(
+                    self.launcher.launch(
+                        [job for item in run for job in item.jobs],
+                        initial_job_idx=run[0].trial.number * per_trial,
+                    )
                 )
             except Exception as exc:  # the launcher itself failed (e.g. a worker was killed)
                 reason = f"{type(exc).__name__}: {exc}"
                 outcomes += [Outcome(TrialState.FAIL, reason=reason) for _ in run]
                 continue
-            outcomes += [read_outcome(ret, self.hooks, n_objectives) for ret in returns]
+            for item in run:
+                parts = [
+                    read_outcome(next(returns), self.hooks, len(directions)) for _ in item.jobs
+                ]
+                if item.seeds:
+                    outcomes.append(combine(parts, item.seeds, self.scoring, directions))
+                else:
+                    outcomes += parts
         return outcomes

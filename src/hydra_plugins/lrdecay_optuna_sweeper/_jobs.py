@@ -1,4 +1,5 @@
-"""Trials as Hydra jobs: a trial in flight, how its job ended, the sweep's tally of them."""
+"""Trials as Hydra jobs: a trial in flight, how its job ended (or its seed jobs, scored
+together), the sweep's tally of them."""
 
 from __future__ import annotations
 
@@ -13,32 +14,41 @@ from pathlib import Path
 import optuna
 from hydra.core.utils import JobReturn, JobStatus
 from omegaconf import ListConfig, OmegaConf
+from optuna.storages import BaseStorage
 from optuna.trial import Trial, TrialState
 
 from .hooks import JobReport, TrialHooks
 from .redact import redact_text
+from .seeds import SEED_VALUES_ATTR, Scoring, pruned_at, settle_means, trial_id
 
 log = logging.getLogger("lrdecay.optuna")
 
 FINISHED = (TrialState.COMPLETE, TrialState.PRUNED)
+#: Trial user attributes: the MLflow run of its job, or of each of its seed jobs.
+RUN_ID_ATTR = "mlflow_run_id"
+RUN_IDS_ATTR = "mlflow_run_ids"
 
 
 @dataclass
 class Running:
-    """A trial in flight: its trial and its job's overrides."""
+    """A trial in flight: its trial and its jobs' overrides, one job per seed of ``seeds``
+    (one job, with the config's own seed, when ``seeds`` is empty)."""
 
     trial: Trial
-    overrides: list[str]
+    jobs: list[list[str]]
+    seeds: list[int] = field(default_factory=list)
 
 
 @dataclass
 class Outcome:
-    """How a job ended, as the study will be told."""
+    """How a job (or a trial's seed jobs together: ``parts``) ended, as the study will be
+    told."""
 
     state: TrialState
     values: list[float] | None = None
     reason: str = ""
     report: JobReport = field(default_factory=JobReport)
+    parts: list[Outcome] = field(default_factory=list)
 
 
 @dataclass
@@ -143,10 +153,34 @@ def read_outcome(ret: JobReturn, hooks: TrialHooks, n_objectives: int) -> Outcom
     return Outcome(TrialState.COMPLETE, values, report=report)
 
 
-def log_outcome(number: int, outcome: Outcome, seconds: float) -> None:
-    """One log line for an ended trial: its values, its pruning epoch, or its failure."""
+def combine(
+    parts: Sequence[Outcome], seeds: Sequence[int], scoring: Scoring, directions: Sequence[str]
+) -> Outcome:
+    """A trial's outcome from its seed jobs' ``parts`` (in ``seeds`` order): FAIL when a seed
+    failed (its reason, naming the seed), PRUNED when one was pruned, else COMPLETE with each
+    objective scored over the seeds."""
+    for seed, part in zip(seeds, parts, strict=True):
+        if part.state == TrialState.FAIL:
+            reason = f"seed {seed}: {part.reason}"
+            return Outcome(TrialState.FAIL, reason=reason, report=part.report, parts=list(parts))
+    pruned = [p for p in parts if p.state == TrialState.PRUNED]
+    if pruned:
+        return Outcome(TrialState.PRUNED, report=pruned[0].report, parts=list(parts))
+    values = [
+        scoring.value([(p.values or [])[i] for p in parts], direction == "maximize")
+        for i, direction in enumerate(directions)
+    ]
+    return Outcome(TrialState.COMPLETE, values, report=parts[0].report, parts=list(parts))
+
+
+def log_outcome(number: int, outcome: Outcome, seconds: float, scoring: Scoring) -> None:
+    """One log line for an ended trial: its values (and its seeds'), its pruning epoch, or its
+    failure."""
     if outcome.state == TrialState.COMPLETE:
         shown = ", ".join(f"{v:.4g}" for v in outcome.values or [])
+        if outcome.parts:
+            seeds = " ".join(",".join(f"{v:.4g}" for v in p.values or []) for p in outcome.parts)
+            shown += f" ({scoring.describe()}: {seeds})"
         log.info("trial %d complete in %.1f s: %s", number, seconds, shown)
     elif outcome.state == TrialState.PRUNED:
         epochs = outcome.report.epochs
@@ -172,12 +206,35 @@ def consecutive_runs(batch: Sequence[Running]) -> list[list[Running]]:
 
 
 def finish(
-    study: optuna.Study, item: Running, outcome: Outcome, seconds: float, hooks: TrialHooks
+    study: optuna.Study,
+    storage: BaseStorage,
+    item: Running,
+    outcome: Outcome,
+    seconds: float,
+    hooks: TrialHooks,
+    scoring: Scoring,
 ) -> None:
-    """Tell the study how the trial's job ended, log it, and pass it on to the hooks."""
+    """Tell the study how the trial's job(s) ended (PRUNED when one of them pruned it, unless
+    a job failed), with each seed's value and run; log it; pass each job's report to the hooks.
+    ``storage``: the study's, where the jobs reported."""
     trial = item.trial
-    if outcome.report.run_id:
-        trial.set_user_attr("mlflow_run_id", outcome.report.run_id)
+    ident = trial_id(storage, study.study_name, trial.number)
+    flagged = pruned_at(storage.get_trial_system_attrs(ident)) is not None
+    if flagged and outcome.state != TrialState.FAIL:
+        outcome.state, outcome.values = TrialState.PRUNED, None
+    if item.seeds:
+        settle_means(storage, ident)  # each epoch: the mean over all the seeds that reached it
+        single = len(study.directions) == 1
+        values = [
+            (p.values[0] if single else p.values) if p.values else None for p in outcome.parts
+        ]
+        trial.set_user_attr(SEED_VALUES_ATTR, values)
+        runs = [p.report.run_id for p in outcome.parts]
+        if any(runs):
+            trial.set_user_attr(RUN_IDS_ATTR, runs)
+    elif outcome.report.run_id:
+        trial.set_user_attr(RUN_ID_ATTR, outcome.report.run_id)
     tell(study, trial, outcome.state, outcome.values)
-    log_outcome(trial.number, outcome, seconds)
-    hooks.trial_ended(trial.number, outcome.state, outcome.report)
+    log_outcome(trial.number, outcome, seconds, scoring)
+    for part in outcome.parts or [outcome]:
+        hooks.trial_ended(trial.number, outcome.state, part.report)

@@ -15,11 +15,13 @@ from omegaconf import OmegaConf
 from optuna.trial import TrialState
 
 from ._confirm import Point
+from ._jobs import RUN_ID_ATTR, RUN_IDS_ATTR
 from ._shared import LAUNCHER_ATTR
 from ._space import format_value
 from .files import CONFIRM_FILE, CONFIRMATION_FILE, IMPORTANCES_FILE, RESULTS_FILE, TRIALS_FILE
 from .hooks import TrialHooks
 from .redact import redact_uri
+from .seeds import ONE_RUN, SEED_VALUES_ATTR, SEEDS_ATTR, Scoring
 from .stats import Stat
 
 if TYPE_CHECKING:
@@ -42,10 +44,11 @@ def write_results(
     head: str,
     points: Sequence[Point] = (),
     warning: str | None = None,
+    scoring: Scoring = ONE_RUN,
 ) -> None:
     """Write ``optimization_results.yaml``, ``trials.csv``, ``param_importances.csv`` and
     (after a confirm stage) ``confirmation.csv``; print ``head``, the best trial or the Pareto
-    front, the top trials and the confirmation."""
+    front, the top trials and the confirmation (``scoring``: what a trial's value is)."""
     results, lines = summary(study, names, directions, rerun, url)
     lines.insert(0, head)
     sweep_dir.mkdir(parents=True, exist_ok=True)
@@ -53,7 +56,7 @@ def write_results(
     confirm_lines: list[str] = []
     if points:
         confirm_lines, results["confirmation"], metrics = confirmation(
-            points, names, directions, hooks.held_out(names[0])
+            points, names, directions, hooks.held_out(names[0]), scoring
         )
         confirm_path = sweep_dir / CONFIRM_FILE
         confirmation_table(points, names).to_csv(confirm_path, index=False)
@@ -119,7 +122,11 @@ def study_head(study: optuna.Study, url: str, ran: int, seconds: float) -> str:
 
 
 def confirmation(
-    points: Sequence[Point], names: Sequence[str], directions: Sequence[str], held: str | None
+    points: Sequence[Point],
+    names: Sequence[str],
+    directions: Sequence[str],
+    held: str | None,
+    scoring: Scoring = ONE_RUN,
 ) -> tuple[list[str], list[dict[str, Any]], dict[str, float]]:
     """The confirm stage's summary: the lines printed, the entries of the results file, and
     the winner's numbers by name (logged on the parent run). The selection optimism is how
@@ -133,7 +140,7 @@ def confirmation(
         stats = {name: point.stat(name) for name in measured}
         ref = stats[reference]
         optimism = sign * (point.trial.values[0] - ref.mean) if ref is not None else None
-        lines += _confirmation_lines(point, names, stats, held, optimism, sign)
+        lines += _confirmation_lines(point, names, stats, held, optimism, sign, scoring)
         entries.append(_confirmation_entry(point, names, stats, held, optimism))
         if index == 0:  # the winner's numbers, for the parent run
             metrics = _winner_metrics(point, names[0], stats, optimism)
@@ -147,6 +154,7 @@ def _confirmation_lines(
     held: str | None,
     optimism: float | None,
     sign: float,
+    scoring: Scoring,
 ) -> list[str]:
     """The printed lines of one confirmed point: its runs, the search's values, the
     confirmation's statistics and the selection optimism."""
@@ -158,7 +166,9 @@ def _confirmation_lines(
         f"({seeds}): {ok} finished" + (f", {point.failed} failed" if point.failed else "")
     ]
     for name, value in zip(names, trial.values, strict=True):
-        lines.append(f"    search   {name:<18} {value:.4f}  (trial {trial.number}, one run)")
+        lines.append(
+            f"    search   {name:<18} {value:.4f}  (trial {trial.number}, {scoring.describe()})"
+        )
     for name, stat in stats.items():
         where = "  <- data the search never saw" if name == held else ""
         lines.append(f"    confirm  {name:<18} {format_stat(stat)}{where}")
@@ -281,7 +291,8 @@ def _top_trials(table: pd.DataFrame, name: str, direction: str, table_path: Path
     top = table[table["state"].isin(["COMPLETE", "PRUNED"])].head(5) if len(table) else table
     if not len(top):
         return []
-    shown = top.drop(columns=[c for c in ("mlflow_run_id", "retry_of") if c in top])
+    hidden = (RUN_ID_ATTR, RUN_IDS_ATTR, "retry_of", SEEDS_ATTR, SEED_VALUES_ATTR)
+    shown = top.drop(columns=[c for c in hidden if c in top])
     text = shown.to_string(index=False, float_format=lambda v: f"{v:.4g}")
     return [
         "",
@@ -342,7 +353,7 @@ def trials_table(
         _key=(sign * first).fillna(math.inf) if names[0] in frame else math.inf,
     )
     frame = frame.sort_values(["_rank", "_key", "trial"]).drop(columns=["_rank", "_key"])
-    last = [c for c in frame.columns if c == "mlflow_run_id"]
+    last = [c for c in frame.columns if c in (RUN_ID_ATTR, RUN_IDS_ATTR)]
     order = ["trial", "state", *[n for n in names if n in frame]]
     rest = [c for c in frame.columns if c not in order and c not in last]
     return frame[[*order, *rest, *last]].reset_index(drop=True)

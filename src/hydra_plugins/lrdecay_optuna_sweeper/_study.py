@@ -17,10 +17,11 @@ from optuna.storages import BaseStorage
 from optuna.trial import TrialState
 
 from ._jobs import tell
-from ._shared import orphaned, settle
+from ._shared import TAKEN, orphaned, settle
 from ._space import Condition, SweepError, grid_values, sqlite_absolute
 from .pruners import make_pruner
 from .redact import redact_uri
+from .seeds import ONE_RUN, SCORING_ATTR, Scoring
 from .storage import open_study
 
 log = logging.getLogger("lrdecay.optuna")
@@ -83,8 +84,10 @@ def open_checked(
     pruner: Mapping[str, Any],
     directions: list[str],
     objectives: list[str] | None,
+    scoring: Scoring = ONE_RUN,
 ) -> tuple[BaseStorage, optuna.Study]:
-    """Create or load the study, checked to optimise these objectives in these directions."""
+    """Create or load the study, checked to optimise these objectives in these directions,
+    its trials scored as ``scoring`` says (a study's trials must be comparable)."""
     try:
         storage, study = open_study(
             url,
@@ -108,7 +111,27 @@ def open_checked(
         )
     if objectives and not recorded:
         study.set_user_attr("objectives", objectives)
+    _check_scoring(study, url, scoring)
     return storage, study
+
+
+def _check_scoring(study: optuna.Study, url: str, scoring: Scoring) -> None:
+    """Refuse to add trials scored otherwise than the study's earlier ones (finished or running;
+    one run each unless recorded); record a new study's scoring when it is not one run each."""
+    recorded = Scoring.of_study(study.user_attrs)
+    if recorded != scoring and study.get_trials(deepcopy=False, states=TAKEN):
+
+        def said(s: Scoring) -> str:
+            return f"seeds_per_trial={s.seeds} trial_score={s.score} ({s.describe()})"
+
+        raise SweepError(
+            f"study '{study.study_name}' at {redact_uri(url)} scores its trials with "
+            f"{said(recorded)}; this search asks for {said(scoring)}, and its trials would not "
+            "compare with the study's. Fix: the study's settings, or another "
+            "hydra.sweeper.study_name"
+        )
+    if recorded != scoring:
+        study.set_user_attr(SCORING_ATTR, {"seeds": scoring.seeds, "score": scoring.score})
 
 
 def recover(study: optuna.Study) -> None:

@@ -141,6 +141,7 @@ class OptunaSweeperConf:
     project's: ``<experiment or 'search'>-<dataset>``).
     ``direction`` null takes each objective's natural direction, as the hooks name it
     (``TrialHooks.objective_directions``; unnamed: minimise one value, maximise named ones).
+    ``seeds_per_trial`` > 1 scores each trial over that many seeds (``seeds.py``).
     """
 
     _target_: str = "hydra_plugins.lrdecay_optuna_sweeper.optuna_sweeper.OptunaSweeper"
@@ -175,6 +176,14 @@ class OptunaSweeperConf:
     trial_hooks: str | None = None
     # re-run the winner with fresh seeds once the search ended (see ConfirmConf)
     confirm: ConfirmConf = field(default_factory=ConfirmConf)
+    # jobs per trial, one per seed: the config's seed (at seed_key) and the ones after it, the
+    # same for every trial; they run side by side (the joblib pool holds n_jobs x this), and a
+    # failed seed fails the trial. The study is told their mean (trial_score=mean) or the
+    # pessimistic end of its 95 % t-interval (lcb: mean - t*sd/sqrt(K) when maximising)
+    seeds_per_trial: int = 1
+    trial_score: str = "mean"
+    # the config key that seeds a job: the trials' seeds above, the confirm stage's fresh ones
+    seed_key: str = "seed"
 
 
 def register() -> None:

@@ -12,9 +12,10 @@ drives any Hydra app whose task returns its objective value(s). The sweeper call
 from its one thread, in this order: :meth:`~TrialHooks.objectives`,
 :meth:`~TrialHooks.objective_directions` and
 :meth:`~TrialHooks.default_study_name`, :meth:`~TrialHooks.study_started`; per trial
-:meth:`~TrialHooks.trial_overrides`, then after its job :meth:`~TrialHooks.job_report` and
-:meth:`~TrialHooks.trial_ended`; with ``hydra.sweeper.confirm.enabled``, per job of the confirm
-stage :meth:`~TrialHooks.confirm_overrides` (before), :meth:`~TrialHooks.job_report`,
+:meth:`~TrialHooks.trial_overrides`, then after each of its jobs (one, or one per seed with
+``seeds_per_trial``) :meth:`~TrialHooks.job_report`, and once the trial was told
+:meth:`~TrialHooks.trial_ended` for each job; with ``hydra.sweeper.confirm.enabled``, per job
+of the confirm stage :meth:`~TrialHooks.confirm_overrides` (before), :meth:`~TrialHooks.job_report`,
 :meth:`~TrialHooks.measures` and :meth:`~TrialHooks.confirm_ended` (after), then
 :meth:`~TrialHooks.confirmation_finished`; at the end :meth:`~TrialHooks.study_finished`, or
 :meth:`~TrialHooks.study_stopped` when the search stops early. :meth:`~TrialHooks.search_problem`
@@ -37,12 +38,16 @@ if TYPE_CHECKING:
 
 class StudyInfo(NamedTuple):
     """The study a search runs, as the hooks see it: the study, the storage the sweeper opened
-    it on (and its URL, which the jobs open again), and the pruner's settings."""
+    it on (and its URL, which the jobs open again), the pruner's settings, the config key of a
+    job's seed (``hydra.sweeper.seed_key``) and the seeds every trial's jobs run with (empty
+    with ``seeds_per_trial=1``: each trial one job, with the config's seed)."""
 
     study: optuna.Study
     storage: BaseStorage
     storage_url: str
     pruner: Mapping[str, Any]
+    seed_key: str = "seed"
+    seeds: tuple[int, ...] = ()
 
 
 class JobReport(NamedTuple):
@@ -50,7 +55,8 @@ class JobReport(NamedTuple):
 
     ``state`` PRUNED or FAIL overrides the return value (a pruned run, a diverged run whose
     value means nothing), with ``reason`` for a failure; None: the trial is judged by the
-    job's status and return value. ``run_id`` is stored as the trial's ``mlflow_run_id``.
+    job's status and return value. ``run_id`` is stored as the trial's ``mlflow_run_id``
+    (one of its ``mlflow_run_ids`` with ``seeds_per_trial``).
     """
 
     state: TrialState | None = None
@@ -105,12 +111,14 @@ class TrialHooks:
         return JobReport()
 
     def trial_ended(self, number: int, state: TrialState, report: JobReport) -> None:
-        """The study was told that trial ``number`` ended in ``state``."""
+        """The study was told that trial ``number`` ended in ``state``; ``report``: one of its
+        jobs' (called once per job: ``seeds_per_trial`` times)."""
 
     def confirm_overrides(self, info: StudyInfo, trial: FrozenTrial, seeds: int) -> list[list[str]]:
         """The overrides, beyond ``trial``'s parameters, of the ``seeds`` jobs that run its
-        configuration again with fresh seeds (seeds no trial used): one list per job. Empty:
-        this application cannot confirm (the confirm stage is skipped)."""
+        configuration again with fresh seeds (seeds no trial used: none of ``info.seeds``):
+        one list per job. Empty: this application cannot confirm (the confirm stage is
+        skipped)."""
         return []
 
     def measures(self, output_dir: Path | None) -> dict[str, float]:

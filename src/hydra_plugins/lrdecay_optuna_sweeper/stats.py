@@ -29,3 +29,10 @@ class Stat(NamedTuple):
 
             half = float(stats.t.ppf(0.975, xs.size - 1) * stats.sem(xs))
         return cls(float(xs.mean()), half, int(xs.size))
+
+    def bound(self, maximize: bool) -> float | None:
+        """The pessimistic end of the 95 % t-interval: ``mean - half`` when larger is better,
+        ``mean + half`` when smaller is; None with one value (no interval)."""
+        if self.half is None:
+            return None
+        return self.mean - self.half if maximize else self.mean + self.half

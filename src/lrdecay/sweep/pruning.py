@@ -25,6 +25,7 @@ from hydra_plugins.lrdecay_optuna_sweeper.pruners import (
     SuccessiveHalvingPrunerSettings,
 )
 from hydra_plugins.lrdecay_optuna_sweeper.pruners import make_pruner as _make_pruner
+from hydra_plugins.lrdecay_optuna_sweeper.seeds import TrialReporter
 from hydra_plugins.lrdecay_optuna_sweeper.storage import (
     CREATION_LOCK_KEY,
     CREATION_LOCK_TIMEOUT_S,
@@ -85,10 +86,13 @@ class PruningListener(Listener):
 
     With ``trial.pruner`` ``none``, and in multi-objective studies (which Optuna cannot
     prune), the listener stays silent: the per-epoch history is in MLflow anyway. The last
-    epoch is reported but never pruned, since there is nothing left to save.
+    epoch is reported but never pruned, since there is nothing left to save. One of a trial's
+    seeds (``hydra.sweeper.seeds_per_trial``), the run reports under its ``seed`` through the
+    sweeper's :class:`TrialReporter`: the trial's value is the seeds' mean, and a prune stops
+    them all.
     """
 
-    def __init__(self, trial: TrialConfig, stop: StopFlag) -> None:
+    def __init__(self, trial: TrialConfig, stop: StopFlag, seed: int | None = None) -> None:
         if not trial.storage or not trial.study_name or trial.number is None:
             raise ConfigError(
                 "trial: storage, study_name and number are set together by the "
@@ -103,7 +107,7 @@ class PruningListener(Listener):
         self.number = trial.number
         self.pruner_name = trial.pruner
         self.max_epochs: int | None = None
-        self.trial: optuna.Trial | None = None
+        self.trial: TrialReporter | None = None
         if trial.pruner == "none":
             return
         import optuna
@@ -120,7 +124,7 @@ class PruningListener(Listener):
                 sampler=optuna.samplers.RandomSampler(),
             )
             if len(study.directions) == 1:
-                self.trial = optuna.Trial(study, trial_id)
+                self.trial = TrialReporter(storage, study, trial_id, seed)
         except ConfigError:
             raise
         except Exception as exc:
@@ -141,9 +145,8 @@ class PruningListener(Listener):
         if not math.isfinite(value):  # divergence: the engine ends the run itself
             return
         try:
-            self.trial.report(value, record.epoch)
             last = self.max_epochs is not None and record.epoch >= self.max_epochs
-            prune = not last and self.trial.should_prune()
+            prune = self.trial.report(record.epoch, value, last)
         except Exception as exc:  # e.g. the trial was closed by a restarted sweeper
             log.warning(
                 "trial %d: cannot report to the study any more (%s); pruning is off "

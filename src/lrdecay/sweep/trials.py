@@ -217,16 +217,19 @@ class LrdecayTrials(TrialHooks):
     # -------------------------------------------------------------- confirm stage
 
     def confirm_overrides(self, info: StudyInfo, trial: FrozenTrial, seeds: int) -> list[list[str]]:
-        """``seed=<s>`` for ``seeds`` seeds after the config's ``seed`` that no trial of the
-        study trained with: the same seeds on every launch, so a re-launch finds the finished
-        runs of an earlier confirmation (same config fingerprint) and reuses them."""
-        if "seed" not in self.config:
+        """``<seed key>=<s>`` for ``seeds`` seeds after the config's seed that no trial of the
+        study trained with (nor searched, nor ran as one of its seeds): the same seeds on every
+        launch, so a re-launch finds the finished runs of an earlier confirmation (same config
+        fingerprint) and reuses them."""
+        key = info.seed_key
+        seed = OmegaConf.select(self.config, key, default=None)
+        if seed is None:
             return []
-        base = int(self.config.seed)
-        used = {base} | {
-            int(t.params["seed"])
+        base = int(seed)
+        used = {base, *info.seeds} | {
+            int(t.params[key])
             for t in info.study.get_trials(deepcopy=False)
-            if isinstance(t.params.get("seed"), int | float)
+            if isinstance(t.params.get(key), int | float)
         }
         fresh: list[int] = []
         candidate = base
@@ -234,7 +237,7 @@ class LrdecayTrials(TrialHooks):
             candidate += 1
             if candidate not in used:
                 fresh.append(candidate)
-        return [[f"seed={s}"] for s in fresh]
+        return [[f"{key}={s}"] for s in fresh]
 
     def measures(self, output_dir: Path | None) -> dict[str, float]:
         """Every objective's value the job's ``result.json`` holds (the test split's
