@@ -40,8 +40,10 @@ RISE = 0.05
 PLATEAU_CLASS = "ReduceLROnPlateau"
 #: An accuracy that moves less than this (half a point) over the rise "holds".
 HOLDS = 0.005
-#: Fewest arms whose rank correlation the paragraph quotes.
+#: Fewest arms whose rank correlation the paragraph quotes, and the least |ρ| it reads as an
+#: ordering (below it: no clear order).
 MIN_ARMS_FOR_RANKS = 4
+WEAK_RHO = 0.3
 LOSS_DIGITS = 4
 
 
@@ -58,7 +60,7 @@ class RunLoss:
     acc_at_last: float | None
     moves: int | None  # rate moves over the run (None: no rate logged)
     moves_after: int | None  # of those, the moves into an epoch after the minimum
-    rate_after: float | None  # median rate of the epochs after the minimum (None: none after)
+    late_rate: float | None  # median rate of the second half of the epochs run (None: no rate)
 
     @property
     def rise(self) -> float:
@@ -79,7 +81,7 @@ def run_loss(run: RunRecord) -> RunLoss | None:
     accs = run.history.get("val_acc", {})
     epochs, lrs = run.series("lr")
     moved = rate_change_epochs(epochs, lrs) if epochs else None
-    after = [lr for e, lr in zip(epochs, lrs, strict=True) if e > min_epoch and lr > 0]
+    late = [lr for e, lr in zip(epochs, lrs, strict=True) if e > last_epoch / 2 and lr > 0]
     return RunLoss(
         min_epoch=min_epoch,
         last_epoch=last_epoch,
@@ -89,7 +91,7 @@ def run_loss(run: RunRecord) -> RunLoss | None:
         acc_at_last=accs.get(last_epoch),
         moves=len(moved) if moved is not None else None,
         moves_after=sum(e > min_epoch for e in moved) if moved is not None else None,
-        rate_after=float(np.median(after)) if after else None,
+        late_rate=float(np.median(late)) if late else None,
     )
 
 
@@ -131,9 +133,9 @@ class ArmLoss:
         return None
 
     @property
-    def rate_after(self) -> float | None:
-        """Geometric mean over runs of the median rate after the minimum."""
-        rates = [r.rate_after for r in self.runs if r.rate_after is not None]
+    def late_rate(self) -> float | None:
+        """Geometric mean over runs of the median rate of the second half of training."""
+        rates = [r.late_rate for r in self.runs if r.late_rate is not None]
         return float(np.exp(np.mean(np.log(rates)))) if rates else None
 
 
@@ -231,12 +233,11 @@ def reading(arms: Sequence[ArmLoss]) -> str:
     fixed = [a for a in arms if not a.moving]
     if fixed:
         parts.append(
-            "At a fixed rate, "
+            "At a fixed rate the minimum comes at epoch "
             + _names(
                 [
-                    f"{a.row.setting} reaches its minimum at epoch {a.mean('min_epoch'):.1f} of "
-                    f"{a.mean('last_epoch'):.0f} ({100 * a.mean('relative_rise'):+.0f}% by the "
-                    "last)"
+                    f"{a.mean('min_epoch'):.1f} of {a.mean('last_epoch'):.0f} for "
+                    f"{a.row.setting} ({100 * a.mean('relative_rise'):+.0f}% by the last)"
                     for a in fixed
                 ]
             )
@@ -279,10 +280,13 @@ def _readers_text(arms: Sequence[ArmLoss]) -> list[str]:
         if total > 0:
             after = sum(a.mean("moves_after") for a in group)
             shares.append(f"{100 * after / total:.0f}% of {name}'s")
+    risen = any(a.rises for group in readers.values() for a in group)
     text = (
         f"{_names(list(readers))} move the rate when the validation loss stops falling "
         "(oscillate whenever it rose from one epoch to the next), so a validation loss that "
-        "rises from overfitting triggers rate moves that are not about optimisation progress"
+        f"rises from overfitting {'triggers' if risen else 'would trigger'} rate moves that "
+        "are not about optimisation progress"
+        + ("" if risen else " (in none of these arms did it rise)")
     )
     if shares:
         text += (
@@ -293,30 +297,44 @@ def _readers_text(arms: Sequence[ArmLoss]) -> list[str]:
 
 
 def _ranks_text(moving: Sequence[ArmLoss]) -> list[str]:
-    """Across the arms whose rate moves: does the rise shrink with the rate trained at after
-    the minimum, and does the scoring accuracy go with a smaller rise (Spearman, descriptive)?"""
-    ranked = [a for a in moving if a.rate_after is not None]
+    """Across the arms whose rate moves: does the rise shrink with the rate of the second half
+    of training, and does the scoring accuracy go with a smaller rise (Spearman, descriptive)?"""
+    ranked = [a for a in moving if a.late_rate is not None]
     if len(ranked) < MIN_ARMS_FOR_RANKS:
         return []
     rises = [a.mean("relative_rise") for a in ranked]
-    rho_rate = stats.spearmanr([a.rate_after for a in ranked], rises).statistic
+    rho_rate = float(stats.spearmanr([a.late_rate for a in ranked], rises).statistic)
     if not math.isfinite(rho_rate):
         return []
-    text = (
-        f"Across the {len(ranked)} arms whose rate moves, the lower the rate an arm trains at "
-        f"after its minimum, the {'smaller' if rho_rate > 0 else 'larger'} its rise (Spearman "
-        f"ρ = {rho_rate:.2f} between the median rate after the minimum and the relative rise)"
+    text = f"Across the {len(ranked)} arms whose rate moves, " + _order(
+        rho_rate,
+        "the lower an arm's rate in the second half of training, the smaller its rise",
+        "the lower an arm's rate in the second half of training, the larger its rise",
+        "the rise follows no clear order of the rate in the second half of training",
     )
+    text += f" (Spearman ρ = {rho_rate:.2f} between that median rate and the relative rise)"
     column = scored_by([a.row for a in ranked])
     scores = [a.row.mean(column) for a in ranked]
     if all(math.isfinite(s) for s in scores):
-        rho_acc = stats.spearmanr(rises, scores).statistic
+        rho_acc = float(stats.spearmanr(rises, scores).statistic)
         if math.isfinite(rho_acc):
-            text += (
-                f", and the {'smaller' if rho_acc < 0 else 'larger'} an arm's rise, the higher its "
-                f"{SCORE_NAMES[column]} (ρ = {rho_acc:.2f})"
+            score = SCORE_NAMES[column]
+            text += ", and " + _order(
+                rho_acc,
+                f"the larger an arm's rise, the higher its {score}",
+                f"the smaller an arm's rise, the higher its {score}",
+                f"its {score} follows no clear order of the rise",
             )
+            text += f" (ρ = {rho_acc:.2f})"
     return [text + "; rank correlations across arms, descriptive, not a test of cause."]
+
+
+def _order(rho: float, rising: str, falling: str, neither: str) -> str:
+    """The words for a rank correlation ``rho``: ``rising`` when clearly positive, ``falling``
+    when clearly negative, ``neither`` below :data:`WEAK_RHO`."""
+    if abs(rho) < WEAK_RHO:
+        return neither
+    return rising if rho > 0 else falling
 
 
 def markdown(rows: Sequence[SettingSummary]) -> list[str]:
