@@ -235,14 +235,16 @@ def _save(fig: plt.Figure, path: Path) -> Path:
 def legend_below(
     fig: plt.Figure, axes: Sequence[Axes], handles: list, labels: list[str], **kwargs: object
 ) -> Legend:
-    """A legend centred under ``axes``, hanging below their lowest tick or axis label (drawn
-    after the layout, so nothing it covers moves afterwards); savefig's tight box takes it in."""
+    """A legend centred under ``axes``, hanging below their lowest tick or axis label (placed
+    after the layout, so nothing it covers moves afterwards); savefig's tight box takes it in.
+    The legend of one panel belongs to it, of several to the figure."""
     renderer = fig.canvas.get_renderer()
     bottom = min(ax.get_tightbbox(renderer).y0 for ax in axes) - LEGEND_GAP * fig.dpi / 72
     left = min(ax.get_position().x0 for ax in axes)
     right = max(ax.get_position().x1 for ax in axes)
     y = fig.transFigure.inverted().transform((0, bottom))[1]
-    return fig.legend(
+    owner = axes[0] if len(axes) == 1 else fig  # one panel's legend is that panel's
+    return owner.legend(
         handles,
         labels,
         loc="upper center",
@@ -724,8 +726,9 @@ def write_figures(rows: Sequence[SettingSummary], out_dir: Path) -> list[Figure]
     )
     modern = (
         f" A fourth panel, {MODERN_GROUP}, holds the arms raced with the study, with the "
-        "baselines: the PyTorch schedulers dashed with stars, the optimizers that need no "
-        "schedule dotted with plus signs."
+        "baselines: the PyTorch schedulers dashed with stars, the schedule-free and "
+        "learning-rate-free optimizers (and any other optimizer at a fixed rate) dotted with "
+        "plus signs."
         if len(panels(rows)) > len(STRATEGY_PANELS)
         else ""
     )

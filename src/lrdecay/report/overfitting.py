@@ -303,8 +303,8 @@ def _ranks_text(moving: Sequence[ArmLoss]) -> list[str]:
     if len(ranked) < MIN_ARMS_FOR_RANKS:
         return []
     rises = [a.mean("relative_rise") for a in ranked]
-    rho_rate = float(stats.spearmanr([a.late_rate for a in ranked], rises).statistic)
-    if not math.isfinite(rho_rate):
+    rho_rate = _spearman([a.late_rate or 0.0 for a in ranked], rises)
+    if rho_rate is None:
         return []
     text = f"Across the {len(ranked)} arms whose rate moves, " + _order(
         rho_rate,
@@ -316,8 +316,8 @@ def _ranks_text(moving: Sequence[ArmLoss]) -> list[str]:
     column = scored_by([a.row for a in ranked])
     scores = [a.row.mean(column) for a in ranked]
     if all(math.isfinite(s) for s in scores):
-        rho_acc = float(stats.spearmanr(rises, scores).statistic)
-        if math.isfinite(rho_acc):
+        rho_acc = _spearman(rises, scores)
+        if rho_acc is not None:
             score = SCORE_NAMES[column]
             text += ", and " + _order(
                 rho_acc,
@@ -327,6 +327,14 @@ def _ranks_text(moving: Sequence[ArmLoss]) -> list[str]:
             )
             text += f" (ρ = {rho_acc:.2f})"
     return [text + "; rank correlations across arms, descriptive, not a test of cause."]
+
+
+def _spearman(xs: Sequence[float], ys: Sequence[float]) -> float | None:
+    """Spearman's ρ of two samples; None when either is constant (ρ is undefined)."""
+    if len(set(xs)) < 2 or len(set(ys)) < 2:
+        return None
+    rho = float(stats.spearmanr(xs, ys).statistic)
+    return rho if math.isfinite(rho) else None
 
 
 def _order(rho: float, rising: str, falling: str, neither: str) -> str:
