@@ -234,10 +234,12 @@ def _save(fig: plt.Figure, path: Path) -> Path:
 
 def legend_below(
     fig: plt.Figure, axes: Sequence[Axes], handles: list, labels: list[str], **kwargs: object
-) -> Legend:
+) -> Legend | None:
     """A legend centred under ``axes``, hanging below their lowest tick or axis label (placed
     after the layout, so nothing it covers moves afterwards); savefig's tight box takes it in.
-    The legend of one panel belongs to it, of several to the figure."""
+    The legend of one panel belongs to it, of several to the figure; None with no entries."""
+    if not labels:
+        return None
     renderer = fig.canvas.get_renderer()
     bottom = min(ax.get_tightbbox(renderer).y0 for ax in axes) - LEGEND_GAP * fig.dpi / 72
     left = min(ax.get_position().x0 for ax in axes)
@@ -273,7 +275,7 @@ def _sequence_legend(fig: plt.Figure, rows: Sequence[SettingSummary], st: dict[s
         fig.axes,
         list(handles.values()),
         list(handles),
-        ncol=min(len(handles), 8),
+        ncol=max(1, min(len(handles), 8)),
         fontsize=11,
         handlelength=3.5,
     )
@@ -639,7 +641,7 @@ def best_figure(rows: Sequence[SettingSummary]) -> plt.Figure:
     )
     fig.tight_layout()
     handles, labels = axes[0].get_legend_handles_labels()
-    legend_below(fig, axes, handles, labels, ncol=min(3, len(labels)), fontsize=9)
+    legend_below(fig, axes, handles, labels, ncol=max(1, min(3, len(labels))), fontsize=9)
     return fig
 
 
