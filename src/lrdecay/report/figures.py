@@ -787,9 +787,9 @@ def write_figures(rows: Sequence[SettingSummary], out_dir: Path) -> list[Figure]
         Figure(
             plot_best(rows, out_dir / "best_vs_baselines.png"),
             "Best setting per strategy vs baselines",
-            "The best setting of each strategy, chosen by mean final validation accuracy (the "
-            f"table's Final accuracy, on {validation}; the test split chooses nothing), against "
-            "the SGD and Adam baselines"
+            "The best setting of each strategy by mean final validation accuracy (the table's "
+            f"Final accuracy) on {validation}: the test split chooses nothing. Drawn with the SGD "
+            "and Adam baselines"
             + (" and the control at r0" if control else "")
             + ": validation accuracy (left) and validation loss (right) per epoch, mean over "
             "seeds. The legend gives each setting's mean final validation accuracy"
@@ -800,7 +800,7 @@ def write_figures(rows: Sequence[SettingSummary], out_dir: Path) -> list[Figure]
             plot_scatter(rows, out_dir / "accuracy_vs_convergence.png"),
             "Accuracy vs convergence epoch",
             f"For every setting, {score} against its median convergence epoch (Kaplan–Meier "
-            f"over seeds; the study's rule on the validation accuracy, on {validation}); up "
+            f"over seeds), the study's rule read on the validation accuracy of {validation}. Up "
             "and to the left is better. Vertical bars span the seeds' accuracies, horizontal "
             "bars their convergence epochs; a hollow marker did not converge in at least half "
             "its seeds and sits at the budget. Both axes fit the points, with a margin.",
