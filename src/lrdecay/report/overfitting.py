@@ -32,9 +32,11 @@ from lrdecay.report.tables import ACC_DIGITS
 #: The report's section on it (its heading, and the anchor the page links to).
 TITLE = "Validation loss after its minimum"
 ANCHOR = "validation-loss-after-its-minimum"
-#: An arm's validation loss "rises" when its last value is, on average over seeds, at least this
-#: share above the run's minimum: well past the epoch-to-epoch wobble of a loss that has settled.
-RISE = 0.05
+#: An arm's validation loss "rises after an early minimum" when, on average over seeds, its
+#: last value is at least RISE above the run's minimum and that minimum comes within the first
+#: EARLY share of the epochs run: well past the wobble of a loss that settles near the end.
+RISE = 0.10
+EARLY = 0.8
 #: The PyTorch scheduler that steps on the validation loss, by the class name its runs' scheduler
 #: tag ends with (the report reads tags and never imports torch).
 PLATEAU_CLASS = "ReduceLROnPlateau"
@@ -118,8 +120,10 @@ class ArmLoss:
 
     @property
     def rises(self) -> bool:
-        """Whether its last validation loss lies :data:`RISE` or more above its minimum."""
-        return self.mean("relative_rise") >= RISE
+        """Whether its last validation loss lies :data:`RISE` or more above a minimum in the
+        first :data:`EARLY` of the epochs run (means over seeds)."""
+        early = self.mean("min_epoch") <= EARLY * self.mean("last_epoch")
+        return early and self.mean("relative_rise") >= RISE
 
     @property
     def reader(self) -> str | None:
@@ -223,7 +227,8 @@ def reading(arms: Sequence[ArmLoss]) -> str:
         text = (
             f"The validation loss rises after an early minimum in {len(rising)} of the "
             f"{len(moving)} arms whose rate moves (its last value {100 * RISE:.0f}% or more "
-            "above the minimum, on average over seeds)"
+            f"above a minimum in the first {100 * EARLY:.0f}% of the epochs, on average over "
+            "seeds)"
         )
         if rising:
             epochs = _span([a.mean("min_epoch") for a in rising], ".1f")
@@ -281,8 +286,9 @@ def _readers_text(arms: Sequence[ArmLoss]) -> list[str]:
             after = sum(a.mean("moves_after") for a in group)
             shares.append(f"{100 * after / total:.0f}% of {name}'s")
     risen = any(a.rises for group in readers.values() for a in group)
+    names = _names(list(readers))
     text = (
-        f"{_names(list(readers))} move the rate when the validation loss stops falling "
+        f"{names[:1].upper()}{names[1:]} move the rate when the validation loss stops falling "
         "(oscillate whenever it rose from one epoch to the next), so a validation loss that "
         f"rises from overfitting {'triggers' if risen else 'would trigger'} rate moves that "
         "are not about optimisation progress"
