@@ -58,6 +58,10 @@ def test_page_names_runs_launches_commit_and_machine(page: Path) -> None:
     assert "[report.md](report.md)" in text and (page / "report.md").exists()
     assert "**cannot tell" in text  # two seeds of two epochs decide nothing
     assert "| Status | complete |" in text
+    # the generated reading of the validation loss after its minimum, linked to its numbers
+    section = text.split("## Validation loss after its minimum", 1)[1].split("## Reading")[0]
+    assert "arms whose rate moves" in section and "At a fixed rate" in section
+    assert "(report.md#validation-loss-after-its-minimum)" in section
 
 
 @pytest.mark.slow

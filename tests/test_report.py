@@ -224,6 +224,19 @@ def test_figures_are_real_pngs_embedded_in_the_report(sweep: Sweep) -> None:
     assert "| **By Cutoff** |" in report  # the table itself is embedded
 
 
+def test_report_shows_each_settings_validation_loss_after_its_minimum(sweep: Sweep) -> None:
+    """The section's table has one row per setting whose minimum epoch lies in the budget,
+    and its generated reading follows the table."""
+    report = (sweep.out / "report.md").read_text(encoding="utf-8")
+    section = report.split("## Validation loss after its minimum", 1)[1].split("\n## ")[0]
+    for setting in SETTINGS:
+        (row,) = [ln for ln in section.splitlines() if f"| {setting} |" in ln]
+        epoch = float(row.split("|")[4].split()[0])
+        assert 1 <= epoch <= EPOCHS, (setting, row)
+    assert "arms whose rate moves" in section
+    assert "(#validation-loss-after-its-minimum)" in report  # the loss figure points to it
+
+
 def test_report_weighs_every_claim_of_the_study(sweep: Sweep) -> None:
     report = (sweep.out / "report.md").read_text(encoding="utf-8")
     claims = [line for line in report.splitlines() if line.startswith("- *On ")]

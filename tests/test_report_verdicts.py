@@ -354,7 +354,7 @@ def test_scatter_has_no_labels_in_the_plot_and_stays_within_the_budget(
     try:
         assert not ax.texts  # names live in the legend, where no bar can cross them
         assert _outside(fig, ax.get_legend().get_window_extent(), ax)
-        assert BUDGET <= ax.get_xlim()[1] <= BUDGET + 0.5
+        assert BUDGET <= ax.get_xlim()[1] <= BUDGET * 1.04 + 0.5  # fits the points, a margin
         bar_xs = [
             x
             for c in ax.collections

@@ -530,6 +530,9 @@ def test_schedule_free_and_wsd_runs_join_the_modern_block_with_a_question_each(
     drawn = styles(rows)
     assert drawn["sgd_schedulefree-fixed"].color == MODERN_COLORS["sgd_schedulefree-fixed"]
     assert drawn["wsd"].color == MODERN_COLORS["wsd"]
-    assert setting_colour("sgd_schedulefree-fixed", "constant", "fixed") == "#8c564b"
+    assert (
+        setting_colour("sgd_schedulefree-fixed", "constant", "fixed")
+        == MODERN_COLORS["sgd_schedulefree-fixed"]
+    )
     figures = write_figures(rows, tmp_path)
     assert "schedule-free and learning-rate-free optimizers" in figures[0].caption

@@ -185,6 +185,8 @@ class Strategy(ABC):
     """Decides, after each validation pass, whether the sequence advances."""
 
     name: str = ""
+    #: Whether it moves the rate on the validation loss (so overfitting moves it too).
+    reads_val_loss: bool = False
 
     @abstractmethod
     def should_advance(self, val_loss: float | None) -> bool:
@@ -219,6 +221,8 @@ class Never(Strategy):
 
 class _LossWatcher(Strategy):
     """A strategy that compares each validation loss with the previous one."""
+
+    reads_val_loss = True
 
     def __init__(self) -> None:
         self.prev_loss: float | None = None
@@ -289,6 +293,13 @@ _register(
     Entry("oscillate", Oscillate, "advance when the validation loss rose", label="By Oscillate"),
     Entry(FIXED_STRATEGY, Never, "never advance: a fixed rate (the baselines)", study=False),
 )
+
+
+def reads_val_loss(name: str) -> bool:
+    """Whether the registered strategy ``name`` moves the rate on the validation loss (cutoff,
+    oscillate); False for a name not registered."""
+    builder = STRATEGIES[name].builder if name in STRATEGIES else None
+    return isinstance(builder, type) and issubclass(builder, Strategy) and builder.reads_val_loss
 
 
 def make_strategy(name: str, rate: float = 0.01, shrink: float = 0.2) -> Strategy:

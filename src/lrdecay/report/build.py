@@ -37,6 +37,7 @@ from lrdecay.report.item_differences import (
     from_store,
 )
 from lrdecay.report.item_differences import markdown as item_markdown
+from lrdecay.report.overfitting import markdown as overfitting_markdown
 from lrdecay.report.page import render_html
 from lrdecay.report.search import Search, load_search, search_figures, search_markdown
 from lrdecay.report.stats import (
@@ -147,7 +148,7 @@ def render_markdown(
     search_figs: Sequence[Figure] = (),
 ) -> str:
     """``report.md``: what was run, the search (for a search's sweep), the table, the figures,
-    and the study's claims checked."""
+    the validation loss after its minimum, and the study's claims checked."""
     seeds = sorted({r.seed for r in runset.runs}, key=lambda s: (len(s), s))
     source = (
         f"sweep `{runset.parent_run_id}` of experiment `{runset.experiment}`"
@@ -185,6 +186,7 @@ def render_markdown(
     for fig in figures:
         rel = fig.path.relative_to(out_dir).as_posix()
         lines += [f"![{fig.title}]({rel})", "", f"*{fig.caption}*", ""]
+    lines += overfitting_markdown(rows)
     lines += [
         "## The study's claims, checked",
         "",

@@ -4,9 +4,11 @@ Every figure uses one colour, line style and marker per sequence (seq1..seq4) an
 (SGD, Adam), so the four sequences of a strategy panel stay apart even where their curves
 coincide; the accuracy-vs-speed scatter marks the strategy by marker. Curves are means over seeds
 with a band from the lowest to the highest seed; diverged runs are left out. Axes stop at the
-data's range and the epoch budget, and legends sit outside the plotting area. The modern
-baselines raced with the study (PyTorch schedulers, schedule-free and learning-rate-free
-optimizers) get a panel of their own, drawn dashed with stars.
+data's range and the epoch budget, and legends sit below the panels and their axis labels. The
+modern baselines raced with the study get a panel of their own: the PyTorch schedulers drawn
+dashed with stars, the optimizers that need no schedule (schedule-free, learning-rate-free,
+AdamW at a fixed rate) dotted with plus signs, like the study's fixed-rate baselines. Every caption
+names the split its numbers come from.
 """
 
 from __future__ import annotations
@@ -22,6 +24,7 @@ matplotlib.use("Agg")  # files only: reports are written on headless machines an
 import matplotlib.pyplot as plt
 import numpy as np
 from matplotlib.axes import Axes
+from matplotlib.legend import Legend
 from matplotlib.lines import Line2D
 from matplotlib.ticker import LogFormatter, MaxNLocator, StrMethodFormatter
 
@@ -35,6 +38,9 @@ from lrdecay.palette import (
     SEQUENCE_COLORS,
     modern_arm,
 )
+from lrdecay.report.claims import RARELY
+from lrdecay.report.overfitting import ANCHOR as OVERFIT_ANCHOR
+from lrdecay.report.overfitting import TITLE as OVERFIT_TITLE
 from lrdecay.report.stats import (
     MODERN_GROUP,
     SEQUENCES,
@@ -45,6 +51,7 @@ from lrdecay.report.stats import (
     required,
     scored_by,
 )
+from lrdecay.report.tables import ACC_DIGITS
 
 OTHER_COLORS = ("#8c564b", "#e377c2", "#7f7f7f", "#bcbd22", "#17becf")
 #: One line style and marker per sequence of the study's grid, in its order (seq1..seq4).
@@ -77,6 +84,18 @@ STRATEGY_PANELS = tuple(STRATEGY_GROUP.items())
 MODERN_PANEL = ("modern", MODERN_GROUP)
 MODERN_LINE = (0, (4, 1.5))
 MODERN_MARKER = "*"
+#: The modern optimizers at a fixed rate (no scheduler): dotted, as the study's baselines.
+MODERN_FIXED_LINE = (0, (1, 1.5))
+MODERN_FIXED_MARKER = "P"
+#: The realised-rate figure shows this many decades below the highest rate of the arms whose
+#: rate moves (r0/1000 from r0); a rate outside is marked by an arrow at the edge and named.
+RATE_DECADES = 3
+#: Arrows of settings that leave the rate axis at one epoch sit this many epochs apart, in
+#: this many slots.
+ARROW_SHIFT = 0.4
+ARROW_SLOTS = 4
+#: Space between the lowest axis label and a legend below it, in points.
+LEGEND_GAP = 6
 BAND = "band: lowest to highest seed"
 DPI = 110
 
@@ -117,7 +136,8 @@ def styles(rows: Sequence[SettingSummary]) -> dict[str, Style]:
         elif s.group == MODERN_GROUP:
             arm = modern_arm(s.setting, s.runs[0].sequence)
             color = MODERN_COLORS[arm] if arm is not None else next(others)
-            out[s.setting] = Style(color, MODERN_LINE, MODERN_MARKER, s.setting, phase=s.order)
+            line, marker = _modern_look(s)
+            out[s.setting] = Style(color, line, marker, s.setting, phase=s.order)
         elif s.group != "Other":
             out[s.setting] = Style(
                 SEQUENCE_COLORS[s.label],
@@ -129,6 +149,25 @@ def styles(rows: Sequence[SettingSummary]) -> dict[str, Style]:
         else:
             out[s.setting] = Style(next(others), ":", "P", s.setting)
     return out
+
+
+def _modern_look(row: SettingSummary) -> tuple[str | tuple, str]:
+    """Line and marker of a modern arm: a PyTorch scheduler's dashed with stars, a fixed-rate
+    optimizer's dotted with plus signs."""
+    if row.runs[0].scheduler:
+        return MODERN_LINE, MODERN_MARKER
+    return MODERN_FIXED_LINE, MODERN_FIXED_MARKER
+
+
+def validation_split(rows: Sequence[SettingSummary]) -> str:
+    """What the validation split of ``rows`` is, for a caption: held out of the training split
+    (and steering the schedules that read it), or the test split itself."""
+    if scored_by(rows) == "test_acc":
+        return (
+            "the validation split (held out of the training data; cutoff, oscillate and plateau "
+            "steer by it)"
+        )
+    return "the validation split (these runs held none out: it is the test split)"
 
 
 def budget(rows: Sequence[SettingSummary]) -> int:
@@ -193,6 +232,32 @@ def _save(fig: plt.Figure, path: Path) -> Path:
     return path
 
 
+def legend_below(
+    fig: plt.Figure, axes: Sequence[Axes], handles: list, labels: list[str], **kwargs: object
+) -> Legend | None:
+    """A legend centred under ``axes``, hanging below their lowest tick or axis label (placed
+    after the layout, so nothing it covers moves afterwards); savefig's tight box takes it in.
+    The legend of one panel belongs to it, of several to the figure; None with no entries."""
+    if not labels:
+        return None
+    renderer = fig.canvas.get_renderer()
+    bottom = min(ax.get_tightbbox(renderer).y0 for ax in axes) - LEGEND_GAP * fig.dpi / 72
+    left = min(ax.get_position().x0 for ax in axes)
+    right = max(ax.get_position().x1 for ax in axes)
+    y = fig.transFigure.inverted().transform((0, bottom))[1]
+    owner = axes[0] if len(axes) == 1 else fig  # one panel's legend is that panel's
+    return owner.legend(
+        handles,
+        labels,
+        loc="upper center",
+        bbox_to_anchor=((left + right) / 2, y),
+        bbox_transform=fig.transFigure,
+        frameon=False,
+        borderaxespad=0,
+        **kwargs,
+    )
+
+
 def _style_handle(style: Style) -> Line2D:
     """A legend entry drawn exactly as the setting's curves are."""
     return Line2D([], [], color=style.color, linestyle=style.line, marker=style.marker, lw=1.8)
@@ -205,14 +270,13 @@ def _sequence_legend(fig: plt.Figure, rows: Sequence[SettingSummary], st: dict[s
     for s in sorted(rows, key=lambda s: (s.group == "Benchmark", s.group == "Other", s.label)):
         key = s.label if s.group.startswith("By ") else st[s.setting].label
         handles.setdefault(key, _style_handle(st[s.setting]))
-    fig.legend(
+    legend_below(
+        fig,
+        fig.axes,
         list(handles.values()),
         list(handles),
-        loc="upper center",  # hangs below the figure; savefig's tight box takes it in
-        ncol=min(len(handles), 8),
-        frameon=False,
+        ncol=max(1, min(len(handles), 8)),
         fontsize=11,
-        bbox_to_anchor=(0.5, 0.0),
         handlelength=3.5,
     )
 
@@ -324,8 +388,8 @@ def curves_figure(
     last = budget(rows)
     for r, row_axes in enumerate(axes):
         for i, (ax, (strategy, name)) in enumerate(zip(row_axes, shown, strict=True)):
-            if r == 0 and i:
-                ax.sharey(row_axes[0])  # the full view compares panels on one scale
+            if i:  # each row compares its panels on one scale, the zoomed row included
+                ax.sharey(row_axes[0])
             _draw_panel(ax, rows, strategy, key, st)
             ax.set_title(name if r == 0 else f"{name}: top of the range", fontsize=13)
             _epoch_axis(ax, last)
@@ -347,12 +411,16 @@ def plot_rates(rows: Sequence[SettingSummary], path: Path) -> Path:
 
 
 def rates_figure(rows: Sequence[SettingSummary]) -> plt.Figure:
-    """The learning rate each run actually used per epoch, ▼ where it moved."""
+    """The learning rate each run actually used per epoch, ▼ where a rarely moving rate moved.
+
+    The panels share one rate axis, from the highest rate of the arms whose rate moves down
+    :data:`RATE_DECADES` decades: a rate beyond it (plateau's last cuts, an optimizer's own
+    step-size multiplier) is marked by an arrow at the edge and named in the legend."""
     st = styles(rows)
     shown = [*panels(rows), (FIXED_STRATEGY, "Benchmark and other")]
     fig, axes = plt.subplots(1, len(shown), figsize=(4.5 * len(shown), 5.4), sharey=True)
     last = budget(rows)
-    logged = any(r.series("lr")[0] for s in rows for r in s.ok_runs)
+    window = rate_window(rows)
     for ax, (strategy, name) in zip(axes, shown, strict=True):
         if strategy == FIXED_STRATEGY:
             chosen = [s for s in rows if s.group in ("Benchmark", "Other")]
@@ -365,29 +433,62 @@ def rates_figure(rows: Sequence[SettingSummary]) -> plt.Figure:
                 if s.group not in ("Benchmark", "Other", MODERN_GROUP) and s.strategy == strategy
             ]
         for s in chosen:
-            _plot_rate_runs(ax, s, st[s.setting])
-        ax.plot([], [], "v", color="0.3", label="first epoch at a new rate")
+            _plot_rate_runs(ax, s, st[s.setting], window)
         ax.set_title(name, fontsize=13)
         _epoch_axis(ax, last)
-        if logged:  # a log axis without data has no range to draw
+        if window is not None:  # a log axis without data has no range to draw
             _plain_log_ticks(ax)
+            ax.set_ylim(*window)
         ax.grid(alpha=0.3, which="both")
-        ax.legend(fontsize=8, loc="upper center", bbox_to_anchor=(0.5, -0.16), frameon=False)
     axes[0].set_ylabel("learning rate used in the epoch", fontsize=11)
-    fig.suptitle("Realised learning rate per run (rate moves listed per seed)", fontsize=14)
+    fig.suptitle("Realised learning rate per run (rate moves per seed)", fontsize=14)
     fig.tight_layout()
+    for ax in axes:
+        handles, labels = ax.get_legend_handles_labels()
+        if labels:
+            legend_below(fig, [ax], handles, labels, fontsize=8)
     return fig
 
 
-def _plot_rate_runs(ax: Axes, s: SettingSummary, style: Style) -> None:
-    """Each run's rate per epoch as steps, ▼ where it moved; one legend entry with the counts."""
-    counts = []
+def rate_window(rows: Sequence[SettingSummary]) -> tuple[float, float] | None:
+    """The rate axis (low, high), with a little room: from the highest rate of the arms whose
+    rate moves (of every arm if none moves) down to the lowest rate drawn, but no more than
+    :data:`RATE_DECADES` decades; None when no rate was logged."""
+    rates = {s.setting: [v for r in s.ok_runs for v in r.series("lr")[1] if v > 0] for s in rows}
+    moving = [v for s in rows if not _fixed_rate(s) for v in rates[s.setting]]
+    drawn = [v for vs in rates.values() for v in vs]
+    if not drawn:
+        return None
+    top = max(moving or drawn)
+    low = min(v for v in drawn if top / 10**RATE_DECADES <= v <= top)
+    return low / 1.4, top * 1.4
+
+
+def _fixed_rate(row: SettingSummary) -> bool:
+    """Whether no run of ``row`` ever moved its rate (a fixed-rate arm, or a still strategy)."""
+    return not any(r.rate_moves() for r in row.ok_runs)
+
+
+def _moves_text(counts: Sequence[int]) -> str:
+    """The rate moves of a setting's seeds: ``49 moves each``, or their range and mean."""
+    if len(set(counts)) == 1:
+        return f"{counts[0]} moves" + (" each" if len(counts) > 1 else "")
+    return f"{min(counts)}–{max(counts)} moves (mean {np.mean(counts):.1f})"
+
+
+def _plot_rate_runs(
+    ax: Axes, s: SettingSummary, style: Style, window: tuple[float, float] | None
+) -> None:
+    """Each run's rate per epoch as steps, ▼ where a rarely moving rate moved (a rate that
+    moves nearly every epoch would draw a band of them); one legend entry with the moves and,
+    for a rate beyond ``window``, an arrow at the edge and where it went."""
+    counts, beyond, marked = [], [], False
     for run in s.ok_runs:
         epochs, lrs = run.series("lr")
         if not epochs:
             continue
         moved = rate_change_epochs(epochs, lrs)
-        counts.append(str(len(moved)))
+        counts.append(len(moved))
         ax.plot(
             epochs,
             lrs,
@@ -397,27 +498,89 @@ def _plot_rate_runs(ax: Axes, s: SettingSummary, style: Style) -> None:
             alpha=RATE_ALPHA,
             drawstyle="steps-mid",
         )
-        ys = [lrs[epochs.index(e)] for e in moved]
-        ax.plot(moved, ys, "v", color=style.color, markersize=6, alpha=RATE_ALPHA)
-    if counts:
-        still = " (never moved)" if s.never_moved else ""
-        ax.plot(
-            [],
-            [],
-            color=style.color,
-            linestyle=style.line,
-            label=f"{style.label}: moves {', '.join(counts)}{still}",
+        if moved and len(moved) <= RARELY * (len(epochs) - 1):
+            ys = [lrs[epochs.index(e)] for e in moved]
+            ax.plot(moved, ys, "v", color=style.color, markersize=6, alpha=RATE_ALPHA)
+            marked = True
+        if window is not None:
+            beyond.extend(_off_axis(epochs, lrs, window))
+    if not counts:
+        return
+    note = _mark_off_axis(ax, beyond, window, style) if window is not None else ""
+    still = " (never moved)" if s.never_moved else ""
+    moves = "" if s.strategy == FIXED_STRATEGY else f": {_moves_text(counts)}{still}"
+    ax.plot(
+        [],
+        [],
+        color=style.color,
+        linestyle=style.line,
+        marker="v" if marked else "",
+        label=f"{style.label}{moves}{note}",
+    )
+
+
+def _off_axis(
+    epochs: Sequence[int], lrs: Sequence[float], window: tuple[float, float]
+) -> list[tuple[int, float, bool]]:
+    """(first epoch beyond the window, the farthest rate there, above?) of one run's rates."""
+    out = []
+    for above in (False, True):
+        outside = [
+            (e, v)
+            for e, v in zip(epochs, lrs, strict=True)
+            if (v > window[1] if above else v < window[0])
+        ]
+        if outside:
+            far = max(v for _, v in outside) if above else min(v for _, v in outside)
+            out.append((outside[0][0], far, above))
+    return out
+
+
+def _mark_off_axis(
+    ax: Axes,
+    beyond: Sequence[tuple[int, float, bool]],
+    window: tuple[float, float],
+    style: Style,
+) -> str:
+    """Arrows at the edge where a setting's rates leave the axis (shifted a little by the
+    setting's phase, so that the arrows of settings leaving at one epoch stay apart); the
+    legend's note on them."""
+    notes = []
+    for above in (False, True):
+        mine = [(e, v) for e, v, up in beyond if up is above]
+        if not mine:
+            continue
+        first = min(e for e, _ in mine)
+        far = max(v for _, v in mine) if above else min(v for _, v in mine)
+        edge = window[1] if above else window[0]
+        x = first + ARROW_SHIFT * (style.phase % ARROW_SLOTS)
+        ax.annotate(
+            "",
+            xy=(x, edge),
+            xytext=(x, edge / 3 if above else edge * 3),
+            arrowprops={"arrowstyle": "-|>", "color": style.color, "lw": 1.5},
+            annotation_clip=False,
         )
+        where = "above" if above else "below"
+        since = "" if first <= 1 else f" from epoch {first}"
+        notes.append(f"{where} the axis{since}, to {far:g}")
+    return f" ({'; '.join(notes)})" if notes else ""
+
+
+#: The column that picks each strategy's best setting: mean final validation accuracy (the
+#: table's "Final accuracy"), so that the test split, which scores the settings, never chooses.
+CHOSEN_BY = "final_acc"
 
 
 def best_per_strategy(rows: Sequence[SettingSummary]) -> list[SettingSummary]:
-    """The setting with the highest mean scoring accuracy in each strategy group (and among
-    the modern baselines, when they ran)."""
+    """The setting with the highest mean final validation accuracy (:data:`CHOSEN_BY`) in each
+    strategy group, and among the modern baselines when they ran: chosen on the validation
+    split, never on the test split that scores them."""
     best = []
     for _, name in panels(rows):
-        group = [s for s in rows if s.group == name and s.scored is not None]
+        group = [s for s in rows if s.group == name and getattr(s, CHOSEN_BY) is not None]
         if group:
-            best.append(max(group, key=lambda s: s.mean(s.scored_by)))
+            best.append(max(group, key=lambda s: s.mean(CHOSEN_BY)))
     return best
 
 
@@ -429,8 +592,25 @@ def _by_strategy(style: Style, row: SettingSummary) -> Style:
     return replace(style, line=STRATEGY_LINES[row.strategy], marker=STRATEGY_MARKERS[row.strategy])
 
 
+def best_label(row: SettingSummary, style: Style) -> str:
+    """A best-vs-baselines legend entry: the setting and its table cells, mean final
+    validation accuracy and, when the test split scores, mean test accuracy."""
+    parts = []
+    if row.final_acc is not None:
+        parts.append(f"final val {row.final_acc.mean:.{ACC_DIGITS}f}")
+    if row.scored_by == "test_acc" and row.test_acc is not None:
+        parts.append(f"test {row.test_acc.mean:.{ACC_DIGITS}f}")
+    return style.label + (f" ({', '.join(parts)})" if parts else "")
+
+
 def plot_best(rows: Sequence[SettingSummary], path: Path) -> Path:
-    """The best setting of each strategy against the baselines: accuracy and loss per epoch."""
+    """Write :func:`best_figure` to ``path``."""
+    return _save(best_figure(rows), path)
+
+
+def best_figure(rows: Sequence[SettingSummary]) -> plt.Figure:
+    """The best setting of each strategy (chosen on validation accuracy) against the
+    baselines: validation accuracy and loss per epoch."""
     st = styles(rows)
     chosen = best_per_strategy(rows) + [s for s in rows if s.group == "Benchmark"]
     fig, axes = plt.subplots(1, 2, figsize=(13, 4.8))
@@ -438,21 +618,22 @@ def plot_best(rows: Sequence[SettingSummary], path: Path) -> Path:
         axes, (("val_acc", "validation accuracy"), ("val_loss", "validation loss")), strict=True
     ):
         for i, s in enumerate(chosen):
-            final = f" (final {s.mean('final_acc'):.4f})" if s.final_acc else ""
             style = replace(_by_strategy(st[s.setting], s), phase=i)
-            _plot_mean(ax, s, key, style, st[s.setting].label + final)
+            _plot_mean(ax, s, key, style, best_label(s, st[s.setting]))
         _epoch_axis(ax, budget(rows))
         ax.set_ylabel(ylabel, fontsize=11)
         ax.grid(alpha=0.3)
     _plain_log_ticks(axes[1])
-    axes[0].legend(fontsize=9, loc="upper center", bbox_to_anchor=(0.5, -0.14), frameon=False)
     modern = " and of the modern baselines" if len(panels(rows)) > len(STRATEGY_PANELS) else ""
     fig.suptitle(
-        f"Best setting of each strategy{modern} vs the baselines (mean over seeds; {BAND})",
-        fontsize=14,
+        f"Best setting of each strategy{modern} by final validation accuracy, vs the baselines "
+        f"(mean over seeds; {BAND})",
+        fontsize=13,
     )
     fig.tight_layout()
-    return _save(fig, path)
+    handles, labels = axes[0].get_legend_handles_labels()
+    legend_below(fig, axes, handles, labels, ncol=max(1, min(3, len(labels))), fontsize=9)
+    return fig
 
 
 def plot_scatter(rows: Sequence[SettingSummary], path: Path) -> Path:
@@ -463,15 +644,18 @@ def plot_scatter(rows: Sequence[SettingSummary], path: Path) -> Path:
 def scatter_figure(rows: Sequence[SettingSummary]) -> plt.Figure:
     """Mean scoring accuracy (final validation, or test when held out) against median
     convergence epoch, bars from lowest to highest seed; a setting whose median was not
-    reached sits at the budget as a hollow marker."""
+    reached sits at the budget as a hollow marker. The epoch axis spans the points and bars
+    drawn, with a margin, not the whole budget."""
     st = styles(rows)
     fig, ax = plt.subplots(figsize=(11, 6.5))
     shown = [s for s in rows if s.scored is not None and s.convergence is not None]
     last = budget(rows)
+    xs: list[float] = []
     for s in shown:
         style, conv, acc = st[s.setting], required_censored(s), required(s.scored)
         x = conv.median if conv.median is not None else float(last)
         x += (s.order - 1.5) * DODGE if s.group.startswith("By ") else 0.0
+        xs += [x, conv.lo, conv.horizon]
         if conv.horizon > conv.lo:  # the seeds' epochs, where they are: not moved by the dodge
             half = (conv.horizon - conv.lo) / 2
             ax.errorbar(
@@ -481,15 +665,14 @@ def scatter_figure(rows: Sequence[SettingSummary]) -> plt.Figure:
             x,
             acc.mean,
             yerr=[[acc.mean - acc.lo], [acc.hi - acc.mean]],
-            fmt=MODERN_MARKER if s.group == MODERN_GROUP else STRATEGY_MARKERS.get(s.strategy, "P"),
+            fmt=style.marker if s.group == MODERN_GROUP else STRATEGY_MARKERS.get(s.strategy, "P"),
             color=style.color,
             markerfacecolor=style.color if conv.median is not None else "none",
             markersize=8,
             label=f"{s.setting} ({conv.k}/{conv.n} converged)",
             **SCATTER_BAR,
         )
-    first = min((required_censored(s).lo for s in shown), default=1.0)
-    ax.set_xlim(max(0.5, first - 1), last + 0.5)
+    ax.set_xlim(*epoch_span(xs))
     ax.legend(
         fontsize=9, loc="upper left", bbox_to_anchor=(1.01, 1.0), frameon=False, title="setting"
     )
@@ -511,6 +694,14 @@ def scatter_figure(rows: Sequence[SettingSummary]) -> plt.Figure:
     return fig
 
 
+def epoch_span(xs: Sequence[float]) -> tuple[float, float]:
+    """An epoch axis that fits ``xs`` with a margin (half an epoch, or 4% of their span)."""
+    if not xs:
+        return 0.5, 1.5
+    pad = max(0.5, 0.04 * (max(xs) - min(xs)))
+    return max(0.0, min(xs) - pad), max(xs) + pad
+
+
 def required_censored(row: SettingSummary) -> Censored:
     """The convergence of a row the caller kept for having one."""
     if row.convergence is None:
@@ -519,18 +710,27 @@ def required_censored(row: SettingSummary) -> Censored:
 
 
 def write_figures(rows: Sequence[SettingSummary], out_dir: Path) -> list[Figure]:
-    """Write every figure of the report into ``out_dir``; returns them with their captions."""
+    """Write every figure of the report into ``out_dir``; returns them with their captions,
+    each naming what is plotted and from which split."""
     excluded = " Diverged runs are left out." if any(s.n_diverged for s in rows) else ""
     control = any(s.setting == CONTROL_SGD_R0 for s in rows)
     baselines = "both fixed-rate baselines (dotted)" + (
         " and the control, SGD fixed at r0 (dash-dotted)" if control else ""
     )
     modern = (
-        f" A fourth panel, {MODERN_GROUP}, holds the PyTorch schedulers and the schedule-free "
-        "and learning-rate-free optimizers raced with the study (dashed, stars), with the "
-        "baselines."
+        f" A fourth panel, {MODERN_GROUP}, holds the arms raced with the study, with the "
+        "baselines: the PyTorch schedulers dashed with stars, the schedule-free and "
+        "learning-rate-free optimizers (and any other optimizer at a fixed rate) dotted with "
+        "plus signs."
         if len(panels(rows)) > len(STRATEGY_PANELS)
         else ""
+    )
+    validation = validation_split(rows)
+    held_out = scored_by(rows) == "test_acc"
+    score = (
+        "mean test accuracy (the test split, which no schedule saw)"
+        if held_out
+        else "mean final validation accuracy"
     )
     return [
         Figure(
@@ -543,9 +743,10 @@ def write_figures(rows: Sequence[SettingSummary], out_dir: Path) -> list[Figure]
                 zoom=True,
             ),
             "Validation accuracy per epoch",
-            "Validation accuracy per epoch, one panel per strategy, each with the four "
-            f"sequences (colour, line style and marker) and {baselines}; the second row "
-            f"zooms on the top of the range, where the settings differ.{modern}{excluded}",
+            f"Validation accuracy per epoch on {validation}, mean over seeds, one panel per "
+            f"strategy, each with the four sequences (colour, line style and marker) and "
+            f"{baselines}; the second row zooms on the top of the range, where the settings "
+            f"differ, on one scale for every panel.{modern}{excluded}",
         ),
         Figure(
             plot_curves(
@@ -557,25 +758,42 @@ def write_figures(rows: Sequence[SettingSummary], out_dir: Path) -> list[Figure]
                 log_y=True,
             ),
             "Validation loss per epoch",
-            f"Validation loss per epoch, same layout.{excluded}",
+            f"Validation loss (cross-entropy) per epoch on {validation}, mean over seeds, same "
+            "layout. Where each arm's minimum falls, how far the loss rises after it, and what "
+            f"that means for the strategies that read it: [{OVERFIT_TITLE}](#{OVERFIT_ANCHOR})."
+            f"{excluded}",
         ),
         Figure(
             plot_rates(rows, out_dir / "learning_rate.png"),
             "Realised learning rate",
-            "The learning rate each run used in each epoch; ▼ marks the first epoch at a new "
-            "rate. The legend lists each seed's number of rate moves. A per-batch scheduler "
-            "(one-cycle, warm-up) shows the rate each epoch started with.",
+            "The learning rate each run used in each epoch (read from the optimizer, no data "
+            "split), one line per seed. ▼ marks the epochs where a rate moved, for the runs whose "
+            f"rate moves at no more than {100 * RARELY:.0f}% of epoch boundaries (a rate that "
+            "moves nearly every epoch would draw a band of them); each legend entry counts the "
+            "seeds' rate moves. The rate axis spans the highest rate of the arms whose rate moves "
+            f"down to at most {10**RATE_DECADES:g} times lower: an arrow at the edge marks a rate "
+            "beyond it, and the legend says where it went. A per-batch scheduler (one-cycle, "
+            "warm-up) shows the rate each epoch started with.",
         ),
         Figure(
             plot_best(rows, out_dir / "best_vs_baselines.png"),
             "Best setting per strategy vs baselines",
-            "The most accurate setting of each strategy (by mean final accuracy) against "
-            "the SGD and Adam baselines" + (" and the control at r0." if control else "."),
+            "The best setting of each strategy by mean final validation accuracy (the table's "
+            f"Final accuracy) on {validation}: the test split chooses nothing. Drawn with the SGD "
+            "and Adam baselines"
+            + (" and the control at r0" if control else "")
+            + ": validation accuracy (left) and validation loss (right) per epoch, mean over "
+            "seeds. The legend gives each setting's mean final validation accuracy"
+            + (" and mean test accuracy" if held_out else "")
+            + ", the table's numbers.",
         ),
         Figure(
             plot_scatter(rows, out_dir / "accuracy_vs_convergence.png"),
             "Accuracy vs convergence epoch",
-            "Final accuracy against median convergence epoch for every setting; up and to "
-            "the left is better. Bars span the seeds; hollow markers never reached a median.",
+            f"For every setting, {score} against its median convergence epoch (Kaplan–Meier "
+            f"over seeds), the study's rule read on the validation accuracy of {validation}. Up "
+            "and to the left is better. Vertical bars span the seeds' accuracies, horizontal "
+            "bars their convergence epochs; a hollow marker did not converge in at least half "
+            "its seeds and sits at the budget. Both axes fit the points, with a margin.",
         ),
     ]

@@ -1,6 +1,7 @@
 """Publish an experiment's report as a page of the repository: the report itself (table,
 figures, claims) under a front page that says where it came from (command, commits, machine,
-launches and wall time) and carries a hand-written reading kept in ``reading.md``.
+launches and wall time), the verdicts and the generated reading of the validation loss after its
+minimum, and carries a hand-written reading kept in ``reading.md``.
 
     python -m lrdecay.report.publish --experiment lrdecay-fashion_mnist-study \\
         --out docs/results/fashion_mnist --command "make results"
@@ -34,9 +35,13 @@ from lrdecay.report.export import (
     RUNS_FILE,
     STUDY_PREDICTIONS_FILE,
 )
+from lrdecay.report.overfitting import ANCHOR as OVERFIT_ANCHOR
+from lrdecay.report.overfitting import TITLE as OVERFIT_TITLE
+from lrdecay.report.overfitting import loss_rises, reading
 from lrdecay.report.stats import (
     SCORE_NAMES,
     RunSet,
+    SettingSummary,
     launches,
     load_runs,
     scored_by,
@@ -264,12 +269,27 @@ def render_page(
         "The rules behind each verdict (paired tests by seed, Holm correction, 'cannot tell' "
         "when the evidence does not decide) are stated in the report's method paragraph.",
         "",
+        *_overfitting(rows),
         "## Reading",
         "",
         reading.strip() if reading else "*(not written yet)*",
         "",
     ]
     return "\n".join(lines)
+
+
+def _overfitting(rows: Sequence[SettingSummary]) -> list[str]:
+    """The page's section on the validation loss after its minimum: the report's generated
+    reading of it, and a link to its numbers per arm; nothing when no run logged the loss."""
+    text = reading(loss_rises(rows))
+    if not text:
+        return []
+    return [
+        f"## {OVERFIT_TITLE}",
+        "",
+        f"{text} The numbers per arm: [report.md](report.md#{OVERFIT_ANCHOR}).",
+        "",
+    ]
 
 
 def _data_row(data: Path) -> list[str]:
