@@ -36,6 +36,7 @@ from lrdecay.report.export import (
 from lrdecay.report.stats import SCORE_NAMES, RunSet, load_runs, scored_by, summarise
 from lrdecay.tracking.redact import redact_uri
 from lrdecay.tracking.tracker import git_commit
+from lrdecay.tracking.ui import ROLE_TAG, SWEEP_ROLE
 
 #: The project's Hydra config folder (the presets whose budget a page states).
 CONF_DIR = Path(__file__).resolve().parents[3] / "conf"
@@ -75,7 +76,7 @@ def _ms(value: int | None) -> datetime | None:
 def _launches(client: MlflowClient, experiment_id: str) -> list[Run]:
     """The sweep parents (launches) of an experiment, oldest first."""
     found = client.search_runs(
-        [experiment_id], filter_string="tags.`lrdecay.role` = 'sweep'", max_results=1000
+        [experiment_id], filter_string=f"tags.`{ROLE_TAG}` = '{SWEEP_ROLE}'", max_results=1000
     )
     return sorted(found, key=lambda run: run.info.start_time)
 
