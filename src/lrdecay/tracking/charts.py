@@ -64,10 +64,11 @@ def _band(key: str, section: str) -> list[dict[str, Any]]:
     ]
 
 
-def _validation_first(name: str) -> tuple[bool, bool, int]:
-    """Per-epoch curves in the order a reader looks: validation, training, then the rest as
-    recorded (rate, its advances, seconds)."""
-    return not name.startswith("val_"), not name.startswith("train_"), EPOCH_NAMES.index(name)
+def _validation_first(name: str) -> tuple[bool, bool, bool, int]:
+    """Per-epoch curves in the order a reader looks: validation, then training, accuracy
+    before loss; then the rest as recorded (rate, its advances, seconds)."""
+    split = not name.startswith("val_"), not name.startswith("train_")
+    return *split, not name.endswith("_acc"), EPOCH_NAMES.index(name)
 
 
 def band_charts() -> list[dict[str, Any]]:
