@@ -187,13 +187,20 @@ def test_summaries_are_kept_rewritten_moved_and_never_a_run(tmp_path: Path) -> N
     runset = load_runs(client, parent_run_id=first)
     assert len(runset.runs) == 5 and runset.untagged == 0
 
+    # another sweep of the setting, on seeds of its own: its band stays as it is
+    other = _parent(client)
+    for seed in (5, 6):
+        _log_run(uri, other, "seq3-epoch", seed, SEEDS[seed - 5])
+    (untouched,) = write_summaries(client, other)
+
     # a re-launch took seeds 0 and 1 over: this sweep's band has 2, the first's 1 (none)
     second = _parent(client)
     for run in experiment_runs(client, EXPERIMENT):
         if is_job(run) and run.data.tags["seed"] in ("0", "1"):
             client.set_tag(run.info.run_id, "mlflow.parentRunId", second)
     (moved,) = write_summaries(client, second)
-    assert list(_summaries(client)) == ["seq3-epoch"]
+    bands = [r for r in experiment_runs(client, EXPERIMENT) if is_summary_run(r)]
+    assert sorted(r.info.run_id for r in bands) == sorted([moved, untouched])
     assert client.get_run(moved).data.tags["mlflow.parentRunId"] == second
     deleted = client.search_runs([old.info.experiment_id], run_view_type=ViewType.DELETED_ONLY)
     assert rewritten in {r.info.run_id for r in deleted}

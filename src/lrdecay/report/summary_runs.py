@@ -147,17 +147,19 @@ def summarise_setting(setting: str, runs: Sequence[RunRecord], parent_run_id: st
 
 def wanted(
     client: MlflowClient, parent_run_id: str, settings: Collection[str] | None = None
-) -> tuple[dict[str, Summary], set[str]]:
+) -> tuple[dict[str, Summary], dict[str, set[str]]]:
     """The summaries sweep ``parent_run_id`` calls for (of ``settings``, else of all), by
-    setting: one per setting with :data:`MIN_SEEDS` averaged seeds or more; and every setting
-    the sweep holds runs of."""
+    setting: one per setting with :data:`MIN_SEEDS` averaged seeds or more; and the ids of the
+    runs the sweep holds, by setting."""
     try:
         runset = load_runs(client, parent_run_id=parent_run_id, history=EPOCH_NAMES)
     except ReportError:  # no training run (left) in this sweep
-        return {}, set()
+        return {}, {}
     by_setting: dict[str, list[RunRecord]] = {}
+    held: dict[str, set[str]] = {}
     for run in runset.runs:
         by_setting.setdefault(run.setting, [])
+        held.setdefault(run.setting, set()).add(run.run_id)
         if not run.diverged and (settings is None or run.setting in settings):
             by_setting[run.setting].append(run)
     ordered = sorted(by_setting.items(), key=lambda item: table_order(item[0], item[1]))
@@ -166,7 +168,7 @@ def wanted(
         for setting, runs in ordered
         if len(runs) >= MIN_SEEDS
     }
-    return summaries, set(by_setting)
+    return summaries, held
 
 
 def table_order(setting: str, runs: Sequence[RunRecord]) -> tuple[int, int, str]:
@@ -239,16 +241,19 @@ def settle(
 
 def write_summaries(client: MlflowClient, parent_run_id: str) -> list[str]:
     """Bring the summary runs of sweep ``parent_run_id`` up to date with its seeds, and those
-    of earlier sweeps whose seeds of the same settings it took over; returns the ids of this
-    sweep's summaries, in its settings' order (the report table's)."""
+    of earlier sweeps whose seeds it took over; returns the ids of this sweep's summaries, in
+    its settings' order (the report table's)."""
     experiment_id = client.get_run(parent_run_id).info.experiment_id
     summaries, held = wanted(client, parent_run_id)
     written = settle(client, experiment_id, parent_run_id, summaries)
-    earlier: dict[str, set[str]] = {}
+    stale: dict[str, set[str]] = {}  # earlier sweeps, and which of their summaries lost a seed
     for run in summary_runs(client, experiment_id):
         tags = run.data.tags
-        if tags.get(PARENT_TAG) != parent_run_id and tags.get("setting") in held:
-            earlier.setdefault(tags.get(PARENT_TAG, ""), set()).add(tags["setting"])
-    for other, settings in earlier.items():
+        parent, setting = tags.get(PARENT_TAG, ""), tags.get("setting", "")
+        members = set(tags[MEMBERS_TAG].split(",")) if MEMBERS_TAG in tags else None
+        moved = members is None or bool(members & held.get(setting, set()))
+        if parent != parent_run_id and setting in held and moved:
+            stale.setdefault(parent, set()).add(setting)
+    for other, settings in stale.items():
         settle(client, experiment_id, other, wanted(client, other, settings)[0], settings)
     return written

@@ -212,7 +212,7 @@ class SweepTracking(Callback):
             log.warning(
                 "could not close the sweep's running jobs: %s", str(exc).splitlines()[0][:200]
             )
-        write_summaries(tracker)  # of the seeds that ended, for a re-launch to build on
+        write_bands(tracker)  # of the seeds that ended, for a re-launch to build on
         tracker.end("KILLED")
         log.error(
             "sweep stopped: parent run %s and its unfinished jobs are KILLED; the same "
@@ -249,7 +249,7 @@ class SweepTracking(Callback):
         if confirmation.is_file():  # a search's measured result, last on the terminal
             lines += ["", confirmation.read_text().rstrip()]
         if self.tracker is not None:
-            bands = write_summaries(self.tracker)
+            bands = write_bands(self.tracker)
             report = self._write_report(sweep_dir)
             if report is not None:
                 lines += ["", f"Report (tables, figures, the study's claims): {report}"]
@@ -303,7 +303,7 @@ class SweepTracking(Callback):
         tracker.end("FINISHED" if all_ok else "FAILED")
 
 
-def write_summaries(tracker: MlflowTracker) -> bool:
+def write_bands(tracker: MlflowTracker) -> bool:
     """Bring the settings' summary runs of ``tracker``'s sweep up to date with its seeds
     (:mod:`lrdecay.report.summary_runs`) and, if it has any, make its view show them as bands;
     whether it has. A failure costs a warning, never the sweep's results."""
