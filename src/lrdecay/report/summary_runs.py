@@ -28,7 +28,7 @@ import time
 from collections.abc import Collection, Iterable, Sequence
 from dataclasses import dataclass
 
-from mlflow.entities import Metric, Param, Run
+from mlflow.entities import Metric, Run
 from mlflow.tracking import MlflowClient
 
 from lrdecay.core.outcome import SUMMARY_METRICS
@@ -44,6 +44,7 @@ from lrdecay.report.stats import (
     search_all,
 )
 from lrdecay.tracking.resume import REPLACED_BY_TAG
+from lrdecay.tracking.tracker import log_batches
 from lrdecay.tracking.ui import ROLE_TAG, RUN_COLOR_TAG, SUMMARY_ROLE
 
 #: A summary's own tags: the seeds it averages, their run ids, and a digest of its content (a
@@ -62,8 +63,8 @@ SETTING_TAGS = (
     "scheduler",
     RUN_COLOR_TAG,
 )
-#: What one MLflow ``log_batch`` call takes at most, and the longest tag value it stores.
-METRIC_BATCH, PARAM_BATCH, TAG_VALUE_LIMIT = 1000, 100, 8000
+#: The longest tag value MLflow stores.
+TAG_VALUE_LIMIT = 8000
 #: A setting needs this many averaged seeds for a summary: one seed has no interval.
 MIN_SEEDS = 2
 
@@ -81,6 +82,7 @@ class Summary:
 
     @property
     def digest(self) -> str:
+        """A short hash of everything the summary holds: equal digests, equal runs."""
         blob = json.dumps([self.name, self.tags, self.params, self.metrics], sort_keys=True)
         return hashlib.sha256(blob.encode()).hexdigest()[:16]
 
@@ -194,13 +196,9 @@ def create(client: MlflowClient, experiment_id: str, summary: Summary) -> str:
     """Write ``summary`` as a new FINISHED run, in batches; returns its id."""
     tags = summary.tags | {DIGEST_TAG: summary.digest}
     run_id = client.create_run(experiment_id, run_name=summary.name, tags=tags).info.run_id
-    params = [Param(k, v[:6000]) for k, v in summary.params.items()]
-    for i in range(0, len(params), PARAM_BATCH):
-        client.log_batch(run_id, params=params[i : i + PARAM_BATCH])
     now = int(time.time() * 1000)
     metrics = [Metric(key, value, now, step) for key, value, step in summary.metrics]
-    for i in range(0, len(metrics), METRIC_BATCH):
-        client.log_batch(run_id, metrics=metrics[i : i + METRIC_BATCH])
+    log_batches(client, run_id, summary.params, metrics)
     client.set_terminated(run_id, "FINISHED")
     return run_id
 

@@ -22,7 +22,7 @@ import tempfile
 import time
 import urllib.error
 import urllib.request
-from collections.abc import Callable, Iterable, Iterator, Mapping
+from collections.abc import Callable, Iterable, Iterator, Mapping, Sequence
 from pathlib import Path
 from typing import TYPE_CHECKING, Any, TypeVar
 from urllib.parse import urlsplit, urlunsplit
@@ -55,7 +55,8 @@ T = TypeVar("T")
 #: for the two early ends MLflow's own status cannot tell apart (a divergence is FAILED like a
 #: crash, a pruned trial KILLED like an interrupted run).
 OUTCOME_TAG, DIVERGED_TAG, PRUNED_TAG = "outcome", "diverged", "pruned"
-PARAM_BATCH = 100  # MLflow's limit of params per log_batch call
+#: MLflow's limits: params and metrics per log_batch call, and a param value's length.
+PARAM_BATCH, METRIC_BATCH, PARAM_VALUE_LIMIT = 100, 1000, 6000
 SCHEMES = ("sqlite", "http", "https", "file", "postgresql", "mysql", "mssql", "databricks")
 
 # MLflow's own HTTP client retries a dead server for minutes per call; this module retries with
@@ -247,6 +248,21 @@ def flatten(tree: Mapping[str, Any], prefix: str = "") -> dict[str, str]:
     return out
 
 
+def log_batches(
+    client: MlflowClient,
+    run_id: str,
+    params: Mapping[str, str] | None = None,
+    metrics: Sequence[Metric] = (),
+) -> None:
+    """Log ``params`` (values cut to MLflow's limit) and ``metrics`` to run ``run_id`` in as
+    few calls as MLflow takes them."""
+    items = [Param(k, v[:PARAM_VALUE_LIMIT]) for k, v in (params or {}).items()]
+    for i in range(0, len(items), PARAM_BATCH):
+        client.log_batch(run_id, params=items[i : i + PARAM_BATCH])
+    for i in range(0, len(metrics), METRIC_BATCH):
+        client.log_batch(run_id, metrics=list(metrics[i : i + METRIC_BATCH]))
+
+
 def git_commit(path: Path) -> str | None:
     """The commit checked out at ``path``, if it is a git work tree."""
     try:
@@ -354,9 +370,7 @@ class MlflowTracker(Listener):
             all_tags["mlflow.parentRunId"] = parent_run_id
         run = self.client.create_run(experiment_id, run_name=run_name, tags=all_tags)
         self.run_id, self.run_name = run.info.run_id, run.info.run_name
-        items = [Param(k, v[:6000]) for k, v in params.items()]
-        for i in range(0, len(items), PARAM_BATCH):
-            self.client.log_batch(self.run_id, params=items[i : i + PARAM_BATCH])
+        log_batches(self.client, self.run_id, params=params)
         return self.run_id
 
     def reopen(self, run_id: str, run_name: str, parent_run_id: str | None = None) -> None:
