@@ -309,11 +309,11 @@ def write_bands(tracker: MlflowTracker) -> bool:
     whether it has. A failure costs a warning, never the sweep's results."""
     if tracker.run_id is None or tracker.experiment_id is None:
         return False
-    import_frozen(SUMMARY_MODULES)
-    from lrdecay.report import summary_runs
-    from lrdecay.tracking.ui import share_sweep_view
-
     try:
+        import_frozen(SUMMARY_MODULES)
+        from lrdecay.report import summary_runs
+        from lrdecay.tracking.ui import share_sweep_view
+
         written = summary_runs.write_summaries(tracker.client, tracker.run_id)
         if written:
             share_sweep_view(tracker.client, tracker.experiment_id, tracker.run_id, bands=True)
