@@ -30,6 +30,7 @@ from lrdecay.component_config import DatasetConfig
 from lrdecay.config import register_configs
 from lrdecay.core.hooks import Listener
 from lrdecay.core.records import EpochRecord
+from lrdecay.tracking.ui import ROLE_TAG, SWEEP_ROLE, is_summary
 
 if TYPE_CHECKING:
     from mlflow.entities import Run
@@ -176,7 +177,17 @@ def experiment_runs(client: MlflowClient, experiment: str = DIGITS, **search: An
 
 def is_sweep_parent(run: Run) -> bool:
     """Whether ``run`` is a sweep's parent run (not one of its jobs)."""
-    return run.data.tags.get("lrdecay.role") == "sweep"
+    return run.data.tags.get(ROLE_TAG) == SWEEP_ROLE
+
+
+def is_summary_run(run: Run) -> bool:
+    """Whether ``run`` is a setting's summary over its seeds (no training run)."""
+    return is_summary(run.data.tags)
+
+
+def is_job(run: Run) -> bool:
+    """Whether ``run`` is a training run: neither a sweep's parent nor a setting's summary."""
+    return not is_sweep_parent(run) and not is_summary_run(run)
 
 
 def metric_steps(client: MlflowClient, run_id: str, name: str) -> list[int]:

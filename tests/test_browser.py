@@ -1,5 +1,6 @@
-"""The MLflow UI as a person sees it: a real sweep, a real ``mlflow ui``, Debian's headless
-Chromium driven by selenium. Screenshots go to ``$LRDECAY_SCREENSHOTS`` (else the test's tmp).
+"""The MLflow UI as a person sees it: a real sweep (the study's 14 settings × 3 seeds), a real
+``mlflow ui``, Debian's headless Chromium driven by selenium. Screenshots go to
+``$LRDECAY_SCREENSHOTS`` (else the test's tmp).
 
 Needs ``apt-get install chromium chromium-driver`` and selenium (in the dev extras): skipped
 without them, failed under CI=true.
@@ -19,10 +20,13 @@ from pathlib import Path
 
 import pytest
 
-from lrdecay.core.records import FINAL_ACC_METRIC
+from lrdecay.core.records import epoch_key
+from lrdecay.tracking.ui import ROLE_TAG
 from tests.helpers import (
     experiment_runs,
     free_port,
+    is_job,
+    is_summary_run,
     is_sweep_parent,
     require_debian_package,
     require_module,
@@ -45,16 +49,22 @@ CHROMIUM_FLAGS = (
     "--no-first-run",
     "--window-size=1600,1000",
 )
-SEEDS = (0, 1)
+SEEDS = (0, 1, 2)
+SETTINGS = 14
+JOBS = SETTINGS * len(SEEDS)
 OTHER_KEYS = {"sgd": ("optimizer.betas",), "adam": ("optimizer.momentum",)}
 #: The columns the printed URLs' views show, and MLflow's defaults they replace (all "-" here).
 VIEW_COLUMNS = {"summary/final_val_acc", "summary/convergence_epoch", "setting", "seed"}
 UI_DEFAULT_COLUMNS = {"Dataset", "Source", "Models"}
+#: How a band's lines are drawn (plotly's stroke-dasharray): the mean solid, the lower bound of
+#: its interval dashed, the upper one dotted.
+BAND_STYLES = {"", "9px, 9px", "3px, 3px"}
+VAL_ACC = epoch_key("val_acc")
 
 
 @pytest.fixture(scope="module")
 def sweep(tmp_path_factory) -> dict:
-    """The study's 14 settings x 2 seeds on digits at 2 epochs; its store, URL and runs."""
+    """The study's 14 settings x 3 seeds on digits at 2 epochs; its store, URLs and runs."""
     require_debian_package("chromium", CHROMIUM)
     require_debian_package("chromium-driver", CHROMEDRIVER)
     require_module("selenium", "make setup (selenium is in the lock, from the dev extras)")
@@ -64,7 +74,7 @@ def sweep(tmp_path_factory) -> dict:
             "-m",
             "experiment=paper",
             "dataset=digits",
-            "seed=0,1",
+            f"seed={','.join(map(str, SEEDS))}",
             "trainer.max_epochs=2",
             "report.enabled=false",
             "tracking.log_plot=false",
@@ -77,10 +87,10 @@ def sweep(tmp_path_factory) -> dict:
     assert proc.returncode == 0, proc.stderr[-3000:]
     url = re.search(r"then open (\S+)", proc.stdout)
     assert url, proc.stdout[-2000:]
-    runs = experiment_runs(store(folder), max_results=100)
-    best_first = re.search(r"best final accuracy first: (\S+)", proc.stdout)
-    assert best_first, proc.stdout[-2000:]
-    return {"folder": folder, "url": url.group(1), "best_first": best_first.group(1), "runs": runs}
+    runs = experiment_runs(store(folder), max_results=1000)
+    bands = re.search(r"one band each \(mean and 95 % interval over seeds\): (\S+)", proc.stdout)
+    assert bands, proc.stdout[-2000:]
+    return {"folder": folder, "url": url.group(1), "bands": bands.group(1), "runs": runs}
 
 
 @pytest.fixture(scope="module")
@@ -121,6 +131,7 @@ def browser() -> Iterator:
         options.add_argument(flag)
     driver = webdriver.Chrome(service=Service(str(CHROMEDRIVER)), options=options)
     driver.implicitly_wait(2)
+    driver.set_script_timeout(DRAWN_S)
     yield driver
     driver.quit()
 
@@ -167,17 +178,66 @@ def _open_runs_table(driver, sweep: dict, ui: str, printed_url: str = "url") -> 
     _close_assistant(driver)
 
 
-def _expand_sweep(driver) -> None:
-    """Unfold the sweep's parent run in the runs table, showing its children."""
+def _expand_seeds(driver) -> None:
+    """Unfold the training runs: with runs grouped by role, theirs (they have none) is MLflow's
+    "Additional runs" group, folded until its chevron is clicked."""
     from selenium.webdriver.common.by import By
 
-    selector = "button[data-component-id*='runnamecellrenderer']"
-    assert _until(lambda: bool(driver.find_elements(By.CSS_SELECTOR, selector)))
-    driver.find_element(By.CSS_SELECTOR, selector).click()
+    row = f"[role=row][row-id='tag.{ROLE_TAG}']"  # the group of runs without the tag
+    assert _until(
+        lambda: "Additional runs" in _text(driver) and driver.find_elements(By.CSS_SELECTOR, row)
+    )
+    chevron = driver.find_element(By.CSS_SELECTOR, f"{row} span[role=button]")
+    driver.execute_script("arguments[0].click();", chevron)
 
 
-def _children(sweep: dict) -> list:
-    return [r for r in sweep["runs"] if "setting" in r.data.tags]
+def _jobs(sweep: dict) -> list:
+    return [r for r in sweep["runs"] if is_job(r)]
+
+
+def _summaries(sweep: dict) -> list:
+    return [r for r in sweep["runs"] if is_summary_run(r)]
+
+
+def _rgb(colour: str) -> str:
+    """``#rrggbb`` as the browser writes a stroke: ``rgb(r, g, b)``."""
+    return "rgb({}, {}, {})".format(*(int(colour[i : i + 2], 16) for i in (1, 3, 5)))
+
+
+#: Each line the chart card titled ``arguments[0]`` draws: its colour and dash style.
+LINES = r"""
+const lines = [];
+for (const title of document.querySelectorAll('h4[title]')) {
+  if (title.getAttribute('title') !== arguments[0]) continue;
+  let card = title.parentElement;
+  while (card && !card.querySelector('svg.main-svg')) card = card.parentElement;
+  for (const path of card ? card.querySelectorAll('g.trace path.js-line') : []) {
+    if ((path.getAttribute('d') || '').length > 1) {
+      lines.push([path.style.stroke, path.style.strokeDasharray]);
+    }
+  }
+}
+return lines;
+"""
+#: Seconds a chart may take to draw: a browser busy drawing answers scripts only in between.
+DRAWN_S = 180
+
+
+def _lines(driver, key: str) -> dict[str, list[str]]:
+    """The lines the band chart of ``key`` draws, by colour: each one's dash style."""
+    lower, upper = f"{key}_lo", f"{key}_hi"
+    drawn: dict[str, list[str]] = {}
+    for colour, dash in driver.execute_script(LINES, f"{key} vs {lower} vs {upper}"):
+        drawn.setdefault(colour, []).append(dash)
+    return drawn
+
+
+def _one_band_per_setting(driver, sweep: dict) -> bool:
+    """Whether the val_acc chart draws exactly one band (mean, lower and upper bound) in each
+    setting's colour, and nothing else."""
+    drawn = _lines(driver, VAL_ACC)
+    colours = {_rgb(r.data.tags["mlflow.runColor"]) for r in _summaries(sweep)}
+    return set(drawn) == colours and all(set(d) == BAND_STYLES for d in drawn.values())
 
 
 def _columns(driver) -> set[str]:
@@ -203,53 +263,57 @@ def _chart_view(driver) -> None:
 
     chart = driver.find_element(By.XPATH, "//input[@name='runs-view-mode' and @value='CHART']")
     driver.execute_script("arguments[0].click();", chart)  # the radio's styled label covers it
-    assert _until(lambda: "Model metrics" in _text(driver)), _text(driver)[:1500]
+    assert _until(lambda: "Add chart" in _text(driver)), _text(driver)[:1500]
 
 
-def test_printed_url_opens_the_runs_table_with_children_nested(browser, sweep, ui, shots) -> None:
-
+def test_printed_url_opens_the_runs_table_summaries_first_seeds_folded(
+    browser, sweep, ui, shots
+) -> None:
     _open_runs_table(browser, sweep, ui)
     assert "/runs" in browser.current_url and "workflowType=machine_learning" in browser.current_url
     assert "Traces 0" not in _text(browser) and "No data available" not in _text(browser)
     (parent,) = [r for r in sweep["runs"] if is_sweep_parent(r)]
     assert _until(lambda: parent.info.run_name in _text(browser))
-    assert "seq3-epoch s1" not in _text(browser)  # children are folded under the sweep
-    _expand_sweep(browser)
+    assert _until(lambda: "seq3-epoch (mean of 3)" in _text(browser)), _text(browser)[:1500]
+    assert "seq3-epoch s1" not in _text(browser)  # the seeds are folded, one click away
+    _expand_seeds(browser)
     assert _until(lambda: "seq3-epoch s1" in _text(browser)), _text(browser)[:1500]
     assert _until(lambda: _columns(browser) >= VIEW_COLUMNS), _columns(browser)
     assert not UI_DEFAULT_COLUMNS & _columns(browser)
     browser.save_screenshot(str(shots / "runs_table.png"))
-    names = [r.info.run_name for r in _children(sweep)]
-    assert len(names) == 28 and len(set(names)) == 28  # seeds differ by name
+    names = [r.info.run_name for r in _jobs(sweep)]
+    assert len(names) == JOBS and len(set(names)) == JOBS  # seeds differ by name
+    assert len(_summaries(sweep)) == SETTINGS
     colours = {}
-    for child in _children(sweep):  # seeds of a setting share a colour, settings differ
-        colours.setdefault(child.data.tags["setting"], set()).add(
-            child.data.tags["mlflow.runColor"]
-        )
+    for run in _jobs(sweep) + _summaries(sweep):  # a setting's seeds and summary share a colour
+        colours.setdefault(run.data.tags["setting"], set()).add(run.data.tags["mlflow.runColor"])
     assert all(len(c) == 1 for c in colours.values())
-    assert len({c for cs in colours.values() for c in cs}) == 14
+    assert len({c for cs in colours.values() for c in cs}) == SETTINGS
 
 
 def test_chart_view_plots_the_curves_and_not_the_sweep_counters(browser, sweep, ui, shots) -> None:
     from selenium.webdriver.common.by import By
 
     _open_runs_table(browser, sweep, ui)
-    _expand_sweep(browser)  # the chart view plots the runs the table shows
     _chart_view(browser)
-    # every run drawn: the sweep and its 28 jobs (MLflow's default draws the first 10)
-    assert _until(lambda: _charted(browser) == [True] * 29), _charted(browser)
+    bands = _until(lambda: _one_band_per_setting(browser, sweep), DRAWN_S)
+    assert bands, _lines(browser, VAL_ACC)
+    # the rows shown are drawn (MLflow's default draws the first 10): the 3 groups' rows, the
+    # summaries and the sweep's parent; the jobs are folded
+    assert _until(lambda: _charted(browser) == [True] * (3 + SETTINGS + 1)), _charted(browser)
     time.sleep(2)  # let the charts draw before the screenshot
     browser.save_screenshot(str(shots / "chart_view.png"))
-    # sections in the order shown: the curves first, then the run-level values; nothing left
-    # in "Model metrics", none of the parent's counters (tags now, no charts)
+    # sections in the order shown: the curves first, then the run-level values; none of the
+    # parent's counters (tags now, no charts)
     sections = re.findall(r"^(.+)\n\((\d+)\)\nAdd chart$", _text(browser), re.MULTILINE)
-    child = _children(sweep)[0].data.metrics
-    counts = {
-        section: str(sum(k.startswith(f"{section}/") for k in child))
+    child = _jobs(sweep)[0].data.metrics
+    counts = {  # a band per metric the jobs log, and the seeds it averages
+        section: str(sum(k.startswith(f"{section}/") for k in child) + 1)
         for section in ("epoch", "summary")
     }
-    assert sections[:3] == [*counts.items(), ("Model metrics", "0")], sections
-    assert _first_section_holds(browser, "epoch/lr", "epoch/val_acc")  # the first screenful
+    assert sections == list(counts.items()), sections
+    bands = [f"{k} vs {k}_lo vs {k}_hi" for k in (VAL_ACC, epoch_key("lr"))]
+    assert _first_section_holds(browser, *bands)
     assert "children_" not in _text(browser)
     search = browser.find_element(By.CSS_SELECTOR, "input[placeholder='Search metric charts']")
     search.send_keys("val_")  # the charts below the fold (val_loss) are drawn once searched
@@ -271,7 +335,7 @@ def _first_section_holds(driver, *charts: str) -> bool:
 
 def test_compare_view_tells_the_seeds_apart(browser, sweep, ui, shots) -> None:
     pair = sorted(
-        (r for r in _children(sweep) if r.data.tags["setting"] == "seq3-epoch"),
+        (r for r in _jobs(sweep) if r.data.tags["setting"] == "seq3-epoch"),
         key=lambda r: r.info.run_name,
     )
     query = urllib.parse.urlencode(
@@ -287,7 +351,7 @@ def test_compare_view_tells_the_seeds_apart(browser, sweep, ui, shots) -> None:
     _close_assistant(browser)
     time.sleep(2)
     browser.save_screenshot(str(shots / "compare_view.png"))
-    assert [r.info.run_name for r in pair] == ["seq3-epoch s0", "seq3-epoch s1"]
+    assert [r.info.run_name for r in pair] == ["seq3-epoch s0", "seq3-epoch s1", "seq3-epoch s2"]
 
 
 def test_a_child_run_page_lists_only_its_own_params(browser, sweep, ui, shots) -> None:
@@ -297,7 +361,7 @@ def test_a_child_run_page_lists_only_its_own_params(browser, sweep, ui, shots) -
         ("?workflowType=machine_learning", ""),
         strict=True,
     ):
-        child = next(r for r in _children(sweep) if r.data.tags["setting"] == setting)
+        child = next(r for r in _jobs(sweep) if r.data.tags["setting"] == setting)
         browser.get(
             f"{ui}/#/experiments/{child.info.experiment_id}/runs/{child.info.run_id}{query}"
         )
@@ -359,24 +423,32 @@ def test_a_fresh_profile_reaches_the_runs_table_from_the_list_with_one_switch(
     assert "/runs" in browser.current_url
 
 
-def test_printed_sweep_url_lists_its_runs_best_first(browser, sweep, ui, shots) -> None:
-    _open_runs_table(browser, sweep, ui, printed_url="best_first")
-    assert _until(lambda: "28 matching runs" in _text(browser)), _text(browser)[:1500]
-    assert _until(lambda: _columns(browser) >= VIEW_COLUMNS), _columns(browser)
-    assert not UI_DEFAULT_COLUMNS & _columns(browser)
-    browser.save_screenshot(str(shots / "sweep_best_first.png"))
-    best = max(r.data.metrics[FINAL_ACC_METRIC] for r in _children(sweep))
-    leaders = {
-        r.info.run_name for r in _children(sweep) if r.data.metrics[FINAL_ACC_METRIC] == best
-    }
-    table = _text(browser).split("Run Name", 1)[1]
-    first = min(
-        (table.find(r.info.run_name), r.info.run_name)
-        for r in _children(sweep)
-        if r.info.run_name in table
-    )[1]
-    assert first in leaders, (first, leaders)
-    _chart_view(browser)  # all 28 jobs drawn, not MLflow's default first 10
-    assert _until(lambda: _charted(browser) == [True] * 28), _charted(browser)
+def test_printed_sweep_url_draws_one_band_per_setting(browser, sweep, ui, shots) -> None:
+    """The sweep's URL opens its chart view on the 14 summary runs: in each setting's colour its
+    mean solid and its interval's bounds dashed and dotted; one click unfolds the seeds, each
+    drawn in its setting's colour beside its band."""
+    _open_runs_table(browser, sweep, ui, printed_url="bands")
+    assert "compareRunsMode=CHART" in browser.current_url
+    assert _until(lambda: f"Group: summary\n{SETTINGS}" in _text(browser)), _text(browser)[:1500]
+    assert "Load more" not in _text(browser)  # every summary on the UI's first page
+    table = _text(browser).split("Group: summary", 1)[1]
+    assert "seq3-epoch s0" not in table  # the seeds are folded
+    assert all(r.info.run_name in table for r in _summaries(sweep)), table[:1500]
+    assert _until(lambda: _one_band_per_setting(browser, sweep), DRAWN_S), _lines(browser, VAL_ACC)
+    time.sleep(2)  # let the charts draw before the screenshot
+    browser.save_screenshot(str(shots / "sweep_bands.png"))
+
+    def solid() -> dict[str, int]:
+        """The val_acc chart's solid lines by colour: a setting's mean, or one of its seeds."""
+        return {colour: dashes.count("") for colour, dashes in _lines(browser, VAL_ACC).items()}
+
+    means = solid()
+    _expand_seeds(browser)
+    assert _until(lambda: "seq3-epoch s2" in _text(browser)), _text(browser)[:1500]
+    # each setting's colour now also draws its 3 seeds, as many lines each as its mean
+    expected = {colour: n * (1 + len(SEEDS)) for colour, n in means.items()}
+    assert _until(lambda: solid() == expected, DRAWN_S), (solid(), expected)
+    shown = 3 + SETTINGS + 1 + JOBS  # every row drawn, the jobs now too
+    assert _until(lambda: _charted(browser) == [True] * shown), _charted(browser)
     time.sleep(2)
-    browser.save_screenshot(str(shots / "sweep_chart_view.png"))
+    browser.save_screenshot(str(shots / "sweep_bands_and_seeds.png"))

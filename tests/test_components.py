@@ -15,7 +15,15 @@ from lrdecay.components import build_model, check_components
 from lrdecay.config import DataConfig, validate
 from lrdecay.core.data import load_data
 from lrdecay.errors import ConfigError, DataError
-from tests.helpers import compose_config, error_line, experiment_runs, run_cli, seed_store, store
+from tests.helpers import (
+    compose_config,
+    error_line,
+    experiment_runs,
+    is_job,
+    run_cli,
+    seed_store,
+    store,
+)
 
 #: A user's module: a network, an optimizer and a data-set factory, outside the package.
 USER_MODULE = '''
@@ -197,7 +205,7 @@ def test_a_users_network_optimizer_and_data_from_their_own_config_folder(
     )
     assert proc.returncode == 0, proc.stdout[-3000:] + proc.stderr[-3000:]
     runs = experiment_runs(store(user_folder), "lrdecay-blobs")
-    jobs = [r for r in runs if r.data.tags.get("lrdecay.role") != "sweep"]
+    jobs = [r for r in runs if is_job(r)]
     assert len(jobs) == 2 and {r.info.status for r in jobs} == {"FINISHED"}
     assert {r.data.tags["model"] for r in jobs} == {"tinynet"}
     assert {r.data.tags["optimizer"] for r in jobs} == {"plain_sgd"}

@@ -7,7 +7,9 @@ the project ever writes a name the UI ignores.
 
 from __future__ import annotations
 
+import base64
 import json
+import zlib
 from pathlib import Path
 
 import pytest
@@ -16,7 +18,15 @@ from mlflow.tracking import MlflowClient
 from lrdecay.config import validate
 from lrdecay.run import RunContext, run, run_name
 from lrdecay.sweep.callbacks import ui_command
-from tests.helpers import compose_config, experiment_runs, is_sweep_parent, run_cli, store
+from tests.helpers import (
+    compose_config,
+    experiment_runs,
+    is_job,
+    is_summary_run,
+    is_sweep_parent,
+    run_cli,
+    store,
+)
 
 SETTINGS = [p.stem for p in (Path(__file__).resolve().parents[1] / "conf" / "setting").glob("*")]
 
@@ -158,12 +168,29 @@ def test_printed_url_opens_the_classic_runs_view() -> None:
         "best final accuracy first: http://127.0.0.1:5000/#/experiments/3/runs"
         "?workflowType=machine_learning&viewStateShareKey=lrdecay-sweep-abc"
     )
+    bands = ui_command("sqlite:////tmp/x/mlflow.db", "3", "abc", bands=True)
+    assert bands.endswith(  # a sweep with summary runs opens on its charts
+        "one band each (mean and 95 % interval over seeds): http://127.0.0.1:5000/#/experiments"
+        "/3/runs?workflowType=machine_learning&viewStateShareKey=lrdecay-sweep-abc"
+        "&compareRunsMode=CHART"
+    )
 
 
 def _shared_view(tags: dict[str, str], key: str) -> dict:
     """The runs view MLflow's UI loads for ``viewStateShareKey=key`` (the JSON its Share
-    button writes): what columns the table shows and how many runs the charts draw."""
-    return json.loads(tags[f"mlflow.sharedViewState.{key}"])
+    button writes, deflated and in base64 after ``deflate;``, as that button writes a long
+    one): what columns the table shows and how many runs the charts draw."""
+    value = tags[f"mlflow.sharedViewState.{key}"]
+    assert value.startswith("deflate;")
+    return json.loads(zlib.decompress(base64.b64decode(value[len("deflate;") :])))
+
+
+def _band_cards(view: dict) -> dict[str, list[str] | None]:
+    """The chart cards of a view, shown ones by what they draw, deleted ones as None."""
+    return {
+        c["metricKey"]: None if c["deleted"] else c["selectedMetricKeys"]
+        for c in view["compareRunCharts"]
+    }
 
 
 def test_experiment_carries_the_view_its_printed_url_opens(
@@ -179,7 +206,18 @@ def test_experiment_carries_the_view_its_printed_url_opens(
     ]
     assert {"tags.`seed`", "tags.`setting`"} <= set(view["selectedColumns"])
     assert view["runsHiddenMode"] == "SHOW_ALL"  # the UI's default charts the first 10 runs
-    assert view["searchFilter"] == ""  # every run, each sweep's folded under its parent
+    assert view["searchFilter"] == ""  # every run: summaries charted, the rest folded by role
+    assert view["groupBy"]["groupByKeys"] == [{"mode": "tag", "groupByData": "lrdecay.role"}]
+    assert view["useGroupedValuesInCharts"] is False  # each summary drawn, not a group average
+    cards = _band_cards(view)
+    assert cards["epoch/val_acc"] == ["epoch/val_acc", "epoch/val_acc_lo", "epoch/val_acc_hi"]
+    assert cards["epoch/val_acc_lo"] is None and cards["epoch/val_acc_hi"] is None
+    assert cards["summary/final_val_acc"] == [
+        "summary/final_val_acc",
+        "summary/final_val_acc_lo",
+        "summary/final_val_acc_hi",
+    ]
+    assert "epoch/n_seeds" in cards and "summary/n_seeds" in cards  # how many seeds each
     assert exp.tags["mlflow.experimentKind"] == "custom_model_development"
 
 
@@ -208,13 +246,21 @@ def test_a_sweep_names_seeds_apart_and_shows_its_progress_not_every_epoch(tmp_pa
     client = store(tmp_path)
     exp = client.get_experiment_by_name("lrdecay-digits")
     runs = experiment_runs(client)
-    names = sorted(r.info.run_name for r in runs if "setting" in r.data.tags)
+    names = sorted(r.info.run_name for r in runs if is_job(r))
     assert names == ["adam-fixed s0", "adam-fixed s1", "seq3-epoch s0", "seq3-epoch s1"]
+    bands = {r.info.run_name: r.data.tags for r in runs if is_summary_run(r)}
+    assert sorted(bands) == ["adam-fixed (mean of 2)", "seq3-epoch (mean of 2)"]
+    seeds = {r.data.tags["setting"]: r.data.tags["mlflow.runColor"] for r in runs if is_job(r)}
+    for tags in bands.values():  # in its setting's colour, a child of the sweep
+        assert tags["mlflow.runColor"] == seeds[tags["setting"]] and tags["lrdecay.seeds"] == "0,1"
     (parent,) = [r for r in runs if is_sweep_parent(r)]
     assert not parent.data.metrics  # counters are tags: nothing for the chart view to plot
     assert parent.data.tags["children_finished"] == "4"
     view = _shared_view(exp.tags, f"lrdecay-sweep-{parent.info.run_id}")
     assert view["searchFilter"] == f"tags.`mlflow.parentRunId` = '{parent.info.run_id}'"
-    assert view["orderByKey"] == "metrics.`summary/final_val_acc`" and not view["orderByAsc"]
+    assert "orderByKey" not in view  # newest first: the summaries, all on the UI's first page
+    assert view["groupBy"]["groupByKeys"] == [{"mode": "tag", "groupByData": "lrdecay.role"}]
     assert view["runsHiddenMode"] == "SHOW_ALL"
-    assert f"viewStateShareKey=lrdecay-sweep-{parent.info.run_id}" in terminal
+    assert f"viewStateShareKey=lrdecay-sweep-{parent.info.run_id}&compareRunsMode=CHART" in (
+        terminal
+    )

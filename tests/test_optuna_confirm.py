@@ -32,7 +32,14 @@ from lrdecay.report.stats import Stat
 from lrdecay.sweep.outcomes import write_result
 from lrdecay.sweep.pruning import open_storage
 from lrdecay.sweep.trials import LrdecayTrials
-from tests.helpers import CONF_DIR, experiment_runs, is_sweep_parent, run_cli, store
+from tests.helpers import (
+    CONF_DIR,
+    experiment_runs,
+    is_summary_run,
+    is_sweep_parent,
+    run_cli,
+    store,
+)
 from tests.test_data import write_idx
 
 QUIET = ["trainer.progress=off", "tracking.log_plot=false"]
@@ -193,7 +200,9 @@ def test_search_selects_on_held_out_validation_and_confirms_on_test(tmp_path: Pa
     (parent,) = [r for r in runs if is_sweep_parent(r)]
     trials = [r for r in runs if r.data.tags.get("lrdecay.stage") == "search"]
     confirms = [r for r in runs if r.data.tags.get("lrdecay.stage") == "confirm"]
-    assert len(trials) == 3 and len(confirms) == 3 and len(runs) == 7
+    (band,) = [r for r in runs if is_summary_run(r)]  # the winner over its confirm seeds
+    assert len(trials) == 3 and len(confirms) == 3 and len(runs) == 8
+    assert band.info.run_name == f"{confirms[0].data.tags['setting']} (mean of 3)"
     for run in trials:  # the objective came from the held-out split, not the test split
         assert run.data.metrics["summary/test_acc"] < 0.2
         assert run.data.metrics["summary/final_val_acc"] > 0.9
@@ -244,6 +253,11 @@ def test_search_selects_on_held_out_validation_and_confirms_on_test(tmp_path: Pa
     assert "skipped: FINISHED" in again.stdout
     runs_after = experiment_runs(client, "lrdecay-mnist")
     assert len(runs_after) == len(runs) + 1  # one more sweep parent, no new training run
+    (relaunch,) = [
+        r for r in runs_after if is_sweep_parent(r) and r.info.run_id != parent.info.run_id
+    ]
+    (moved,) = [r for r in runs_after if is_summary_run(r)]  # the band went with its seeds
+    assert moved.data.tags["mlflow.parentRunId"] == relaunch.info.run_id
     study = optuna.load_study(study_name="tune-mnist", storage=f"sqlite:///{tmp_path}/optuna.db")
     assert len(study.trials) == 3
 

@@ -15,7 +15,7 @@ from lrdecay.config import validate
 from lrdecay.core.records import FINAL_ACC_METRIC, summary_key
 from lrdecay.errors import ConfigError
 from lrdecay.report.publish import PAGE_FILE, READING_FILE, declared_margin, main, planned
-from tests.helpers import compose_config, experiment_runs, is_sweep_parent, run_cli, store_uri
+from tests.helpers import compose_config, experiment_runs, is_job, run_cli, store_uri
 
 EXPERIMENT = "pub-digits"
 TEST_ACC = summary_key("test_acc")
@@ -77,7 +77,7 @@ def test_page_numbers_are_the_report_numbers(page: Path) -> None:
 
     # the runs' own numbers, read back from the store the sweep wrote
     client = MlflowClient(store_uri(page.parent.parent))
-    runs = [r for r in experiment_runs(client, EXPERIMENT) if not is_sweep_parent(r)]
+    runs = [r for r in experiment_runs(client, EXPERIMENT) if is_job(r)]
     own: dict[str, dict[str, list[float]]] = {}
     for r in runs:
         for column, key in (("test_acc", TEST_ACC), ("final_acc", FINAL_ACC_METRIC)):

@@ -15,7 +15,7 @@ from dataclasses import dataclass
 from pathlib import Path
 
 import pytest
-from mlflow.entities import Metric, RunTag
+from mlflow.entities import Metric, Run, RunTag
 from mlflow.tracking import MlflowClient
 
 from lrdecay.core.predictions import PREDICTIONS_FILE
@@ -32,7 +32,7 @@ from lrdecay.report.export import (
 from lrdecay.report.restore import main as restore_main
 from lrdecay.report.stats import load_runs
 from lrdecay.tracking.resume import FINGERPRINT_TAG, RESTORED_FROM_TAG
-from lrdecay.tracking.ui import ROLE_TAG, SWEEP_ROLE
+from lrdecay.tracking.ui import ROLE_TAG, SWEEP_ROLE, is_summary
 from tests.helpers import (
     cli_env,
     experiment_runs,
@@ -110,6 +110,11 @@ def test_a_restored_study_exports_as_the_same_files(restored: Restored) -> None:
     assert manifests[0] == manifests[1]
 
 
+def _trained(run: Run) -> bool:
+    """Whether ``run`` is a training run (a setting's, not its summary over seeds)."""
+    return "setting" in run.data.tags and not is_summary(run.data.tags)
+
+
 def _points(client: MlflowClient, run_id: str, key: str) -> list[tuple[int, float]]:
     """The (step, value) points of a run's metric ``key``, by step."""
     return sorted((m.step, m.value) for m in client.get_metric_history(run_id, key))
@@ -120,10 +125,8 @@ def test_each_restored_run_is_its_original_as_the_store_holds_it(restored: Resto
     """Same status, times, fingerprint, tags the report reads, params, metric keys (but epoch
     seconds) and histories, and its predictions artifact; tagged with the id it trained as."""
     source, target = MlflowClient(restored.origin), MlflowClient(store_uri(restored.fresh))
-    originals = {
-        r.info.run_id: r for r in experiment_runs(source, EXPERIMENT) if "setting" in r.data.tags
-    }
-    copies = [r for r in experiment_runs(target, EXPERIMENT) if "setting" in r.data.tags]
+    originals = {r.info.run_id: r for r in experiment_runs(source, EXPERIMENT) if _trained(r)}
+    copies = [r for r in experiment_runs(target, EXPERIMENT) if _trained(r)]
     assert sorted(r.data.tags[RESTORED_FROM_TAG] for r in copies) == sorted(originals)
     for copy in copies:
         original = originals[copy.data.tags[RESTORED_FROM_TAG]]
@@ -163,15 +166,13 @@ def test_a_sweep_relaunched_on_the_restored_store_trains_nothing(restored: Resto
     """Every job of the same sweep, launched where the files were restored, is skipped as the
     restored run of its fingerprint: no run is trained or created but the sweep's parent."""
     target = MlflowClient(store_uri(restored.fresh))
-    before = {
-        r.info.run_id for r in experiment_runs(target, EXPERIMENT) if "setting" in r.data.tags
-    }
+    before = {r.info.run_id for r in experiment_runs(target, EXPERIMENT) if _trained(r)}
     done = run_cli(SWEEP, restored.fresh)
     assert done.returncode == 0, done.stderr[-3000:]
     skipped = re.findall(r"skipped: FINISHED as run (\w+)", done.stdout)
     assert sorted(skipped) == sorted(before)
     assert "4 jobs: 4 finished, 0 diverged, 0 failed" in done.stdout
-    after = [r for r in experiment_runs(target, EXPERIMENT) if "setting" in r.data.tags]
+    after = [r for r in experiment_runs(target, EXPERIMENT) if _trained(r)]
     assert {r.info.run_id for r in after} == before
     assert all(r.info.status == "FINISHED" and RESTORED_FROM_TAG in r.data.tags for r in after)
     assert sum(map(is_sweep_parent, experiment_runs(target, EXPERIMENT))) == 2  # and this one
@@ -235,7 +236,7 @@ def test_a_run_without_a_fingerprint_is_left_to_the_sweep(
     assert "restored 3 of 4 runs" in out.out
     assert "1 runs have no fingerprint" in out.err and "a sweep trains them again" in out.err
     runs = experiment_runs(MlflowClient(uri), EXPERIMENT)
-    assert sum("setting" in r.data.tags for r in runs) == 3
+    assert sum(map(_trained, runs)) == 3
 
 
 def test_a_folder_without_an_export_restores_nothing(tmp_path: Path, capsys) -> None:

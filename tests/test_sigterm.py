@@ -12,7 +12,15 @@ from pathlib import Path
 import pytest
 
 from lrdecay.core.checkpoint import CHECKPOINT_FILE
-from tests.helpers import experiment_runs, is_sweep_parent, run_cli, start_cli, store
+from lrdecay.tracking.ui import SHARED_VIEW_TAG, decode_view, sweep_view_key
+from tests.helpers import (
+    experiment_runs,
+    is_summary_run,
+    is_sweep_parent,
+    run_cli,
+    start_cli,
+    store,
+)
 
 pytestmark = pytest.mark.slow
 
@@ -103,3 +111,40 @@ def test_sigterm_to_a_sweep_closes_parent_and_jobs_killed(tmp_path: Path) -> Non
     assert len(children) == 2
     assert {r.data.tags["mlflow.parentRunId"] for r in children} == {parent.info.run_id}
     assert [r.info.status for r in runs] == ["KILLED"] * 3  # none left RUNNING
+
+
+def test_a_sweep_stopped_midway_leaves_the_band_of_each_setting_it_finished(
+    tmp_path: Path,
+) -> None:
+    """Jobs one after another (the basic launcher): sgd-fixed's two seeds finish, seq3-epoch's
+    first is mid-training when SIGTERM comes. The launcher writes sgd-fixed's summary run
+    before it closes the parent, and the sweep's view shows it as a band."""
+    sweep = tmp_path / "sweep"
+    proc = _start(
+        [
+            "-m",
+            *BASE,
+            "setting=sgd-fixed,seq3-epoch",
+            "seed=0,1",
+            "hydra/launcher=basic",
+            "report.enabled=false",
+            f"hydra.sweep.dir={sweep}",
+        ],
+        tmp_path,
+    )
+    _wait_for([sweep / "2" / CHECKPOINT_FILE], proc)  # jobs 0 and 1 (sgd-fixed) have ended
+    os.killpg(proc.pid, signal.SIGTERM)
+    _, err = proc.communicate(timeout=120)
+    assert proc.returncode == 128 + signal.SIGTERM, err[-3000:]
+    runs = _runs(tmp_path)
+    (parent,) = [r for r in runs if is_sweep_parent(r)]
+    (band,) = [r for r in runs if is_summary_run(r)]
+    assert parent.info.status == "KILLED" and band.info.status == "FINISHED"
+    assert band.info.run_name == "sgd-fixed (mean of 2)"
+    assert band.data.tags["mlflow.parentRunId"] == parent.info.run_id
+    view = (
+        store(tmp_path)
+        .get_experiment(parent.info.experiment_id)
+        .tags[f"{SHARED_VIEW_TAG}{sweep_view_key(parent.info.run_id)}"]
+    )
+    assert "groupBy" in decode_view(view)  # the sweep's view shows it as a band

@@ -15,6 +15,7 @@ from lrdecay.core.records import EPOCH_METRICS, FINAL_ACC_METRIC, epoch_key
 from tests.helpers import (
     experiment_runs,
     free_port,
+    is_job,
     is_sweep_parent,
     metric_steps,
     run_cli,
@@ -39,13 +40,14 @@ QUIET = [
 
 
 def _sweep_runs(client: MlflowClient, experiment: str = "lrdecay-digits"):
-    """(parent, children) of the only sweep in ``experiment``."""
+    """(parent, training children) of the only sweep in ``experiment``."""
     runs = experiment_runs(client, experiment, max_results=1000)
     parents = [r for r in runs if is_sweep_parent(r)]
     assert len(parents) == 1
-    children = [r for r in runs if r.data.tags.get("mlflow.parentRunId") == parents[0].info.run_id]
-    assert len(children) == len(runs) - 1  # every other run is a child of the sweep
-    return parents[0], children
+    others = [r for r in runs if r is not parents[0]]
+    # every other run is a child of the sweep: its jobs, and its settings' summaries
+    assert {r.data.tags.get("mlflow.parentRunId") for r in others} <= {parents[0].info.run_id}
+    return parents[0], [r for r in others if is_job(r)]
 
 
 def _assert_complete_history(client: MlflowClient, run, epochs: int) -> None:

@@ -70,5 +70,17 @@ class EpochRecord:
         return {epoch_key(k): float(v) for k, v in asdict(self).items() if k != "epoch"}
 
 
-#: Per-epoch metric keys, in the order they are recorded.
-EPOCH_METRICS = tuple(epoch_key(f.name) for f in fields(EpochRecord) if f.name != "epoch")
+#: Per-epoch metric names and keys, in the order they are recorded.
+EPOCH_NAMES = tuple(f.name for f in fields(EpochRecord) if f.name != "epoch")
+EPOCH_METRICS = tuple(epoch_key(name) for name in EPOCH_NAMES)
+
+#: A setting's summary run holds, under each key its seeds log, their mean; under the key with
+#: these suffixes the bounds of its 95 % interval (``epoch/val_acc_lo``, ``epoch/val_acc_hi``);
+#: and how many seeds each number averages (``epoch/n_seeds`` per epoch, ``summary/n_seeds``).
+LOWER_SUFFIX, UPPER_SUFFIX = "_lo", "_hi"
+N_SEEDS = "n_seeds"
+
+
+def bound_keys(key: str) -> tuple[str, str]:
+    """The keys of the lower and upper bound of ``key``'s interval in a summary run."""
+    return key + LOWER_SUFFIX, key + UPPER_SUFFIX

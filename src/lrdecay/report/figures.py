@@ -3,12 +3,13 @@
 Every figure uses one colour, line style and marker per sequence (seq1..seq4) and per baseline
 (SGD, Adam), so the four sequences of a strategy panel stay apart even where their curves
 coincide; the accuracy-vs-speed scatter marks the strategy by marker. Curves are means over seeds
-with a band from the lowest to the highest seed; diverged runs are left out. Axes stop at the
-data's range and the epoch budget, and legends sit below the panels and their axis labels. The
-modern baselines raced with the study get a panel of their own: the PyTorch schedulers drawn
-dashed with stars, the optimizers that need no schedule (schedule-free, learning-rate-free,
-AdamW at a fixed rate) dotted with plus signs, like the study's fixed-rate baselines. Every caption
-names the split its numbers come from.
+with the band of their 95 % t-interval (:mod:`lrdecay.report.bands`, the numbers a setting's
+summary run holds in MLflow); diverged runs are left out. Axes stop at the data's range and the
+epoch budget, and legends sit below the panels and their axis labels. The modern baselines raced
+with the study get a panel of their own: the PyTorch schedulers drawn dashed with stars, the
+optimizers that need no schedule (schedule-free, learning-rate-free, AdamW at a fixed rate)
+dotted with plus signs, like the study's fixed-rate baselines. Every caption names the split its
+numbers come from.
 """
 
 from __future__ import annotations
@@ -38,6 +39,7 @@ from lrdecay.palette import (
     SEQUENCE_COLORS,
     modern_arm,
 )
+from lrdecay.report.bands import epoch_stats
 from lrdecay.report.claims import RARELY
 from lrdecay.report.overfitting import ANCHOR as OVERFIT_ANCHOR
 from lrdecay.report.overfitting import TITLE as OVERFIT_TITLE
@@ -96,7 +98,7 @@ ARROW_SHIFT = 0.4
 ARROW_SLOTS = 4
 #: Space between the lowest axis label and a legend below it, in points.
 LEGEND_GAP = 6
-BAND = "band: lowest to highest seed"
+BAND = "band: 95 % interval of the mean"
 DPI = 110
 
 
@@ -177,26 +179,22 @@ def budget(rows: Sequence[SettingSummary]) -> int:
 
 
 def mean_curve(row: SettingSummary, key: str) -> tuple[np.ndarray, ...] | None:
-    """Epochs, mean, min and max of metric ``key`` over the setting's non-diverged runs."""
-    per_epoch: dict[int, list[float]] = {}
-    for run in row.ok_runs:
-        for epoch, value in zip(*run.series(key), strict=True):
-            if np.isfinite(value):
-                per_epoch.setdefault(epoch, []).append(value)
-    if not per_epoch:
+    """Epochs, mean and the bounds of its 95 % interval (NaN where one seed got there) of
+    metric ``key`` over the setting's non-diverged runs."""
+    stats = epoch_stats(row.ok_runs, key)
+    if not stats:
         return None
-    epochs = np.array(sorted(per_epoch))
-    values = [np.array(per_epoch[e]) for e in epochs]
+    bounds = [s.interval or (np.nan, np.nan) for s in stats.values()]
     return (
-        epochs,
-        np.array([v.mean() for v in values]),
-        np.array([v.min() for v in values]),
-        np.array([v.max() for v in values]),
+        np.array(list(stats)),
+        np.array([s.mean for s in stats.values()]),
+        np.array([lo for lo, _ in bounds]),
+        np.array([hi for _, hi in bounds]),
     )
 
 
 def _plot_mean(ax: Axes, row: SettingSummary, key: str, style: Style, label: str) -> bool:
-    """Draw the seed-mean curve of ``key`` with its min–max band; False if nothing to draw."""
+    """Draw the seed-mean curve of ``key`` with its interval's band; False if nothing to draw."""
     curve = mean_curve(row, key)
     if curve is None:
         return False
@@ -213,7 +211,7 @@ def _plot_mean(ax: Axes, row: SettingSummary, key: str, style: Style, label: str
         markersize=5,
         markevery=_markevery(len(epochs), style.phase),
     )
-    if sum(bool(r.series(key)[0]) for r in row.ok_runs) > 1:  # a band needs two seeds
+    if np.isfinite(lo).any():  # a band needs two seeds
         ax.fill_between(epochs, lo, hi, color=style.color, alpha=0.15, linewidth=0)
     return True
 
@@ -332,7 +330,7 @@ def zoom_range(rows: Sequence[SettingSummary], key: str) -> tuple[float, float] 
         curve = mean_curve(s, key)
         if curve is None:
             continue
-        tops.append(float(curve[3].max()))
+        tops.append(float(np.fmax(curve[1], curve[3]).max()))  # a bound where there is one
         if s.group != "Benchmark":
             finals.append(float(curve[1][-1]))
     if not finals:
@@ -642,10 +640,10 @@ def plot_scatter(rows: Sequence[SettingSummary], path: Path) -> Path:
 
 
 def scatter_figure(rows: Sequence[SettingSummary]) -> plt.Figure:
-    """Mean scoring accuracy (final validation, or test when held out) against median
-    convergence epoch, bars from lowest to highest seed; a setting whose median was not
-    reached sits at the budget as a hollow marker. The epoch axis spans the points and bars
-    drawn, with a margin, not the whole budget."""
+    """Mean scoring accuracy (final validation, or test when held out) with its 95 % interval
+    against median convergence epoch with the seeds' lowest to highest epoch; a setting whose
+    median was not reached sits at the budget as a hollow marker. The epoch axis spans the
+    points and bars drawn, with a margin, not the whole budget."""
     st = styles(rows)
     fig, ax = plt.subplots(figsize=(11, 6.5))
     shown = [s for s in rows if s.scored is not None and s.convergence is not None]
@@ -664,7 +662,7 @@ def scatter_figure(rows: Sequence[SettingSummary]) -> plt.Figure:
         ax.errorbar(
             x,
             acc.mean,
-            yerr=[[acc.mean - acc.lo], [acc.hi - acc.mean]],
+            yerr=None if acc.half is None else acc.half,
             fmt=style.marker if s.group == MODERN_GROUP else STRATEGY_MARKERS.get(s.strategy, "P"),
             color=style.color,
             markerfacecolor=style.color if conv.median is not None else "none",
@@ -687,7 +685,9 @@ def scatter_figure(rows: Sequence[SettingSummary]) -> plt.Figure:
         f"{'test' if held_out else 'final validation'} accuracy (mean over seeds)", fontsize=11
     )
     ax.set_title(
-        "Accuracy vs convergence speed per setting (bars: lowest to highest seed)", fontsize=13
+        "Accuracy vs convergence speed per setting (bars: the accuracy's 95 % interval, the "
+        "seeds' epochs)",
+        fontsize=13,
     )
     ax.grid(alpha=0.3)
     fig.tight_layout()

@@ -43,7 +43,7 @@ from lrdecay.report.inference import Comparison, compare_means, holm, km_median
 from lrdecay.tracking.client import open_client
 from lrdecay.tracking.run_logger import outcome_from_run
 from lrdecay.tracking.store import DEFAULT_STORE_DIR, sqlite_path, sqlite_uri
-from lrdecay.tracking.ui import STAGE_TAG, SWEEP_PARENTS
+from lrdecay.tracking.ui import STAGE_TAG, SWEEP_PARENTS, is_summary
 
 #: The run metric behind each scoring column, and how the report names it.
 SCORE_METRICS = {"final_acc": "final_val_acc", "test_acc": "test_acc"}
@@ -84,7 +84,8 @@ class ReportError(LrdecayError):
 class RunRecord:
     """One training run as the report needs it: its outcome (status, run-level numbers, as
     :func:`~lrdecay.tracking.run_logger.outcome_from_run` reads them), what it trained (its
-    optimizer, sequence, strategy, seed and data set), its params and its per-epoch history."""
+    optimizer, sequence, strategy, seed and data set), its params, its per-epoch history and
+    all its tags."""
 
     outcome: RunOutcome
     optimizer: str
@@ -95,6 +96,7 @@ class RunRecord:
     params: dict[str, str]
     history: dict[str, dict[int, float]] = field(default_factory=dict)
     scheduler: str = ""  # the PyTorch scheduler's class path; empty for the study's sequences
+    tags: dict[str, str] = field(default_factory=dict)
 
     @property
     def run_id(self) -> str:
@@ -253,8 +255,11 @@ def read_history(
     return out
 
 
-def _record(client: MlflowClient, run: Run, outcome: RunOutcome) -> RunRecord:
-    """The :class:`RunRecord` of an MLflow run that carries a ``setting`` tag."""
+def _record(
+    client: MlflowClient, run: Run, outcome: RunOutcome, history: Sequence[str]
+) -> RunRecord:
+    """The :class:`RunRecord` of an MLflow run that carries a ``setting`` tag, with the
+    per-epoch metrics ``history`` names."""
     tags = run.data.tags
     return RunRecord(
         outcome=outcome,
@@ -264,18 +269,24 @@ def _record(client: MlflowClient, run: Run, outcome: RunOutcome) -> RunRecord:
         seed=tags.get("seed", UNKNOWN),
         dataset=tags.get("dataset", UNKNOWN),
         params=dict(run.data.params),
-        history=read_history(client, run.info.run_id),
+        history=read_history(client, run.info.run_id, history),
         scheduler=tags.get("scheduler", ""),
+        tags=dict(tags),
     )
 
 
 def load_runs(
-    client: MlflowClient, experiment: str | None = None, parent_run_id: str | None = None
+    client: MlflowClient,
+    experiment: str | None = None,
+    parent_run_id: str | None = None,
+    history: Sequence[str] = HISTORY_KEYS,
 ) -> RunSet:
-    """The training runs of ``experiment``, or the children of sweep ``parent_run_id``.
+    """The training runs of ``experiment``, or the children of sweep ``parent_run_id``, with
+    the per-epoch metrics ``history`` names.
 
     Raises :class:`ReportError` when the experiment or parent run does not exist or holds no
-    training runs. Runs without a ``setting`` tag (a sweep's parent) are ignored and counted.
+    training runs. Runs without a ``setting`` tag (a sweep's parent) are ignored and counted;
+    the settings' summary runs are no runs at all here.
     """
     if experiment is None and parent_run_id is None:
         raise ReportError("name the runs to report on: --experiment NAME or --parent-run-id ID")
@@ -305,7 +316,11 @@ def load_runs(
                 )
             experiment_id = found.experiment_id
             filter_string = ""
-        raw = search_all(client, experiment_id, filter_string)
+        raw = [
+            r
+            for r in search_all(client, experiment_id, filter_string)
+            if not is_summary(r.data.tags)
+        ]
     except MlflowException as exc:
         raise ReportError(f"cannot read the tracking store: {str(exc).splitlines()[0]}") from exc
 
@@ -318,7 +333,7 @@ def load_runs(
         outcome = outcome_from_run(run)
         reason = _status_reason(outcome, run.info.status)
         if reason is None:
-            runs.append(_record(client, run, outcome))
+            runs.append(_record(client, run, outcome, history))
         else:
             excluded[reason] += 1
     trials = len(tagged) - len(training)
@@ -366,7 +381,8 @@ def _excluded_text(excluded: dict[str, int]) -> str:
 
 @dataclass(frozen=True)
 class Stat:
-    """Mean of ``n`` values with the half-width of its 95% t-interval (None when n < 2)."""
+    """Mean of ``n`` values with the half-width of its 95% t-interval (None when n < 2), and the
+    lowest and highest value (``lo``, ``hi``)."""
 
     mean: float
     half: float | None
@@ -382,6 +398,14 @@ class Stat:
         if base is None:
             return None
         return cls(base.mean, base.half, base.n, min(xs), max(xs))
+
+    @property
+    def interval(self) -> tuple[float, float] | None:
+        """The bounds of the 95 % t-interval of the mean (``mean ∓ half``); None when n < 2.
+        The one the table's cells, the figures' bands and the summary runs all show."""
+        if self.half is None:
+            return None
+        return self.mean - self.half, self.mean + self.half
 
 
 @dataclass(frozen=True)

@@ -45,19 +45,25 @@ TRACKING_MODULES = (
     "lrdecay.tracking.run_logger",
 )
 REPORT_MODULES = ("lrdecay.report.build",)
+SUMMARY_MODULES = ("lrdecay.report.summary_runs",)
 
 if TYPE_CHECKING:  # Hydra builds this callback for every run: keep MLflow and torch lazy
     from lrdecay.tracking.run_logger import MlflowTracker
 
 log = logging.getLogger("lrdecay")
+#: What the sweep's URL shows when its settings have summary runs.
+BANDS_LINE = "this sweep's settings, one band each (mean and 95 % interval over seeds)"
 #: Tags of a sweep's parent run naming its launching process, so that a later sweep can tell
 #: a parent whose launcher died (still RUNNING, never to be closed) from a live one.
 HOST_TAG, PID_TAG = "lrdecay.launcher_host", "lrdecay.launcher_pid"
 
 
-def ui_command(uri: str, experiment_id: str | None, parent_run_id: str | None = None) -> str:
+def ui_command(
+    uri: str, experiment_id: str | None, parent_run_id: str | None = None, bands: bool = False
+) -> str:
     """How to open the MLflow UI on this store's experiment (a local UI bound to 127.0.0.1),
-    and, given the sweep's parent run, on that sweep's runs alone."""
+    and, given the sweep's parent run, on that sweep's runs alone: best first, or with
+    ``bands`` (its settings' summary runs) charted one band per setting."""
     from lrdecay.tracking.ui import experiment_url, sweep_url
 
     remote = uri.startswith(("http://", "https://"))
@@ -72,10 +78,8 @@ def ui_command(uri: str, experiment_id: str | None, parent_run_id: str | None = 
         ]
     )
     if experiment_id and parent_run_id:
-        lines.append(
-            f"this sweep's runs, best final accuracy first: "
-            f"{sweep_url(base, experiment_id, parent_run_id)}"
-        )
+        what = BANDS_LINE if bands else "this sweep's runs, best final accuracy first"
+        lines.append(f"{what}: {sweep_url(base, experiment_id, parent_run_id, bands)}")
     return "\n".join(lines)
 
 
@@ -209,6 +213,7 @@ class SweepTracking(Callback):
             log.warning(
                 "could not close the sweep's running jobs: %s", str(exc).splitlines()[0][:200]
             )
+        write_bands(tracker)  # of the seeds that ended, for a re-launch to build on
         tracker.end("KILLED")
         log.error(
             "sweep stopped: parent run %s and its unfinished jobs are KILLED; the same "
@@ -245,14 +250,16 @@ class SweepTracking(Callback):
         if confirmation.is_file():  # a search's measured result, last on the terminal
             lines += ["", confirmation.read_text().rstrip()]
         if self.tracker is not None:
+            bands = write_bands(self.tracker)
             report = self._write_report(sweep_dir)
             if report is not None:
                 lines += ["", f"Report (tables, figures, the study's claims): {report}"]
             if counts.finished:
+                tracker = self.tracker
                 lines += [
                     "",
                     "Compare the runs in the MLflow UI:",
-                    ui_command(self.tracker.uri, self.tracker.experiment_id, self.tracker.run_id),
+                    ui_command(tracker.uri, tracker.experiment_id, tracker.run_id, bands),
                 ]
             self._close_parent(table, counts)
         if not counts.finished:  # nothing to compare: the one next step instead
@@ -295,6 +302,28 @@ class SweepTracking(Callback):
         tracker.log_text(table + "\n", "summary.txt")
         all_ok = counts.total > 0 and counts.finished + counts.pruned == counts.total
         tracker.end("FINISHED" if all_ok else "FAILED")
+
+
+def write_bands(tracker: MlflowTracker) -> bool:
+    """Bring the settings' summary runs of ``tracker``'s sweep up to date with its seeds
+    (:mod:`lrdecay.report.summary_runs`) and, if it has any, make its view show them as bands;
+    whether it has. A failure costs a warning, never the sweep's results."""
+    if tracker.run_id is None or tracker.experiment_id is None:
+        return False
+    try:
+        import_frozen(SUMMARY_MODULES)
+        from lrdecay.report import summary_runs
+        from lrdecay.tracking.ui import share_sweep_view
+
+        written = summary_runs.write_summaries(tracker.client, tracker.run_id)
+        if written:
+            share_sweep_view(tracker.client, tracker.experiment_id, tracker.run_id, bands=True)
+    except Exception as exc:
+        log.warning("no summary runs written: %s", (str(exc).splitlines() or [repr(exc)])[0][:200])
+        return False
+    if written:
+        log.info("%d summary run(s): one band per setting in the sweep's view", len(written))
+    return bool(written)
 
 
 def no_run_finished(sweep_dir: Path) -> str:

@@ -24,6 +24,7 @@ from mlflow.tracking import MlflowClient
 from omegaconf import DictConfig, OmegaConf
 
 from lrdecay.tracking.run_logger import DIVERGED_TAG
+from lrdecay.tracking.ui import is_summary
 
 FINGERPRINT_TAG = "lrdecay.fingerprint"
 CHECKPOINT_TAG = "lrdecay.checkpoint"
@@ -144,12 +145,13 @@ class Prior:
 def find_prior(client: MlflowClient, experiment_id: str, fp: str) -> Prior:
     """Skip a FINISHED twin; resume the newest interrupted twin whose checkpoint still exists;
     the other interrupted twins are ``stale``: the resumed or the fresh run replaces them."""
-    runs = client.search_runs(
+    found = client.search_runs(
         [experiment_id],
         f"tags.`{FINGERPRINT_TAG}` = '{fp}'",
         order_by=["attributes.start_time DESC"],
         max_results=50,
     )
+    runs = [r for r in found if not is_summary(r.data.tags)]  # a setting's mean is no twin
     for run in runs:
         if run.info.status == "FINISHED":
             return Prior("skip", run)

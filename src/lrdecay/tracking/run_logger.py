@@ -9,12 +9,13 @@ from __future__ import annotations
 import logging
 import tempfile
 import time
-from collections.abc import Iterable, Mapping
+from collections.abc import Iterable, Mapping, Sequence
 from pathlib import Path
 from typing import Any
 
 from mlflow.entities import Metric, Param, Run, RunTag
 from mlflow.exceptions import MlflowException
+from mlflow.tracking import MlflowClient
 
 from lrdecay.core.hooks import FitStart, Listener
 from lrdecay.core.outcome import SUMMARY_METRICS, RunOutcome, RunStatus
@@ -32,8 +33,24 @@ log = logging.getLogger(__name__)
 #: for the two early ends MLflow's own status cannot tell apart (a divergence is FAILED like a
 #: crash, a pruned trial KILLED like an interrupted run).
 OUTCOME_TAG, DIVERGED_TAG, PRUNED_TAG = "outcome", "diverged", "pruned"
-PARAM_BATCH = 100  # MLflow's limit of params (and of tags) per log_batch call
-METRIC_BATCH = 1000  # MLflow's limit of metrics (and of all entries) per log_batch call
+#: MLflow's limits: params (and tags) and metrics (and all entries) per log_batch call, and a
+#: param value's length.
+PARAM_BATCH, METRIC_BATCH, PARAM_VALUE_LIMIT = 100, 1000, 6000
+
+
+def log_batches(
+    client: MlflowClient,
+    run_id: str,
+    params: Mapping[str, str] | None = None,
+    metrics: Sequence[Metric] = (),
+) -> None:
+    """Log ``params`` (values cut to MLflow's limit) and ``metrics`` to run ``run_id`` in as
+    few calls as MLflow takes them."""
+    items = [Param(k, v[:PARAM_VALUE_LIMIT]) for k, v in (params or {}).items()]
+    for i in range(0, len(items), PARAM_BATCH):
+        client.log_batch(run_id, params=items[i : i + PARAM_BATCH])
+    for i in range(0, len(metrics), METRIC_BATCH):
+        client.log_batch(run_id, metrics=list(metrics[i : i + METRIC_BATCH]))
 
 
 def flatten(tree: Mapping[str, Any], prefix: str = "") -> dict[str, str]:
@@ -106,9 +123,7 @@ class MlflowTracker(Listener):
             all_tags["mlflow.parentRunId"] = parent_run_id
         run = self.client.create_run(experiment_id, run_name=run_name, tags=all_tags)
         self.run_id, self.run_name = run.info.run_id, run.info.run_name
-        items = [Param(k, v[:6000]) for k, v in params.items()]
-        for i in range(0, len(items), PARAM_BATCH):
-            self.client.log_batch(self.run_id, params=items[i : i + PARAM_BATCH])
+        log_batches(self.client, self.run_id, params=params)
         return self.run_id
 
     def reopen(self, run_id: str, run_name: str, parent_run_id: str | None = None) -> None:

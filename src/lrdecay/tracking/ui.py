@@ -11,13 +11,20 @@ the workflow type, and a fresh browser that comes in through the list needs the 
 The columns a runs table shows and how many runs its charts draw are view state the UI keeps
 in the browser, or in an experiment tag ``mlflow.sharedViewState.<key>`` that its "Share"
 button writes and the URL's ``viewStateShareKey`` loads; the project writes such views
-(useful columns, every run charted) and its URLs name them.
+(useful columns, every run charted) and its URLs name them, compressed as that button compresses
+them (``deflate;`` and the base64 of the zlib-deflated JSON: a store's tag holds 20000
+characters at most, less than a view with charts takes). Where a sweep ran its settings with
+several seeds, its view shows *bands*: its runs grouped by :data:`ROLE_TAG`, the group of the
+settings' summary runs charted (:mod:`lrdecay.tracking.charts`), the seeds folded in the UI's
+"Additional runs" group, one click away.
 """
 
 from __future__ import annotations
 
+import base64
 import json
 import math
+import zlib
 from collections.abc import Iterable, Mapping
 from itertools import cycle
 from typing import TYPE_CHECKING
@@ -28,6 +35,7 @@ from hydra.core.override_parser.overrides_parser import OverridesParser
 from lrdecay.core.records import FINAL_ACC_METRIC, summary_key
 from lrdecay.core.schedules import SEQUENCES, STRATEGIES, readers, study_names
 from lrdecay.palette import BASELINE_COLORS, MODERN_COLORS, SEQUENCE_COLORS
+from lrdecay.tracking.charts import band_charts, chart_sections
 
 if TYPE_CHECKING:
     from mlflow.tracking import MlflowClient
@@ -35,8 +43,10 @@ if TYPE_CHECKING:
 #: Experiment tag for an experiment's kind, read by MLflow 3 UIs without the workflow switch.
 EXPERIMENT_KIND_TAG = "mlflow.experimentKind"
 MODEL_TRAINING_KIND = "custom_model_development"
-#: The URL query that opens MLflow's classic "Model training" runs view.
+#: The URL query that opens MLflow's classic "Model training" runs view, and the one that opens
+#: its runs page on the chart view instead of the table.
 MODEL_TRAINING_QUERY = "workflowType=machine_learning"
+CHART_MODE = {"compareRunsMode": "CHART"}
 #: Run tag holding the colour MLflow's UI draws a run with (runs table, charts, compare view).
 RUN_COLOR_TAG = "mlflow.runColor"
 #: The stage of an Optuna search a run belongs to: ``search`` (one of its trials) or ``confirm``
@@ -44,8 +54,11 @@ RUN_COLOR_TAG = "mlflow.runColor"
 STAGE_TAG = "lrdecay.stage"
 #: A sweep's parent run: neutral grey, so that colours mean settings.
 SWEEP_COLOUR = "#b0b0b0"
-#: The tag that marks a sweep's parent run (one launch of a sweep), and its value there.
-ROLE_TAG, SWEEP_ROLE = "lrdecay.role", "sweep"
+#: What a run is to the project, where it is no training run: a sweep's parent (one launch of a
+#: sweep), or a setting's summary over its seeds (:mod:`lrdecay.report.summary_runs`). The
+#: report, resume and the sweep's table count neither; the views group runs by it.
+ROLE_TAG = "lrdecay.role"
+SWEEP_ROLE, SUMMARY_ROLE = "sweep", "summary"
 #: The search filter that finds an experiment's sweep parents.
 SWEEP_PARENTS = f"tags.`{ROLE_TAG}` = '{SWEEP_ROLE}'"
 
@@ -62,6 +75,8 @@ NAMED_BY_SETTING = ("setting", "optimizer", "sequence", "strategy")
 
 #: Experiment tag prefix of a runs view MLflow's UI loads from the URL's ``viewStateShareKey``.
 SHARED_VIEW_TAG = "mlflow.sharedViewState."
+#: How MLflow's UI marks a shared view it stored compressed.
+COMPRESSED_MARK = "deflate;"
 #: The experiment's own runs view (every run, sweeps folded) and a sweep's (its runs alone).
 EXPERIMENT_VIEW_KEY = "lrdecay-runs"
 SWEEP_VIEW_PREFIX = "lrdecay-sweep-"
@@ -73,13 +88,28 @@ VIEW_COLUMNS = (
     "tags.`setting`",
     "tags.`seed`",
 )
+#: How a sweep's plain view sorts its runs: best final accuracy first.
+FINAL_ACC_SORT = f"metrics.`{FINAL_ACC_METRIC}`"
 #: The UI's run-visibility mode that charts every run shown (its default draws the first 10).
 SHOW_ALL_RUNS = "SHOW_ALL"
+#: A bands view's grouping: summary runs in one group (charted), sweep parents in another, and
+#: the training runs, which carry no role, in the UI's folded "Additional runs".
+BY_ROLE = {
+    "aggregateFunction": "average",
+    "groupByKeys": [{"mode": "tag", "groupByData": ROLE_TAG}],
+}
 
 
-def runs_view(search_filter: str = "", order_by: str | None = None) -> str:
-    """A runs view as MLflow's UI stores a shared one (JSON): the project's columns, every run
-    charted, and optionally a search and a descending sort."""
+def is_summary(tags: Mapping[str, str]) -> bool:
+    """Whether a run with ``tags`` is a setting's summary run, not a training run."""
+    return tags.get(ROLE_TAG) == SUMMARY_ROLE
+
+
+def runs_view(search_filter: str = "", order_by: str | None = None, bands: bool = False) -> str:
+    """A runs view as MLflow's UI stores a shared one (:func:`encode_view`): the project's
+    columns, every run charted, optionally a search and a descending sort; with ``bands``,
+    runs grouped by role (the settings' summary runs charted as bands, the seeds one click
+    away)."""
     view: dict[str, object] = {
         "searchFilter": search_filter,
         "selectedColumns": list(VIEW_COLUMNS),
@@ -87,7 +117,28 @@ def runs_view(search_filter: str = "", order_by: str | None = None) -> str:
     }
     if order_by:
         view |= {"orderByKey": order_by, "orderByAsc": False}
-    return json.dumps(view)
+    if bands:  # charts drawn from the rows shown, not from the groups' own averages
+        view |= {
+            "groupBy": BY_ROLE,
+            "useGroupedValuesInCharts": False,
+            "compareRunCharts": band_charts(),
+            "compareRunSections": chart_sections(),
+        }
+    return encode_view(view)
+
+
+def encode_view(view: Mapping[str, object]) -> str:
+    """A view's state as MLflow's UI stores a shared one: its JSON, deflated (zlib), in base64
+    after the ``deflate;`` mark the UI reads it by."""
+    packed = zlib.compress(json.dumps(view, sort_keys=True).encode(), 9)
+    return COMPRESSED_MARK + base64.b64encode(packed).decode()
+
+
+def decode_view(value: str) -> dict:
+    """The view :func:`encode_view` stored (plain JSON, as the UI also reads, too)."""
+    if value.startswith(COMPRESSED_MARK):
+        value = zlib.decompress(base64.b64decode(value[len(COMPRESSED_MARK) :])).decode()
+    return json.loads(value)
 
 
 def sweep_view_key(parent_run_id: str) -> str:
@@ -97,27 +148,30 @@ def sweep_view_key(parent_run_id: str) -> str:
 
 def experiment_tags() -> dict[str, str]:
     """The tags every experiment the project uses carries: its kind, and the runs view that
-    :func:`experiment_url` opens."""
+    :func:`experiment_url` opens (bands: the settings' summary runs charted)."""
     return {
         EXPERIMENT_KIND_TAG: MODEL_TRAINING_KIND,
-        SHARED_VIEW_TAG + EXPERIMENT_VIEW_KEY: runs_view(),
+        SHARED_VIEW_TAG + EXPERIMENT_VIEW_KEY: runs_view(bands=True),
     }
 
 
-def share_sweep_view(client: MlflowClient, experiment_id: str, parent_run_id: str) -> None:
-    """Write the view of one sweep's runs, best final accuracy first (what :func:`sweep_url`
-    opens). Its search lives in the view: the UI skips a shared view whose URL has one."""
-    client.set_experiment_tag(
-        experiment_id,
-        SHARED_VIEW_TAG + sweep_view_key(parent_run_id),
-        runs_view(
-            f"tags.`mlflow.parentRunId` = '{parent_run_id}'", f"metrics.`{FINAL_ACC_METRIC}`"
-        ),
-    )
+def share_sweep_view(
+    client: MlflowClient, experiment_id: str, parent_run_id: str, bands: bool = False
+) -> None:
+    """Write the view of one sweep's runs (what :func:`sweep_url` opens): best final accuracy
+    first, or with ``bands`` one band per setting. Its search lives in the view: the UI skips a
+    shared view whose URL has one.
+
+    A bands view keeps the UI's default order, newest first: the summary runs, written once
+    the seeds ended, come first and so all load with the UI's first page of 100 runs, which a
+    sort by accuracy would not promise (a setting's mean sits among its seeds)."""
+    search = f"tags.`mlflow.parentRunId` = '{parent_run_id}'"
+    view = runs_view(search, bands=True) if bands else runs_view(search, FINAL_ACC_SORT)
+    client.set_experiment_tag(experiment_id, SHARED_VIEW_TAG + sweep_view_key(parent_run_id), view)
 
 
-def _runs_page(base: str, experiment_id: str, view_key: str) -> str:
-    query = urlencode({"viewStateShareKey": view_key})
+def _runs_page(base: str, experiment_id: str, view_key: str, charts: bool = False) -> str:
+    query = urlencode({"viewStateShareKey": view_key, **(CHART_MODE if charts else {})})
     return f"{base.rstrip('/')}/#/experiments/{experiment_id}/runs?{MODEL_TRAINING_QUERY}&{query}"
 
 
@@ -127,10 +181,10 @@ def experiment_url(base: str, experiment_id: str) -> str:
     return _runs_page(base, experiment_id, EXPERIMENT_VIEW_KEY)
 
 
-def sweep_url(base: str, experiment_id: str, parent_run_id: str) -> str:
-    """The URL of one sweep's runs alone, best final accuracy first, all charted
-    (:func:`share_sweep_view`)."""
-    return _runs_page(base, experiment_id, sweep_view_key(parent_run_id))
+def sweep_url(base: str, experiment_id: str, parent_run_id: str, bands: bool = False) -> str:
+    """The URL of one sweep's runs alone (:func:`share_sweep_view`): its runs table, or with
+    ``bands`` its chart view, one band per setting."""
+    return _runs_page(base, experiment_id, sweep_view_key(parent_run_id), charts=bands)
 
 
 def swept_keys(overrides: Iterable[str]) -> list[str]:
