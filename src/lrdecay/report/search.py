@@ -24,6 +24,7 @@ import yaml
 from mlflow.exceptions import MlflowException
 from mlflow.tracking import MlflowClient
 
+from lrdecay.columns import pipe_table
 from lrdecay.report.stats import Stat
 
 if TYPE_CHECKING:
@@ -203,7 +204,7 @@ def confirmation_markdown(search: Search) -> list[str]:
     if held:
         header.append(f"Confirm {held} (never seen by the search)")
     header += ["Selection optimism", "Runs"]
-    lines = ["| " + " | ".join(header) + " |", "|" + "--:|" * len(header)]
+    rows = []
     for p in points:
         optimism = search.optimism(p)
         cells = [
@@ -217,7 +218,8 @@ def confirmation_markdown(search: Search) -> list[str]:
             f"{optimism:+.4f}" if optimism is not None else "n/a",
             f"{p.runs - p.failed}/{p.runs}" + (f" ({p.failed} failed)" if p.failed else ""),
         ]
-        lines.append("| " + " | ".join(cells) + " |")
+        rows.append(cells)
+    lines = pipe_table(header, rows, ["right"] * len(header))
     reference = held or search.objective
     lines += [
         "",
@@ -266,9 +268,11 @@ def search_markdown(search: Search, figures: Sequence[Figure], out_dir: Path) ->
             f"Parameter importances for {search.objective} (Optuna, fANOVA over the "
             f"complete trials).{rough}",
             "",
-            "| Parameter | Importance |",
-            "|:--|--:|",
-            *(f"| {name} | {value:.3f} |" for name, value in search.importances),
+            *pipe_table(
+                ["Parameter", "Importance"],
+                [[name, f"{value:.3f}"] for name, value in search.importances],
+                ["left", "right"],
+            ),
             "",
         ]
     confirm = confirmation_markdown(search)
