@@ -117,7 +117,7 @@ def _counts(rng: np.random.Generator, rows: int, size: int) -> np.ndarray:
     ``size`` are drawn with replacement."""
     kind = np.int32 if rows * size < 2**31 else np.int64
     idx = rng.integers(0, size, size=(rows, size), dtype=kind)
-    idx += (np.arange(rows, dtype=kind) * size)[:, None]
+    idx += (np.arange(rows, dtype=idx.dtype) * size)[:, None]
     return np.bincount(idx.ravel(), minlength=rows * size).reshape(rows, size).astype(np.float64)
 
 

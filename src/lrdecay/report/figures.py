@@ -15,6 +15,7 @@ from collections.abc import Sequence
 from dataclasses import dataclass, replace
 from itertools import cycle
 from pathlib import Path
+from typing import TYPE_CHECKING, Any
 
 import matplotlib
 
@@ -46,20 +47,25 @@ from lrdecay.report.stats import (
     scored_by,
 )
 
+if TYPE_CHECKING:  # matplotlib.typing is from matplotlib 3.8 on
+    from matplotlib.typing import LineStyleType
+
 OTHER_COLORS = ("#8c564b", "#e377c2", "#7f7f7f", "#bcbd22", "#17becf")
 #: One line style and marker per sequence of the study's grid, in its order (seq1..seq4).
-SEQUENCE_LINES = dict(zip(SEQUENCES, cycle(("-", "--", "-.", (0, (5, 1, 1, 1, 1, 1))))))
+SEQUENCE_LINES: dict[str, LineStyleType] = dict(
+    zip(SEQUENCES, cycle(("-", "--", "-.", (0, (5, 1, 1, 1, 1, 1)))))
+)
 SEQUENCE_MARKERS = dict(zip(SEQUENCES, cycle("os^v")))
 BASELINE_MARKERS = {BASELINE_SGD: "D", CONTROL_SGD_R0: "h", BASELINE_ADAM: "X"}
 #: Both baselines at 0.001 dotted, Adam's dots in the gaps of SGD's: where their curves coincide
 #: (one fixed rate, one accuracy), both still show. The control at r0 dash-dotted.
-BASELINE_LINES = {
+BASELINE_LINES: dict[str, LineStyleType] = {
     BASELINE_SGD: (0, (1, 1.5)),
     CONTROL_SGD_R0: (0, (3, 1.5, 1, 1.5)),
     BASELINE_ADAM: (1.25, (1, 1.5)),
 }
 #: One line style and marker per strategy of the grid (epoch, cutoff, oscillate); fixed: "D".
-STRATEGY_LINES = dict(zip(STRATEGY_GROUP, cycle(("-", "--", "-."))))
+STRATEGY_LINES: dict[str, LineStyleType] = dict(zip(STRATEGY_GROUP, cycle(("-", "--", "-."))))
 STRATEGY_MARKERS = {**dict(zip(STRATEGY_GROUP, cycle("os^"))), FIXED_STRATEGY: "D"}
 #: About this many markers per curve, so curves stay readable at any epoch count; curves of one
 #: panel put theirs on different epochs, so coinciding curves still show every marker.
@@ -68,14 +74,14 @@ MARKERS_PER_CURVE = 10
 #: settings with identical results (a rate that never moved) do not hide one another.
 DODGE = 0.15
 #: How the scatter's bars are drawn: the accuracy bar on each marker and the seeds' epoch bar.
-SCATTER_BAR = {"capsize": 3, "elinewidth": 1, "alpha": 0.9}
+SCATTER_BAR: dict[str, Any] = {"capsize": 3, "elinewidth": 1, "alpha": 0.9}
 #: Opacity of the realised-rate lines and their ▼ markers.
 RATE_ALPHA = 0.8
 #: One panel per strategy of the grid: (strategy, its row group's name).
 STRATEGY_PANELS = tuple(STRATEGY_GROUP.items())
 #: The panel of the modern baselines raced with the study, shown when they ran; their style.
 MODERN_PANEL = ("modern", MODERN_GROUP)
-MODERN_LINE = (0, (4, 1.5))
+MODERN_LINE: LineStyleType = (0, (4, 1.5))
 MODERN_MARKER = "*"
 BAND = "band: lowest to highest seed"
 DPI = 110
@@ -95,7 +101,7 @@ class Style:
     """How one setting is drawn in every figure."""
 
     color: str
-    line: str | tuple
+    line: LineStyleType
     marker: str
     label: str
     phase: int = 0  # which epochs carry this curve's markers (see MARKERS_PER_CURVE)

@@ -97,7 +97,8 @@ class Search:
             if number not in by_trial:
                 order.append(number)
             by_trial.setdefault(number, []).append(row)
-        measures = [self.objective, *([self.held_out()] if self.held_out() else [])]
+        held = self.held_out()
+        measures = [self.objective, *([held] if held else [])]
         points = []
         for number in order:
             rows = by_trial[number]
@@ -309,7 +310,9 @@ def history_figure(search: Search, path: Path) -> Path | None:
     fig, ax = plt.subplots(figsize=(8, 4.2))
     xs, ys = zip(*done, strict=True)
     ax.scatter(xs, ys, s=22, color="#1f77b4", label=f"trial {search.objective}", zorder=3)
-    best, steps_x, steps_y = None, [], []
+    best: float | None = None
+    steps_x: list[float] = []  # trial numbers, then the search's end a little beyond the last
+    steps_y: list[float] = []
     for x, y in done:
         if best is None or (y > best if search.maximize else y < best):
             best = y

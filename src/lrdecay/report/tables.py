@@ -251,7 +251,8 @@ def to_markdown(table: Table) -> str:
         shown = f"**{group}**" if group != previous else ""
         previous = group
         rows.append([shown, *(f"**{c.text}**" if c.bold else c.text for c in cells)])
-    align: list[Align] = ["left", "left", *["right"] * (len(table.header) - 2)]
+    # group and setting read as text, the numbers line up on the right
+    align: list[Align] = ["left" if i < 2 else "right" for i in range(len(table.header))]
     lines = pipe_table(table.header, rows, align)
     lines.append("")
     lines += [f"- {note}" for note in table.footnotes]
