@@ -69,10 +69,12 @@ test: lint docs
 check: lint
 	$(PYTEST) -m "not slow"
 
-# Style, formatting and the architecture's import rules (pyproject.toml's [tool.importlinter]).
+# Style, formatting, types (mypy: pyproject.toml's [tool.mypy], cached in .mypy_cache) and the
+# architecture's import rules (pyproject.toml's [tool.importlinter]).
 lint: setup
 	$(PY) -m ruff check .
 	$(PY) -m ruff format --check .
+	$(VENV)/bin/mypy
 	$(VENV)/bin/lint-imports
 
 # The documentation site (mkdocs.yml, docs/) into site/: strict, so a broken link or anchor, or a
@@ -99,4 +101,4 @@ cluster-down:
 	@deploy/cluster-down.sh
 
 clean:
-	rm -rf outputs multirun .pytest_cache site
+	rm -rf outputs multirun .pytest_cache .mypy_cache site

@@ -10,6 +10,7 @@ import http.server
 import importlib
 import json
 import os
+import re
 import resource
 import shutil
 import socket
@@ -124,6 +125,16 @@ def error_line(output: str) -> str:
     errors = [line for line in output.splitlines() if "ERROR" in line]
     assert len(errors) == 1 and "Traceback" not in output, output[-3000:]
     return errors[0]
+
+
+def table_rows(markdown: str) -> list[list[str]]:
+    """The cells of every Markdown table row in ``markdown``, header rows included and rules
+    left out, stripped: what a reader sees, whatever the columns' padding."""
+    return [
+        [cell.strip() for cell in re.split(r"(?<!\\)\|", line.strip()[1:-1])]
+        for line in markdown.splitlines()
+        if line.startswith("|") and not set(line) <= set("|:- ")
+    ]
 
 
 def store_uri(folder: Path) -> str:

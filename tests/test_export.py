@@ -35,7 +35,7 @@ from lrdecay.report.publish import PAGE_FILE
 from lrdecay.report.publish import main as publish_main
 from lrdecay.report.stats import ReportError, default_target, load_runs, summarise
 from lrdecay.report.tables import build_table, to_csv, to_markdown
-from tests.helpers import ROOT, cli_env, new_store, run_cli, store_uri
+from tests.helpers import ROOT, cli_env, new_store, run_cli, store_uri, table_rows
 
 EXPERIMENT = "export-digits"
 SETTINGS = ("sgd-fixed-r0", "seq3-epoch")
@@ -154,7 +154,8 @@ def test_the_published_page_links_its_per_run_files(exported: Exported, tmp_path
     args = ["--experiment", EXPERIMENT, "--out", str(page), "--tracking-uri", exported.uri]
     assert publish_main(args) == 0
     text = (page / PAGE_FILE).read_text()
-    assert "| Per-run files | [data/](data/): `runs.csv`, `histories.csv.gz`" in text
+    files = {row[0]: row[1] for row in table_rows(text)}["Per-run files"]
+    assert files.startswith("[data/](data/): `runs.csv`, `histories.csv.gz`")
     assert f"--data {(page / 'data').as_posix()}` rebuilds the report" in text
 
 

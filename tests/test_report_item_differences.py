@@ -18,7 +18,7 @@ from lrdecay.report.build import main as report_main
 from lrdecay.report.export import export
 from lrdecay.report.item_differences import FIGURE, TITLE, Kept, analyse, markdown
 from lrdecay.report.stats import SEQUENCES, STRATEGY_GROUP, RunRecord, load_runs
-from tests.helpers import run_cli, store_uri
+from tests.helpers import run_cli, store_uri, table_rows
 
 N_ITEMS = 300
 
@@ -147,9 +147,10 @@ def _direct(uri: str, arm: str, control: str) -> float:
 
 
 def _row(report: str, arm: str, control: str) -> float:
-    found = re.search(rf"\| vs {control} \| {arm} − {control} \| ([+-]\d+\.\d\d) \|", report)
-    assert found, report
-    return float(found.group(1))
+    label = [f"vs {control}", f"{arm} − {control}"]
+    found = [row[2] for row in table_rows(report) if row[:2] == label]
+    assert len(found) == 1 and re.fullmatch(r"[+-]\d+\.\d\d", found[0]), report
+    return float(found[0])
 
 
 @pytest.mark.slow

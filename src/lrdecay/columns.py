@@ -1,18 +1,44 @@
-"""Plain-text tables for the terminal: the one printer behind the sweep's job table and the
-Optuna sweeper's top trials."""
+"""Text tables, laid out by tabulate: plain for the terminal (the sweep's job table), Markdown
+for the report and its published pages. Cells are text as given: no number is re-formatted."""
 
 from __future__ import annotations
 
-from collections.abc import Sequence
+from collections.abc import Iterable, Sequence
+from typing import Literal
+
+from tabulate import tabulate
+
+#: How a Markdown column's cells align.
+Align = Literal["left", "right"]
 
 
-def columns(rows: Sequence[Sequence[str]], gap: str = "  ") -> list[str]:
+def columns(rows: Sequence[Sequence[str]]) -> list[str]:
     """``rows`` of cells as text lines: each column as wide as its widest cell, cells left
-    aligned and ``gap`` apart, trailing blanks cut. The widest line is as wide as the table."""
+    aligned and two blanks apart, trailing blanks cut. The widest line is as wide as the table."""
     if not rows:
         return []
-    widths = [max(len(row[i]) for row in rows) for i in range(len(rows[0]))]
-    return [
-        gap.join(cell.ljust(width) for cell, width in zip(row, widths, strict=True)).rstrip()
-        for row in rows
-    ]
+    text = tabulate(rows, tablefmt="plain", disable_numparse=True)
+    return [line.rstrip() for line in text.split("\n")]
+
+
+def _md_cell(text: str) -> str:
+    """A cell's text safe inside a Markdown table row: ``|`` escaped, line breaks as blanks."""
+    return text.replace("|", "\\|").replace("\n", " ")
+
+
+def pipe_table(
+    header: Sequence[str],
+    rows: Iterable[Sequence[str]],
+    align: Sequence[Align] | None = None,
+) -> list[str]:
+    """A GitHub-flavoured Markdown table as lines: ``header``, the rule (with ``align``'s
+    colons, one per column, when given) and ``rows``, columns padded to line up as text."""
+    cells = [[_md_cell(cell) for cell in row] for row in rows]
+    text = tabulate(
+        cells,
+        headers=[_md_cell(name) for name in header],
+        tablefmt="pipe" if align else "github",
+        colalign=align,
+        disable_numparse=True,
+    )
+    return text.splitlines()

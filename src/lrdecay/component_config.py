@@ -7,7 +7,7 @@ from __future__ import annotations
 import math
 from collections.abc import Iterable
 from dataclasses import dataclass, field, fields
-from typing import Any
+from typing import Any, TypeGuard
 
 from lrdecay.config_checks import check, is_folder_name, typed
 from lrdecay.core.metrics import EVAL_BATCH_SIZE
@@ -132,7 +132,7 @@ class ModelConfig(Component):
         return cls(args=args, **values)
 
 
-def _number_in(value: Any, low: float, high: float) -> bool:
+def _number_in(value: Any, low: float, high: float) -> TypeGuard[float]:
     """Whether ``value`` is a number (not a bool) in ``[low, high)``."""
     return isinstance(value, int | float) and not isinstance(value, bool) and low <= value < high
 

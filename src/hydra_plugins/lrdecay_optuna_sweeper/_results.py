@@ -346,11 +346,10 @@ def trials_table(
             if column.startswith(prefix):
                 renamed[column] = column[len(prefix) :]
     frame = frame.rename(columns=renamed)
-    first = frame[names[0]] if names[0] in frame else float("nan")
     sign = -1.0 if directions[0] == "maximize" else 1.0
     frame = frame.assign(
         _rank=frame["state"].map({"COMPLETE": 0, "PRUNED": 1}).fillna(2),
-        _key=(sign * first).fillna(math.inf) if names[0] in frame else math.inf,
+        _key=(sign * frame[names[0]]).fillna(math.inf) if names[0] in frame else math.inf,
     )
     frame = frame.sort_values(["_rank", "_key", "trial"]).drop(columns=["_rank", "_key"])
     last = [c for c in frame.columns if c in (RUN_ID_ATTR, RUN_IDS_ATTR)]

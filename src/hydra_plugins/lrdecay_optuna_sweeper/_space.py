@@ -64,12 +64,13 @@ def distribution_of(override: Override) -> BaseDistribution | None:
         if ordered is not None:
             return ordered
     if isinstance(value, ChoiceSweep | RangeSweep):
-        choices = list(override.sweep_iterator(transformer=Transformer.encode))
-        for choice in choices:
+        choices: list[str | int | float | bool] = []
+        for choice in override.sweep_iterator(transformer=Transformer.encode):
             if not isinstance(choice, str | int | float | bool):
                 raise SweepError(
                     f"{key}: a searched choice must be a string, number or bool, got {choice!r}"
                 )
+            choices.append(choice)
         if not choices:
             raise SweepError(f"{key}: the sweep has no values")
         return CategoricalDistribution(choices)
@@ -230,7 +231,7 @@ def parse_condition(name: str, text: str) -> tuple[str, tuple[Any, ...]]:
         ) from exc
     value = override.value()
     if isinstance(value, ChoiceSweep | RangeSweep):
-        values = tuple(override.sweep_iterator(transformer=Transformer.encode))
+        values: tuple[Any, ...] = tuple(override.sweep_iterator(transformer=Transformer.encode))
     elif override.is_sweep_override() or isinstance(value, list | dict):
         raise SweepError(f"{where}: '{text}' must list the parent's values: parent=a or a,b")
     else:

@@ -34,7 +34,9 @@ FORMAT_VERSION = 1
 
 def _rng_state(engine: Engine) -> dict[str, Any]:
     """Every random source a later epoch draws from, as tensors and plain values."""
-    kind, keys, pos, has_gauss, gauss = np.random.get_state()
+    legacy = np.random.get_state(legacy=True)
+    assert isinstance(legacy, tuple), "NumPy's global generator is an MT19937: a tuple"
+    kind, keys, pos, has_gauss, gauss = legacy
     state: dict[str, Any] = {
         "torch": torch.get_rng_state(),
         "shuffle": engine.generator.get_state(),

@@ -80,7 +80,7 @@ def read_digits(test_fraction: float = 0.2, seed: int = 0) -> tuple[Split, Split
         arrays = _split_digits(test_fraction, seed)
         if path is not None:
             with contextlib.suppress(OSError), replacing(path) as tmp, tmp.open("wb") as out:
-                np.savez(out, **arrays)
+                np.savez(out, allow_pickle=False, **arrays)
 
     def as_split(part: str) -> Split:
         return Split(

@@ -17,6 +17,7 @@ import tempfile
 from collections.abc import Iterator
 from dataclasses import dataclass
 from pathlib import Path
+from typing import Any
 
 import numpy as np
 import torch
@@ -67,7 +68,7 @@ def _stage_idx_files(raw_dir: Path, fallbacks: tuple[Path, ...]) -> None:
 
 
 @contextlib.contextmanager
-def _from_mirror(cls: type, mirror: str | None) -> Iterator[None]:
+def _from_mirror(cls: type[Any], mirror: str | None) -> Iterator[None]:
     """Download ``cls``'s files from ``mirror`` (a base URL) instead of torchvision's hosts,
     for the duration only. A mirror may recompress the IDX files (Debian's copies differ from
     the official ``.gz`` by md5), so their md5 is not required: gzip's CRC and the IDX reader's
@@ -94,7 +95,7 @@ def _from_mirror(cls: type, mirror: str | None) -> Iterator[None]:
                 delattr(cls, key)
 
 
-def _torchvision_class(name: str) -> type:
+def _torchvision_class(name: str) -> type[Any]:
     """The torchvision dataset class for ``name``, imported only when needed (it is slow)."""
     from torchvision.datasets import CIFAR10, MNIST, FashionMNIST
 

@@ -6,6 +6,7 @@ from __future__ import annotations
 
 from typing import Any
 
+from torch import Tensor
 from torch.optim import Optimizer
 from torch.optim.lr_scheduler import LRScheduler
 
@@ -32,10 +33,10 @@ class SequenceScheduler(LRScheduler):
         self.advances = 0
         super().__init__(optimizer, last_epoch)
 
-    def get_lr(self) -> list[float]:
-        return [self.sequence.rate(r0, self.advances) for r0 in self.base_lrs]
+    def get_lr(self) -> list[float | Tensor]:
+        return [self.sequence.rate(float(r0), self.advances) for r0 in self.base_lrs]
 
-    def step(self, val_loss: float | None = None) -> None:  # type: ignore[override]
+    def step(self, val_loss: float | None = None) -> None:
         """Feed the epoch's validation loss; move the rate if the strategy says so."""
         if self._step_count > 0:  # the base class calls step() once from __init__
             self.advances += int(self.strategy.should_advance(val_loss))

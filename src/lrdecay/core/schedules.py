@@ -27,13 +27,14 @@ from collections.abc import Callable, Mapping
 from dataclasses import dataclass
 from typing import Any, Generic, TypeVar
 
-T = TypeVar("T")
+#: What an entry builds; covariant, so an entry building a Harmonic is an Entry[Sequence].
+T_co = TypeVar("T_co", covariant=True)
 
 # --------------------------------------------------------------------------- registries
 
 
 @dataclass(frozen=True)
-class Entry(Generic[T]):
+class Entry(Generic[T_co]):
     """One registered sequence or strategy: what builds it, and what the project says of it.
 
     ``builder`` is called with the config constants named in ``params`` (``Geometric`` with
@@ -42,13 +43,13 @@ class Entry(Generic[T]):
     """
 
     name: str
-    builder: Callable[..., T] | str
+    builder: Callable[..., T_co] | str
     summary: str  # one line: the formula or the rule
     params: tuple[str, ...] = ()  # the config constants it reads (sequence.gamma, ...)
     study: bool = True  # part of the study's grid (seq1..seq4 by epoch, cutoff, oscillate)
     label: str = ""  # the study's name for it in tables and figure panels ("By Epoch")
 
-    def build(self, **constants: Any) -> T:
+    def build(self, **constants: Any) -> T_co:
         """A fresh instance from the constants named in ``params`` (others are ignored)."""
         builder = self.builder
         if isinstance(builder, str):
@@ -57,13 +58,13 @@ class Entry(Generic[T]):
         return builder(**{key: constants[key] for key in self.params})
 
 
-def _register(registry: dict[str, Entry[T]], *entries: Entry[T]) -> None:
+def _register(registry: dict[str, Entry[T_co]], *entries: Entry[T_co]) -> None:
     """Add ``entries`` to ``registry`` under their names, in order."""
     for entry in entries:
         registry[entry.name] = entry
 
 
-def _lookup(registry: Mapping[str, Entry[T]], name: str, kind: str) -> Entry[T]:
+def _lookup(registry: Mapping[str, Entry[T_co]], name: str, kind: str) -> Entry[T_co]:
     """The entry called ``name``; a ValueError listing the choices if there is none."""
     if name not in registry:
         raise ValueError(f"unknown {kind} '{name}'; choose one of {', '.join(registry)}")

@@ -22,6 +22,7 @@ import math
 from collections.abc import Callable
 from typing import Any
 
+from torch import Tensor
 from torch.optim import Optimizer
 from torch.optim.lr_scheduler import (
     CosineAnnealingLR,
@@ -63,7 +64,7 @@ class TorchScheduler:
         self.strategy = strategy
         self.interval = interval
         self.per_batch = interval == "batch"
-        self.plateau = isinstance(scheduler, ReduceLROnPlateau)
+        self.plateau = scheduler if isinstance(scheduler, ReduceLROnPlateau) else None
         self.advances = 0
         self.batches = 0  # optimizer steps so far, over the whole run
         self.batch_lrs: list[float] = []  # the rate each batch of the current epoch used
@@ -91,15 +92,15 @@ class TorchScheduler:
     def step(self, val_loss: float | None = None) -> None:
         """After each epoch's validation pass: move the rate as the scheduler is defined to."""
         self._epoch_open = False
-        if self.plateau:
+        if self.plateau is not None:
             if val_loss is None:
                 raise ValueError("ReduceLROnPlateau needs the validation loss: step(val_loss)")
-            self.scheduler.step(val_loss)
+            self.plateau.step(val_loss)
         elif not self.per_batch and self.strategy.should_advance(val_loss):
             self.scheduler.step()
             self.advances += 1
         now = self.get_last_lr()
-        if (self.plateau or self.per_batch) and _moved(self._epoch_start, now):
+        if (self.plateau is not None or self.per_batch) and _moved(self._epoch_start, now):
             self.advances += 1
         self._epoch_start = now
 
@@ -219,5 +220,5 @@ class WarmupStableDecayLR(LRScheduler):
         progress = min(1.0, (step - decay_start) / self.decay_steps)
         return self.end_factor + (1.0 - self.end_factor) * WSD_DECAYS[self.decay](progress)
 
-    def get_lr(self) -> list[float]:
+    def get_lr(self) -> list[float | Tensor]:
         return [base * self.factor(self.last_epoch) for base in self.base_lrs]

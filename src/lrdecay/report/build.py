@@ -240,6 +240,7 @@ def write_report(
     runset = load_runs(client, experiment=experiment, parent_run_id=parent_run_id)
     search = load_search(client, parent_run_id) if parent_run_id is not None else None
     out = Path(out_dir)
+    kept: Kept | str | None  # the kept predictions, or why they cannot be compared
     try:
         kept = from_store(client, runset.runs)
     except ReportError as exc:

@@ -52,6 +52,8 @@ from pathlib import Path
 import numpy as np
 from numpy.typing import ArrayLike
 
+from lrdecay.columns import pipe_table
+
 #: Nominal level of every interval (and 1 − the family-wise error rate of every verdict).
 LEVEL = 0.95
 #: Bootstrap replicates by default.
@@ -115,7 +117,7 @@ def _counts(rng: np.random.Generator, rows: int, size: int) -> np.ndarray:
     ``size`` are drawn with replacement."""
     kind = np.int32 if rows * size < 2**31 else np.int64
     idx = rng.integers(0, size, size=(rows, size), dtype=kind)
-    idx += (np.arange(rows, dtype=kind) * size)[:, None]
+    idx += (np.arange(rows, dtype=idx.dtype) * size)[:, None]
     return np.bincount(idx.ravel(), minlength=rows * size).reshape(rows, size).astype(np.float64)
 
 
@@ -542,11 +544,6 @@ def factor_effects(
 # --------------------------------------------------------------------------- tables and figure
 
 
-def _cell(text: str) -> str:
-    """Text safe inside a Markdown table cell."""
-    return text.replace("|", "\\|").replace("\n", " ")
-
-
 def _signed(x: float) -> str:
     return f"{x:+.2f}"
 
@@ -564,43 +561,67 @@ def _levels_text(results: Sequence[FamilyResult]) -> str:
 def markdown_table(results: Sequence[FamilyResult], factors: FactorComparison | None = None) -> str:
     """The families (question, margin, smallest equivalence margin), then every comparison,
     then the two factors when given, as Markdown tables; differences in accuracy points."""
-    out = [
-        "| Family | Question | Margin δ | All equivalent for margins above | Decided |",
-        "|---|---|---|---|---|",
-    ]
-    for r in results:
-        decided = sum(d.decided for d in r.differences)
-        out.append(
-            f"| {_cell(r.name)} | {_cell(r.question)} | ±{r.margin:.2f} | "
-            f"±{r.smallest_margin:.2f} | {decided} of {len(r.differences)} |"
-        )
+    out = pipe_table(
+        ["Family", "Question", "Margin δ", "All equivalent for margins above", "Decided"],
+        [
+            [
+                r.name,
+                r.question,
+                f"±{r.margin:.2f}",
+                f"±{r.smallest_margin:.2f}",
+                f"{sum(d.decided for d in r.differences)} of {len(r.differences)}",
+            ]
+            for r in results
+        ],
+    )
     out += [
         "",
-        f"| Family | Arm − control | Difference | {_levels_text(results)} simultaneous interval | "
-        "Adjusted p | Verdict | Within ±δ |",
-        "|---|---|---|---|---|---|---|",
+        *pipe_table(
+            [
+                "Family",
+                "Arm − control",
+                "Difference",
+                f"{_levels_text(results)} simultaneous interval",
+                "Adjusted p",
+                "Verdict",
+                "Within ±δ",
+            ],
+            [
+                [
+                    r.name,
+                    f"{d.arm} − {d.control}",
+                    _signed(d.estimate),
+                    f"[{_signed(d.lo)}, {_signed(d.hi)}]",
+                    _p(d.p_adj),
+                    d.verdict,
+                    "yes" if d.equivalent else "not shown",
+                ]
+                for r in results
+                for d in r.differences
+            ],
+        ),
     ]
-    for r in results:
-        for d in r.differences:
-            out.append(
-                f"| {_cell(r.name)} | {_cell(d.arm)} − {_cell(d.control)} | "
-                f"{_signed(d.estimate)} | [{_signed(d.lo)}, {_signed(d.hi)}] | {_p(d.p_adj)} | "
-                f"{_cell(d.verdict)} | {'yes' if d.equivalent else 'not shown'} |"
-            )
     if factors is not None:
         out += [
             "",
-            f"| Factor | Marginal mean accuracy by level | Range | "
-            f"{_levels_text([factors.pairs])} bounds |",
-            "|---|---|---|---|",
+            *pipe_table(
+                [
+                    "Factor",
+                    "Marginal mean accuracy by level",
+                    "Range",
+                    f"{_levels_text([factors.pairs])} bounds",
+                ],
+                [
+                    [
+                        f.factor,
+                        ", ".join(f"{lv} {m:.2f}" for lv, m in zip(f.levels, f.means, strict=True)),
+                        f"{f.range:.2f}",
+                        f"[{f.lo:.2f}, {f.hi:.2f}]",
+                    ]
+                    for f in (factors.first, factors.second)
+                ],
+            ),
         ]
-        for f in (factors.first, factors.second):
-            means = ", ".join(
-                f"{_cell(lv)} {m:.2f}" for lv, m in zip(f.levels, f.means, strict=True)
-            )
-            out.append(
-                f"| {_cell(f.factor)} | {means} | {f.range:.2f} | [{f.lo:.2f}, {f.hi:.2f}] |"
-            )
         first, second = factors.first.factor, factors.second.factor
         out += [
             "",

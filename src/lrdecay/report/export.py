@@ -222,9 +222,9 @@ def _study_predictions(runs: Sequence[tuple[RunRecord, Predictions]]) -> dict[st
     dtype = class_dtype(max(top, int(first.labels.max(initial=0))) + 1)
     arrays: dict[str, np.ndarray] = {
         "labels": first.labels.astype(dtype),
-        "labels_hash": np.str_(first.labels_hash),
-        "split": np.str_(first.split),
-        "n": np.int64(first.n),
+        "labels_hash": np.array(first.labels_hash),
+        "split": np.array(first.split),
+        "n": np.array(first.n, dtype=np.int64),
     }
     settings: list[str] = []
     for record, _ in runs:

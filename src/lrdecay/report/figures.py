@@ -18,6 +18,7 @@ from collections.abc import Sequence
 from dataclasses import dataclass, replace
 from itertools import cycle
 from pathlib import Path
+from typing import TYPE_CHECKING, Any
 
 import matplotlib
 
@@ -55,20 +56,25 @@ from lrdecay.report.stats import (
 )
 from lrdecay.report.tables import ACC_DIGITS
 
+if TYPE_CHECKING:  # matplotlib.typing is from matplotlib 3.8 on
+    from matplotlib.typing import LineStyleType
+
 OTHER_COLORS = ("#8c564b", "#e377c2", "#7f7f7f", "#bcbd22", "#17becf")
 #: One line style and marker per sequence of the study's grid, in its order (seq1..seq4).
-SEQUENCE_LINES = dict(zip(SEQUENCES, cycle(("-", "--", "-.", (0, (5, 1, 1, 1, 1, 1))))))
+SEQUENCE_LINES: dict[str, LineStyleType] = dict(
+    zip(SEQUENCES, cycle(("-", "--", "-.", (0, (5, 1, 1, 1, 1, 1)))))
+)
 SEQUENCE_MARKERS = dict(zip(SEQUENCES, cycle("os^v")))
 BASELINE_MARKERS = {BASELINE_SGD: "D", CONTROL_SGD_R0: "h", BASELINE_ADAM: "X"}
 #: Both baselines at 0.001 dotted, Adam's dots in the gaps of SGD's: where their curves coincide
 #: (one fixed rate, one accuracy), both still show. The control at r0 dash-dotted.
-BASELINE_LINES = {
+BASELINE_LINES: dict[str, LineStyleType] = {
     BASELINE_SGD: (0, (1, 1.5)),
     CONTROL_SGD_R0: (0, (3, 1.5, 1, 1.5)),
     BASELINE_ADAM: (1.25, (1, 1.5)),
 }
 #: One line style and marker per strategy of the grid (epoch, cutoff, oscillate); fixed: "D".
-STRATEGY_LINES = dict(zip(STRATEGY_GROUP, cycle(("-", "--", "-."))))
+STRATEGY_LINES: dict[str, LineStyleType] = dict(zip(STRATEGY_GROUP, cycle(("-", "--", "-."))))
 STRATEGY_MARKERS = {**dict(zip(STRATEGY_GROUP, cycle("os^"))), FIXED_STRATEGY: "D"}
 #: About this many markers per curve, so curves stay readable at any epoch count; curves of one
 #: panel put theirs on different epochs, so coinciding curves still show every marker.
@@ -77,17 +83,17 @@ MARKERS_PER_CURVE = 10
 #: settings with identical results (a rate that never moved) do not hide one another.
 DODGE = 0.15
 #: How the scatter's bars are drawn: the accuracy bar on each marker and the seeds' epoch bar.
-SCATTER_BAR = {"capsize": 3, "elinewidth": 1, "alpha": 0.9}
+SCATTER_BAR: dict[str, Any] = {"capsize": 3, "elinewidth": 1, "alpha": 0.9}
 #: Opacity of the realised-rate lines and their ▼ markers.
 RATE_ALPHA = 0.8
 #: One panel per strategy of the grid: (strategy, its row group's name).
 STRATEGY_PANELS = tuple(STRATEGY_GROUP.items())
 #: The panel of the modern baselines raced with the study, shown when they ran; their style.
 MODERN_PANEL = ("modern", MODERN_GROUP)
-MODERN_LINE = (0, (4, 1.5))
+MODERN_LINE: LineStyleType = (0, (4, 1.5))
 MODERN_MARKER = "*"
 #: The modern optimizers at a fixed rate (no scheduler): dotted, as the study's baselines.
-MODERN_FIXED_LINE = (0, (1, 1.5))
+MODERN_FIXED_LINE: LineStyleType = (0, (1, 1.5))
 MODERN_FIXED_MARKER = "P"
 #: The realised-rate figure shows this many decades below the highest rate of the arms whose
 #: rate moves (r0/1000 from r0); a rate outside is marked by an arrow at the edge and named.
@@ -116,7 +122,7 @@ class Style:
     """How one setting is drawn in every figure."""
 
     color: str
-    line: str | tuple
+    line: LineStyleType
     marker: str
     label: str
     phase: int = 0  # which epochs carry this curve's markers (see MARKERS_PER_CURVE)
@@ -153,7 +159,7 @@ def styles(rows: Sequence[SettingSummary]) -> dict[str, Style]:
     return out
 
 
-def _modern_look(row: SettingSummary) -> tuple[str | tuple, str]:
+def _modern_look(row: SettingSummary) -> tuple[LineStyleType, str]:
     """Line and marker of a modern arm: a PyTorch scheduler's dashed with stars, a fixed-rate
     optimizer's dotted with plus signs."""
     if row.runs[0].scheduler:
@@ -238,8 +244,9 @@ def legend_below(
     The legend of one panel belongs to it, of several to the figure; None with no entries."""
     if not labels:
         return None
-    renderer = fig.canvas.get_renderer()
-    bottom = min(ax.get_tightbbox(renderer).y0 for ax in axes) - LEGEND_GAP * fig.dpi / 72
+    renderer = fig.canvas.get_renderer()  # type: ignore[attr-defined]  # Agg's canvas has it
+    boxes = [ax.get_tightbbox(renderer) for ax in axes]
+    bottom = min(b.y0 for b in boxes if b is not None) - LEGEND_GAP * fig.dpi / 72
     left = min(ax.get_position().x0 for ax in axes)
     right = max(ax.get_position().x1 for ax in axes)
     y = fig.transFigure.inverted().transform((0, bottom))[1]

@@ -32,6 +32,7 @@ from mlflow.tracking import MlflowClient
 from lrdecay.core.predictions import PREDICTIONS_FILE, Predictions
 from lrdecay.palette import BASELINE_SGD, CONTROL_SGD_R0
 from lrdecay.report.differences import (
+    N_BOOT,
     POINTS,
     UNDECIDED,
     FactorComparison,
@@ -234,7 +235,7 @@ def analyse(
     runs: Sequence[RunRecord], kept: Kept, margin: float | None, *, n_boot: int | None = None
 ) -> Section:
     """Every family's differences (points) and, when all 12 paper schemes ran, the factors."""
-    extra = {} if n_boot is None else {"n_boot": n_boot}
+    boot = N_BOOT if n_boot is None else n_boot
     arms = _arms(runs, kept)
     delta = POINTS * margin if margin is not None else 0.0
     results, notes, seeds_of = [], [], {}
@@ -251,7 +252,7 @@ def analyse(
                 "kept predictions, and an interval needs at least 2."
             )
             continue
-        results += compare(correct, [fam], **extra)
+        results += compare(correct, [fam], n_boot=boot)
         seeds_of[fam.name] = seeds
     factors = None
     grid = {
@@ -261,7 +262,7 @@ def analyse(
     if len(grid) == full and len(set(grid.values())) == full:
         seeds, correct = correctness_matrices({a: kept.arms[a] for a in grid}, kept.labels)
         if len(seeds) >= 2:
-            factors = factor_effects(correct, grid, margin=delta, **extra)
+            factors = factor_effects(correct, grid, margin=delta, n_boot=boot)
             seeds_of[factors.pairs.name] = seeds
         else:
             notes.append("The two factors are left out: the 12 schemes share fewer than 2 seeds.")

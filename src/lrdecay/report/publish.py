@@ -24,6 +24,7 @@ from typing import Any
 from mlflow.entities import Run
 from mlflow.tracking import MlflowClient
 
+from lrdecay.columns import pipe_table
 from lrdecay.errors import LrdecayError
 from lrdecay.host import available_cores
 from lrdecay.provenance import git_commit
@@ -249,18 +250,30 @@ def render_page(
         f"The full report, with the table, the figures and every verdict's numbers, is "
         f"[report.md](report.md).",
         "",
-        "| | |",
-        "|---|---|",
-        f"| Command | `{command}` (idempotent: it reuses finished runs and resumes stopped ones) |",
-        f"| Status | {coverage(runset, plan)} |",
-        f"| Runs | {prov.runs} in {prov.settings} settings, seeds {', '.join(prov.seeds)}; "
-        f"epochs run: {epochs}; diverged: {prov.diverged} |",
-        f"| Trained at commit (HEAD as each run started) | {_commits(prov.commits)} |",
-        f"| Page written at commit | `{commit[:12]}` |",
-        f"| Machine | {machine()} |",
-        f"| Wall time | {_hours(prov.launch_seconds)} over {prov.launches} launch(es), "
-        f"{when}; training time summed over the runs {_hours(prov.train_seconds)} |",
-        *(_data_row(data) if data is not None else []),
+        *pipe_table(
+            ["", ""],
+            [
+                [
+                    "Command",
+                    f"`{command}` (idempotent: it reuses finished runs and resumes stopped ones)",
+                ],
+                ["Status", coverage(runset, plan)],
+                [
+                    "Runs",
+                    f"{prov.runs} in {prov.settings} settings, seeds {', '.join(prov.seeds)}; "
+                    f"epochs run: {epochs}; diverged: {prov.diverged}",
+                ],
+                ["Trained at commit (HEAD as each run started)", _commits(prov.commits)],
+                ["Page written at commit", f"`{commit[:12]}`"],
+                ["Machine", machine()],
+                [
+                    "Wall time",
+                    f"{_hours(prov.launch_seconds)} over {prov.launches} launch(es), "
+                    f"{when}; training time summed over the runs {_hours(prov.train_seconds)}",
+                ],
+                *([_data_row(data)] if data is not None else []),
+            ],
+        ),
         "",
         "## Verdicts",
         "",
@@ -296,8 +309,9 @@ def _data_row(data: Path) -> list[str]:
     """The page's row naming its exported per-run files, linked relative to the page."""
     names = ", ".join(f"`{name}`" for name in (RUNS_FILE, HISTORIES_FILE, STUDY_PREDICTIONS_FILE))
     return [
-        f"| Per-run files | [{data.name}/]({data.name}/): {names} (`python -m lrdecay.report "
-        f"--data {data.as_posix()}` rebuilds the report from them, no store) |"
+        "Per-run files",
+        f"[{data.name}/]({data.name}/): {names} (`python -m lrdecay.report "
+        f"--data {data.as_posix()}` rebuilds the report from them, no store)",
     ]
 
 

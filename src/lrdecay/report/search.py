@@ -24,6 +24,7 @@ import yaml
 from mlflow.exceptions import MlflowException
 from mlflow.tracking import MlflowClient
 
+from lrdecay.columns import pipe_table
 from lrdecay.report.stats import Stat
 
 if TYPE_CHECKING:
@@ -96,7 +97,8 @@ class Search:
             if number not in by_trial:
                 order.append(number)
             by_trial.setdefault(number, []).append(row)
-        measures = [self.objective, *([self.held_out()] if self.held_out() else [])]
+        held = self.held_out()
+        measures = [self.objective, *([held] if held else [])]
         points = []
         for number in order:
             rows = by_trial[number]
@@ -203,7 +205,7 @@ def confirmation_markdown(search: Search) -> list[str]:
     if held:
         header.append(f"Confirm {held} (never seen by the search)")
     header += ["Selection optimism", "Runs"]
-    lines = ["| " + " | ".join(header) + " |", "|" + "--:|" * len(header)]
+    rows = []
     for p in points:
         optimism = search.optimism(p)
         cells = [
@@ -217,7 +219,8 @@ def confirmation_markdown(search: Search) -> list[str]:
             f"{optimism:+.4f}" if optimism is not None else "n/a",
             f"{p.runs - p.failed}/{p.runs}" + (f" ({p.failed} failed)" if p.failed else ""),
         ]
-        lines.append("| " + " | ".join(cells) + " |")
+        rows.append(cells)
+    lines = pipe_table(header, rows, ["right"] * len(header))
     reference = held or search.objective
     lines += [
         "",
@@ -266,9 +269,11 @@ def search_markdown(search: Search, figures: Sequence[Figure], out_dir: Path) ->
             f"Parameter importances for {search.objective} (Optuna, fANOVA over the "
             f"complete trials).{rough}",
             "",
-            "| Parameter | Importance |",
-            "|:--|--:|",
-            *(f"| {name} | {value:.3f} |" for name, value in search.importances),
+            *pipe_table(
+                ["Parameter", "Importance"],
+                [[name, f"{value:.3f}"] for name, value in search.importances],
+                ["left", "right"],
+            ),
             "",
         ]
     confirm = confirmation_markdown(search)
@@ -305,7 +310,9 @@ def history_figure(search: Search, path: Path) -> Path | None:
     fig, ax = plt.subplots(figsize=(8, 4.2))
     xs, ys = zip(*done, strict=True)
     ax.scatter(xs, ys, s=22, color="#1f77b4", label=f"trial {search.objective}", zorder=3)
-    best, steps_x, steps_y = None, [], []
+    best: float | None = None
+    steps_x: list[float] = []  # trial numbers, then the search's end a little beyond the last
+    steps_y: list[float] = []
     for x, y in done:
         if best is None or (y > best if search.maximize else y < best):
             best = y

@@ -20,7 +20,7 @@ from collections.abc import Iterable, Sequence
 from dataclasses import dataclass, field
 
 import numpy as np
-from mlflow.entities import Run, ViewType
+from mlflow.entities import Experiment, Run, ViewType
 from mlflow.exceptions import MlflowException
 from mlflow.tracking import MlflowClient
 
@@ -290,6 +290,7 @@ def load_runs(
     """
     if experiment is None and parent_run_id is None:
         raise ReportError("name the runs to report on: --experiment NAME or --parent-run-id ID")
+    found: Experiment | None
     try:
         if parent_run_id is not None:
             try:
@@ -307,6 +308,7 @@ def load_runs(
                 )
             filter_string = f"tags.`mlflow.parentRunId` = '{parent_run_id}'"
         else:
+            assert experiment is not None  # one of the two is named (checked above)
             found = client.get_experiment_by_name(experiment)
             if found is None or found.lifecycle_stage == "deleted":
                 names = sorted(e.name for e in client.search_experiments())

@@ -108,9 +108,9 @@ def summary_metrics(runs: Sequence[RunRecord]) -> list[tuple[str, float, int]]:
     out += [(epoch_key(N_SEEDS), float(n), epoch) for epoch, n in reached.items()]
     last = max(reached, default=0)
     for name in SUMMARY_METRICS:
-        stat = Stat.of(r.metric(name) for r in runs)
-        if stat is not None:
-            out += _stat_metrics(summary_key(name), stat, last)
+        run_level = Stat.of(r.metric(name) for r in runs)
+        if run_level is not None:
+            out += _stat_metrics(summary_key(name), run_level, last)
     out.append((summary_key(N_SEEDS), float(len(runs)), last))
     return out
 

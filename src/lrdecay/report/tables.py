@@ -15,6 +15,7 @@ import re
 from collections.abc import Sequence
 from dataclasses import dataclass
 
+from lrdecay.columns import Align, pipe_table
 from lrdecay.report.inference import ALPHA, format_p
 from lrdecay.report.stats import (
     BASELINE_SGD,
@@ -242,22 +243,17 @@ def footnotes(
     return notes
 
 
-def _md_escape(text: str) -> str:
-    return text.replace("|", "\\|")
-
-
 def to_markdown(table: Table) -> str:
     """A GitHub-flavoured Markdown table, group named on its first row, footnotes below."""
-    lines = [
-        "| " + " | ".join(table.header) + " |",
-        "|" + "|".join([":--", ":--"] + ["--:"] * (len(table.header) - 2)) + "|",
-    ]
+    rows = []
     previous = None
     for group, cells in table.rows:
         shown = f"**{group}**" if group != previous else ""
         previous = group
-        texts = [f"**{_md_escape(c.text)}**" if c.bold else _md_escape(c.text) for c in cells]
-        lines.append("| " + " | ".join([shown, *texts]) + " |")
+        rows.append([shown, *(f"**{c.text}**" if c.bold else c.text for c in cells)])
+    # group and setting read as text, the numbers line up on the right
+    align: list[Align] = ["left" if i < 2 else "right" for i in range(len(table.header))]
+    lines = pipe_table(table.header, rows, align)
     lines.append("")
     lines += [f"- {note}" for note in table.footnotes]
     return "\n".join(lines) + "\n"
@@ -292,7 +288,8 @@ def tex_escape(text: str) -> str:
 
 
 def to_latex(table: Table) -> str:
-    """A booktabs ``tabular`` with a spanning row per group and the footnotes after it."""
+    """A booktabs ``tabular`` with a spanning row per group and the footnotes after it.
+    Written by hand: tabulate's LaTeX formats have no row that spans the table."""
     ncols = len(table.header) - 1  # the group becomes a spanning row, not a column
     lines = [
         r"% requires \usepackage{booktabs}",

@@ -48,6 +48,8 @@ REPORT_MODULES = ("lrdecay.report.build",)
 SUMMARY_MODULES = ("lrdecay.report.summary_runs",)
 
 if TYPE_CHECKING:  # Hydra builds this callback for every run: keep MLflow and torch lazy
+    from hydra.core.utils import JobReturn
+
     from lrdecay.tracking.run_logger import MlflowTracker
 
 log = logging.getLogger("lrdecay")
@@ -229,7 +231,7 @@ class SweepTracking(Callback):
 
             keep_epochs_off_console()
 
-    def on_job_end(self, config: DictConfig, **kwargs: Any) -> None:
+    def on_job_end(self, config: DictConfig, job_return: JobReturn, **kwargs: Any) -> None:
         """In each job of a sweep, once it ended: the sweep's progress, one terminal line."""
         if _in_sweep():
             print(sweep_progress(config.hydra.sweep.dir), flush=True)

@@ -75,7 +75,8 @@ def _hydra_overrides(job_dir: Path) -> list[str]:
     path = job_dir / ".hydra" / "overrides.yaml"
     if not path.is_file():
         return []
-    return [str(o) for o in OmegaConf.to_container(OmegaConf.load(path), resolve=False)]
+    saved = OmegaConf.to_container(OmegaConf.load(path), resolve=False)
+    return [str(o) for o in saved] if isinstance(saved, list) else []
 
 
 def write_parent(

@@ -76,7 +76,7 @@ class LrdecayTrials(TrialHooks):
         super().__init__(config, sweep_dir, base_dir)
         self._mlflow: Any = None
 
-    def objective_directions(self) -> dict[str, str]:
+    def objective_directions(self) -> Mapping[str, str]:
         """Each objective's natural direction (``core.objectives``: accuracies maximised;
         convergence epoch, seconds and epochs minimised)."""
         return OBJECTIVE_DIRECTIONS

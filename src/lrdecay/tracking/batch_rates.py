@@ -8,6 +8,7 @@ the two are never confused.
 from __future__ import annotations
 
 import time
+from functools import partial
 from typing import TYPE_CHECKING
 
 from mlflow.entities import Metric
@@ -43,6 +44,6 @@ class BatchRates(Listener):
         try:
             for i in range(0, len(points), METRIC_BATCH):
                 chunk = points[i : i + METRIC_BATCH]
-                with_retry(lambda c=chunk: client.log_batch(run_id, metrics=c), attempts=3)
+                with_retry(partial(client.log_batch, run_id, metrics=chunk), attempts=3)
         except Exception:  # the tracker itself warns about a store that is away
             return

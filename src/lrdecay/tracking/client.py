@@ -8,7 +8,6 @@ import base64
 import functools
 import inspect
 import os
-import time
 import urllib.error
 import urllib.request
 from collections.abc import Callable
@@ -16,6 +15,7 @@ from typing import Any, TypeVar
 from urllib.parse import urlsplit, urlunsplit
 
 from mlflow.tracking import MlflowClient
+from tenacity import Retrying, retry_if_exception_type, stop_after_attempt, wait_exponential
 
 from lrdecay.core.interrupts import stop_deferred
 from lrdecay.errors import TrackingError
@@ -26,18 +26,21 @@ from lrdecay.tracking.store import sqlite_path, store_damage, store_lock
 T = TypeVar("T")
 
 
+#: The longest wait between two tries of a store call, seconds.
+MAX_RETRY_DELAY = 8.0
+
+
 def with_retry(fn: Callable[[], T], attempts: int, first_delay: float = 0.5) -> T:
-    """Call ``fn``, retrying failures with exponential backoff; re-raise the last failure."""
-    delay = first_delay
-    for attempt in range(1, attempts + 1):
-        try:
-            return fn()
-        except Exception:
-            if attempt == attempts:
-                raise
-            time.sleep(delay)
-            delay = min(delay * 2, 8.0)
-    raise AssertionError("unreachable")
+    """Call ``fn`` up to ``attempts`` times, waiting ``first_delay`` seconds after the first
+    failure and twice as long after each next (at most :data:`MAX_RETRY_DELAY`); re-raise the
+    last failure. Only errors are retried: a stop signal (a ``KeyboardInterrupt``) ends it."""
+    retrying = Retrying(
+        stop=stop_after_attempt(attempts),
+        wait=wait_exponential(multiplier=first_delay, max=MAX_RETRY_DELAY),
+        retry=retry_if_exception_type(Exception),
+        reraise=True,
+    )
+    return retrying(fn)
 
 
 class StopSafeClient(MlflowClient):

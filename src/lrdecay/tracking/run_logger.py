@@ -147,9 +147,9 @@ class MlflowTracker(Listener):
         """Epochs whose metrics the store holds under today's keys (read from ``val_acc``'s
         history): a run resumed from a store written before them gets its whole history anew."""
         assert self.run_id is not None, "start() first"
-        key = epoch_key("val_acc")
+        run_id, key = self.run_id, epoch_key("val_acc")
         history = with_retry(
-            lambda: self.client.get_metric_history(self.run_id, key), 3, self.retry_delay
+            lambda: self.client.get_metric_history(run_id, key), 3, self.retry_delay
         )
         return {m.step for m in history}
 
@@ -265,7 +265,8 @@ def outcome_from_run(run: Run) -> RunOutcome:
     from the run's state and tags) and run-level numbers, under today's metric keys or the bare
     names of a store written before them. No epoch history: it stays in MLflow."""
     tags, metrics = run.data.tags, by_name(run.data.metrics)
-    numbers = {name: metrics[name] for name in SUMMARY_METRICS if name in metrics}
+    # RunOutcome's fields by name: floats, and the two counts as ints
+    numbers: dict[str, Any] = {name: metrics[name] for name in SUMMARY_METRICS if name in metrics}
     for name in ("convergence_epoch", "epochs_run"):
         if name in numbers:
             numbers[name] = int(numbers[name])
