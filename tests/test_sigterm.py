@@ -73,9 +73,11 @@ def test_sigterm_ends_a_single_run_killed_and_resumable(tmp_path: Path) -> None:
 
 
 def test_ctrl_c_ends_a_single_run_killed_with_status_130(tmp_path: Path) -> None:
-    """Ctrl-C (SIGINT to the terminal's process group): one line, 128 + 2, the run KILLED."""
+    """Ctrl-C (SIGINT to the terminal's process group): one line, 128 + 2, the run KILLED.
+    Never resumed, so its budget can be long: a loaded machine may see the first checkpoint
+    late, and a 40-epoch run on digits can finish before the signal comes."""
     out = tmp_path / "run"
-    proc = _start([*BASE, f"hydra.run.dir={out}"], tmp_path)
+    proc = _start([*BASE, f"trainer.max_epochs={SWEEP_EPOCHS}", f"hydra.run.dir={out}"], tmp_path)
     _wait_for([out / CHECKPOINT_FILE], proc)
     os.killpg(proc.pid, signal.SIGINT)
     _, err = proc.communicate(timeout=120)
