@@ -37,8 +37,17 @@ BASE = [
 
 
 def _start(args: list[str], cwd: Path) -> subprocess.Popen:
-    """``python train.py args`` in its own process group, as a batch system starts it."""
-    return start_cli(args, cwd, stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True)
+    """``python train.py args`` in its own process group, as a batch system starts it, with
+    Ctrl-C live as in a terminal's foreground job (a suite started in the background by a
+    non-interactive shell inherits SIGINT ignored, and a run leaves an ignored signal alone)."""
+    return start_cli(
+        args,
+        cwd,
+        stdout=subprocess.PIPE,
+        stderr=subprocess.PIPE,
+        text=True,
+        preexec_fn=lambda: signal.signal(signal.SIGINT, signal.SIG_DFL),
+    )
 
 
 def _wait_for(paths: list[Path], proc: subprocess.Popen, timeout: float = 240) -> None:
