@@ -318,7 +318,7 @@ def test_unknown_experiment_is_one_line_and_nonzero(
 ) -> None:
     code = main(["--experiment", "no-such-study", "--tracking-uri", sweep.uri, "--no-log"])
     err = capsys.readouterr().err
-    assert code != 0
+    assert code == 1
     assert err.count("\n") == 1 and "no-such-study" in err and "Traceback" not in err
 
 
@@ -328,7 +328,7 @@ def test_missing_store_is_one_line_and_creates_nothing(
     db = tmp_path / "absent" / "mlflow.db"
     code = main(["--experiment", EXPERIMENT, "--tracking-uri", f"sqlite:///{db}"])
     err = capsys.readouterr().err
-    assert code != 0 and err.count("\n") == 1 and "--tracking-uri" in err
+    assert code == 1 and err.count("\n") == 1 and "--tracking-uri" in err
     assert not db.exists()
 
 
@@ -347,7 +347,7 @@ def test_a_report_that_cannot_be_written_loads_no_plotting_library(tmp_path: Pat
         timeout=120,
         env=cli_env(),
     )
-    assert proc.returncode != 0 and "--tracking-uri" in proc.stderr, proc.stderr[-2000:]
+    assert proc.returncode == 1 and "--tracking-uri" in proc.stderr, proc.stderr[-2000:]
     imported = {
         line.rsplit("|", 1)[-1].strip()
         for line in proc.stderr.splitlines()
@@ -366,7 +366,7 @@ def test_experiment_without_training_runs_is_one_line(
     capsys.readouterr()  # drop MLflow's own messages about creating the store
     code = main(["--experiment", "empty", "--tracking-uri", uri, "--out", str(tmp_path / "r")])
     err = capsys.readouterr().err
-    assert code != 0 and err.count("\n") == 1 and "no finished or diverged" in err
+    assert code == 1 and err.count("\n") == 1 and "no finished or diverged" in err
     assert not (tmp_path / "r").exists()
 
 
