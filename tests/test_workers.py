@@ -7,7 +7,7 @@ import sys
 
 import pytest
 
-from lrdecay.sweep.workers import JOBLIB_LAUNCHER
+from lrdecay.startup import JOBLIB_LAUNCHER
 from tests.helpers import python_json
 
 pytestmark = pytest.mark.slow  # each test starts a forkserver that imports torch and MLflow
@@ -20,7 +20,7 @@ LAUNCH = """
 import gc, json, sys
 from joblib import Parallel, delayed
 from omegaconf import OmegaConf
-from lrdecay.sweep.workers import preload_workers
+from lrdecay.startup import preload_workers
 
 def task(i):
     return {"torch": "torch" in sys.modules, "run": "lrdecay.run" in sys.modules,

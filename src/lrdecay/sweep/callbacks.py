@@ -20,11 +20,12 @@ from hydra.experimental.callback import Callback
 from omegaconf import DictConfig
 
 from hydra_plugins.lrdecay_optuna_sweeper.processes import alive
+from lrdecay import startup
 from lrdecay.config import LrdecayConfig, ReportConfig, validate
 from lrdecay.core.interrupts import install_stop_handlers
 from lrdecay.core.outcome import RunOutcome, RunStatus
 from lrdecay.errors import ConfigError, DataError, LrdecayError
-from lrdecay.host import available_cores, import_frozen
+from lrdecay.host import available_cores
 from lrdecay.sweep.datasets import job_config, sweep_data_configs
 from lrdecay.sweep.outcomes import (
     CONFIRMATION_FILE,
@@ -34,13 +35,7 @@ from lrdecay.sweep.outcomes import (
     write_parent,
 )
 from lrdecay.sweep.prepare import prepare_data
-from lrdecay.sweep.workers import preload_workers
 from lrdecay.tracking.redact import redact_logging, redact_text, redact_uri
-
-#: What the launching process imports to track a sweep, and to write its report: each loaded
-#: with the garbage collector paused, then frozen (:func:`lrdecay.host.import_frozen`).
-TRACKING_MODULES = ("mlflow", "mlflow.store.tracking.sqlalchemy_store", "lrdecay.tracking.tracker")
-REPORT_MODULES = ("lrdecay.report.build",)
 
 if TYPE_CHECKING:  # Hydra builds this callback for every run: keep MLflow and torch lazy
     from lrdecay.tracking.tracker import MlflowTracker
@@ -127,12 +122,12 @@ class SweepTracking(Callback):
             stop_sweep(str(exc))
         prepare_sweep_data(config, conf)
         install_stop_handlers(self._stop)
-        preload_workers(config.hydra.launcher)
+        startup.start("sweep", config.hydra.launcher)  # lrdecay.startup: its workers preloaded
         if not conf.tracking.enabled:
             return
         self.report = conf.report
         store = Path(config.hydra.runtime.cwd) / conf.tracking.store_dir
-        import_frozen(TRACKING_MODULES)
+        startup.start("tracking")
         from lrdecay.tracking.tracker import (
             MlflowTracker,
             default_artifact_root,
@@ -265,7 +260,7 @@ class SweepTracking(Callback):
         """The sweep's report in ``<sweep_dir>/report`` (also logged to the parent run)."""
         if self.report is None or not self.report.enabled or self.tracker is None:
             return None
-        import_frozen(REPORT_MODULES)
+        startup.start("report")
         from lrdecay.report.build import write_report
 
         try:
