@@ -60,7 +60,8 @@ from lrdecay.core.outcome import RunOutcome
 from lrdecay.core.progress import EpochLogLine, ProgressBar
 from lrdecay.core.records import EpochRecord
 from lrdecay.core.scheduler import SequenceScheduler
-from lrdecay.core.schedules import make_sequence, make_strategy
+from lrdecay.core.sequences import make_sequence
+from lrdecay.core.strategies import make_strategy
 from lrdecay.host import available_cores
 from lrdecay.tracking.tracker import MlflowTracker, default_artifact_root, flatten
 

@@ -19,7 +19,8 @@ from lrdecay.core.hooks import FitStart, Listener, StopFlag
 from lrdecay.core.outcome import RunOutcome, RunStatus
 from lrdecay.core.records import EpochRecord
 from lrdecay.core.scheduler import SequenceScheduler
-from lrdecay.core.schedules import make_sequence, make_strategy
+from lrdecay.core.sequences import make_sequence
+from lrdecay.core.strategies import make_strategy
 
 FEATURES, CLASSES = 8, 3
 

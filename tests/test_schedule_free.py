@@ -19,7 +19,8 @@ from lrdecay.core.data import DataBundle, Split
 from lrdecay.core.engine import Engine, TrainerSettings
 from lrdecay.core.schedule_free import is_schedule_free
 from lrdecay.core.scheduler import SequenceScheduler
-from lrdecay.core.schedules import make_sequence, make_strategy
+from lrdecay.core.sequences import make_sequence
+from lrdecay.core.strategies import make_strategy
 
 FEATURES, CLASSES, HIDDEN = 8, 3, 16
 

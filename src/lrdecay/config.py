@@ -17,7 +17,8 @@ from omegaconf import DictConfig, OmegaConf
 
 from lrdecay.core.metrics import CONVERGENCE_THRESHOLD, CONVERGENCE_WINDOW, EVAL_BATCH_SIZE
 from lrdecay.core.objectives import OBJECTIVES
-from lrdecay.core.schedules import SEQUENCES, STRATEGIES
+from lrdecay.core.sequences import SEQUENCES
+from lrdecay.core.strategies import STRATEGIES
 from lrdecay.errors import ConfigError
 from lrdecay.palette import STUDY_OPTIMIZERS as STUDY_OPTIMIZERS  # the one definition
 from lrdecay.tracking.credentials import PASSWORD_ENV, USERNAME_ENV, split_credentials

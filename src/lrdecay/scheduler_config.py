@@ -121,7 +121,8 @@ def build_scheduler(
     scheduler built by Hydra's ``instantiate`` with ``optimizer`` (``cfg`` sized by
     :func:`with_budget`)."""
     from lrdecay.core.scheduler import SequenceScheduler
-    from lrdecay.core.schedules import make_sequence, make_strategy
+    from lrdecay.core.sequences import make_sequence
+    from lrdecay.core.strategies import make_strategy
     from lrdecay.core.torch_schedules import TorchScheduler
 
     strategy = make_strategy(conf.strategy.name, conf.strategy.rate, conf.strategy.shrink)

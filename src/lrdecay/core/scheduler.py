@@ -1,6 +1,6 @@
 """The PyTorch side of a schedule: :class:`SequenceScheduler` moves an optimizer's rate along a
 sequence when its strategy says so (the sequences and strategies are in
-:mod:`lrdecay.core.schedules`, which needs no torch)."""
+:mod:`lrdecay.core.sequences` and :mod:`lrdecay.core.strategies`, which need no torch)."""
 
 from __future__ import annotations
 
@@ -9,7 +9,8 @@ from typing import Any
 from torch.optim import Optimizer
 from torch.optim.lr_scheduler import LRScheduler
 
-from lrdecay.core.schedules import Sequence, Strategy
+from lrdecay.core.sequences import Sequence
+from lrdecay.core.strategies import Strategy
 
 
 class SequenceScheduler(LRScheduler):

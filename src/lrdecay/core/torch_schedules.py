@@ -31,7 +31,7 @@ from torch.optim.lr_scheduler import (
     SequentialLR,
 )
 
-from lrdecay.core.schedules import Strategy
+from lrdecay.core.strategies import Strategy
 
 #: When a scheduler steps: after each epoch, or after each optimizer step.
 INTERVALS = ("epoch", "batch")

@@ -25,7 +25,7 @@ from matplotlib.axes import Axes
 from matplotlib.lines import Line2D
 from matplotlib.ticker import FuncFormatter, MaxNLocator
 
-from lrdecay.core.schedules import FIXED_STRATEGY
+from lrdecay.core.strategies import FIXED_STRATEGY
 from lrdecay.palette import (
     BASELINE_ADAM,
     BASELINE_COLORS,
