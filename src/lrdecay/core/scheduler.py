@@ -9,7 +9,7 @@ from typing import Any
 from torch.optim import Optimizer
 from torch.optim.lr_scheduler import LRScheduler
 
-from lrdecay.core.sequences import Sequence
+from lrdecay.core.sequences import RateSequence
 from lrdecay.core.strategies import Strategy
 
 
@@ -26,7 +26,7 @@ class SequenceScheduler(LRScheduler):
     """
 
     def __init__(
-        self, optimizer: Optimizer, sequence: Sequence, strategy: Strategy, last_epoch: int = -1
+        self, optimizer: Optimizer, sequence: RateSequence, strategy: Strategy, last_epoch: int = -1
     ) -> None:
         self.sequence = sequence
         self.strategy = strategy

@@ -24,7 +24,7 @@ from dataclasses import dataclass
 from lrdecay.core.registry import Entry, lookup, register
 
 
-class Sequence(ABC):
+class RateSequence(ABC):
     """A learning-rate sequence: ``factor(k)`` is r_{k-th term} / r0 after ``k`` advances."""
 
     name: str = ""
@@ -39,7 +39,7 @@ class Sequence(ABC):
 
 
 @dataclass(frozen=True)
-class Constant(Sequence):
+class Constant(RateSequence):
     """r_n = r0: the baselines' fixed rate."""
 
     name = "constant"
@@ -49,7 +49,7 @@ class Constant(Sequence):
 
 
 @dataclass(frozen=True)
-class Harmonic(Sequence):
+class Harmonic(RateSequence):
     """seq1: r_n = r0 / n (n = k + 1): r0, r0/2, r0/3, …"""
 
     name = "seq1"
@@ -59,7 +59,7 @@ class Harmonic(Sequence):
 
 
 @dataclass(frozen=True)
-class InverseSqrt(Sequence):
+class InverseSqrt(RateSequence):
     """seq2: r_n = r0 / √n (n = k + 1): r0, r0/√2, r0/√3, …"""
 
     name = "seq2"
@@ -69,7 +69,7 @@ class InverseSqrt(Sequence):
 
 
 @dataclass(frozen=True)
-class Geometric(Sequence):
+class Geometric(RateSequence):
     """seq3: r_n = gamma^n · r0 (n = k): r0, 0.9·r0, 0.81·r0, … — ExponentialLR when per epoch."""
 
     gamma: float = 0.9
@@ -80,7 +80,7 @@ class Geometric(Sequence):
 
 
 @dataclass(frozen=True)
-class SawTooth(Sequence):
+class SawTooth(RateSequence):
     """seq4: r_n = q_n · r0 with q_n = (1 − ((n−1) mod P)/P) / (⌊n/P⌋ + 1), n = k + 1.
 
     With P = 10: 1, 0.9, …, 0.2, then 0.05 at n = 10 and 0.5, 0.45, … — the study's formula,
@@ -96,7 +96,7 @@ class SawTooth(Sequence):
 
 
 #: The sequences a run can use, by the name ``sequence.name`` takes (see :class:`Entry`).
-SEQUENCES: dict[str, Entry[Sequence]] = {}
+SEQUENCES: dict[str, Entry[RateSequence]] = {}
 register(
     SEQUENCES,
     Entry("seq1", Harmonic, "r_n = r0 / n: r0, r0/2, r0/3, ..."),
@@ -109,7 +109,7 @@ register(
 
 def make_sequence(
     name: str, gamma: float = Geometric.gamma, period: int = SawTooth.period
-) -> Sequence:
+) -> RateSequence:
     """Build the sequence called ``name`` (a key of :data:`SEQUENCES`) with its constants; a
     sequence gets only the constants its entry reads (``gamma`` for seq3, ``period`` for seq4)."""
     return lookup(SEQUENCES, name, "sequence").build(gamma=gamma, period=period)
