@@ -59,7 +59,7 @@ from lrdecay.core.models import MnistCNN
 from lrdecay.core.outcome import RunOutcome
 from lrdecay.core.progress import EpochLogLine, ProgressBar
 from lrdecay.core.records import EpochRecord
-from lrdecay.core.scheduler import SequenceScheduler
+from lrdecay.core.schedulers import SequenceScheduler
 from lrdecay.core.sequences import make_sequence
 from lrdecay.core.strategies import make_strategy
 from lrdecay.host import available_cores

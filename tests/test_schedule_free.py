@@ -18,7 +18,7 @@ from lrdecay.core.checkpoint import CheckpointListener, load_checkpoint, restore
 from lrdecay.core.data import DataBundle, Split
 from lrdecay.core.engine import Engine, TrainerSettings
 from lrdecay.core.schedule_free import is_schedule_free
-from lrdecay.core.scheduler import SequenceScheduler
+from lrdecay.core.schedulers import SequenceScheduler
 from lrdecay.core.sequences import make_sequence
 from lrdecay.core.strategies import make_strategy
 

@@ -7,7 +7,7 @@ import math
 import pytest
 import torch
 
-from lrdecay.core.scheduler import SequenceScheduler
+from lrdecay.core.schedulers import SequenceScheduler
 from lrdecay.core.sequences import Geometric, make_sequence
 from lrdecay.core.strategies import Cutoff, EveryEpoch, Never, Oscillate, make_strategy
 

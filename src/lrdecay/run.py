@@ -32,7 +32,7 @@ from lrdecay.core.outcome import RunOutcome, RunStatus
 from lrdecay.core.progress import EpochLogLine, ProgressBar
 from lrdecay.core.records import EpochRecord
 from lrdecay.core.resources import resolve_device, seed_everything, set_threads
-from lrdecay.core.torch_schedules import TorchScheduler
+from lrdecay.core.schedulers import TorchScheduler
 from lrdecay.scheduler_config import build_scheduler, check_scheduler, with_budget
 from lrdecay.scheduler_config import sized as sized_config
 from lrdecay.sweep.outcomes import write_result

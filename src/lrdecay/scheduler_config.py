@@ -35,8 +35,7 @@ if TYPE_CHECKING:
     import torch
 
     from lrdecay.config import LrdecayConfig, SequenceConfig
-    from lrdecay.core.scheduler import SequenceScheduler
-    from lrdecay.core.torch_schedules import TorchScheduler
+    from lrdecay.core.schedulers import SequenceScheduler, TorchScheduler
 
 KEY = "sequence.scheduler"
 #: What the run passes to every scheduler itself.
@@ -73,7 +72,7 @@ def check_scheduler(sequence: SequenceConfig, strategy: str) -> None:
     """Raise a one-line :class:`ConfigError` unless ``sequence.scheduler`` can be built and
     timed: its class imports and is an LRScheduler, its arguments fit its signature, and
     ``strategy`` can time it (only ``epoch`` for a per-batch or plateau scheduler)."""
-    from lrdecay.core.torch_schedules import INTERVALS
+    from lrdecay.core.schedulers import INTERVALS
 
     assert sequence.scheduler is not None
     if sequence.interval not in INTERVALS:
@@ -120,10 +119,9 @@ def build_scheduler(
     """The run's scheduler: the study's sequence under its strategy, or the configured PyTorch
     scheduler built by Hydra's ``instantiate`` with ``optimizer`` (``cfg`` sized by
     :func:`with_budget`)."""
-    from lrdecay.core.scheduler import SequenceScheduler
+    from lrdecay.core.schedulers import SequenceScheduler, TorchScheduler
     from lrdecay.core.sequences import make_sequence
     from lrdecay.core.strategies import make_strategy
-    from lrdecay.core.torch_schedules import TorchScheduler
 
     strategy = make_strategy(conf.strategy.name, conf.strategy.rate, conf.strategy.shrink)
     seq = conf.sequence

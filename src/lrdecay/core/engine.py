@@ -36,8 +36,7 @@ from lrdecay.core.outcome import RunOutcome, RunStatus
 from lrdecay.core.predictions import Predictions
 from lrdecay.core.records import EpochRecord
 from lrdecay.core.schedule_free import BN_BATCHES, WeightModes
-from lrdecay.core.scheduler import SequenceScheduler
-from lrdecay.core.torch_schedules import TorchScheduler
+from lrdecay.core.schedulers import SequenceScheduler, TorchScheduler
 
 
 @dataclass
