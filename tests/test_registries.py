@@ -12,7 +12,7 @@ from hydra.core.config_store import ConfigStore
 from omegaconf import OmegaConf
 
 from hydra_plugins.lrdecay_optuna_sweeper import config as sweeper_config
-from lrdecay.components import check_components
+from lrdecay.components import check_components, check_scheduler
 from lrdecay.config import STUDY_OPTIMIZERS, validate
 from lrdecay.core.metrics import CONVERGENCE_THRESHOLD, CONVERGENCE_WINDOW, EVAL_BATCH_SIZE
 from lrdecay.core.objectives import OBJECTIVES
@@ -21,7 +21,6 @@ from lrdecay.core.sequences import SEQUENCES, Geometric, make_sequence
 from lrdecay.core.strategies import FIXED_STRATEGY, STRATEGIES
 from lrdecay.errors import ConfigError
 from lrdecay.run import run_name
-from lrdecay.scheduler_config import check_scheduler
 from lrdecay.sweep.pruning import PRUNERS, make_pruner
 from lrdecay.tracking.store import DEFAULT_STORE_DIR
 from tests.conftest import CONF_DIR, compose_config

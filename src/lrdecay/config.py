@@ -296,7 +296,7 @@ class OptimizerConfig(Component):
 class SequenceConfig:
     """The learning-rate sequence r_n; constants of seq3 (gamma) and seq4 (period). With
     ``scheduler`` set (a ``_target_`` and its arguments), any PyTorch LR scheduler instead,
-    named by ``name`` and stepped per ``interval``; see :mod:`lrdecay.scheduler_config`."""
+    named by ``name`` and stepped per ``interval``; see :mod:`lrdecay.components`."""
 
     name: str = "seq3"
     gamma: float = 0.9
@@ -308,7 +308,7 @@ class SequenceConfig:
     def __post_init__(self) -> None:
         if self.scheduler is None:
             _one_of(self.name, SEQUENCES, "sequence.name")
-        else:  # the class itself is checked by the run (lrdecay.scheduler_config): torch-free here
+        else:  # the class itself is checked by the run (lrdecay.components): torch-free here
             _check(is_folder_name(self.name), "sequence.name", f"{self.name!r} is not a name")
             target = self.scheduler.get("_target_")
             _check(
