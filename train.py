@@ -21,7 +21,7 @@ from lrdecay.config import register_configs, validate
 from lrdecay.core.interrupts import exit_status, stop_on_sigterm
 from lrdecay.errors import LrdecayError
 from lrdecay.host import available_cores
-from lrdecay.sweep.outcomes import read_parent, read_swept
+from lrdecay.sweep.folder import read_parent, read_swept
 from lrdecay.tracking.credentials import move_credentials
 from lrdecay.tracking.redact import redact_logging
 

@@ -41,7 +41,7 @@ from lrdecay.core.progress import EpochLogLine, ProgressBar
 from lrdecay.core.records import EpochRecord
 from lrdecay.core.resources import resolve_device, seed_everything, set_threads
 from lrdecay.core.schedulers import TorchScheduler
-from lrdecay.sweep.outcomes import write_result
+from lrdecay.sweep.folder import write_result
 from lrdecay.tracking.batch_rates import BatchRates
 from lrdecay.tracking.redact import redact_text, redact_uri
 from lrdecay.tracking.resume import (

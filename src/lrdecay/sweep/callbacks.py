@@ -27,14 +27,9 @@ from lrdecay.core.outcome import RunOutcome, RunStatus
 from lrdecay.errors import ConfigError, DataError, LrdecayError
 from lrdecay.host import available_cores
 from lrdecay.sweep.datasets import job_config, sweep_data_configs
-from lrdecay.sweep.outcomes import (
-    CONFIRMATION_FILE,
-    format_table,
-    read_results,
-    sweep_progress,
-    write_parent,
-)
+from lrdecay.sweep.folder import CONFIRMATION_FILE, read_results, write_parent
 from lrdecay.sweep.prepare import prepare_data
+from lrdecay.sweep.summary import format_table, sweep_progress
 from lrdecay.tracking.redact import redact_logging, redact_text, redact_uri
 
 if TYPE_CHECKING:  # Hydra builds this callback for every run: keep MLflow and torch lazy
