@@ -1,4 +1,4 @@
-"""What ``lrdecay.host`` does to the process it runs in."""
+"""What ``lrdecay.startup`` does to the process it runs in."""
 
 from __future__ import annotations
 
