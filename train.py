@@ -89,7 +89,7 @@ def main(cfg: DictConfig) -> float | list[float]:
         if HydraConfig.get().mode != RunMode.MULTIRUN:
             sys.exit(2)
         return _failed(cfg)
-    startup.start("run")  # torch, MLflow and the run's code: lrdecay.startup's tricks for a job
+    startup.start("run")  # torch, MLflow and the run's code, loaded as lrdecay.startup says
     from lrdecay.run import objective_values, run
 
     ctx = hydra_context()

@@ -49,14 +49,8 @@ SCHEMES = [f"seq{n}-{s}" for s in ("epoch", "cutoff", "oscillate") for n in rang
 TEST_FILES = ["tests/test_engine.py", "tests/test_tracker_queue.py", "tests/test_registries.py"]
 #: Which tricks each workload can show (a trick off where it does nothing measures noise).
 SHOWN_BY = {
-    "sweep": (
-        "preload",
-        "internal_modules",
-        "forkserver_freeze",
-        "forkserver_freeze,worker_freeze",
-        "launcher_freeze",
-    ),
-    "run": ("run_freeze", "internal_modules"),
+    "sweep": ("preload", "run_freeze", "launcher_freeze"),
+    "run": ("run_freeze",),
     "tests": ("test_freeze", "omp_passive"),
 }
 #: A job's epoch line in its log: ``[2026-01-01 10:00:00,123][lrdecay.epochs][INFO] - ...``.
@@ -215,8 +209,7 @@ def workload(name: str, jobs: int, epochs: int) -> Callable[[Path, Path, Path], 
 
 def rows_of(name: str) -> list[str]:
     """``all on``, then each trick this workload shows that :data:`TRICKS` still has."""
-    shown = [off for off in SHOWN_BY[name] if all(t in TRICKS for t in off.split(","))]
-    return ["", *shown]
+    return ["", *(trick for trick in SHOWN_BY[name] if trick in TRICKS)]
 
 
 def main() -> None:
@@ -237,7 +230,7 @@ def main() -> None:
             for name in names:
                 command = workload(name, args.jobs, args.epochs)
                 for off in rows_of(name):
-                    work = base / f"{name}-{off.replace(',', '+') or 'on'}-{repeat}"
+                    work = base / f"{name}-{off or 'on'}-{repeat}"
                     work.mkdir()
                     env = {**os.environ, OFF_ENV: off, "PYTHONPATH": f"{ROOT / 'src'}:{ROOT}"}
                     env.pop("MLFLOW_TRACKING_URI", None)

@@ -65,12 +65,12 @@ def pytest_configure(config: pytest.Config) -> None:
 
 
 def pytest_collection_finish(session: pytest.Session) -> None:
-    """What collecting the test files imported (torch, MLflow, Hydra, the project)."""
+    """Freeze what collecting the test files imported (torch, MLflow, Hydra, the project)."""
     startup.start("tests")
 
 
 def pytest_runtest_logfinish(nodeid: str, location: tuple) -> None:
-    """What a test imported on first use (optuna, statsmodels, torch._dynamo ...)."""
+    """Freeze what a test imported on first use (optuna, statsmodels, torch._dynamo ...)."""
     startup.start("tests")
 
 

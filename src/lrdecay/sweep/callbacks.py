@@ -117,7 +117,7 @@ class SweepTracking(Callback):
             stop_sweep(str(exc))
         prepare_sweep_data(config, conf)
         install_stop_handlers(self._stop)
-        startup.start("sweep", config.hydra.launcher)  # lrdecay.startup: its workers preloaded
+        startup.start("sweep", config.hydra.launcher)  # joblib: workers that start preloaded
         if not conf.tracking.enabled:
             return
         self.report = conf.report
