@@ -1,13 +1,17 @@
 """What each start-up trick of :mod:`lrdecay.startup` earns: every trick on, then each one off.
 
-    python benchmarks/startup.py [--repeats 3] [--only sweep,run,tests] [--jobs 12] [--epochs 1]
+    python benchmarks/startup.py [--repeats 3] [--only sweep,run,launcher,tests] [--jobs 12]
+                                 [--epochs 1]
 
-Three workloads, each started as a user starts it, in a fresh folder with a fresh copy of one
+Four workloads, each started as a user starts it, in a fresh folder with a fresh copy of one
 empty MLflow store:
 
 - ``sweep``: ``train.py -m`` of ``--jobs`` digits settings (the paper's decay schemes, one epoch
   each), two jobs at a time, with its report;
 - ``run``: one digits run of one epoch (``train.py dataset=digits``);
+- ``launcher``: what a sweep's launching process imports (MLflow, the tracker, the report), as
+  it does (``startup.start("tracking")``, ``("report")``), in an interpreter that then exits:
+  the collector's share of a launcher, without a sweep's noise around it;
 - ``tests``: the fast tier of a few test files, in one pytest process.
 
 Each row is one workload with every trick on (``all on``) or one trick off
@@ -51,8 +55,19 @@ TEST_FILES = ["tests/test_engine.py", "tests/test_tracker_queue.py", "tests/test
 SHOWN_BY = {
     "sweep": ("preload", "run_freeze", "launcher_freeze"),
     "run": ("run_freeze",),
+    "launcher": ("launcher_freeze",),
     "tests": ("test_freeze", "omp_passive"),
 }
+#: The launching process's imports, as its callbacks make them, then the same modules plainly
+#: (a no-op when start-up imported them): both rows import the same.
+LAUNCHER = """
+import importlib
+from lrdecay import startup
+startup.start("tracking")
+startup.start("report")
+for name in (*startup.TRACKING_MODULES, *startup.REPORT_MODULES):
+    importlib.import_module(name)
+"""
 #: A job's epoch line in its log: ``[2026-01-01 10:00:00,123][lrdecay.epochs][INFO] - ...``.
 EPOCH_LINE = re.compile(r"^\[([\d-]+ [\d:]+,\d+)\]\[lrdecay\.epochs\]", re.M)
 PR_SET_CHILD_SUBREAPER = 36
@@ -192,6 +207,8 @@ def workload(name: str, jobs: int, epochs: int) -> Callable[[Path, Path, Path], 
             *train_args(work, store, data),
             f"dataset.epochs={epochs}",
         ]
+    if name == "launcher":
+        return lambda work, store, data: [sys.executable, "-c", LAUNCHER]
     return lambda work, store, data: [
         sys.executable,
         "-m",
@@ -216,7 +233,7 @@ def main() -> None:
     """Print the table."""
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("--repeats", type=int, default=3)
-    parser.add_argument("--only", default="sweep,run,tests")
+    parser.add_argument("--only", default="sweep,run,launcher,tests")
     parser.add_argument("--jobs", type=int, default=12)
     parser.add_argument("--epochs", type=int, default=1)
     args = parser.parse_args()
@@ -236,7 +253,7 @@ def main() -> None:
                     env.pop("MLFLOW_TRACKING_URI", None)
                     started = time.time()
                     wall, cpu, peak = measure(command(work, store, data), ROOT, env)
-                    epoch = first_epoch(work, started) if name != "tests" else None
+                    epoch = first_epoch(work, started) if name in ("sweep", "run") else None
                     samples.setdefault((name, off), []).append(Sample(wall, cpu, peak, epoch))
                     print(
                         f"# repeat {repeat + 1} {name:5s} {off or 'all on':33s} wall {wall:6.1f}"

@@ -55,3 +55,15 @@ def test_gpu_study_smoke_runs_on_a_cpu() -> None:
             line for line in out.splitlines() if line.startswith(f"experiment=paper {dataset}")
         )
         assert row.split()[4] == "14", row  # runs column: all 14 settings finished
+
+
+@pytest.mark.slow  # two interpreters that import MLflow and the report: a few CPU-seconds
+def test_startup_benchmark_measures_a_trick_on_and_off() -> None:
+    out = _run(
+        [sys.executable, "benchmarks/startup.py", "--only", "launcher", "--repeats", "1"],
+        timeout=300,
+    )
+    for row in ("all on", "off: launcher_freeze"):
+        line = next(line for line in out.splitlines() if line.startswith(f"launcher {row}"))
+        wall, cpu, peak = (float(cell) for cell in line[len(f"launcher {row}") :].split()[:3])
+        assert wall > 0 and cpu > 0 and peak > 0, line
