@@ -190,7 +190,7 @@ def paper_sweep(
     extra: list[str],
 ) -> tuple[float, int, int, str]:
     """Wall seconds of ``train.py -m experiment=paper``, jobs finished, epochs trained, note."""
-    from lrdecay.sweep.outcomes import read_results
+    from lrdecay.sweep.folder import read_results
 
     sweep_dir = workdir / f"sweep-{dataset}"
     cmd = [

@@ -36,9 +36,8 @@ from lrdecay.core.outcome import RunOutcome, RunStatus
 from lrdecay.core.predictions import Predictions
 from lrdecay.core.records import EpochRecord
 from lrdecay.core.schedule_free import BN_BATCHES, WeightModes
-from lrdecay.core.scheduler import SequenceScheduler
+from lrdecay.core.schedulers import SequenceScheduler, TorchScheduler
 from lrdecay.core.splits import Split
-from lrdecay.core.torch_schedules import TorchScheduler
 
 
 @dataclass
