@@ -54,7 +54,7 @@ from lrdecay.core.acceleration import accelerate
 from lrdecay.core.checkpoint import CheckpointListener
 from lrdecay.core.data import DataBundle, load_data
 from lrdecay.core.engine import Engine, TrainerSettings
-from lrdecay.core.hooks import FitStart, Listener
+from lrdecay.core.listeners import FitStart, Listener
 from lrdecay.core.metrics import EVAL_BATCH_SIZE
 from lrdecay.core.models import MnistCNN
 from lrdecay.core.outcome import RunOutcome

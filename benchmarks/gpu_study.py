@@ -149,7 +149,7 @@ def throughput(
     from hydra import compose, initialize_config_dir
 
     from lrdecay.config import register_configs
-    from lrdecay.core.hooks import FitStart, Listener
+    from lrdecay.core.listeners import FitStart, Listener
     from lrdecay.run import run
 
     class Size(Listener):

@@ -15,7 +15,7 @@ from torch import nn
 
 from lrdecay.core.data import DataBundle
 from lrdecay.core.engine import Engine, TrainerSettings
-from lrdecay.core.hooks import FitStart, Listener, StopFlag
+from lrdecay.core.listeners import FitStart, Listener, StopFlag
 from lrdecay.core.outcome import RunOutcome, RunStatus
 from lrdecay.core.records import EpochRecord
 from lrdecay.core.schedulers import SequenceScheduler

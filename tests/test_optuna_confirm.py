@@ -26,7 +26,7 @@ from hydra_plugins.lrdecay_optuna_sweeper._shared import (
     launcher_id,
     release_confirmations,
 )
-from hydra_plugins.lrdecay_optuna_sweeper.hooks import StudyInfo
+from hydra_plugins.lrdecay_optuna_sweeper.trial_hooks import StudyInfo
 from lrdecay.core.outcome import RunOutcome
 from lrdecay.report.stats import Stat
 from lrdecay.sweep.folder import write_result

@@ -33,8 +33,8 @@ from lrdecay.core.acceleration import accelerate, uses_channels_last
 from lrdecay.core.checkpoint import CHECKPOINT_FILE, CheckpointListener, load_checkpoint, restore
 from lrdecay.core.data import load_data
 from lrdecay.core.engine import Engine, TrainerSettings
-from lrdecay.core.hooks import Listener
 from lrdecay.core.interrupts import StopAtEpochEnd
+from lrdecay.core.listeners import Listener
 from lrdecay.core.objectives import OBJECTIVES
 from lrdecay.core.outcome import RunOutcome, RunStatus
 from lrdecay.core.progress import EpochLogLine, ProgressBar

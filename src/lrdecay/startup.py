@@ -1,8 +1,8 @@
 """Every trick a process of lrdecay plays on the interpreter, in one place: :func:`start`.
 
 Each process calls it for its role, before the imports the role needs: a run's job
-(``train.py``), a sweep's launching process (its callbacks), a pytest worker (the suite's
-``conftest.py``). Each trick here is named in :data:`TRICKS` and earned its place in
+(``train.py``), a sweep's launching process (:mod:`lrdecay.sweep.launcher`), a pytest worker
+(the suite's ``conftest.py``). Each trick here is named in :data:`TRICKS` and earned its place in
 ``benchmarks/startup.py``, which measures each one on and off: ``LRDECAY_STARTUP_OFF=name,...``
 leaves those off in every process a command starts. Torch-free: the launching process calls it.
 """

@@ -24,7 +24,7 @@ import optuna
 from omegaconf import ListConfig, OmegaConf
 from optuna.trial import FrozenTrial, TrialState
 
-from hydra_plugins.lrdecay_optuna_sweeper.hooks import JobReport, StudyInfo, TrialHooks
+from hydra_plugins.lrdecay_optuna_sweeper.trial_hooks import JobReport, StudyInfo, TrialHooks
 from lrdecay.core.objectives import OBJECTIVES
 from lrdecay.core.outcome import RunStatus
 from lrdecay.sweep.folder import read_parent, read_result

@@ -13,7 +13,7 @@ from typing import TYPE_CHECKING
 
 from mlflow.entities import Metric
 
-from lrdecay.core.hooks import Listener
+from lrdecay.core.listeners import Listener
 from lrdecay.core.records import EpochRecord
 from lrdecay.core.schedulers import BATCH_LR_METRIC
 from lrdecay.tracking.client import with_retry

@@ -1,5 +1,5 @@
-"""Hydra callbacks of a multirun: its data and the MLflow parent run before workers start, the
-table after.
+"""What a sweep's launching process does around its jobs, as Hydra callbacks of a multirun: its
+data and the MLflow parent run before workers start, the table after.
 
 Creating the experiment and the parent run in the launching process, before any worker exists,
 also creates a fresh SQLite store's schema once, instead of parallel workers racing to create it.
