@@ -16,12 +16,12 @@ from hydra.core.hydra_config import HydraConfig
 from hydra.types import RunMode
 from omegaconf import DictConfig
 
+from lrdecay import startup
 from lrdecay.config import register_configs, validate
 from lrdecay.core.interrupts import exit_status, stop_on_sigterm
 from lrdecay.errors import LrdecayError
-from lrdecay.host import available_cores, import_frozen
-from lrdecay.sweep.outcomes import read_parent, read_swept
-from lrdecay.sweep.workers import PRELOAD
+from lrdecay.host import available_cores
+from lrdecay.sweep.folder import read_parent, read_swept
 from lrdecay.tracking.credentials import move_credentials
 from lrdecay.tracking.environment import set_mlflow_defaults
 from lrdecay.tracking.redact import redact_logging
@@ -90,7 +90,7 @@ def main(cfg: DictConfig) -> float | list[float]:
         if HydraConfig.get().mode != RunMode.MULTIRUN:
             sys.exit(2)
         return _failed(cfg)
-    import_frozen(PRELOAD)  # torch, MLflow and the run's code, without collections meanwhile
+    startup.start("run")  # torch, MLflow and the run's code, loaded as lrdecay.startup says
     from lrdecay.run import objective_values, run
 
     ctx = hydra_context()

@@ -54,15 +54,16 @@ from lrdecay.core.acceleration import accelerate
 from lrdecay.core.checkpoint import CheckpointListener
 from lrdecay.core.data import DataBundle, load_data
 from lrdecay.core.engine import Engine, TrainerSettings
-from lrdecay.core.hooks import FitStart, Listener
+from lrdecay.core.listeners import FitStart, Listener
 from lrdecay.core.metrics import EVAL_BATCH_SIZE
 from lrdecay.core.models import MnistCNN
 from lrdecay.core.outcome import RunOutcome
 from lrdecay.core.progress import EpochLogLine, ProgressBar
 from lrdecay.core.records import EpochRecord
-from lrdecay.core.scheduler import SequenceScheduler
-from lrdecay.core.schedules import make_sequence, make_strategy
+from lrdecay.core.schedulers import SequenceScheduler
+from lrdecay.core.sequences import make_sequence
 from lrdecay.core.splits import Split
+from lrdecay.core.strategies import make_strategy
 from lrdecay.host import available_cores
 from lrdecay.tracking.run_logger import MlflowTracker, flatten
 from lrdecay.tracking.store import default_artifact_root

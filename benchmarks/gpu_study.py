@@ -149,7 +149,7 @@ def throughput(
     from hydra import compose, initialize_config_dir
 
     from lrdecay.config import register_configs
-    from lrdecay.core.hooks import FitStart, Listener
+    from lrdecay.core.listeners import FitStart, Listener
     from lrdecay.run import run
 
     class Size(Listener):
@@ -190,7 +190,7 @@ def paper_sweep(
     extra: list[str],
 ) -> tuple[float, int, int, str]:
     """Wall seconds of ``train.py -m experiment=paper``, jobs finished, epochs trained, note."""
-    from lrdecay.sweep.outcomes import read_results
+    from lrdecay.sweep.folder import read_results
 
     sweep_dir = workdir / f"sweep-{dataset}"
     cmd = [

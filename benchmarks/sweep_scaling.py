@@ -27,7 +27,7 @@ from dataclasses import dataclass
 from pathlib import Path
 
 from lrdecay.core.outcome import RunStatus
-from lrdecay.sweep.outcomes import read_results
+from lrdecay.sweep.folder import read_results
 
 ROOT = Path(__file__).resolve().parents[1]
 SETTINGS = 14

@@ -3,22 +3,13 @@ and the suite's file order. Shared plain helpers live in ``tests/helpers.py``.""
 
 from __future__ import annotations
 
-import os
-
-# Before anything loads torch (here and, inherited, in every CLI run, sweep job and server the
-# tests start): OpenMP threads that wait sleep instead of spinning. The suite keeps more threads
-# busy than there are cores, and a spinning thread burns the core another test needs; one
-# Fashion-MNIST epoch beside a busy core took 27 CPU-seconds spinning and 20 passive.
-os.environ.setdefault("OMP_WAIT_POLICY", "PASSIVE")
-
-import gc
-import sys
 from collections.abc import Callable
 from pathlib import Path
 
 import pytest
 from omegaconf import DictConfig
 
+from lrdecay import startup
 from lrdecay.tracking.environment import set_mlflow_defaults
 
 # Re-exported: test files written against this module keep importing them from here.
@@ -73,29 +64,19 @@ def pytest_collection_modifyitems(items: list[pytest.Item]) -> None:
     items.sort(key=rank)  # stable: each file's own order is unchanged
 
 
-#: How many modules this worker had imported when it last froze its heap.
-_FROZEN_AT: list[int] = [0]
-
-
-def _freeze_new_imports() -> None:
-    """Freeze the heap if modules were imported since the last time: they live as long as the
-    worker, and every full collection the tests' garbage triggers would walk them again
-    (101 such collections spent 37 of the fast tier's 166 CPU-seconds walking torch, MLflow
-    and the rest). Collected first, so only live objects are frozen."""
-    if len(sys.modules) > _FROZEN_AT[0]:
-        gc.collect()
-        gc.freeze()
-        _FROZEN_AT[0] = len(sys.modules)
+def pytest_configure(config: pytest.Config) -> None:
+    """Before anything loads torch: this worker's start-up tricks (:mod:`lrdecay.startup`)."""
+    startup.start("tests")
 
 
 def pytest_collection_finish(session: pytest.Session) -> None:
-    """What collecting the test files imported (torch, MLflow, Hydra, the project)."""
-    _freeze_new_imports()
+    """Freeze what collecting the test files imported (torch, MLflow, Hydra, the project)."""
+    startup.start("tests")
 
 
 def pytest_runtest_logfinish(nodeid: str, location: tuple) -> None:
-    """What a test imported on first use (optuna, statsmodels, torch._dynamo ...)."""
-    _freeze_new_imports()
+    """Freeze what a test imported on first use (optuna, statsmodels, torch._dynamo ...)."""
+    startup.start("tests")
 
 
 @pytest.fixture

@@ -29,7 +29,7 @@ from omegaconf import DictConfig
 
 from lrdecay.component_config import DatasetConfig
 from lrdecay.config import register_configs
-from lrdecay.core.hooks import Listener
+from lrdecay.core.listeners import Listener
 from lrdecay.core.records import EpochRecord
 from lrdecay.tracking.ui import ROLE_TAG, SWEEP_ROLE, is_summary
 

@@ -23,9 +23,9 @@ from hydra.core.config_store import ConfigStore
 from hydra.core.hydra_config import HydraConfig
 from omegaconf import DictConfig
 
-from hydra_plugins.lrdecay_optuna_sweeper.hooks import StudyInfo, TrialHooks
 from hydra_plugins.lrdecay_optuna_sweeper.pruners import PRUNER_ATTR
 from hydra_plugins.lrdecay_optuna_sweeper.seeds import TrialReporter, trial_id
+from hydra_plugins.lrdecay_optuna_sweeper.trial_hooks import StudyInfo, TrialHooks
 
 if TYPE_CHECKING:
     import optuna

@@ -71,3 +71,15 @@ def test_selection_optimism_smoke_prints_each_variant() -> None:
         assert [int(n) for n in row[len(name) :].split()[:2]] == [trials, runs], row
     assert re.search(r"their paired difference [-+]\d\.\d{3}\)", out)
     assert "searches per variant equal their replays: yes" in out  # scored as computed
+
+
+@pytest.mark.slow  # two interpreters that import MLflow and the report: a few CPU-seconds
+def test_startup_benchmark_measures_a_trick_on_and_off() -> None:
+    out = _run(
+        [sys.executable, "benchmarks/startup.py", "--only", "launcher", "--repeats", "1"],
+        timeout=300,
+    )
+    for row in ("all on", "off: launcher_freeze"):
+        line = next(line for line in out.splitlines() if line.startswith(f"launcher {row}"))
+        wall, cpu, peak = (float(cell) for cell in line[len(f"launcher {row}") :].split()[:3])
+        assert wall > 0 and cpu > 0 and peak > 0, line

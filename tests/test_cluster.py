@@ -27,7 +27,7 @@ from mlflow.entities import ViewType
 from mlflow.tracking import MlflowClient
 
 from lrdecay.core.records import EPOCH_METRICS, epoch_key
-from lrdecay.sweep.outcomes import read_results
+from lrdecay.sweep.folder import read_results
 from tests.conftest import CONF_DIR, ROOT
 from tests.helpers import is_job
 

@@ -19,7 +19,7 @@ SWEEPS, ROUNDS = 3, 3
 LAUNCHERS, LAUNCHER_ROUNDS = 4, 6
 
 #: What a sweep's launching process does to a store before any job starts, in the same calls
-#: (:class:`lrdecay.sweep.callbacks.SweepTracking`): open the store (creating its schema),
+#: (:class:`lrdecay.sweep.launcher.SweepTracking`): open the store (creating its schema),
 #: make sure of the experiment, tidy dead parents, create the parent run; then close it. One
 #: process imports the modules once (MLflow's SQLAlchemy store too, which MLflow would import
 #: in each fork on first use) and forks ``argv[2]`` launching processes at once (each
@@ -29,7 +29,7 @@ LAUNCHERS, LAUNCHER_ROUNDS = 4, 6
 LAUNCHER = """
 import os, socket, sys
 import mlflow.store.tracking.sqlalchemy_store
-from lrdecay.sweep.callbacks import HOST_TAG, PID_TAG, close_dead_parents
+from lrdecay.sweep.launcher import HOST_TAG, PID_TAG, close_dead_parents
 from lrdecay.tracking.run_logger import MlflowTracker
 from lrdecay.tracking.store import default_artifact_root
 uri, count = sys.argv[1], int(sys.argv[2])

@@ -12,7 +12,7 @@ from typing import Any
 import pytest
 from omegaconf import OmegaConf
 
-from lrdecay.tracking.resume import IDENTITY, SHIPPED, fingerprint
+from lrdecay.tracking.resume import FORMER_TARGETS, IDENTITY, SHIPPED, fingerprint
 from lrdecay.tracking.run_logger import flatten
 from tests.conftest import compose_config
 
@@ -147,8 +147,8 @@ def test_every_key_outside_identity_is_ignored_and_new_keys_follow_their_group()
 
 
 #: Fingerprints of the study's options as the project computed them before components were
-#: named by ``_target_``: runs already in a store must keep them (a re-launch skips or resumes
-#: them instead of training again).
+#: named by ``_target_`` (and before its schedulers' module was renamed): runs already in a
+#: store must keep them (a re-launch skips or resumes them instead of training again).
 STORED = {
     (): "8064f081b8232be2",
     ("dataset=digits", "setting=seq3-epoch"): "5c5998861661f81c",
@@ -156,6 +156,9 @@ STORED = {
     ("dataset=cifar10", "setting=sgd-fixed"): "830ceece6849303f",
     ("dataset=fashion_mnist", "setting=cosine", "seed=1"): "1261a3f3dd599eb3",
     ("optimizer=adam", "sequence=seq1", "strategy=oscillate"): "4482216fe70de3ec",
+    # the project's own schedulers, as fingerprinted before their module was renamed
+    ("setting=wsd",): "34fa949ce7a51b1f",
+    ("setting=warmup_cosine",): "3025ea2c4d3048a9",
 }
 
 
@@ -184,3 +187,8 @@ def test_every_own_key_of_a_data_set_is_either_identity_or_incidental() -> None:
     listed = IDENTITY["dataset"]
     assert listed is not None
     assert own == {*listed, *DATASET_INCIDENTAL}
+
+
+@pytest.mark.parametrize("name", ["wsd", "warmup_cosine"])
+def test_the_former_scheduler_paths_are_those_of_the_shipped_sequences(name: str) -> None:
+    assert compose_config([f"sequence={name}"]).sequence.scheduler._target_ in FORMER_TARGETS

@@ -17,7 +17,7 @@ from mlflow.tracking import MlflowClient
 
 from lrdecay.config import validate
 from lrdecay.run import RunContext, run, run_name
-from lrdecay.sweep.callbacks import ui_command
+from lrdecay.sweep.launcher import ui_command
 from tests.helpers import (
     compose_config,
     experiment_runs,

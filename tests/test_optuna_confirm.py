@@ -26,10 +26,10 @@ from hydra_plugins.lrdecay_optuna_sweeper._shared import (
     launcher_id,
     release_confirmations,
 )
-from hydra_plugins.lrdecay_optuna_sweeper.hooks import StudyInfo
+from hydra_plugins.lrdecay_optuna_sweeper.trial_hooks import StudyInfo
 from lrdecay.core.outcome import RunOutcome
 from lrdecay.report.stats import Stat
-from lrdecay.sweep.outcomes import write_result
+from lrdecay.sweep.folder import write_result
 from lrdecay.sweep.pruning import open_storage
 from lrdecay.sweep.trials import LrdecayTrials
 from tests.helpers import (

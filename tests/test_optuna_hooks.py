@@ -17,9 +17,9 @@ from optuna.trial import TrialState
 
 from hydra_plugins.lrdecay_optuna_sweeper._jobs import consecutive_runs
 from hydra_plugins.lrdecay_optuna_sweeper._results import trials_table
-from hydra_plugins.lrdecay_optuna_sweeper.hooks import JobReport, StudyInfo, TrialHooks
+from hydra_plugins.lrdecay_optuna_sweeper.trial_hooks import JobReport, StudyInfo, TrialHooks
 from lrdecay.core.outcome import RunOutcome
-from lrdecay.sweep.outcomes import write_result
+from lrdecay.sweep.folder import write_result
 from lrdecay.sweep.pruning import PRUNER_ATTR, open_storage
 from lrdecay.sweep.trials import LrdecayTrials, job_report
 from tests.conftest import ROOT

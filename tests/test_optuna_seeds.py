@@ -23,7 +23,6 @@ from hydra_plugins.lrdecay_optuna_sweeper._impl import OptunaSweeperImpl
 from hydra_plugins.lrdecay_optuna_sweeper._jobs import Outcome, combine
 from hydra_plugins.lrdecay_optuna_sweeper._space import SweepError
 from hydra_plugins.lrdecay_optuna_sweeper._study import open_checked
-from hydra_plugins.lrdecay_optuna_sweeper.hooks import StudyInfo
 from hydra_plugins.lrdecay_optuna_sweeper.seeds import (
     ONE_RUN,
     PRUNED_ATTR,
@@ -36,6 +35,7 @@ from hydra_plugins.lrdecay_optuna_sweeper.seeds import (
     step_means,
     trial_id,
 )
+from hydra_plugins.lrdecay_optuna_sweeper.trial_hooks import StudyInfo
 from lrdecay.sweep.trials import LrdecayTrials
 from tests.helpers import ROOT
 from tests.noisy_app import EPOCHS_FILE, value_at

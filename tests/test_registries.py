@@ -12,22 +12,15 @@ from hydra.core.config_store import ConfigStore
 from omegaconf import OmegaConf
 
 from hydra_plugins.lrdecay_optuna_sweeper import config as sweeper_config
-from lrdecay.components import check_components
+from lrdecay.components import check_components, check_scheduler
 from lrdecay.config import STUDY_OPTIMIZERS, validate
 from lrdecay.core.metrics import CONVERGENCE_THRESHOLD, CONVERGENCE_WINDOW, EVAL_BATCH_SIZE
 from lrdecay.core.objectives import OBJECTIVES
-from lrdecay.core.schedules import (
-    FIXED_STRATEGY,
-    SEQUENCES,
-    STRATEGIES,
-    Entry,
-    Geometric,
-    make_sequence,
-    study_names,
-)
+from lrdecay.core.registry import Entry, study_names
+from lrdecay.core.sequences import SEQUENCES, Geometric, make_sequence
+from lrdecay.core.strategies import FIXED_STRATEGY, STRATEGIES
 from lrdecay.errors import ConfigError
 from lrdecay.run import run_name
-from lrdecay.scheduler_config import check_scheduler
 from lrdecay.sweep.pruning import PRUNERS, make_pruner
 from lrdecay.tracking.store import DEFAULT_STORE_DIR
 from tests.conftest import CONF_DIR, compose_config
@@ -116,7 +109,7 @@ def test_config_validation_reads_the_registries() -> None:
 def test_an_entry_builds_from_the_constants_it_names_and_only_those() -> None:
     assert make_sequence("seq3", gamma=0.5) == Geometric(gamma=0.5)
     assert SEQUENCES["seq1"].build(gamma=0.5, period=3).factor(1) == 0.5
-    lazy = Entry("lazy", "lrdecay.core.schedules:Geometric", "r0 gamma^n", ("gamma",))
+    lazy = Entry("lazy", "lrdecay.core.sequences:Geometric", "r0 gamma^n", ("gamma",))
     assert lazy.build(gamma=0.25, period=3) == Geometric(gamma=0.25)
     constants = {"gamma": 0.9, "period": 10, "rate": 0.01, "shrink": 0.2}
     for registry in (SEQUENCES, STRATEGIES):

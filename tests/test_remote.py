@@ -7,7 +7,7 @@ from pathlib import Path
 import pytest
 from mlflow.tracking import MlflowClient
 
-from lrdecay.core.hooks import Listener
+from lrdecay.core.listeners import Listener
 from lrdecay.core.records import EPOCH_METRICS, EpochRecord, epoch_key
 from lrdecay.run import RunContext, run
 from tests.helpers import (

@@ -25,7 +25,7 @@ from mlflow.tracking import MlflowClient
 from scipy import stats
 
 from lrdecay.config import register_configs
-from lrdecay.core.hooks import Listener
+from lrdecay.core.listeners import Listener
 from lrdecay.core.outcome import RunOutcome, RunStatus
 from lrdecay.core.records import FINAL_ACC_METRIC, EpochRecord
 from lrdecay.report.build import main, write_report

@@ -18,9 +18,10 @@ from lrdecay.core.checkpoint import CheckpointListener, load_checkpoint, restore
 from lrdecay.core.data import DataBundle
 from lrdecay.core.engine import Engine, TrainerSettings
 from lrdecay.core.schedule_free import is_schedule_free
-from lrdecay.core.scheduler import SequenceScheduler
-from lrdecay.core.schedules import make_sequence, make_strategy
+from lrdecay.core.schedulers import SequenceScheduler
+from lrdecay.core.sequences import make_sequence
 from lrdecay.core.splits import Split
+from lrdecay.core.strategies import make_strategy
 
 FEATURES, CLASSES, HIDDEN = 8, 3, 16
 

@@ -7,16 +7,9 @@ import math
 import pytest
 import torch
 
-from lrdecay.core.scheduler import SequenceScheduler
-from lrdecay.core.schedules import (
-    Cutoff,
-    EveryEpoch,
-    Geometric,
-    Never,
-    Oscillate,
-    make_sequence,
-    make_strategy,
-)
+from lrdecay.core.schedulers import SequenceScheduler
+from lrdecay.core.sequences import Geometric, make_sequence
+from lrdecay.core.strategies import Cutoff, EveryEpoch, Never, Oscillate, make_strategy
 
 
 def _terms(name: str, count: int, **kw: float) -> list[float]:

@@ -8,9 +8,9 @@ import pytest
 from omegaconf import OmegaConf
 
 from lrdecay.atomic import replacing
-from lrdecay.columns import columns
 from lrdecay.core.outcome import RunOutcome
-from lrdecay.sweep.outcomes import format_table, read_results, write_result
+from lrdecay.sweep.folder import read_results, write_result
+from lrdecay.sweep.summary import columns, format_table
 
 
 def test_replacing_writes_whole_files_or_nothing(tmp_path: Path) -> None:

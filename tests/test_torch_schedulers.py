@@ -22,7 +22,7 @@ from torch.optim.lr_scheduler import (
 
 from lrdecay.core.outcome import RunOutcome, RunStatus
 from lrdecay.core.records import epoch_key
-from lrdecay.core.torch_schedules import BATCH_LR_METRIC, WarmupStableDecayLR
+from lrdecay.core.schedulers import BATCH_LR_METRIC, WarmupStableDecayLR
 from lrdecay.errors import ConfigError
 from lrdecay.palette import MODERN_COLORS
 from lrdecay.report.claims import check_claims, check_modern
@@ -272,7 +272,7 @@ def test_wsd_phases_are_set_from_the_command_line(make_cfg) -> None:
     with pytest.raises(ConfigError) as caught:
         run(make_cfg(*base, "sequence.scheduler.decay_fraction=1.5"))
     assert str(caught.value) == (
-        "sequence.scheduler: lrdecay.core.torch_schedules.WarmupStableDecayLR cannot be built: "
+        "sequence.scheduler: lrdecay.core.schedulers.WarmupStableDecayLR cannot be built: "
         "decay_fraction must be in [0, 1], got 1.5"
     )
 
@@ -497,7 +497,7 @@ def test_schedule_free_and_wsd_runs_join_the_modern_block_with_a_question_each(
         "wsd": 0.85,
     }
     rng = np.random.default_rng(0)
-    wsd_class = "lrdecay.core.torch_schedules.WarmupStableDecayLR"
+    wsd_class = "lrdecay.core.schedulers.WarmupStableDecayLR"
     records = [
         _record(s, seed, m + rng.normal(0, 0.001), wsd_class if s == "wsd" else "")
         for s, m in means.items()

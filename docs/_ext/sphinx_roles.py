@@ -1,6 +1,6 @@
 """A griffe extension for the API pages (mkdocs.yml): Sphinx roles as inline code.
 
-The docstrings name objects the Sphinx way (``:class:`~lrdecay.core.hooks.Listener```), which
+The docstrings name objects the Sphinx way (``:class:`~lrdecay.core.listeners.Listener```), which
 Markdown would show verbatim; this shows each as code, ``~`` keeping the last name only.
 """
 

@@ -17,7 +17,8 @@ from lrdecay.component_config import DatasetConfig, ModelConfig, OptimizerConfig
 from lrdecay.config_checks import check, finite, is_folder_name, one_of, typed
 from lrdecay.core.metrics import CONVERGENCE_THRESHOLD, CONVERGENCE_WINDOW
 from lrdecay.core.objectives import OBJECTIVES
-from lrdecay.core.schedules import SEQUENCES, STRATEGIES
+from lrdecay.core.sequences import SEQUENCES
+from lrdecay.core.strategies import STRATEGIES
 from lrdecay.palette import STUDY_OPTIMIZERS as STUDY_OPTIMIZERS  # the one definition
 from lrdecay.tracking.credentials import PASSWORD_ENV, USERNAME_ENV, split_credentials
 from lrdecay.tracking.store import DEFAULT_STORE_DIR
@@ -68,7 +69,7 @@ class DataConfig:
 class SequenceConfig:
     """The learning-rate sequence r_n; constants of seq3 (gamma) and seq4 (period). With
     ``scheduler`` set (a ``_target_`` and its arguments), any PyTorch LR scheduler instead,
-    named by ``name`` and stepped per ``interval``; see :mod:`lrdecay.scheduler_config`."""
+    named by ``name`` and stepped per ``interval``; see :mod:`lrdecay.components`."""
 
     name: str = "seq3"
     gamma: float = 0.9
@@ -80,7 +81,7 @@ class SequenceConfig:
     def __post_init__(self) -> None:
         if self.scheduler is None:
             one_of(self.name, SEQUENCES, "sequence.name")
-        else:  # the class itself is checked by the run (lrdecay.scheduler_config): torch-free here
+        else:  # the class itself is checked by the run (lrdecay.components): torch-free here
             check(is_folder_name(self.name), "sequence.name", f"{self.name!r} is not a name")
             target = self.scheduler.get("_target_")
             check(

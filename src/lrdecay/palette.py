@@ -18,7 +18,8 @@ from __future__ import annotations
 
 from itertools import cycle
 
-from lrdecay.core.schedules import SEQUENCES, study_names
+from lrdecay.core.registry import study_names
+from lrdecay.core.sequences import SEQUENCES
 
 #: The study's fixed-rate baselines, by setting name (``<optimizer>-fixed``, at 0.001).
 BASELINE_SGD = "sgd-fixed"

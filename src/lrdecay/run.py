@@ -19,24 +19,30 @@ from typing import Any
 import torch
 from omegaconf import DictConfig, OmegaConf
 
-from lrdecay.components import build_model, build_optimizer, check_components
+from lrdecay.components import (
+    build_model,
+    build_optimizer,
+    build_scheduler,
+    check_components,
+    check_scheduler,
+    with_budget,
+)
+from lrdecay.components import sized as sized_config
 from lrdecay.config import LrdecayConfig, validate
 from lrdecay.core.acceleration import accelerate, uses_channels_last
 from lrdecay.core.checkpoint import CHECKPOINT_FILE, CheckpointListener, load_checkpoint, restore
 from lrdecay.core.data import load_data
 from lrdecay.core.engine import Engine, TrainerSettings
-from lrdecay.core.hooks import Listener
 from lrdecay.core.interrupts import StopAtEpochEnd
+from lrdecay.core.listeners import Listener
 from lrdecay.core.objectives import OBJECTIVES
 from lrdecay.core.outcome import RunOutcome, RunStatus
 from lrdecay.core.progress import EpochLogLine, ProgressBar
 from lrdecay.core.records import EpochRecord
 from lrdecay.core.resources import resolve_device, seed_everything, set_threads
-from lrdecay.core.torch_schedules import TorchScheduler
+from lrdecay.core.schedulers import TorchScheduler
 from lrdecay.provenance import git_commit
-from lrdecay.scheduler_config import build_scheduler, check_scheduler, with_budget
-from lrdecay.scheduler_config import sized as sized_config
-from lrdecay.sweep.outcomes import write_result
+from lrdecay.sweep.folder import write_result
 from lrdecay.tracking.batch_rates import BatchRates
 from lrdecay.tracking.experiments import experiment_name
 from lrdecay.tracking.redact import redact_text, redact_uri

@@ -2,5 +2,5 @@
 
 Persistent studies on current Optuna, several objectives, pruning of runs through the study's
 storage, and ``n_jobs`` trials kept running at once. See ``config.py`` for its settings and
-``hooks.py`` for what an app may plug in (by config: ``hydra.sweeper.trial_hooks``).
+``trial_hooks.py`` for what an app may plug in (by config: ``hydra.sweeper.trial_hooks``).
 """

@@ -15,8 +15,8 @@ from ._jobs import job_error, output_dir
 from ._shared import claim_confirmations, launcher_id, release_confirmations
 from ._space import format_value
 from .files import CONFIRM_SUBDIR
-from .hooks import StudyInfo, TrialHooks
 from .stats import Stat
+from .trial_hooks import StudyInfo, TrialHooks
 
 log = logging.getLogger("lrdecay.optuna")
 

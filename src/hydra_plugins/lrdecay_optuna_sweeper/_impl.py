@@ -60,9 +60,9 @@ from ._space import (
     resolve_directions,
     sample,
 )
-from .hooks import StudyInfo, TrialHooks
 from .redact import redact_uri
 from .seeds import SEEDS_ATTR, Scoring
+from .trial_hooks import StudyInfo, TrialHooks
 
 log = logging.getLogger("lrdecay.optuna")
 

@@ -17,9 +17,9 @@ from omegaconf import ListConfig, OmegaConf
 from optuna.storages import BaseStorage
 from optuna.trial import Trial, TrialState
 
-from .hooks import JobReport, TrialHooks
 from .redact import redact_text
 from .seeds import SEED_VALUES_ATTR, Scoring, pruned_at, settle_means, trial_id
+from .trial_hooks import JobReport, TrialHooks
 
 log = logging.getLogger("lrdecay.optuna")
 

@@ -19,10 +19,10 @@ from ._jobs import RUN_ID_ATTR, RUN_IDS_ATTR
 from ._shared import LAUNCHER_ATTR
 from ._space import format_value
 from .files import CONFIRM_FILE, CONFIRMATION_FILE, IMPORTANCES_FILE, RESULTS_FILE, TRIALS_FILE
-from .hooks import TrialHooks
 from .redact import redact_uri
 from .seeds import ONE_RUN, SEED_VALUES_ATTR, SEEDS_ATTR, Scoring
 from .stats import Stat
+from .trial_hooks import TrialHooks
 
 if TYPE_CHECKING:
     import pandas as pd

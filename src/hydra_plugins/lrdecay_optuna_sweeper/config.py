@@ -170,9 +170,9 @@ class OptunaSweeperConf:
     # dotted path of fn(cfg: DictConfig, trial: optuna.Trial) -> None that suggests more params
     # (define-by-run: it may branch on what it suggested, e.g. suggest a rate for one option only)
     custom_search_space: str | None = None
-    # dotted path of the application's TrialHooks subclass (hooks.py: its trials' overrides,
-    # its jobs' outcomes, its run records), named in the application's own config; null: a
-    # plain app whose task returns the value(s)
+    # dotted path of the application's TrialHooks subclass (trial_hooks.py: its trials'
+    # overrides, its jobs' outcomes, its run records), named in the application's own config;
+    # null: a plain app whose task returns the value(s)
     trial_hooks: str | None = None
     # re-run the winner with fresh seeds once the search ended (see ConfirmConf)
     confirm: ConfirmConf = field(default_factory=ConfirmConf)

@@ -22,7 +22,7 @@ import torch
 
 from lrdecay.atomic import replacing
 from lrdecay.core.engine import Engine
-from lrdecay.core.hooks import Listener
+from lrdecay.core.listeners import Listener
 from lrdecay.core.records import EpochRecord
 from lrdecay.errors import LrdecayError
 

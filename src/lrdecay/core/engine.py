@@ -1,8 +1,8 @@
 """The epoch loop: train, evaluate, record, then ``scheduler.step(val_loss)``.
 
 The engine knows nothing of MLflow or Hydra: tracking, progress display and checkpointing are
-:class:`~lrdecay.core.hooks.Listener` objects it hands plain records at fixed points; a listener
-ends a run early through the run's :class:`~lrdecay.core.hooks.StopFlag`, read after each epoch.
+:class:`~lrdecay.core.listeners.Listener` objects it hands plain records at fixed points; a listener
+ends a run early through the run's :class:`~lrdecay.core.listeners.StopFlag`, read after each epoch.
 What an epoch and a run produce (:mod:`lrdecay.core.records`, :mod:`lrdecay.core.outcome`) is
 torch-free. Losses and hit counts accumulate on the device and are read once per epoch, so the
 step never waits on the host. The pass that scores a run (the test split at its end, or without
@@ -24,7 +24,7 @@ from torch import nn
 
 from lrdecay.core.acceleration import autocast
 from lrdecay.core.data import DataBundle
-from lrdecay.core.hooks import FitStart, Listener, StopFlag
+from lrdecay.core.listeners import FitStart, Listener, StopFlag
 from lrdecay.core.metrics import (
     CONVERGENCE_THRESHOLD,
     CONVERGENCE_WINDOW,
@@ -36,9 +36,8 @@ from lrdecay.core.outcome import RunOutcome, RunStatus
 from lrdecay.core.predictions import Predictions
 from lrdecay.core.records import EpochRecord
 from lrdecay.core.schedule_free import BN_BATCHES, WeightModes
-from lrdecay.core.scheduler import SequenceScheduler
+from lrdecay.core.schedulers import SequenceScheduler, TorchScheduler
 from lrdecay.core.splits import Split
-from lrdecay.core.torch_schedules import TorchScheduler
 
 
 @dataclass

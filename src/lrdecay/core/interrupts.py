@@ -14,7 +14,7 @@ import threading
 from collections.abc import Callable, Iterator
 from types import FrameType
 
-from lrdecay.core.hooks import Listener
+from lrdecay.core.listeners import Listener
 from lrdecay.core.records import EpochRecord
 
 #: The signals that stop a sweep's launcher cleanly; a job handles SIGINT as Python does.

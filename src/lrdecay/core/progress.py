@@ -7,7 +7,7 @@ import sys
 
 from tqdm import tqdm
 
-from lrdecay.core.hooks import FitStart, Listener
+from lrdecay.core.listeners import FitStart, Listener
 from lrdecay.core.outcome import RunOutcome
 from lrdecay.core.records import EpochRecord
 

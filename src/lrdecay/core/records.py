@@ -3,7 +3,7 @@
 Kept apart from :mod:`lrdecay.core.engine` so that the processes that only read or record results
 (MLflow tracking in a sweep's launching process, the report, resume bookkeeping) start
 without importing torch. A run's outcome is :mod:`lrdecay.core.outcome`; the hooks that observe
-a run are :mod:`lrdecay.core.hooks`.
+a run are :mod:`lrdecay.core.listeners`.
 """
 
 from __future__ import annotations

@@ -52,7 +52,7 @@ from pathlib import Path
 import numpy as np
 from numpy.typing import ArrayLike
 
-from lrdecay.columns import pipe_table
+from lrdecay.report.markdown import pipe_table
 
 #: Nominal level of every interval (and 1 − the family-wise error rate of every verdict).
 LEVEL = 0.95

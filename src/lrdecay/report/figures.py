@@ -30,7 +30,7 @@ from matplotlib.legend import Legend
 from matplotlib.lines import Line2D
 from matplotlib.ticker import LogFormatter, MaxNLocator, StrMethodFormatter
 
-from lrdecay.core.schedules import FIXED_STRATEGY
+from lrdecay.core.strategies import FIXED_STRATEGY
 from lrdecay.palette import (
     BASELINE_ADAM,
     BASELINE_COLORS,

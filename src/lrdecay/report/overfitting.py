@@ -18,7 +18,7 @@ from dataclasses import dataclass
 import numpy as np
 from scipy import stats
 
-from lrdecay.core.schedules import reads_val_loss
+from lrdecay.core.strategies import reads_val_loss
 from lrdecay.report.stats import (
     SCORE_NAMES,
     RunRecord,

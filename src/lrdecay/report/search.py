@@ -24,7 +24,7 @@ import yaml
 from mlflow.exceptions import MlflowException
 from mlflow.tracking import MlflowClient
 
-from lrdecay.columns import pipe_table
+from lrdecay.report.markdown import pipe_table
 from lrdecay.report.stats import Stat
 
 if TYPE_CHECKING:

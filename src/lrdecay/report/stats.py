@@ -28,9 +28,10 @@ from hydra_plugins.lrdecay_optuna_sweeper.stats import Stat as MeanInterval
 from lrdecay.core.metrics import epochs_to_target
 from lrdecay.core.outcome import RunOutcome, RunStatus
 from lrdecay.core.records import epoch_keys
-from lrdecay.core.schedules import FIXED_STRATEGY, study_names
-from lrdecay.core.schedules import SEQUENCES as SEQUENCE_REGISTRY
-from lrdecay.core.schedules import STRATEGIES as STRATEGY_REGISTRY
+from lrdecay.core.registry import study_names
+from lrdecay.core.sequences import SEQUENCES as SEQUENCE_REGISTRY
+from lrdecay.core.strategies import FIXED_STRATEGY
+from lrdecay.core.strategies import STRATEGIES as STRATEGY_REGISTRY
 from lrdecay.errors import LrdecayError
 from lrdecay.palette import (
     BASELINE_SGD,

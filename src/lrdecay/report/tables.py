@@ -15,8 +15,8 @@ import re
 from collections.abc import Sequence
 from dataclasses import dataclass
 
-from lrdecay.columns import Align, pipe_table
 from lrdecay.report.inference import ALPHA, format_p
+from lrdecay.report.markdown import Align, pipe_table
 from lrdecay.report.stats import (
     BASELINE_SGD,
     MODERN_GROUP,

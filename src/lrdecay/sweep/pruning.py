@@ -35,7 +35,7 @@ from hydra_plugins.lrdecay_optuna_sweeper.storage import (
     open_study,
 )
 from lrdecay.config import TrialConfig
-from lrdecay.core.hooks import FitStart, Listener, StopFlag
+from lrdecay.core.listeners import FitStart, Listener, StopFlag
 from lrdecay.core.outcome import RunStatus
 from lrdecay.core.records import EpochRecord
 from lrdecay.errors import ConfigError

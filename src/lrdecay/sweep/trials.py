@@ -24,10 +24,10 @@ import optuna
 from omegaconf import ListConfig, OmegaConf
 from optuna.trial import FrozenTrial, TrialState
 
-from hydra_plugins.lrdecay_optuna_sweeper.hooks import JobReport, StudyInfo, TrialHooks
+from hydra_plugins.lrdecay_optuna_sweeper.trial_hooks import JobReport, StudyInfo, TrialHooks
 from lrdecay.core.objectives import OBJECTIVES
 from lrdecay.core.outcome import RunStatus
-from lrdecay.sweep.outcomes import read_parent, read_result
+from lrdecay.sweep.folder import read_parent, read_result
 from lrdecay.sweep.pruning import PRUNER_ATTR
 from lrdecay.tracking.redact import redact_uri
 from lrdecay.tracking.ui import STAGE_TAG

@@ -1,6 +1,6 @@
 """The rate of every batch, for schedulers that move it inside an epoch (one-cycle, warm-up).
 
-Logged under :data:`~lrdecay.core.torch_schedules.BATCH_LR_METRIC` at step = the optimizer step
+Logged under :data:`~lrdecay.core.schedulers.BATCH_LR_METRIC` at step = the optimizer step
 counted over the whole run, beside the per-epoch ``lr`` (the rate the epoch started with), so
 the two are never confused.
 """
@@ -13,13 +13,13 @@ from typing import TYPE_CHECKING
 
 from mlflow.entities import Metric
 
-from lrdecay.core.hooks import Listener
+from lrdecay.core.listeners import Listener
 from lrdecay.core.records import EpochRecord
-from lrdecay.core.torch_schedules import BATCH_LR_METRIC
+from lrdecay.core.schedulers import BATCH_LR_METRIC
 from lrdecay.tracking.client import with_retry
 
 if TYPE_CHECKING:
-    from lrdecay.core.torch_schedules import TorchScheduler
+    from lrdecay.core.schedulers import TorchScheduler
     from lrdecay.tracking.run_logger import MlflowTracker
 
 #: MLflow's limit of metrics per ``log_batch`` call.

@@ -89,6 +89,14 @@ SHIPPED: dict[str, tuple[dict[str, str], dict[str, Any]]] = {
     ),
 }
 
+#: The project's own PyTorch schedulers by their former import path: runs fingerprinted before
+#: core.torch_schedules was folded into core.schedulers hash that path, and keep doing so (a
+#: re-launch skips or resumes them instead of training again).
+FORMER_TARGETS = {
+    f"lrdecay.core.schedulers.{name}": f"lrdecay.core.torch_schedules.{name}"
+    for name in ("WarmupCosineLR", "WarmupStableDecayLR")
+}
+
 
 def _component(group: str, node: dict[str, Any], keys: tuple[str, ...] | None) -> dict[str, Any]:
     """A component node's identity: the allow-listed ``keys`` (None: all) plus, for a data set,
@@ -120,9 +128,12 @@ def identity(cfg: DictConfig) -> dict[str, Any]:
     sequence = out.get("sequence")
     if isinstance(sequence, dict):  # derived from the data; a study sequence's hash as before
         sequence.pop("steps_per_epoch", None)
-        if sequence.get("scheduler") is None:
+        scheduler = sequence.get("scheduler")
+        if scheduler is None:
             sequence.pop("scheduler", None)
             sequence.pop("interval", None)
+        elif scheduler.get("_target_") in FORMER_TARGETS:
+            scheduler["_target_"] = FORMER_TARGETS[scheduler["_target_"]]
     return out
 
 

@@ -17,7 +17,7 @@ from mlflow.entities import Metric, Param, Run, RunTag
 from mlflow.exceptions import MlflowException
 from mlflow.tracking import MlflowClient
 
-from lrdecay.core.hooks import FitStart, Listener
+from lrdecay.core.listeners import FitStart, Listener
 from lrdecay.core.outcome import SUMMARY_METRICS, RunOutcome, RunStatus
 from lrdecay.core.predictions import PREDICTIONS_FILE, Predictions
 from lrdecay.core.records import EpochRecord, by_name, epoch_key

@@ -33,7 +33,9 @@ from urllib.parse import urlencode
 from hydra.core.override_parser.overrides_parser import OverridesParser
 
 from lrdecay.core.records import FINAL_ACC_METRIC, summary_key
-from lrdecay.core.schedules import SEQUENCES, STRATEGIES, readers, study_names
+from lrdecay.core.registry import readers, study_names
+from lrdecay.core.sequences import SEQUENCES
+from lrdecay.core.strategies import STRATEGIES
 from lrdecay.palette import BASELINE_COLORS, MODERN_COLORS, SEQUENCE_COLORS
 from lrdecay.tracking.charts import band_charts, chart_sections
 

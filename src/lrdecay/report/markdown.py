@@ -1,5 +1,5 @@
-"""Text tables, laid out by tabulate: plain for the terminal (the sweep's job table), Markdown
-for the report and its published pages. Cells are text as given: no number is re-formatted."""
+"""Markdown tables for the report and its published pages, laid out by tabulate. Cells are
+text as given: no number is re-formatted."""
 
 from __future__ import annotations
 
@@ -10,15 +10,6 @@ from tabulate import tabulate
 
 #: How a Markdown column's cells align.
 Align = Literal["left", "right"]
-
-
-def columns(rows: Sequence[Sequence[str]]) -> list[str]:
-    """``rows`` of cells as text lines: each column as wide as its widest cell, cells left
-    aligned and two blanks apart, trailing blanks cut. The widest line is as wide as the table."""
-    if not rows:
-        return []
-    text = tabulate(rows, tablefmt="plain", disable_numparse=True)
-    return [line.rstrip() for line in text.split("\n")]
 
 
 def _md_cell(text: str) -> str:

@@ -1,5 +1,5 @@
-"""Hydra callbacks of a multirun: its data and the MLflow parent run before workers start, the
-table after.
+"""What a sweep's launching process does around its jobs, as Hydra callbacks of a multirun: its
+data and the MLflow parent run before workers start, the table after.
 
 Creating the experiment and the parent run in the launching process, before any worker exists,
 also creates a fresh SQLite store's schema once, instead of parallel workers racing to create it.
@@ -20,32 +20,17 @@ from hydra.experimental.callback import Callback
 from omegaconf import DictConfig
 
 from hydra_plugins.lrdecay_optuna_sweeper.processes import alive
+from lrdecay import startup
 from lrdecay.config import LrdecayConfig, ReportConfig, validate
 from lrdecay.core.interrupts import install_stop_handlers
 from lrdecay.core.outcome import RunOutcome, RunStatus
 from lrdecay.errors import ConfigError, DataError, LrdecayError
-from lrdecay.host import available_cores, import_frozen
+from lrdecay.host import available_cores
 from lrdecay.sweep.datasets import job_config, sweep_data_configs
-from lrdecay.sweep.outcomes import (
-    CONFIRMATION_FILE,
-    format_table,
-    read_results,
-    sweep_progress,
-    write_parent,
-)
+from lrdecay.sweep.folder import CONFIRMATION_FILE, read_results, write_parent
 from lrdecay.sweep.prepare import prepare_data
-from lrdecay.sweep.workers import preload_workers
+from lrdecay.sweep.summary import format_table, sweep_progress
 from lrdecay.tracking.redact import redact_logging, redact_text, redact_uri
-
-#: What the launching process imports to track a sweep, and to write its report: each loaded
-#: with the garbage collector paused, then frozen (:func:`lrdecay.host.import_frozen`).
-TRACKING_MODULES = (
-    "mlflow",
-    "mlflow.store.tracking.sqlalchemy_store",
-    "lrdecay.tracking.run_logger",
-)
-REPORT_MODULES = ("lrdecay.report.build",)
-SUMMARY_MODULES = ("lrdecay.report.summary_runs",)
 
 if TYPE_CHECKING:  # Hydra builds this callback for every run: keep MLflow and torch lazy
     from hydra.core.utils import JobReturn
@@ -137,12 +122,12 @@ class SweepTracking(Callback):
             stop_sweep(str(exc))
         prepare_sweep_data(config, conf)
         install_stop_handlers(self._stop)
-        preload_workers(config.hydra.launcher)
+        startup.start("sweep", config.hydra.launcher)  # joblib: workers that start preloaded
         if not conf.tracking.enabled:
             return
         self.report = conf.report
         store = Path(config.hydra.runtime.cwd) / conf.tracking.store_dir
-        import_frozen(TRACKING_MODULES)
+        startup.start("tracking")
         from lrdecay.tracking.experiments import experiment_name
         from lrdecay.tracking.run_logger import MlflowTracker
         from lrdecay.tracking.store import default_artifact_root, resolve_uri
@@ -281,7 +266,7 @@ class SweepTracking(Callback):
         """The sweep's report in ``<sweep_dir>/report`` (also logged to the parent run)."""
         if self.report is None or not self.report.enabled or self.tracker is None:
             return None
-        import_frozen(REPORT_MODULES)
+        startup.start("report")
         from lrdecay.report.build import write_report
 
         try:
@@ -313,7 +298,7 @@ def write_bands(tracker: MlflowTracker) -> bool:
     if tracker.run_id is None or tracker.experiment_id is None:
         return False
     try:
-        import_frozen(SUMMARY_MODULES)
+        startup.start("summary")
         from lrdecay.report import summary_runs
         from lrdecay.tracking.ui import share_sweep_view
 

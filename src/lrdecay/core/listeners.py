@@ -1,4 +1,4 @@
-"""The hooks that observe a run, what they are told, and how one of them asks it to stop.
+"""The listeners that observe a run, what they are told, and how one of them asks it to stop.
 
 Listeners are handed plain records, never the engine: :class:`FitStart` before the first epoch,
 an :class:`~lrdecay.core.records.EpochRecord` after each, the

@@ -1,4 +1,4 @@
-"""What ``lrdecay.host`` does to the process it runs in."""
+"""What ``lrdecay.startup`` does to the process it runs in."""
 
 from __future__ import annotations
 
@@ -13,7 +13,7 @@ def count(phase, info):
     if phase == "stop" and info["generation"] == 2:
         full.append(1)
 gc.callbacks.append(count)
-from lrdecay.host import import_frozen
+from lrdecay.startup import import_frozen
 modules = ["torch", "mlflow"]
 if sys.argv[1] == "plain":
     for name in modules:

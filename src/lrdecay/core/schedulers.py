@@ -1,12 +1,15 @@
-"""Any PyTorch LR scheduler as the run's schedule, driven the way the engine drives a sequence.
+"""The run's learning-rate schedulers, the PyTorch side: what the engine steps after each epoch.
 
-:class:`TorchScheduler` wraps a built ``torch.optim.lr_scheduler.LRScheduler`` (cosine,
-one-cycle, ``ReduceLROnPlateau``, a user's own) behind the interface of
-:class:`~lrdecay.core.scheduler.SequenceScheduler`: ``step(val_loss)`` after each epoch,
-``get_last_lr()``, ``advances``, a plain-data ``state_dict``. A scheduler defined per batch
+:class:`SequenceScheduler` moves an optimizer's rate along one of the study's sequences
+(:mod:`lrdecay.core.sequences`) when its strategy (:mod:`lrdecay.core.strategies`) says so.
+:class:`TorchScheduler` drives any built ``torch.optim.lr_scheduler.LRScheduler`` (cosine,
+one-cycle, ``ReduceLROnPlateau``, a user's own) the same way: ``step(val_loss)`` after each
+epoch, ``get_last_lr()``, ``advances``, a plain-data ``state_dict``. A scheduler defined per batch
 (one-cycle, warm-up) steps after every optimizer step instead (:meth:`TorchScheduler.step_batch`).
 An epoch-stepped one moves when the study's strategy says so, so ``ExponentialLR(gamma=0.9)``
 under ``epoch`` is seq3 by epoch and under ``cutoff`` is seq3 by cutoff.
+:class:`WarmupCosineLR` and :class:`WarmupStableDecayLR` are two PyTorch schedulers of the
+project's own, named by ``_target_`` like any other.
 
 Example::
 
@@ -32,13 +35,60 @@ from torch.optim.lr_scheduler import (
     SequentialLR,
 )
 
-from lrdecay.core.schedules import Strategy
+from lrdecay.core.sequences import RateSequence
+from lrdecay.core.strategies import Strategy
 
 #: When a scheduler steps: after each epoch, or after each optimizer step.
 INTERVALS = ("epoch", "batch")
 #: The MLflow key of the rate each batch trained with, at step = the optimizer step (1-based,
 #: counted over the whole run): its own section, so it is never read as a per-epoch value.
 BATCH_LR_METRIC = "per_batch/lr"
+
+
+class SequenceScheduler(LRScheduler):
+    """Sets each param group's rate to ``sequence.rate(r0, advances)``; ``strategy`` decides when.
+
+    Call ``step(val_loss)`` once after each validation pass. ``advances`` counts the moves so
+    far; ``get_last_lr()`` gives the rates now in force. ``state_dict()`` holds plain data only.
+
+    Example (seq3 advanced every epoch is ExponentialLR(gamma=0.9))::
+
+        sched = SequenceScheduler(opt, Geometric(0.9), EveryEpoch())
+        sched.step()  # rate becomes 0.9 · r0
+    """
+
+    def __init__(
+        self, optimizer: Optimizer, sequence: RateSequence, strategy: Strategy, last_epoch: int = -1
+    ) -> None:
+        self.sequence = sequence
+        self.strategy = strategy
+        self.advances = 0
+        super().__init__(optimizer, last_epoch)
+
+    def get_lr(self) -> list[float | Tensor]:
+        return [self.sequence.rate(float(r0), self.advances) for r0 in self.base_lrs]
+
+    def step(self, val_loss: float | None = None) -> None:
+        """Feed the epoch's validation loss; move the rate if the strategy says so."""
+        if self._step_count > 0:  # the base class calls step() once from __init__
+            self.advances += int(self.strategy.should_advance(val_loss))
+        super().step()
+
+    def state_dict(self) -> dict[str, Any]:
+        state = {
+            k: v for k, v in vars(self).items() if k not in ("optimizer", "sequence", "strategy")
+        }
+        state["strategy_state"] = self.strategy.state_dict()
+        return state
+
+    def load_state_dict(self, state_dict: dict[str, Any]) -> None:
+        state = dict(state_dict)
+        state.pop("last_advanced", None)  # held by checkpoints written before it was dropped
+        self.strategy.load_state_dict(state.pop("strategy_state", {}))
+        vars(self).update(state)
+        for group, lr in zip(self.optimizer.param_groups, self.get_lr(), strict=True):
+            group["lr"] = lr
+        self._last_lr = [group["lr"] for group in self.optimizer.param_groups]
 
 
 def _moved(before: list[float], after: list[float]) -> bool:
