@@ -33,7 +33,8 @@ from lrdecay.report.export import (
 from lrdecay.report.export import main as export_main
 from lrdecay.report.publish import PAGE_FILE
 from lrdecay.report.publish import main as publish_main
-from lrdecay.report.stats import ReportError, default_target, load_runs, summarise
+from lrdecay.report.runs import ReportError, load_runs
+from lrdecay.report.stats import default_target, summarise
 from lrdecay.report.tables import build_table, to_csv, to_markdown
 from tests.helpers import ROOT, cli_env, new_store, run_cli, store_uri, table_rows
 

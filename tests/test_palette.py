@@ -21,7 +21,8 @@ from lrdecay.palette import (
     SEQUENCE_COLORS,
 )
 from lrdecay.report.figures import STRATEGY_MARKERS, styles
-from lrdecay.report.stats import MODERN_GROUP, RunRecord, summarise
+from lrdecay.report.runs import RunRecord
+from lrdecay.report.stats import MODERN_GROUP, summarise
 from lrdecay.run import run_name
 from tests.helpers import CONF_DIR, compose_config
 

@@ -31,7 +31,8 @@ from lrdecay.core.records import FINAL_ACC_METRIC, EpochRecord
 from lrdecay.report.build import main, write_report
 from lrdecay.report.claims import check_claims
 from lrdecay.report.inference import compare_means
-from lrdecay.report.stats import RunRecord, Stat, summarise
+from lrdecay.report.runs import RunRecord
+from lrdecay.report.stats import Stat, summarise
 from lrdecay.run import RunContext, run
 from tests.helpers import CONF_DIR, cli_env, new_store, table_rows
 

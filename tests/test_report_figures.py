@@ -19,7 +19,8 @@ from lrdecay.report.figures import (
     rates_figure,
     scatter_figure,
 )
-from lrdecay.report.stats import RunRecord, SettingSummary, summarise
+from lrdecay.report.runs import RunRecord
+from lrdecay.report.stats import SettingSummary, summarise
 from lrdecay.report.tables import build_table, to_markdown
 from tests.helpers import table_rows
 

@@ -40,8 +40,9 @@ from lrdecay.report.figures import (
     scatter_figure,
 )
 from lrdecay.report.inference import compare_means, compare_times, holm
+from lrdecay.report.runs import load_runs
 from lrdecay.report.search import ROUGH_IMPORTANCES, Search, search_markdown
-from lrdecay.report.stats import SettingSummary, load_runs, summarise
+from lrdecay.report.stats import SettingSummary, summarise
 from tests.helpers import new_store, table_rows
 
 BUDGET = 20

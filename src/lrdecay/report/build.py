@@ -39,17 +39,9 @@ from lrdecay.report.item_differences import (
 from lrdecay.report.item_differences import markdown as item_markdown
 from lrdecay.report.overfitting import markdown as overfitting_markdown
 from lrdecay.report.page import render_html
+from lrdecay.report.runs import ReportError, RunSet, default_uri, load_runs, store_client
 from lrdecay.report.search import Search, load_search, search_figures, search_markdown
-from lrdecay.report.stats import (
-    ReportError,
-    RunSet,
-    SettingSummary,
-    default_target,
-    default_uri,
-    load_runs,
-    store_client,
-    summarise,
-)
+from lrdecay.report.stats import SettingSummary, default_target, summarise
 from lrdecay.report.tables import build_table, to_csv, to_latex, to_markdown
 from lrdecay.tracking.environment import set_mlflow_defaults
 from lrdecay.tracking.redact import redact_uri

@@ -44,13 +44,13 @@ from lrdecay.report.bands import epoch_stats
 from lrdecay.report.claims import RARELY
 from lrdecay.report.overfitting import ANCHOR as OVERFIT_ANCHOR
 from lrdecay.report.overfitting import TITLE as OVERFIT_TITLE
+from lrdecay.report.runs import rate_change_epochs
 from lrdecay.report.stats import (
     MODERN_GROUP,
     SEQUENCES,
     STRATEGY_GROUP,
     Censored,
     SettingSummary,
-    rate_change_epochs,
     required,
     scored_by,
 )

@@ -44,14 +44,8 @@ from lrdecay.report.differences import (
     forest_plot,
     markdown_table,
 )
-from lrdecay.report.stats import (
-    MODERN_GROUP,
-    SEQUENCES,
-    STRATEGY_GROUP,
-    ReportError,
-    RunRecord,
-    classify,
-)
+from lrdecay.report.runs import ReportError, RunRecord
+from lrdecay.report.stats import MODERN_GROUP, SEQUENCES, STRATEGY_GROUP, classify
 
 # MLflow draws a progress bar per downloaded artifact: one per run, noise in the report's output.
 os.environ.setdefault("MLFLOW_ENABLE_ARTIFACTS_PROGRESS_BAR", "false")

@@ -28,7 +28,7 @@ from lrdecay.columns import pipe_table
 from lrdecay.errors import LrdecayError
 from lrdecay.host import available_cores
 from lrdecay.provenance import git_commit
-from lrdecay.report.build import default_uri, write_report
+from lrdecay.report.build import write_report
 from lrdecay.report.claims import Claim, check_claims, check_modern
 from lrdecay.report.export import (
     HISTORIES_FILE,
@@ -39,15 +39,8 @@ from lrdecay.report.export import (
 from lrdecay.report.overfitting import ANCHOR as OVERFIT_ANCHOR
 from lrdecay.report.overfitting import TITLE as OVERFIT_TITLE
 from lrdecay.report.overfitting import loss_rises, reading
-from lrdecay.report.stats import (
-    SCORE_NAMES,
-    RunSet,
-    SettingSummary,
-    launches,
-    load_runs,
-    scored_by,
-    summarise,
-)
+from lrdecay.report.runs import RunSet, default_uri, launches, load_runs
+from lrdecay.report.stats import SCORE_NAMES, SettingSummary, scored_by, summarise
 from lrdecay.tracking.environment import set_mlflow_defaults
 from lrdecay.tracking.redact import redact_uri
 
