@@ -465,7 +465,7 @@ def test_the_control_at_r0_is_a_benchmark_row_with_its_own_style() -> None:
     """SGD fixed at the decayed settings' r0 sits between the two baselines, never among the
     decay schemes, and keeps its own colour, line and marker in the figures."""
     from lrdecay.palette import BASELINE_COLORS, CONTROL_SGD_R0
-    from lrdecay.report.figures import styles
+    from lrdecay.report.figure_common import styles
     from lrdecay.report.tables import build_table, to_markdown
 
     arms = {"sgd-fixed": 0, CONTROL_SGD_R0: 0, "adam-fixed": 0, "seq3-epoch": 24}

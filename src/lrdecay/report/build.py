@@ -48,7 +48,7 @@ from lrdecay.tracking.redact import redact_uri
 from lrdecay.tracking.store import DEFAULT_STORE_DIR, STORE_FILE
 
 if TYPE_CHECKING:
-    from lrdecay.report.figures import Figure
+    from lrdecay.report.figure_common import Figure
 
 log = logging.getLogger("lrdecay")
 

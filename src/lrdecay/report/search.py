@@ -28,7 +28,7 @@ from lrdecay.columns import pipe_table
 from lrdecay.report.stats import Stat
 
 if TYPE_CHECKING:
-    from lrdecay.report.figures import Figure
+    from lrdecay.report.figure_common import Figure
 
 RESULTS_FILE = "optimization_results.yaml"
 TRIALS_FILE = "trials.csv"
@@ -305,7 +305,7 @@ def history_figure(search: Search, path: Path) -> Path | None:
     import matplotlib.pyplot as plt
     from matplotlib.ticker import MaxNLocator
 
-    from lrdecay.report.figures import DPI
+    from lrdecay.report.figure_common import DPI
 
     fig, ax = plt.subplots(figsize=(8, 4.2))
     xs, ys = zip(*done, strict=True)
@@ -389,7 +389,7 @@ def importance_figure(search: Search, path: Path) -> Path | None:
     matplotlib.use("Agg")
     import matplotlib.pyplot as plt
 
-    from lrdecay.report.figures import DPI
+    from lrdecay.report.figure_common import DPI
 
     names = [n for n, _ in reversed(search.importances)]
     values = [v for _, v in reversed(search.importances)]
@@ -415,7 +415,7 @@ def importance_figure(search: Search, path: Path) -> Path | None:
 
 def search_figures(search: Search, out_dir: Path) -> list[Figure]:
     """The search's figures, written into ``out_dir``."""
-    from lrdecay.report.figures import Figure
+    from lrdecay.report.figure_common import Figure
 
     figures = []
     history = history_figure(search, out_dir / "search_history.png")
