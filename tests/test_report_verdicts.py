@@ -30,7 +30,8 @@ from mlflow.tracking import MlflowClient
 from lrdecay.core.records import epoch_key, summary_key
 from lrdecay.palette import BASELINE_ADAM, BASELINE_COLORS, BASELINE_SGD, SEQUENCE_COLORS
 from lrdecay.report.build import write_report
-from lrdecay.report.claims import Claim, check_claims
+from lrdecay.report.claim_wording import Claim
+from lrdecay.report.claims import check_claims
 from lrdecay.report.curve_figures import curves_figure
 from lrdecay.report.figure_common import plain_log_ticks
 from lrdecay.report.inference import compare_means, compare_times, holm

@@ -26,7 +26,8 @@ from mlflow.exceptions import MlflowException
 from mlflow.tracking import MlflowClient
 
 from lrdecay.errors import TrackingError
-from lrdecay.report.claims import LITTLE, RARELY, check_claims, check_modern
+from lrdecay.report.claim_wording import LITTLE
+from lrdecay.report.claims import RARELY, check_claims
 from lrdecay.report.inference import ALPHA
 from lrdecay.report.item_differences import (
     FIGURE,
@@ -37,6 +38,7 @@ from lrdecay.report.item_differences import (
     from_store,
 )
 from lrdecay.report.item_differences import markdown as item_markdown
+from lrdecay.report.modern_claims import check_modern
 from lrdecay.report.overfitting import markdown as overfitting_markdown
 from lrdecay.report.page import render_html
 from lrdecay.report.runs import ReportError, RunSet, default_uri, load_runs, store_client

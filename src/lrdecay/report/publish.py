@@ -29,13 +29,15 @@ from lrdecay.errors import LrdecayError
 from lrdecay.host import available_cores
 from lrdecay.provenance import git_commit
 from lrdecay.report.build import write_report
-from lrdecay.report.claims import Claim, check_claims, check_modern
+from lrdecay.report.claim_wording import Claim
+from lrdecay.report.claims import check_claims
 from lrdecay.report.export import (
     HISTORIES_FILE,
     MANIFEST_FILE,
     RUNS_FILE,
     STUDY_PREDICTIONS_FILE,
 )
+from lrdecay.report.modern_claims import check_modern
 from lrdecay.report.overfitting import ANCHOR as OVERFIT_ANCHOR
 from lrdecay.report.overfitting import TITLE as OVERFIT_TITLE
 from lrdecay.report.overfitting import loss_rises, reading
