@@ -31,19 +31,18 @@ from mlflow.tracking import MlflowClient
 
 from lrdecay.core.predictions import PREDICTIONS_FILE, Predictions
 from lrdecay.palette import BASELINE_SGD, CONTROL_SGD_R0
+from lrdecay.report.difference_table import markdown_table
 from lrdecay.report.differences import (
     N_BOOT,
     POINTS,
     UNDECIDED,
-    FactorComparison,
     Family,
     FamilyResult,
     compare,
     correctness_matrices,
-    factor_effects,
-    forest_plot,
-    markdown_table,
 )
+from lrdecay.report.factor_effects import FactorComparison, factor_effects
+from lrdecay.report.forest_plot import forest_plot
 from lrdecay.report.runs import ReportError, RunRecord
 from lrdecay.report.stats import MODERN_GROUP, SEQUENCES, STRATEGY_GROUP, classify
 
