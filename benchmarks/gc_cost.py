@@ -36,7 +36,7 @@ ROLES = {
         "hydra",
         "optuna",
         "lrdecay.tracking.run_logger",
-        "lrdecay.report.build",
+        "lrdecay.report.report_files",
     ],
 }
 

@@ -20,7 +20,7 @@ from mlflow.tracking import MlflowClient
 from lrdecay.core.data import digits
 from lrdecay.core.predictions import labels_hash
 from lrdecay.core.records import summary_key
-from lrdecay.report.build import main as report_main
+from lrdecay.report.command import main as report_main
 from lrdecay.report.export import (
     HISTORIES_FILE,
     MANIFEST_FILE,

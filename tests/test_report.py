@@ -28,9 +28,10 @@ from lrdecay.config import register_configs
 from lrdecay.core.hooks import Listener
 from lrdecay.core.outcome import RunOutcome, RunStatus
 from lrdecay.core.records import FINAL_ACC_METRIC, EpochRecord
-from lrdecay.report.build import main, write_report
 from lrdecay.report.claims import check_claims
+from lrdecay.report.command import main
 from lrdecay.report.inference import compare_means
+from lrdecay.report.report_files import write_report
 from lrdecay.report.runs import RunRecord
 from lrdecay.report.stats import Stat, summarise
 from lrdecay.run import RunContext, run
@@ -354,7 +355,7 @@ def test_a_report_that_cannot_be_written_loads_no_plotting_library(tmp_path: Pat
         for line in proc.stderr.splitlines()
         if line.startswith("import time:")
     }
-    assert "lrdecay.report.build" in imported and "matplotlib" not in imported
+    assert "lrdecay.report.command" in imported and "matplotlib" not in imported
 
 
 def test_experiment_without_training_runs_is_one_line(

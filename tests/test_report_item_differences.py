@@ -14,7 +14,7 @@ import pytest
 from mlflow.tracking import MlflowClient
 
 from lrdecay.core.outcome import RunOutcome, RunStatus
-from lrdecay.report.build import main as report_main
+from lrdecay.report.command import main as report_main
 from lrdecay.report.export import export
 from lrdecay.report.item_differences import FIGURE, TITLE, Kept, analyse, markdown
 from lrdecay.report.runs import RunRecord, load_runs

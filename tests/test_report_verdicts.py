@@ -29,16 +29,16 @@ from mlflow.tracking import MlflowClient
 
 from lrdecay.core.records import epoch_key, summary_key
 from lrdecay.palette import BASELINE_ADAM, BASELINE_COLORS, BASELINE_SGD, SEQUENCE_COLORS
-from lrdecay.report.build import write_report
 from lrdecay.report.claim_wording import Claim
 from lrdecay.report.claims import check_claims
 from lrdecay.report.curve_figures import curves_figure
 from lrdecay.report.figure_common import plain_log_ticks
 from lrdecay.report.inference import compare_means, compare_times, holm
 from lrdecay.report.rate_figure import RATE_ALPHA, rates_figure
+from lrdecay.report.report_files import write_report
 from lrdecay.report.runs import load_runs
 from lrdecay.report.scatter_figure import required_censored, scatter_figure
-from lrdecay.report.search import ROUGH_IMPORTANCES, Search, search_markdown
+from lrdecay.report.search_section import ROUGH_IMPORTANCES, Search, search_markdown
 from lrdecay.report.stats import SettingSummary, summarise
 from tests.helpers import new_store, table_rows
 

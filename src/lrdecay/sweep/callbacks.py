@@ -44,7 +44,7 @@ TRACKING_MODULES = (
     "mlflow.store.tracking.sqlalchemy_store",
     "lrdecay.tracking.run_logger",
 )
-REPORT_MODULES = ("lrdecay.report.build",)
+REPORT_MODULES = ("lrdecay.report.report_files",)
 SUMMARY_MODULES = ("lrdecay.report.summary_runs",)
 
 if TYPE_CHECKING:  # Hydra builds this callback for every run: keep MLflow and torch lazy
@@ -282,7 +282,7 @@ class SweepTracking(Callback):
         if self.report is None or not self.report.enabled or self.tracker is None:
             return None
         import_frozen(REPORT_MODULES)
-        from lrdecay.report.build import write_report
+        from lrdecay.report.report_files import write_report
 
         try:
             return write_report(
