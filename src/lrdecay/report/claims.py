@@ -2,12 +2,13 @@
 
 Every verdict reads corrected evidence (:mod:`lrdecay.report.inference`): a claim that a named
 setting is best or fastest compares it with each rival, paired by seed and Holm-corrected over
-the rivals; "matters little" is an equivalence test (TOST) against :data:`LITTLE`. When the
+the rivals; "matters little" is an equivalence test (TOST) against ``LITTLE``. When the
 corrected evidence decides neither way the verdict is "cannot tell". A setting whose rate never
 moved is named as such: it is the same experiment as a fixed-rate run at r0. The study's
 claims are weighed among the study's own settings; the modern baselines raced with them (the
 "Modern baselines" block: PyTorch schedulers, schedule-free and learning-rate-free optimizers)
-get their own question: does any of the study's schemes beat them?
+get their own question (:mod:`lrdecay.report.modern_claims`): does any of the study's schemes
+beat them? How a verdict is worded is :mod:`lrdecay.report.claim_wording`.
 """
 
 from __future__ import annotations
