@@ -22,8 +22,8 @@ from pathlib import Path
 
 from mlflow.tracking import MlflowClient
 
-from lrdecay.report.build import default_uri
-from lrdecay.report.stats import SCORE_METRICS, RunRecord, load_runs, summarise
+from lrdecay.report.runs import RunRecord, default_uri, load_runs
+from lrdecay.report.stats import SCORE_METRICS, summarise
 
 ROOT = Path(__file__).resolve().parents[1]
 PRESET = "fashion_mnist_study"

@@ -19,19 +19,18 @@ import pytest
 from scipy.optimize import brentq
 from scipy.special import expit
 
+from lrdecay.report.difference_table import markdown_table
 from lrdecay.report.differences import (
     UNDECIDED,
-    FactorComparison,
     Family,
     FamilyResult,
     compare,
     correctness_matrices,
     crossed_se,
     difference,
-    factor_effects,
-    forest_plot,
-    markdown_table,
 )
+from lrdecay.report.factor_effects import FactorComparison, factor_effects
+from lrdecay.report.forest_plot import forest_plot
 from tests.helpers import table_rows
 
 _NODES, _WEIGHTS = np.polynomial.hermite_e.hermegauss(80)

@@ -20,7 +20,7 @@ from mlflow.tracking import MlflowClient
 from lrdecay.core.data import digits
 from lrdecay.core.predictions import labels_hash
 from lrdecay.core.records import summary_key
-from lrdecay.report.build import main as report_main
+from lrdecay.report.command import main as report_main
 from lrdecay.report.export import (
     HISTORIES_FILE,
     MANIFEST_FILE,
@@ -33,7 +33,8 @@ from lrdecay.report.export import (
 from lrdecay.report.export import main as export_main
 from lrdecay.report.publish import PAGE_FILE
 from lrdecay.report.publish import main as publish_main
-from lrdecay.report.stats import ReportError, default_target, load_runs, summarise
+from lrdecay.report.runs import ReportError, load_runs
+from lrdecay.report.stats import default_target, summarise
 from lrdecay.report.tables import build_table, to_csv, to_markdown
 from tests.helpers import ROOT, cli_env, new_store, run_cli, store_uri, table_rows
 

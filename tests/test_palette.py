@@ -20,8 +20,9 @@ from lrdecay.palette import (
     MODERN_COLORS,
     SEQUENCE_COLORS,
 )
-from lrdecay.report.figures import STRATEGY_MARKERS, styles
-from lrdecay.report.stats import MODERN_GROUP, RunRecord, summarise
+from lrdecay.report.figure_common import STRATEGY_MARKERS, styles
+from lrdecay.report.runs import RunRecord
+from lrdecay.report.stats import MODERN_GROUP, summarise
 from lrdecay.run import run_name
 from tests.helpers import CONF_DIR, compose_config
 

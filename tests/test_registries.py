@@ -151,7 +151,7 @@ def test_config_defaults_and_the_engine_share_the_constants() -> None:
 def test_the_report_and_the_runs_default_to_the_same_store(
     tmp_path: Path, monkeypatch: pytest.MonkeyPatch
 ) -> None:
-    from lrdecay.report.build import default_uri
+    from lrdecay.report.runs import default_uri
     from lrdecay.tracking.store import resolve_uri
 
     monkeypatch.delenv("MLFLOW_TRACKING_URI", raising=False)

@@ -105,7 +105,7 @@ def test_unreachable_server_is_one_line_before_training(tmp_path: Path) -> None:
 def test_report_from_a_server_equals_the_report_from_sqlite(tmp_path: Path) -> None:
     import re
 
-    from lrdecay.report.build import write_report
+    from lrdecay.report.report_files import write_report
 
     seed_store(tmp_path)
     proc = run_cli(

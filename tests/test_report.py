@@ -28,10 +28,12 @@ from lrdecay.config import register_configs
 from lrdecay.core.listeners import Listener
 from lrdecay.core.outcome import RunOutcome, RunStatus
 from lrdecay.core.records import FINAL_ACC_METRIC, EpochRecord
-from lrdecay.report.build import main, write_report
 from lrdecay.report.claims import check_claims
+from lrdecay.report.command import main
 from lrdecay.report.inference import compare_means
-from lrdecay.report.stats import RunRecord, Stat, summarise
+from lrdecay.report.report_files import write_report
+from lrdecay.report.runs import RunRecord
+from lrdecay.report.stats import Stat, summarise
 from lrdecay.run import RunContext, run
 from tests.helpers import CONF_DIR, cli_env, new_store, table_rows
 
@@ -353,7 +355,7 @@ def test_a_report_that_cannot_be_written_loads_no_plotting_library(tmp_path: Pat
         for line in proc.stderr.splitlines()
         if line.startswith("import time:")
     }
-    assert "lrdecay.report.build" in imported and "matplotlib" not in imported
+    assert "lrdecay.report.command" in imported and "matplotlib" not in imported
 
 
 def test_experiment_without_training_runs_is_one_line(
@@ -464,7 +466,7 @@ def test_the_control_at_r0_is_a_benchmark_row_with_its_own_style() -> None:
     """SGD fixed at the decayed settings' r0 sits between the two baselines, never among the
     decay schemes, and keeps its own colour, line and marker in the figures."""
     from lrdecay.palette import BASELINE_COLORS, CONTROL_SGD_R0
-    from lrdecay.report.figures import styles
+    from lrdecay.report.figure_common import styles
     from lrdecay.report.tables import build_table, to_markdown
 
     arms = {"sgd-fixed": 0, CONTROL_SGD_R0: 0, "adam-fixed": 0, "seq3-epoch": 24}

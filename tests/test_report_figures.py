@@ -11,15 +11,12 @@ import pytest
 from matplotlib.figure import Figure
 
 from lrdecay.core.outcome import RunOutcome, RunStatus
-from lrdecay.report.figures import (
-    RATE_DECADES,
-    best_figure,
-    best_per_strategy,
-    curves_figure,
-    rates_figure,
-    scatter_figure,
-)
-from lrdecay.report.stats import RunRecord, SettingSummary, summarise
+from lrdecay.report.best_figure import best_figure, best_per_strategy
+from lrdecay.report.curve_figures import curves_figure
+from lrdecay.report.rate_figure import RATE_DECADES, rates_figure
+from lrdecay.report.runs import RunRecord
+from lrdecay.report.scatter_figure import scatter_figure
+from lrdecay.report.stats import SettingSummary, summarise
 from lrdecay.report.tables import build_table, to_markdown
 from tests.helpers import table_rows
 

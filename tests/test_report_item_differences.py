@@ -14,10 +14,11 @@ import pytest
 from mlflow.tracking import MlflowClient
 
 from lrdecay.core.outcome import RunOutcome, RunStatus
-from lrdecay.report.build import main as report_main
+from lrdecay.report.command import main as report_main
 from lrdecay.report.export import export
 from lrdecay.report.item_differences import FIGURE, TITLE, Kept, analyse, markdown
-from lrdecay.report.stats import SEQUENCES, STRATEGY_GROUP, RunRecord, load_runs
+from lrdecay.report.runs import RunRecord, load_runs
+from lrdecay.report.stats import SEQUENCES, STRATEGY_GROUP
 from tests.helpers import run_cli, store_uri, table_rows
 
 N_ITEMS = 300

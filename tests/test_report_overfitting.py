@@ -7,7 +7,8 @@ import pytest
 
 from lrdecay.core.outcome import RunOutcome, RunStatus
 from lrdecay.report.overfitting import TITLE, loss_rises, markdown, reading, run_loss
-from lrdecay.report.stats import RunRecord, summarise
+from lrdecay.report.runs import RunRecord
+from lrdecay.report.stats import summarise
 
 EPOCHS = 20
 

@@ -29,19 +29,17 @@ from mlflow.tracking import MlflowClient
 
 from lrdecay.core.records import epoch_key, summary_key
 from lrdecay.palette import BASELINE_ADAM, BASELINE_COLORS, BASELINE_SGD, SEQUENCE_COLORS
-from lrdecay.report.build import write_report
-from lrdecay.report.claims import Claim, check_claims
-from lrdecay.report.figures import (
-    RATE_ALPHA,
-    _plain_log_ticks,
-    curves_figure,
-    rates_figure,
-    required_censored,
-    scatter_figure,
-)
+from lrdecay.report.claim_wording import Claim
+from lrdecay.report.claims import check_claims
+from lrdecay.report.curve_figures import curves_figure
+from lrdecay.report.figure_common import plain_log_ticks
 from lrdecay.report.inference import compare_means, compare_times, holm
-from lrdecay.report.search import ROUGH_IMPORTANCES, Search, search_markdown
-from lrdecay.report.stats import SettingSummary, load_runs, summarise
+from lrdecay.report.rate_figure import RATE_ALPHA, rates_figure
+from lrdecay.report.report_files import write_report
+from lrdecay.report.runs import load_runs
+from lrdecay.report.scatter_figure import required_censored, scatter_figure
+from lrdecay.report.search_section import ROUGH_IMPORTANCES, Search, search_markdown
+from lrdecay.report.stats import SettingSummary, summarise
 from tests.helpers import new_store, table_rows
 
 BUDGET = 20
@@ -450,7 +448,7 @@ def test_log_axis_labels_are_plain_numbers_that_never_overlap(
     fig, ax = plt.subplots(figsize=(4.5, 5.4))
     try:
         ax.plot([1, 2], [low, high])
-        _plain_log_ticks(ax)
+        plain_log_ticks(ax)
         ax.set_ylim(low, high)
         fig.canvas.draw()
         ticks = [*ax.yaxis.get_major_ticks(), *ax.yaxis.get_minor_ticks()]

@@ -30,7 +30,7 @@ from lrdecay.report.export import (
     load_exported,
 )
 from lrdecay.report.restore import main as restore_main
-from lrdecay.report.stats import load_runs
+from lrdecay.report.runs import load_runs
 from lrdecay.tracking.resume import FINGERPRINT_TAG, RESTORED_FROM_TAG
 from lrdecay.tracking.ui import ROLE_TAG, SWEEP_ROLE, is_summary
 from tests.helpers import (

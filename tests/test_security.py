@@ -13,7 +13,7 @@ import torch
 from lrdecay.config import DataConfig, validate
 from lrdecay.core.data import load_data
 from lrdecay.errors import ConfigError, DataError
-from lrdecay.report.page import render_html
+from lrdecay.report.html_page import render_html
 from tests.helpers import compose_config, error_line, run_cli, shipped_dataset
 
 CIFAR_FILES = [*(f"data_batch_{i}" for i in range(1, 6)), "test_batch", "batches.meta"]

@@ -19,8 +19,9 @@ from scipy import stats
 from lrdecay.core.outcome import SUMMARY_METRICS, RunOutcome, RunStatus
 from lrdecay.core.records import EPOCH_METRICS, EpochRecord, bound_keys, epoch_key, summary_key
 from lrdecay.report.bands import epoch_stats, seeds_per_epoch
-from lrdecay.report.figures import mean_curve
-from lrdecay.report.stats import RunRecord, load_runs, summarise
+from lrdecay.report.figure_common import mean_curve
+from lrdecay.report.runs import RunRecord, load_runs
+from lrdecay.report.stats import summarise
 from lrdecay.report.summary_runs import summary_metrics, write_summaries
 from lrdecay.tracking.resume import FINGERPRINT_TAG, REPLACED_BY_TAG, find_prior
 from lrdecay.tracking.run_logger import MlflowTracker

@@ -25,9 +25,12 @@ from lrdecay.core.records import epoch_key
 from lrdecay.core.schedulers import BATCH_LR_METRIC, WarmupStableDecayLR
 from lrdecay.errors import ConfigError
 from lrdecay.palette import MODERN_COLORS
-from lrdecay.report.claims import check_claims, check_modern
-from lrdecay.report.figures import styles, write_figures
-from lrdecay.report.stats import RunRecord, summarise
+from lrdecay.report.claims import check_claims
+from lrdecay.report.figure_common import styles
+from lrdecay.report.figures import write_figures
+from lrdecay.report.modern_claims import check_modern
+from lrdecay.report.runs import RunRecord
+from lrdecay.report.stats import summarise
 from lrdecay.report.tables import build_table, to_markdown
 from lrdecay.run import RunContext, run
 from lrdecay.tracking.ui import setting_colour

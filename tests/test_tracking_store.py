@@ -24,7 +24,7 @@ def test_importing_the_tracking_and_report_modules_sets_no_environment() -> None
         "import json, os\n"
         "from lrdecay.tracking.environment import MLFLOW_DEFAULTS\n"
         "for name in MLFLOW_DEFAULTS: os.environ.pop(name, None)\n"
-        "import lrdecay.run, lrdecay.report.build\n"
+        "import lrdecay.run, lrdecay.report.command\n"
         "print(json.dumps(sorted(set(MLFLOW_DEFAULTS) & set(os.environ))))"
     )
     assert python_json(code) == []

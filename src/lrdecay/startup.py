@@ -36,7 +36,7 @@ OFF_ENV = "LRDECAY_STARTUP_OFF"
 JOB_MODULES = ("torch", "mlflow", "lrdecay.run", "lrdecay.tracking.plots")
 #: What a sweep's launching process imports to track the sweep, and to write its report.
 TRACKING_MODULES = ("mlflow", "lrdecay.tracking.run_logger")
-REPORT_MODULES = ("lrdecay.report.build",)
+REPORT_MODULES = ("lrdecay.report.report_files",)
 #: What it imports to bring a sweep's summary runs (one per setting, over seeds) up to date.
 SUMMARY_MODULES = ("lrdecay.report.summary_runs",)
 #: The launcher whose workers can be preloaded (``hydra/launcher=joblib``).

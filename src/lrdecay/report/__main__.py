@@ -2,6 +2,6 @@
 
 import sys
 
-from lrdecay.report.build import main
+from lrdecay.report.command import main
 
 sys.exit(main())

@@ -8,7 +8,8 @@ from __future__ import annotations
 
 from collections.abc import Sequence
 
-from lrdecay.report.stats import RunRecord, Stat
+from lrdecay.report.runs import RunRecord
+from lrdecay.report.stats import Stat
 
 
 def epoch_stats(runs: Sequence[RunRecord], name: str) -> dict[int, Stat]:

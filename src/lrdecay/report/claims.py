@@ -2,21 +2,36 @@
 
 Every verdict reads corrected evidence (:mod:`lrdecay.report.inference`): a claim that a named
 setting is best or fastest compares it with each rival, paired by seed and Holm-corrected over
-the rivals; "matters little" is an equivalence test (TOST) against :data:`LITTLE`. When the
+the rivals; "matters little" is an equivalence test (TOST) against ``LITTLE``. When the
 corrected evidence decides neither way the verdict is "cannot tell". A setting whose rate never
 moved is named as such: it is the same experiment as a fixed-rate run at r0. The study's
 claims are weighed among the study's own settings; the modern baselines raced with them (the
 "Modern baselines" block: PyTorch schedulers, schedule-free and learning-rate-free optimizers)
-get their own question: does any of the study's schemes beat them?
+get their own question (:mod:`lrdecay.report.modern_claims`): does any of the study's schemes
+beat them? How a verdict is worded is :mod:`lrdecay.report.claim_wording`.
 """
 
 from __future__ import annotations
 
 import math
 from collections.abc import Sequence
-from dataclasses import dataclass
 from itertools import combinations
 
+from lrdecay.report.claim_wording import (
+    LITTLE,
+    Claim,
+    diff_of,
+    how_strong,
+    least_certain,
+    mean_score,
+    p_or_inf,
+    rank_of,
+    score_name,
+    setting_name,
+    still_note,
+    with_ci,
+    with_seeds,
+)
 from lrdecay.report.inference import (
     ALPHA,
     Comparison,
@@ -26,108 +41,19 @@ from lrdecay.report.inference import (
     equivalence,
     format_p,
     holm,
-    strength,
 )
 from lrdecay.report.stats import (
     MODERN_GROUP,
-    SCORE_NAMES,
     STRATEGY_GROUP,
     SettingSummary,
     find,
-    is_modern,
-    scored_by,
 )
 
-#: "Matters little" / the effect-size yardstick: one point of accuracy.
-LITTLE = 0.01
 #: "The rate rarely moves": it moved in at most this share of the epochs run.
 RARELY = 0.25
-#: How a setting whose rate never moved is named in a verdict.
-STILL = "rate never moved: same as a fixed r0 run"
 #: The strategy the cutoff claim is about, and its row group.
 CUTOFF = "cutoff"
 CUTOFF_GROUP = STRATEGY_GROUP[CUTOFF]
-
-
-@dataclass(frozen=True)
-class Claim:
-    """One claim of the study, the data set it was made on, and what these runs say."""
-
-    key: str
-    text: str
-    dataset: str
-    verdict: str
-    detail: str
-
-    def markdown(self, datasets: Sequence[str]) -> str:
-        """A short paragraph: the claim, the verdict in bold, the numbers behind it."""
-        ours = ", ".join(datasets) or "unknown data"
-        if not self.dataset or self.dataset in datasets:  # no dataset: a claim about any
-            return f"*{self.text}* — **{self.verdict}**. {self.detail}\n"
-        theirs = DATASET_NAMES.get(self.dataset, self.dataset)
-        return (
-            f"*{self.text}* — the claim is about {theirs}; these runs are on {ours}, so "
-            f"they cannot test it directly. By analogy on {ours}: **{self.verdict}**. "
-            f"{self.detail}\n"
-        )
-
-
-DATASET_NAMES = {"mnist": "MNIST", "cifar10": "CIFAR-10"}
-
-
-def _acc(v: float) -> str:
-    return f"{v:.4f}"
-
-
-def _name(s: SettingSummary) -> str:
-    """The setting's name, with the never-moved flag when its rate never moved."""
-    return f"{s.setting} ({STILL})" if s.never_moved else s.setting
-
-
-def _score(s: SettingSummary) -> float:
-    """The setting's mean scoring accuracy (final validation, or test when held out)."""
-    return s.mean(s.scored_by)
-
-
-def _what(rows: Sequence[SettingSummary]) -> str:
-    """How the scoring accuracy of ``rows`` is named in a verdict's numbers."""
-    return SCORE_NAMES[scored_by(rows)]
-
-
-def _ci(s: SettingSummary) -> str:
-    st = s.scored
-    assert st is not None
-    if st.half is None:
-        return f"{_name(s)} {_acc(st.mean)} (n=1)"
-    return f"{_name(s)} {_acc(st.mean)} ± {_acc(st.half)} (n={st.n})"
-
-
-def _rank(value: float, values: Sequence[float], higher_is_better: bool) -> str:
-    """Competition rank of ``value`` ("1", or "3=" when tied) among ``values``."""
-    better = sum((v > value) if higher_is_better else (v < value) for v in values)
-    tied = sum(v == value for v in values) > 1
-    return f"{better + 1}{'=' if tied else ''}"
-
-
-def _still_note(rows: Sequence[SettingSummary]) -> str:
-    """A sentence naming the settings among ``rows`` whose rate never moved (or nothing)."""
-    still = [s.setting for s in rows if s.never_moved]
-    if not still:
-        return ""
-    return (
-        f" The rate never moved in any run of {', '.join(still)}: "
-        f"{'it is' if len(still) == 1 else 'they are'} the same experiment as a fixed r0 run."
-    )
-
-
-def _seeded(rows: Sequence[SettingSummary]) -> list[SettingSummary]:
-    """Rows with at least two seeds of scoring accuracy (a test needs them)."""
-    return [s for s in rows if len(s.finals) >= 2]
-
-
-def _weakest(tests: Sequence[Comparison]) -> Comparison:
-    """The least certain of decided comparisons (largest corrected p)."""
-    return max(tests, key=lambda c: c.p_holm if c.p_holm is not None else math.inf)
 
 
 def scheme_matters_little(rows: Sequence[SettingSummary], margin: float = LITTLE) -> Claim:
@@ -138,14 +64,14 @@ def scheme_matters_little(rows: Sequence[SettingSummary], margin: float = LITTLE
         return Claim(
             "mnist_little", text, "mnist", "cannot tell", "Fewer than two decay schemes were run."
         )
-    lo = min(grid, key=_score)
-    hi = max(grid, key=_score)
-    spread = _score(hi) - _score(lo)
+    lo = min(grid, key=mean_score)
+    hi = max(grid, key=mean_score)
+    spread = mean_score(hi) - mean_score(lo)
     numbers = (
-        f"Across {len(grid)} schemes the mean {_what(grid)} spans {100 * spread:.2f} points "
-        f"({_ci(lo)} to {_ci(hi)}); 'little' is taken as within ±{100 * margin:g} point."
-    ) + _still_note(grid)
-    seeded = _seeded(grid)
+        f"Across {len(grid)} schemes the mean {score_name(grid)} spans {100 * spread:.2f} points "
+        f"({with_ci(lo)} to {with_ci(hi)}); 'little' is taken as within ±{100 * margin:g} point."
+    ) + still_note(grid)
+    seeded = with_seeds(grid)
     if len(seeded) < 2:
         return Claim(
             "mnist_little",
@@ -157,67 +83,63 @@ def scheme_matters_little(rows: Sequence[SettingSummary], margin: float = LITTLE
     pairs = list(combinations(seeded, 2))
     equiv = [equivalence(a.finals_by_seed(), b.finals_by_seed(), margin) for a, b in pairs]
     beyond = holm([beyond_margin(a.finals_by_seed(), b.finals_by_seed(), margin) for a, b in pairs])
+    numbers += _pairs_text(pairs, len(seeded), equiv, beyond)
+    return Claim(
+        "mnist_little", text, "mnist", _little_verdict(pairs, equiv, beyond, margin), numbers
+    )
+
+
+def _pairs_text(
+    pairs: Sequence[tuple[SettingSummary, SettingSummary]],
+    n_seeded: int,
+    equiv: Sequence[Comparison],
+    beyond: Sequence[Comparison],
+) -> str:
+    """The numbers of the pairwise tests: the least certain equivalence, the widest pair, and
+    how many pairs differ at all (paired t, Holm)."""
     differ = holm([compare_means(a.finals_by_seed(), b.finals_by_seed()) for a, b in pairs])
     n_differ = sum(c.decided for c in differ)
-    worst = max(range(len(pairs)), key=lambda i: _p_or_inf(equiv[i].p))
-    widest = max(range(len(pairs)), key=lambda i: abs(_diff(beyond[i])))
+    worst = max(range(len(pairs)), key=lambda i: p_or_inf(equiv[i].p))
+    widest = max(range(len(pairs)), key=lambda i: abs(diff_of(beyond[i])))
     wa, wb = pairs[worst]
-    numbers += (
-        f" Equivalence (TOST, paired by seed) of all {len(pairs)} pairs of the {len(seeded)} "
+    return (
+        f" Equivalence (TOST, paired by seed) of all {len(pairs)} pairs of the {n_seeded} "
         f"schemes with several seeds: the least certain pair is {wa.setting} vs {wb.setting}, "
         f"p={format_p(equiv[worst].p)}. The widest pair, {pairs[widest][0].setting} vs "
-        f"{pairs[widest][1].setting}, differs by {100 * abs(_diff(beyond[widest])):.2f} points; "
+        f"{pairs[widest][1].setting}, differs by {100 * abs(diff_of(beyond[widest])):.2f} points; "
         f"beyond the margin: Holm p={format_p(beyond[widest].p_holm)} over the {len(pairs)} "
         f"pairs. {n_differ} of {len(pairs)} pairs differ at all (paired t, Holm)."
     )
+
+
+def _little_verdict(
+    pairs: Sequence[tuple[SettingSummary, SettingSummary]],
+    equiv: Sequence[Comparison],
+    beyond: Sequence[Comparison],
+    margin: float,
+) -> str:
+    """Supported when every pair passes TOST, not supported when a pair is shown beyond the
+    margin, else cannot tell."""
     if all(c.p is not None and c.p < ALPHA for c in equiv):
-        return Claim(
-            "mnist_little",
-            text,
-            "mnist",
-            f"supported: every pair of schemes is within ±{100 * margin:g} point (TOST)",
-            numbers,
-        )
+        return f"supported: every pair of schemes is within ±{100 * margin:g} point (TOST)"
     far = [i for i, c in enumerate(beyond) if c.decided]
     if far:
-        i = min(far, key=lambda j: _p_or_inf(beyond[j].p_holm))
+        i = min(far, key=lambda j: p_or_inf(beyond[j].p_holm))
         a, b = pairs[i]
-        return Claim(
-            "mnist_little",
-            text,
-            "mnist",
+        return (
             f"not supported: {a.setting} and {b.setting} differ by more than "
-            f"{100 * margin:g} point ({_how(beyond[i], margin)})",
-            numbers,
+            f"{100 * margin:g} point ({how_strong(beyond[i], margin)})"
         )
-    return Claim(
-        "mnist_little",
-        text,
-        "mnist",
+    return (
         f"cannot tell: the runs neither confine every pair within ±{100 * margin:g} point nor "
-        "show a pair beyond it",
-        numbers,
+        "show a pair beyond it"
     )
-
-
-def _p_or_inf(p: float | None) -> float:
-    return p if p is not None else math.inf
-
-
-def _how(c: Comparison, margin: float) -> str:
-    """How strong a decided comparison is, in words (corrected p, effect against ``margin``)."""
-    assert c.p_holm is not None
-    return strength(c.p_holm, _diff(c), margin)
-
-
-def _diff(c: Comparison) -> float:
-    return c.diff if c.diff is not None else 0.0
 
 
 def seq3_epoch_most_accurate(rows: Sequence[SettingSummary]) -> Claim:
     """CIFAR-10: seq3 by epoch beats every other setting in final accuracy, after correction."""
     text = "On CIFAR-10, seq3 by epoch is the most accurate setting."
-    ranked = sorted((s for s in rows if s.scored is not None), key=lambda s: -_score(s))
+    ranked = sorted((s for s in rows if s.scored is not None), key=lambda s: -mean_score(s))
     named = find(ranked, "seq3-epoch")
     if named is None or len(ranked) < 2:
         return Claim(
@@ -229,36 +151,37 @@ def seq3_epoch_most_accurate(rows: Sequence[SettingSummary]) -> Claim:
             "compare it with.",
         )
     rivals = [s for s in ranked if s is not named]
-    rank = _rank(_score(named), [_score(s) for s in ranked], True)
+    rank = rank_of(mean_score(named), [mean_score(s) for s in ranked], True)
     numbers = (
-        f"seq3-epoch ranks {rank} of {len(ranked)}: {_ci(named)}; best rival {_ci(rivals[0])}."
+        f"seq3-epoch ranks {rank} of {len(ranked)}: {with_ci(named)}; "
+        f"best rival {with_ci(rivals[0])}."
     )
     if len(named.finals) < 2:
         return Claim("seq3_epoch", text, "cifar10", "cannot tell: n=1", numbers)
     tests = holm([compare_means(named.finals_by_seed(), r.finals_by_seed()) for r in rivals])
-    ahead = [c for c in tests if c.decided and _diff(c) > 0]
-    behind = [(r, c) for r, c in zip(rivals, tests, strict=True) if c.decided and _diff(c) < 0]
+    ahead = [c for c in tests if c.decided and diff_of(c) > 0]
+    behind = [(r, c) for r, c in zip(rivals, tests, strict=True) if c.decided and diff_of(c) < 0]
     numbers += (
         f" Paired tests against each of the {len(rivals)} rivals, Holm-corrected: ahead of "
         f"{len(ahead)}, behind {len(behind)}, "
         f"not separated from {len(rivals) - len(ahead) - len(behind)}."
     )
     if len(ahead) == len(rivals):
-        weakest = _weakest(ahead)
+        weakest = least_certain(ahead)
         return Claim(
             "seq3_epoch",
             text,
             "cifar10",
-            f"supported: ahead of every rival ({_how(weakest, LITTLE)} for the closest)",
+            f"supported: ahead of every rival ({how_strong(weakest, LITTLE)} for the closest)",
             numbers,
         )
     if behind:
-        rival, c = min(behind, key=lambda rc: _diff(rc[1]))
+        rival, c = min(behind, key=lambda rc: diff_of(rc[1]))
         return Claim(
             "seq3_epoch",
             text,
             "cifar10",
-            f"not supported: {_name(rival)} is more accurate ({_how(c, LITTLE)})",
+            f"not supported: {setting_name(rival)} is more accurate ({how_strong(c, LITTLE)})",
             numbers,
         )
     return Claim(
@@ -276,11 +199,11 @@ def _conv_text(s: SettingSummary) -> str:
     assert cens is not None
     median = cens.median
     centre = f"median {median:.0f}" if median is not None else f"median ≥ {cens.horizon:.0f}"
-    return f"{_name(s)}: {centre} epochs ({cens.k}/{cens.n} converged)"
+    return f"{setting_name(s)}: {centre} epochs ({cens.k}/{cens.n} converged)"
 
 
 def _time_strength(c: Comparison) -> str:
-    gap = "" if not math.isfinite(_diff(c)) else f", medians {abs(_diff(c)):.0f} epochs apart"
+    gap = "" if not math.isfinite(diff_of(c)) else f", medians {abs(diff_of(c)):.0f} epochs apart"
     return f"Holm p={format_p(c.p_holm)}{gap}"
 
 
@@ -302,7 +225,7 @@ def seq1_fastest(rows: Sequence[SettingSummary]) -> Claim:
     fastest = min(rivals, key=lambda s: s.median("convergence"))
     numbers = (
         "; ".join(
-            f"{_conv_text(s)}, rank {_rank(s.median('convergence'), medians, False)} "
+            f"{_conv_text(s)}, rank {rank_of(s.median('convergence'), medians, False)} "
             f"of {len(timed)}"
             for s in ours
         )
@@ -326,29 +249,40 @@ def seq1_fastest(rows: Sequence[SettingSummary]) -> Claim:
         f" Convergence tests against each of the {len(rivals)} rivals (paired t where no run "
         f"is censored, else log-rank by seed), Holm-corrected over all {len(family)}."
     )
+    verdict = _fastest_verdict(ours, family, tests)
+    return Claim("seq1_fast", text, "cifar10", verdict, numbers)
+
+
+def _fastest_verdict(
+    ours: Sequence[SettingSummary],
+    family: Sequence[tuple[SettingSummary, SettingSummary]],
+    tests: Sequence[Comparison],
+) -> str:
+    """Not supported when a rival converges first, supported when both of ours are ahead of
+    every rival, partly when one is, else cannot tell."""
     ahead = {
         s.setting: all(
-            c.decided and _diff(c) < 0 for (a, _), c in zip(family, tests, strict=True) if a is s
+            c.decided and diff_of(c) < 0 for (a, _), c in zip(family, tests, strict=True) if a is s
         )
         for s in ours
     }
     behind = [
-        (a, r, c) for (a, r), c in zip(family, tests, strict=True) if c.decided and _diff(c) > 0
+        (a, r, c) for (a, r), c in zip(family, tests, strict=True) if c.decided and diff_of(c) > 0
     ]
     if behind:
-        a, r, c = min(behind, key=lambda arc: _p_or_inf(arc[2].p_holm))
-        verdict = f"not supported: {_name(r)} converges before {a.setting} ({_time_strength(c)})"
-    elif len(ours) == 2 and all(ahead.values()):
-        verdict = "supported: both converge before every rival"
-    elif any(ahead.values()):
-        verdict = (
+        a, r, c = min(behind, key=lambda arc: p_or_inf(arc[2].p_holm))
+        return (
+            f"not supported: {setting_name(r)} converges before {a.setting} ({_time_strength(c)})"
+        )
+    if len(ours) == 2 and all(ahead.values()):
+        return "supported: both converge before every rival"
+    if any(ahead.values()):
+        return (
             "partly supported: "
             + ", ".join(k for k, v in ahead.items() if v)
             + (" converges before every rival")
         )
-    else:
-        verdict = "cannot tell: after correction neither is ahead of every rival nor behind any"
-    return Claim("seq1_fast", text, "cifar10", verdict, numbers)
+    return "cannot tell: after correction neither is ahead of every rival nor behind any"
 
 
 def _moves_text(rows: Sequence[SettingSummary]) -> tuple[str, dict[str, float]]:
@@ -380,7 +314,7 @@ def cutoff_hurts(rows: Sequence[SettingSummary]) -> Claim:
     rarely = share.get(CUTOFF_GROUP, 1.0) <= RARELY
     mechanism = (
         f"{moves} The cutoff rate {'rarely moves' if rarely else 'does move'} (threshold: "
-        f"moves in at most {100 * RARELY:.0f}% of epoch boundaries).{_still_note(rows)}"
+        f"moves in at most {100 * RARELY:.0f}% of epoch boundaries).{still_note(rows)}"
     )
     pairs = [
         (s, other)
@@ -398,9 +332,9 @@ def cutoff_hurts(rows: Sequence[SettingSummary]) -> Claim:
             "No by-epoch or by-oscillate run of the same sequence to compare with. " + mechanism,
         )
     tests = holm([compare_means(a.finals_by_seed(), b.finals_by_seed()) for a, b in pairs])
-    lower = sum(_score(a) < _score(b) for a, b in pairs)
-    sig_lower = sum(c.decided and _diff(c) < 0 for c in tests)
-    sig_higher = sum(c.decided and _diff(c) > 0 for c in tests)
+    lower = sum(mean_score(a) < mean_score(b) for a, b in pairs)
+    sig_lower = sum(c.decided and diff_of(c) < 0 for c in tests)
+    sig_higher = sum(c.decided and diff_of(c) > 0 for c in tests)
     untested = sum(c.p is None for c in tests)
     effect = (
         f"Cutoff has the lower mean than the same sequence by epoch/oscillate in {lower} of "
@@ -410,8 +344,8 @@ def cutoff_hurts(rows: Sequence[SettingSummary]) -> Claim:
         + ". "
     )
     if sig_lower > len(pairs) / 2:
-        worst = _weakest([c for c in tests if c.decided and _diff(c) < 0])
-        how = _how(worst, LITTLE)
+        worst = least_certain([c for c in tests if c.decided and diff_of(c) < 0])
+        how = how_strong(worst, LITTLE)
         verdict = (
             f"supported: cutoff is less accurate ({how}) and its rate rarely moves"
             if rarely
@@ -436,77 +370,3 @@ def check_claims(rows: Sequence[SettingSummary], margin: float = LITTLE) -> list
         seq1_fastest(study),
         cutoff_hurts(study),
     ]
-
-
-#: How the modern questions name the ready PyTorch schedulers (by sequence) and the optimizers
-#: beyond the study's (by optimizer).
-MODERN_NAMES = {
-    "cosine": "cosine annealing",
-    "onecycle": "one-cycle",
-    "warmup_cosine": "linear warm-up then cosine",
-    "step": "step decay",
-    "plateau": "ReduceLROnPlateau",
-    "wsd": "warm-up–stable–decay",
-    "adamw": "AdamW",
-    "sgd_schedulefree": "schedule-free SGD",
-    "prodigy": "Prodigy",
-}
-
-
-def modern_name(modern: SettingSummary) -> str:
-    """What the modern questions call ``modern``: its scheduler, its optimizer, or both
-    ("cosine annealing with AdamW"); its setting's name where neither is a ready one."""
-    run = modern.runs[0]
-    parts = []
-    if run.scheduler:
-        parts.append(MODERN_NAMES.get(run.sequence, modern.setting))
-    if is_modern(run.optimizer, ""):
-        parts.append(MODERN_NAMES.get(run.optimizer, run.optimizer))
-    return " with ".join(parts) or modern.setting
-
-
-def beats_modern(rows: Sequence[SettingSummary], modern: SettingSummary) -> Claim:
-    """Does any of the study's 12 decay schemes end more accurate than the modern baseline
-    ``modern``? Each scheme against it, paired by seed, Holm-corrected over the schemes."""
-    name = modern_name(modern)
-    text = f"Does any of the paper's decay schemes beat {name} ({modern.setting})?"
-    key = f"beats_{modern.setting}"
-    schemes = [s for s in rows if s.group.startswith("By ") and s.scored is not None]
-    if modern.scored is None or not schemes:
-        return Claim(
-            key, text, "", "cannot tell", "No final accuracy of it, or no decay scheme, was run."
-        )
-    best = max(schemes, key=_score)
-    means = [_score(s) for s in [*schemes, modern]]
-    numbers = (
-        f"{_ci(modern)} ranks {_rank(_score(modern), means, True)} of {len(means)} "
-        f"among the {len(schemes)} schemes and itself; best scheme {_ci(best)}."
-    )
-    seeded = _seeded(schemes)
-    if len(modern.finals) < 2 or not seeded:
-        return Claim(key, text, "", "cannot tell: n=1", numbers)
-    tests = holm([compare_means(s.finals_by_seed(), modern.finals_by_seed()) for s in seeded])
-    ahead = [(s, c) for s, c in zip(seeded, tests, strict=True) if c.decided and _diff(c) > 0]
-    behind = [c for c in tests if c.decided and _diff(c) < 0]
-    numbers += (
-        f" Paired tests of each of the {len(seeded)} schemes against {modern.setting}, "
-        f"Holm-corrected: ahead {len(ahead)}, behind {len(behind)}, not separated "
-        f"{len(seeded) - len(ahead) - len(behind)}."
-    )
-    if ahead:
-        scheme, c = max(ahead, key=lambda sc: _diff(sc[1]))  # the scheme furthest ahead
-        more = f" and {len(ahead) - 1} more" if len(ahead) > 1 else ""
-        verdict = f"yes: {_name(scheme)}{more} ({_how(c, LITTLE)})"
-    elif len(behind) == len(seeded):
-        verdict = f"no: {modern.setting} beats every scheme ({_how(_weakest(behind), LITTLE)})"
-    else:
-        verdict = (
-            f"no scheme is ahead after correction; {modern.setting} is ahead of "
-            f"{len(behind)} of {len(seeded)}"
-        )
-    return Claim(key, text, "", verdict, numbers)
-
-
-def check_modern(rows: Sequence[SettingSummary]) -> list[Claim]:
-    """One question per modern baseline raced with the study (none without them)."""
-    return [beats_modern(rows, s) for s in rows if s.group == MODERN_GROUP]

@@ -43,16 +43,11 @@ Accuracies and differences are in points (×100). Nothing here knows MLflow or t
 from __future__ import annotations
 
 import math
-import textwrap
 from collections.abc import Mapping, Sequence
 from dataclasses import dataclass
-from itertools import combinations
-from pathlib import Path
 
 import numpy as np
 from numpy.typing import ArrayLike
-
-from lrdecay.report.markdown import pipe_table
 
 #: Nominal level of every interval (and 1 − the family-wise error rate of every verdict).
 LEVEL = 0.95
@@ -92,7 +87,7 @@ def correctness_matrices(
     return seeds, out
 
 
-def _stack(correct: Mapping[str, ArrayLike]) -> tuple[list[str], np.ndarray]:
+def stack_arms(correct: Mapping[str, ArrayLike]) -> tuple[list[str], np.ndarray]:
     """Arm names and their matrices as one float ``arms × seeds × items`` array, checked."""
     arms = list(correct)
     if not arms:
@@ -339,7 +334,7 @@ def _family_result(
     )
 
 
-def _families(
+def family_results(
     x: np.ndarray,
     coef: np.ndarray,
     families: Sequence[Family],
@@ -371,7 +366,7 @@ def compare(
     ``correct`` maps each arm to its boolean ``seeds × items`` matrix (rows paired by seed,
     columns by item across arms). All families share one set of replicates.
     """
-    arms, x = _stack(correct)
+    arms, x = stack_arms(correct)
     index = {a: i for i, a in enumerate(arms)}
     pairs: list[tuple[str, str]] = []
     for fam in families:
@@ -392,7 +387,7 @@ def compare(
         coef[j, index[arm]] = 1.0
         coef[j, index[control]] = -1.0
     cols = [[pairs.index(p) for p in fam.pairs] for fam in families]
-    return _families(x, coef, families, cols, n_boot, seed, level)
+    return family_results(x, coef, families, cols, n_boot, seed, level)
 
 
 def difference(
@@ -417,278 +412,3 @@ def crossed_se(correct: ArrayLike) -> float:
         np.ones((1, x.shape[1])), np.ones((1, x.shape[2]))
     )
     return POINTS * float(se[0, 0])
-
-
-# --------------------------------------------------------------------------- the two factors
-
-
-@dataclass(frozen=True)
-class FactorEffect:
-    """How much one factor matters: the range of its levels' marginal mean accuracies (points),
-    with simultaneous 95 % bounds on the true range."""
-
-    factor: str
-    levels: tuple[str, ...]
-    means: tuple[float, ...]
-    range: float
-    lo: float
-    hi: float
-
-
-@dataclass(frozen=True)
-class FactorComparison:
-    """Both factors' effects, their difference (first − second, points) with its 95 % bounds,
-    and the family of all level-pair differences the bounds come from."""
-
-    first: FactorEffect
-    second: FactorEffect
-    estimate: float
-    lo: float
-    hi: float
-    pairs: FamilyResult
-
-    @property
-    def verdict(self) -> str:
-        """Which factor matters more, or that no difference is shown."""
-        if self.lo > 0:
-            return f"{self.first.factor} matters more"
-        if self.hi < 0:
-            return f"{self.second.factor} matters more"
-        return UNDECIDED
-
-
-def _levels(grid: Mapping[str, tuple[str, str]], axis: int) -> list[str]:
-    """A factor's levels in order of first appearance."""
-    return list(dict.fromkeys(cell[axis] for cell in grid.values()))
-
-
-def _effect(
-    factor: str, levels: list[str], means: np.ndarray, pairs: list[Difference]
-) -> FactorEffect:
-    """The range and its bounds: every pair's interval holds its true difference, so the true
-    range lies between the largest distance from 0 of any interval and the largest endpoint."""
-    floor = max(max(d.lo, -d.hi, 0.0) for d in pairs)
-    ceiling = max(max(abs(d.lo), abs(d.hi)) for d in pairs)
-    pts = POINTS * means
-    return FactorEffect(
-        factor, tuple(levels), tuple(float(m) for m in pts), float(np.ptp(pts)), floor, ceiling
-    )
-
-
-def factor_effects(
-    correct: Mapping[str, ArrayLike],
-    grid: Mapping[str, tuple[str, str]],
-    *,
-    names: tuple[str, str] = ("sequence", "strategy"),
-    margin: float = 0.0,
-    n_boot: int = N_BOOT,
-    seed: int = 0,
-    level: float = LEVEL,
-) -> FactorComparison:
-    """How much each of two crossed factors matters, and which matters more, blocked by seed.
-
-    ``grid`` maps each arm to its (first, second) factor levels; every combination must occur
-    exactly once. A factor's *marginal mean* at a level is the accuracy averaged over the other
-    factor's levels (and over seeds and test items); its effect is the range of those marginal
-    means — how many points separate its best level from its worst, on the task. Estimate: the
-    observed range (biased upward by noise, most where effects are small). Bounds: all pairwise
-    differences of marginal means, of both factors, form one family with simultaneous 95 %
-    bootstrap-t intervals (as in :func:`compare`); when they all cover, the true range lies
-    between the largest distance from 0 of any pair's interval and the largest endpoint, for
-    both factors at once, so the difference of ranges lies between ``lo₁ − hi₂`` and
-    ``hi₁ − lo₂``. These bounds are conservative, and hold jointly at 95 %.
-    """
-    arms = list(grid)
-    first, second = _levels(grid, 0), _levels(grid, 1)
-    cells = {tuple(v) for v in grid.values()}
-    if len(cells) != len(grid) or len(cells) != len(first) * len(second):
-        raise ValueError("the grid must hold every combination of the two factors exactly once")
-    if len(first) < 2 or len(second) < 2:
-        raise ValueError("each factor needs at least two levels")
-    missing = [a for a in arms if a not in correct]
-    if missing:
-        raise ValueError(f"no correctness for {', '.join(missing)}")
-    _, x = _stack({a: correct[a] for a in arms})
-    rows, labels, split = [], [], []
-    for axis, levels in enumerate((first, second)):
-        member = np.array([[grid[a][axis] == lv for a in arms] for lv in levels], dtype=float)
-        member /= member.sum(axis=1, keepdims=True)  # marginal mean of each level
-        for i, j in combinations(range(len(levels)), 2):
-            rows.append(member[i] - member[j])
-            labels.append((levels[i], levels[j]))
-        split.append(len(rows))
-    fam = Family(
-        f"{names[0]} and {names[1]} levels",
-        f"which levels of the {names[0]} and of the {names[1]} differ (marginal means)",
-        tuple(labels),
-        margin,
-    )
-    coef = np.array(rows)
-    result = _families(x, coef, [fam], [list(range(len(rows)))], n_boot, seed, level)[0]
-    grand = x.mean(axis=(1, 2))
-    effects = []
-    for axis, (levels, (start, stop)) in enumerate(
-        zip((first, second), ((0, split[0]), (split[0], split[1])), strict=True)
-    ):
-        lv_means = np.array(
-            [
-                np.mean([grand[k] for k, a in enumerate(arms) if grid[a][axis] == lv])
-                for lv in levels
-            ]
-        )
-        effects.append(_effect(names[axis], levels, lv_means, list(result.differences[start:stop])))
-    a, b = effects
-    return FactorComparison(a, b, a.range - b.range, a.lo - b.hi, a.hi - b.lo, result)
-
-
-# --------------------------------------------------------------------------- tables and figure
-
-
-def _signed(x: float) -> str:
-    return f"{x:+.2f}"
-
-
-def _p(p: float) -> str:
-    return "<0.001" if p < 0.001 else f"{p:.3f}"
-
-
-def _levels_text(results: Sequence[FamilyResult]) -> str:
-    """The families' level as a percentage ("95 %"), or "family-level" when they differ."""
-    levels = {r.level for r in results}
-    return f"{100 * levels.pop():g} %" if len(levels) == 1 else "family-level"
-
-
-def markdown_table(results: Sequence[FamilyResult], factors: FactorComparison | None = None) -> str:
-    """The families (question, margin, smallest equivalence margin), then every comparison,
-    then the two factors when given, as Markdown tables; differences in accuracy points."""
-    out = pipe_table(
-        ["Family", "Question", "Margin δ", "All equivalent for margins above", "Decided"],
-        [
-            [
-                r.name,
-                r.question,
-                f"±{r.margin:.2f}",
-                f"±{r.smallest_margin:.2f}",
-                f"{sum(d.decided for d in r.differences)} of {len(r.differences)}",
-            ]
-            for r in results
-        ],
-    )
-    out += [
-        "",
-        *pipe_table(
-            [
-                "Family",
-                "Arm − control",
-                "Difference",
-                f"{_levels_text(results)} simultaneous interval",
-                "Adjusted p",
-                "Verdict",
-                "Within ±δ",
-            ],
-            [
-                [
-                    r.name,
-                    f"{d.arm} − {d.control}",
-                    _signed(d.estimate),
-                    f"[{_signed(d.lo)}, {_signed(d.hi)}]",
-                    _p(d.p_adj),
-                    d.verdict,
-                    "yes" if d.equivalent else "not shown",
-                ]
-                for r in results
-                for d in r.differences
-            ],
-        ),
-    ]
-    if factors is not None:
-        out += [
-            "",
-            *pipe_table(
-                [
-                    "Factor",
-                    "Marginal mean accuracy by level",
-                    "Range",
-                    f"{_levels_text([factors.pairs])} bounds",
-                ],
-                [
-                    [
-                        f.factor,
-                        ", ".join(f"{lv} {m:.2f}" for lv, m in zip(f.levels, f.means, strict=True)),
-                        f"{f.range:.2f}",
-                        f"[{f.lo:.2f}, {f.hi:.2f}]",
-                    ]
-                    for f in (factors.first, factors.second)
-                ],
-            ),
-        ]
-        first, second = factors.first.factor, factors.second.factor
-        out += [
-            "",
-            f"{first.capitalize()} − {second} (difference of the ranges): "
-            f"{_signed(factors.estimate)} points, bounds [{_signed(factors.lo)}, "
-            f"{_signed(factors.hi)}]: {factors.verdict}.",
-        ]
-    return "\n".join(out) + "\n"
-
-
-#: Colours of the forest plot: arm ahead, control ahead, no difference shown.
-AHEAD, BEHIND, OPEN = "#2b8a3e", "#c92a2a", "#495057"
-#: Vertical space per comparison and per panel title, inches.
-ROW_IN, TITLE_IN = 0.3, 0.75
-
-
-def _label(d: Difference, one_control: bool) -> str:
-    return d.arm if one_control else f"{d.arm} − {d.control}"
-
-
-def forest_plot(results: Sequence[FamilyResult], path: Path, *, dpi: int = 110) -> Path:
-    """Each comparison's difference (points) with its simultaneous interval, one panel per
-    family, the zero line and the ±δ band; written as a PNG to ``path``."""
-    from matplotlib.figure import Figure  # no pyplot: no global backend, no figure registry
-    from matplotlib.lines import Line2D
-    from matplotlib.patches import Patch
-
-    if not results:
-        raise ValueError("no families to plot")
-    heights = [len(r.differences) * ROW_IN + TITLE_IN for r in results]
-    fig = Figure(figsize=(8.5, sum(heights) + 0.8), layout="constrained")
-    axes = fig.subplots(len(results), 1, squeeze=False, height_ratios=heights)[:, 0]
-    for ax, r in zip(axes, results, strict=True):
-        diffs = r.differences
-        one_control = len({d.control for d in diffs}) == 1
-        ys = np.arange(len(diffs))[::-1]
-        for y, d in zip(ys, diffs, strict=True):
-            color = AHEAD if d.lo > 0 else BEHIND if d.hi < 0 else OPEN
-            ax.plot([d.lo, d.hi], [y, y], color=color, lw=2, solid_capstyle="butt")
-            ax.plot(
-                d.estimate, y, "o", ms=6, color=color, mfc=color if d.decided else "white", mew=1.5
-            )
-        if r.margin > 0:
-            ax.axvspan(-r.margin, r.margin, color="#74c0fc", alpha=0.2, lw=0)
-        ax.axvline(0, color="black", lw=0.8)
-        ax.set_yticks(ys, [_label(d, one_control) for d in diffs])
-        ax.set_ylim(-0.7, len(diffs) - 0.3)
-        span = max(r.smallest_margin, r.margin) * 1.08 or 1.0
-        ax.set_xlim(-span, span)
-        ax.grid(axis="x", color="#dee2e6", lw=0.6)
-        what = f"arm − {diffs[0].control}" if one_control else "first − second"
-        title = textwrap.wrap(f"{r.name}: {r.question}", 90)
-        declared = f"margin δ = ±{r.margin:g} points" if r.margin > 0 else "no margin declared"
-        title.append(f"{what}; {declared}")
-        ax.set_title("\n".join(title), loc="left", fontsize=10)
-    axes[-1].set_xlabel(
-        "difference in test accuracy (points)\n"
-        f"{_levels_text(results)} simultaneous intervals per family, seeds and test items resampled"
-    )
-    handles = [
-        Line2D([], [], color=AHEAD, marker="o", lw=2, label="arm (first) ahead"),
-        Line2D([], [], color=BEHIND, marker="o", lw=2, label="control (second) ahead"),
-        Line2D([], [], color=OPEN, marker="o", mfc="white", lw=2, label=UNDECIDED),
-        Patch(color="#74c0fc", alpha=0.2, label="±δ (equivalence margin)"),
-    ]
-    fig.legend(handles=handles, loc="outside lower center", ncols=4, fontsize=9, frameon=False)
-    path = Path(path)
-    path.parent.mkdir(parents=True, exist_ok=True)
-    fig.savefig(path, dpi=dpi)
-    return path

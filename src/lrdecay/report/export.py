@@ -20,7 +20,7 @@ writes into ``--out``:
   (the sweeps' parent runs: id it ran as, name, status, start and end), which a restore brings
   back for the page's launch count and wall time.
 
-:func:`load_exported` reads them back into the report's :class:`~lrdecay.report.stats.RunSet`,
+:func:`load_exported` reads them back into the report's :class:`~lrdecay.report.runs.RunSet`,
 so ``lrdecay-report --data DIR`` rebuilds the table, figures and claims with no store;
 :func:`load_predictions` reads the matrices. Floats are written exactly (shortest round-trip
 text), so a report rebuilt from the files equals the one read from the store.
@@ -52,8 +52,7 @@ from lrdecay.atomic import replacing
 from lrdecay.core.outcome import SUMMARY_METRICS, RunOutcome, RunStatus
 from lrdecay.core.predictions import PREDICTIONS_FILE, Predictions, class_dtype
 from lrdecay.errors import TrackingError
-from lrdecay.report.stats import (
-    CONSISTENCY_PARAMS,
+from lrdecay.report.runs import (
     HISTORY_KEYS,
     ReportError,
     RunRecord,
@@ -65,6 +64,7 @@ from lrdecay.report.stats import (
     search_all,
     store_client,
 )
+from lrdecay.report.stats import CONSISTENCY_PARAMS
 from lrdecay.tracking.environment import set_mlflow_defaults
 from lrdecay.tracking.redact import redact_uri
 from lrdecay.tracking.resume import FINGERPRINT_TAG, RESTORED_FROM_TAG
@@ -124,7 +124,7 @@ RUN_COLUMNS = (
 #: not restore).
 RESTORE_COLUMNS = ("run_name", "fingerprint", "threads")
 assert set(RESTORE_COLUMNS) <= set(RUN_COLUMNS)
-#: Per-epoch columns: the report's (:data:`~lrdecay.report.stats.HISTORY_KEYS`) and the training
+#: Per-epoch columns: the report's (:data:`~lrdecay.report.runs.HISTORY_KEYS`) and the training
 #: split's loss and accuracy.
 HISTORY_COLUMNS = ("train_loss", "train_acc", "val_loss", "val_acc", "lr", "lr_advances")
 assert set(HISTORY_KEYS) <= set(HISTORY_COLUMNS)

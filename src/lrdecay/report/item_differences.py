@@ -31,27 +31,21 @@ from mlflow.tracking import MlflowClient
 
 from lrdecay.core.predictions import PREDICTIONS_FILE, Predictions
 from lrdecay.palette import BASELINE_SGD, CONTROL_SGD_R0
+from lrdecay.report.difference_table import markdown_table
 from lrdecay.report.differences import (
     N_BOOT,
     POINTS,
     UNDECIDED,
-    FactorComparison,
+    Difference,
     Family,
     FamilyResult,
     compare,
     correctness_matrices,
-    factor_effects,
-    forest_plot,
-    markdown_table,
 )
-from lrdecay.report.stats import (
-    MODERN_GROUP,
-    SEQUENCES,
-    STRATEGY_GROUP,
-    ReportError,
-    RunRecord,
-    classify,
-)
+from lrdecay.report.factor_effects import FactorComparison, factor_effects
+from lrdecay.report.forest_plot import forest_plot
+from lrdecay.report.runs import ReportError, RunRecord
+from lrdecay.report.stats import MODERN_GROUP, SEQUENCES, STRATEGY_GROUP, classify
 
 # MLflow draws a progress bar per downloaded artifact: one per run, noise in the report's output.
 os.environ.setdefault("MLFLOW_ENABLE_ARTIFACTS_PROGRESS_BAR", "false")
@@ -156,66 +150,74 @@ class Planned:
 def _plan(arms: dict[str, _Arm], split: str, margin: float) -> list[Planned]:
     paper = [s for s, a in arms.items() if a.group in STRATEGY_GROUP.values()]
     modern = [s for s, a in arms.items() if a.group == MODERN_GROUP]
-    out: list[Planned] = []
-    if BASELINE_SGD in arms:
-        out.append(
-            Planned(
-                Family.against(
-                    "vs sgd-fixed",
-                    "decay vs the study's baseline: every arm against sgd-fixed",
-                    list(arms),
-                    BASELINE_SGD,
-                    margin,
-                ),
-                "",
-            )
-        )
-    else:
-        out.append(Planned(None, f"decay vs the study's baseline: {BASELINE_SGD} did not run"))
-    if CONTROL_SGD_R0 in arms:
-        out.append(
-            Planned(
-                Family.against(
-                    "vs sgd-fixed-r0",
-                    "decay vs the same rate held fixed: every decayed arm of the paper's grid "
-                    "against sgd-fixed-r0",
-                    paper,
-                    CONTROL_SGD_R0,
-                    margin,
-                ),
-                "",
-            )
-        )
-    else:
-        out.append(
-            Planned(None, f"decay vs the same rate held fixed: {CONTROL_SGD_R0} did not run")
-        )
+    out = [
+        _against(
+            arms,
+            BASELINE_SGD,
+            "vs sgd-fixed",
+            "decay vs the study's baseline",
+            "every arm against sgd-fixed",
+            list(arms),
+            margin,
+        ),
+        _against(
+            arms,
+            CONTROL_SGD_R0,
+            "vs sgd-fixed-r0",
+            "decay vs the same rate held fixed",
+            "every decayed arm of the paper's grid against sgd-fixed-r0",
+            paper,
+            margin,
+        ),
+        _modern_family(arms, paper, modern, split, margin),
+    ]
+    return [p for p in out if p.family is None or p.family.pairs]
+
+
+def _against(
+    arms: dict[str, _Arm],
+    control: str,
+    name: str,
+    question: str,
+    which: str,
+    members: list[str],
+    margin: float,
+) -> Planned:
+    """The family of ``members`` each against ``control``, or why it is absent."""
+    if control not in arms:
+        return Planned(None, f"{question}: {control} did not run")
+    return Planned(Family.against(name, f"{question}: {which}", members, control, margin), "")
+
+
+def _modern_family(
+    arms: dict[str, _Arm], paper: list[str], modern: list[str], split: str, margin: float
+) -> Planned:
+    """The paper's schemes against the modern arms: every pair, or, when that is too many
+    and the test split scores, each modern arm against the scheme best on validation."""
     question = "paper scheme vs today's schedules and optimizers"
     if not modern:
-        out.append(Planned(None, f"{question}: no modern arm ran"))
-    elif not paper:
-        out.append(Planned(None, f"{question}: none of the paper's schemes ran"))
+        return Planned(None, f"{question}: no modern arm ran")
+    if not paper:
+        return Planned(None, f"{question}: none of the paper's schemes ran")
+    pairs = tuple((p, m) for m in modern for p in paper)
+    valid = {p: arms[p].val_acc for p in paper if math.isfinite(arms[p].val_acc)}
+    if len(pairs) > MAX_PAIRS and split == "test" and valid:
+        best = max(valid, key=lambda p: (valid[p], p))
+        fam = Family(
+            "modern vs best scheme",
+            f"{question}: each modern arm against {best}, the paper's scheme best on "
+            "validation accuracy (chosen on validation, never on test)",
+            tuple((m, best) for m in modern),
+            margin,
+        )
     else:
-        pairs = tuple((p, m) for m in modern for p in paper)
-        valid = {p: arms[p].val_acc for p in paper if math.isfinite(arms[p].val_acc)}
-        if len(pairs) > MAX_PAIRS and split == "test" and valid:
-            best = max(valid, key=lambda p: (valid[p], p))
-            fam = Family(
-                "modern vs best scheme",
-                f"{question}: each modern arm against {best}, the paper's scheme best on "
-                "validation accuracy (chosen on validation, never on test)",
-                tuple((m, best) for m in modern),
-                margin,
-            )
-        else:
-            fam = Family(
-                "scheme vs modern",
-                f"{question}: each of the paper's schemes against each modern arm",
-                pairs,
-                margin,
-            )
-        out.append(Planned(fam, ""))
-    return [p for p in out if p.family is None or p.family.pairs]
+        fam = Family(
+            "scheme vs modern",
+            f"{question}: each of the paper's schemes against each modern arm",
+            pairs,
+            margin,
+        )
+    return Planned(fam, "")
 
 
 @dataclass
@@ -299,6 +301,24 @@ def markdown(section: Section, out_dir: Path) -> list[str]:
         if section.notes:
             lines += ["", *(f"> {n}" for n in section.notes)]
         return lines
+    lines += _method(section)
+    lines += [f"- **{r.name}**: {r.question}." for r in section.results]
+    if section.notes:
+        lines += ["", *(f"> {n}" for n in section.notes)]
+    lines += ["", markdown_table(section.results, section.factors).rstrip("\n"), ""]
+    lines += [_difference_line(d) for r in section.results for d in r.differences]
+    if section.factors is not None:
+        f = section.factors
+        lines += [
+            "",
+            f"Which factor matters more: {f.verdict} (range of {f.first.factor} − range of "
+            f"{f.second.factor}: {f.estimate:+.2f} points, bounds {_interval(f.lo, f.hi)}).",
+        ]
+    return lines + _figure(section, out_dir)
+
+
+def _method(section: Section) -> list[str]:
+    """The paragraph on what is compared: split, differences, intervals, seeds, margin."""
     seeds = {", ".join(s) for s in section.seeds.values()}
     margin = (
         f"the margin δ = ±{POINTS * section.margin:g} points declared before the runs "
@@ -307,7 +327,7 @@ def markdown(section: Section, out_dir: Path) -> list[str]:
         else "no margin declared (`report.margin`): the table gives each family's smallest "
         "margin at which every comparison would be equivalent"
     )
-    lines += [
+    return [
         f"Each run's predictions on the {_split(section.split, section.n_items)} compared "
         "item by item: a difference is arm − control in accuracy points, the mean over seeds of "
         "the per-seed accuracy difference, with a 95 % interval simultaneous within its family "
@@ -315,33 +335,26 @@ def markdown(section: Section, out_dir: Path) -> list[str]:
         f"used (seeds {'; '.join(sorted(seeds))}). Equivalence: {margin}.",
         "",
     ]
-    lines += [f"- **{r.name}**: {r.question}." for r in section.results]
-    if section.notes:
-        lines += ["", *(f"> {n}" for n in section.notes)]
-    lines += ["", markdown_table(section.results, section.factors).rstrip("\n"), ""]
-    for r in section.results:
-        for d in r.differences:
-            ci = _interval(d.lo, d.hi)
-            if d.decided:
-                p = "<0.001" if d.p_adj < 0.001 else f"{d.p_adj:.3f}"
-                lines.append(
-                    f"- {d.arm} − {d.control}: {d.estimate:+.2f} points, interval {ci} "
-                    f"(adjusted p {p}): {d.verdict}."
-                )
-            else:
-                lines.append(
-                    f"- {d.arm} − {d.control}: {UNDECIDED} ({d.estimate:+.2f} points, "
-                    f"interval {ci})."
-                )
-    if section.factors is not None:
-        f = section.factors
-        lines += [
-            "",
-            f"Which factor matters more: {f.verdict} (range of {f.first.factor} − range of "
-            f"{f.second.factor}: {f.estimate:+.2f} points, bounds {_interval(f.lo, f.hi)}).",
-        ]
+
+
+def _difference_line(d: Difference) -> str:
+    """One comparison in words: its difference, interval and verdict."""
+    ci = _interval(d.lo, d.hi)
+    if d.decided:
+        p = "<0.001" if d.p_adj < 0.001 else f"{d.p_adj:.3f}"
+        return (
+            f"- {d.arm} − {d.control}: {d.estimate:+.2f} points, interval {ci} "
+            f"(adjusted p {p}): {d.verdict}."
+        )
+    return f"- {d.arm} − {d.control}: {UNDECIDED} ({d.estimate:+.2f} points, interval {ci})."
+
+
+def _figure(section: Section, out_dir: Path) -> list[str]:
+    """The forest plot of the families whose intervals are bounded, written into ``out_dir``,
+    with its caption; a note on the unbounded ones."""
     bounded = [r for r in section.results if math.isfinite(r.smallest_margin)]
     unbounded = [r.name for r in section.results if r not in bounded]
+    lines = []
     if unbounded:
         lines += [
             "",
@@ -351,7 +364,8 @@ def markdown(section: Section, out_dir: Path) -> list[str]:
     if not bounded:
         return lines
     forest_plot(bounded, out_dir / FIGURE)
-    lines += [
+    return [
+        *lines,
         "",
         f"![Differences in {section.split} accuracy, seeds and test items]({FIGURE})",
         "",
@@ -360,4 +374,3 @@ def markdown(section: Section, out_dir: Path) -> list[str]:
         "filled dots are decided, hollow ones read 'no difference shown'; the shaded band is "
         "±δ.*",
     ]
-    return lines

@@ -19,14 +19,8 @@ import numpy as np
 from scipy import stats
 
 from lrdecay.core.strategies import reads_val_loss
-from lrdecay.report.stats import (
-    SCORE_NAMES,
-    RunRecord,
-    SettingSummary,
-    Stat,
-    rate_change_epochs,
-    scored_by,
-)
+from lrdecay.report.runs import RunRecord, rate_change_epochs
+from lrdecay.report.stats import SCORE_NAMES, SettingSummary, Stat, scored_by
 from lrdecay.report.tables import ACC_DIGITS
 
 #: The report's section on it (its heading, and the anchor the page links to).

@@ -24,30 +24,25 @@ from typing import Any
 from mlflow.entities import Run
 from mlflow.tracking import MlflowClient
 
+from lrdecay.report.markdown import pipe_table
 from lrdecay.errors import LrdecayError
 from lrdecay.host import available_cores
 from lrdecay.provenance import git_commit
-from lrdecay.report.build import default_uri, write_report
-from lrdecay.report.claims import Claim, check_claims, check_modern
+from lrdecay.report.claim_wording import Claim
+from lrdecay.report.claims import check_claims
 from lrdecay.report.export import (
     HISTORIES_FILE,
     MANIFEST_FILE,
     RUNS_FILE,
     STUDY_PREDICTIONS_FILE,
 )
-from lrdecay.report.markdown import pipe_table
+from lrdecay.report.modern_claims import check_modern
 from lrdecay.report.overfitting import ANCHOR as OVERFIT_ANCHOR
 from lrdecay.report.overfitting import TITLE as OVERFIT_TITLE
 from lrdecay.report.overfitting import loss_rises, reading
-from lrdecay.report.stats import (
-    SCORE_NAMES,
-    RunSet,
-    SettingSummary,
-    launches,
-    load_runs,
-    scored_by,
-    summarise,
-)
+from lrdecay.report.report_files import write_report
+from lrdecay.report.runs import RunSet, default_uri, launches, load_runs
+from lrdecay.report.stats import SCORE_NAMES, SettingSummary, scored_by, summarise
 from lrdecay.tracking.environment import set_mlflow_defaults
 from lrdecay.tracking.redact import redact_uri
 
@@ -236,12 +231,6 @@ def render_page(
     rows = summarise(runset.runs, None)
     score = SCORE_NAMES[scored_by(rows)]
     claims = [*check_claims(rows), *check_modern(rows)]
-    epochs = ", ".join(str(e) for e in prov.epochs) or "n/a"
-    when = (
-        f"{prov.first_start:%Y-%m-%d %H:%M} to {prov.last_end:%Y-%m-%d %H:%M} UTC"
-        if prov.first_start and prov.last_end
-        else "n/a"
-    )
     lines = [
         f"# Published result: {runset.experiment}",
         "",
@@ -250,30 +239,7 @@ def render_page(
         f"The full report, with the table, the figures and every verdict's numbers, is "
         f"[report.md](report.md).",
         "",
-        *pipe_table(
-            ["", ""],
-            [
-                [
-                    "Command",
-                    f"`{command}` (idempotent: it reuses finished runs and resumes stopped ones)",
-                ],
-                ["Status", coverage(runset, plan)],
-                [
-                    "Runs",
-                    f"{prov.runs} in {prov.settings} settings, seeds {', '.join(prov.seeds)}; "
-                    f"epochs run: {epochs}; diverged: {prov.diverged}",
-                ],
-                ["Trained at commit (HEAD as each run started)", _commits(prov.commits)],
-                ["Page written at commit", f"`{commit[:12]}`"],
-                ["Machine", machine()],
-                [
-                    "Wall time",
-                    f"{_hours(prov.launch_seconds)} over {prov.launches} launch(es), "
-                    f"{when}; training time summed over the runs {_hours(prov.train_seconds)}",
-                ],
-                *([_data_row(data)] if data is not None else []),
-            ],
-        ),
+        *_facts_table(runset, prov, command, commit, plan, data),
         "",
         "## Verdicts",
         "",
@@ -289,6 +255,47 @@ def render_page(
         "",
     ]
     return "\n".join(lines)
+
+
+def _facts_table(
+    runset: RunSet,
+    prov: Provenance,
+    command: str,
+    commit: str,
+    plan: list[tuple[str, str]] | None,
+    data: Path | None,
+) -> list[str]:
+    """The page's table of facts: command, status, runs, commits, machine, wall time, data."""
+    epochs = ", ".join(str(e) for e in prov.epochs) or "n/a"
+    when = (
+        f"{prov.first_start:%Y-%m-%d %H:%M} to {prov.last_end:%Y-%m-%d %H:%M} UTC"
+        if prov.first_start and prov.last_end
+        else "n/a"
+    )
+    return pipe_table(
+        ["", ""],
+        [
+            [
+                "Command",
+                f"`{command}` (idempotent: it reuses finished runs and resumes stopped ones)",
+            ],
+            ["Status", coverage(runset, plan)],
+            [
+                "Runs",
+                f"{prov.runs} in {prov.settings} settings, seeds {', '.join(prov.seeds)}; "
+                f"epochs run: {epochs}; diverged: {prov.diverged}",
+            ],
+            ["Trained at commit (HEAD as each run started)", _commits(prov.commits)],
+            ["Page written at commit", f"`{commit[:12]}`"],
+            ["Machine", machine()],
+            [
+                "Wall time",
+                f"{_hours(prov.launch_seconds)} over {prov.launches} launch(es), "
+                f"{when}; training time summed over the runs {_hours(prov.train_seconds)}",
+            ],
+            *([_data_row(data)] if data is not None else []),
+        ],
+    )
 
 
 def _overfitting(rows: Sequence[SettingSummary]) -> list[str]:

@@ -55,7 +55,7 @@ from lrdecay.report.export import (
     origin_id,
     read_table,
 )
-from lrdecay.report.stats import ReportError, launches, search_all
+from lrdecay.report.runs import ReportError, launches, search_all
 from lrdecay.tracking.client import open_client
 from lrdecay.tracking.environment import set_mlflow_defaults
 from lrdecay.tracking.experiments import ensure_experiment

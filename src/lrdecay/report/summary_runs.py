@@ -34,15 +34,8 @@ from mlflow.tracking import MlflowClient
 from lrdecay.core.outcome import SUMMARY_METRICS
 from lrdecay.core.records import EPOCH_NAMES, N_SEEDS, bound_keys, epoch_key, summary_key
 from lrdecay.report.bands import epoch_stats, seeds_per_epoch
-from lrdecay.report.stats import (
-    GROUPS,
-    ReportError,
-    RunRecord,
-    Stat,
-    classify,
-    load_runs,
-    search_all,
-)
+from lrdecay.report.runs import ReportError, RunRecord, load_runs, search_all
+from lrdecay.report.stats import GROUPS, Stat, classify
 from lrdecay.tracking.resume import REPLACED_BY_TAG
 from lrdecay.tracking.run_logger import log_batches
 from lrdecay.tracking.ui import ROLE_TAG, RUN_COLOR_TAG, SUMMARY_ROLE

@@ -185,24 +185,7 @@ def footnotes(
             "the convergence and target epochs read; the untouched test split, scored once "
             "after the last epoch, is what the p-values and the claims compare."
         )
-    if multi:
-        notes.append(
-            "Accuracy cells: mean ± half-width of the 95% confidence interval of the mean "
-            "(t-distribution, n−1 degrees of freedom) over seeds, with n runs."
-        )
-        if has_baseline:
-            tested = sum(1 for s in rows if s.comparison is not None and s.comparison.p is not None)
-            notes.append(
-                f"p vs SGD (Holm): two-sided paired t-test of {score} against the SGD "
-                "baseline on the per-seed differences (runs with the same seed share initial "
-                "weights and batch order), Welch's unpaired test where fewer than 2 seeds pair "
-                f"(named in the cell); Holm-adjusted over the {tested} tests, so a cell below "
-                f"{ALPHA} is a difference after correction. Raw p-values are in the CSV."
-            )
-        else:
-            notes.append("No SGD baseline runs: no p-values.")
-    else:
-        notes.append("One run per setting: single values, no confidence intervals or tests.")
+    notes += _precision_notes(rows, score, multi, has_baseline)
     if target is not None:
         notes.append(
             f"Epochs to {target:g}: first epoch whose validation accuracy reaches {target:g}, "
@@ -213,6 +196,37 @@ def footnotes(
         "rate (an advance after the last epoch trains nothing and is not counted); mean over "
         "seeds with their range."
     )
+    return notes + _row_notes(rows)
+
+
+def _precision_notes(
+    rows: Sequence[SettingSummary], score: str, multi: bool, has_baseline: bool
+) -> list[str]:
+    """How the accuracy cells and the p-values are made: intervals over seeds, paired tests
+    against SGD with Holm's correction; or single runs."""
+    if not multi:
+        return ["One run per setting: single values, no confidence intervals or tests."]
+    notes = [
+        "Accuracy cells: mean ± half-width of the 95% confidence interval of the mean "
+        "(t-distribution, n−1 degrees of freedom) over seeds, with n runs."
+    ]
+    if not has_baseline:
+        return [*notes, "No SGD baseline runs: no p-values."]
+    tested = sum(1 for s in rows if s.comparison is not None and s.comparison.p is not None)
+    notes.append(
+        f"p vs SGD (Holm): two-sided paired t-test of {score} against the SGD "
+        "baseline on the per-seed differences (runs with the same seed share initial "
+        "weights and batch order), Welch's unpaired test where fewer than 2 seeds pair "
+        f"(named in the cell); Holm-adjusted over the {tested} tests, so a cell below "
+        f"{ALPHA} is a difference after correction. Raw p-values are in the CSV."
+    )
+    return notes
+
+
+def _row_notes(rows: Sequence[SettingSummary]) -> list[str]:
+    """Notes on some rows: the modern block, rates that never moved, diverged runs, and
+    settings whose runs mix configurations."""
+    notes: list[str] = []
     if any(s.group == MODERN_GROUP for s in rows):
         notes.append(
             f"{MODERN_GROUP}: PyTorch LR schedulers (conf/sequence/<name>.yaml), from the "

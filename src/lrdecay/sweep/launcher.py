@@ -267,7 +267,7 @@ class SweepTracking(Callback):
         if self.report is None or not self.report.enabled or self.tracker is None:
             return None
         startup.start("report")
-        from lrdecay.report.build import write_report
+        from lrdecay.report.report_files import write_report
 
         try:
             return write_report(
