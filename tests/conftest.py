@@ -67,11 +67,11 @@ set_mlflow_defaults()
 LONGEST_FIRST = (
     "test_cluster.py",
     "test_sweeps.py",
-    "test_concurrency.py",
     "test_optuna.py",
     "test_optuna_confirm.py",
     "test_browser.py",
     "test_benchmarks.py",
+    "test_concurrency.py",
     "test_kill.py",
     "test_remote.py",
     "test_cli.py",
