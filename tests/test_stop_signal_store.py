@@ -141,8 +141,8 @@ def _stop_one_round(job: MlflowTracker, launcher: MlflowTracker, round_: int) ->
     signal.signal(signal.SIGTERM, observe)
     delay = random.Random(round_).uniform(0.0005, 0.02)
     sender = threading.Timer(delay, os.kill, (os.getpid(), signal.SIGTERM))
-    sender.start()
     try:
+        sender.start()  # inside: on a loaded machine the signal can come before start returns
         for step in range(1, 10**6):
             job.log_metrics({"a": 1.0, "b": 2.0}, 10**6 * round_ + step, attempts=1)
     except Interrupted:
