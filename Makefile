@@ -91,7 +91,7 @@ ui: setup
 	MLFLOW_SERVER_ENABLE_JOB_EXECUTION=false $(VENV)/bin/mlflow ui --backend-store-uri sqlite:///mlruns/mlflow.db --default-artifact-root mlruns/artifacts --host 127.0.0.1 --port 5000 --workers 1
 
 # A local single-node SLURM cluster, PostgreSQL and a PostgreSQL-backed `mlflow server`, as root
-# (deploy/, docs/cluster.md); tests/test_cluster.py runs against them. Both are idempotent.
+# (deploy/, docs/cluster.md); tests/e2e/test_cluster.py runs against them. Both are idempotent.
 cluster-up:
 	@deploy/cluster-up.sh --preflight
 	@$(MAKE) --no-print-directory setup

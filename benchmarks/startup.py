@@ -51,7 +51,11 @@ ROOT = Path(__file__).resolve().parents[1]
 #: The paper's decay schemes: 4 sequences x 3 strategies.
 SCHEMES = [f"seq{n}-{s}" for s in ("epoch", "cutoff", "oscillate") for n in range(1, 5)]
 #: Fast-tier test files that import torch and MLflow and train a little in process.
-TEST_FILES = ["tests/test_engine.py", "tests/test_tracker_queue.py", "tests/test_registries.py"]
+TEST_FILES = [
+    "tests/unit/core/test_engine.py",
+    "tests/unit/tracking/test_tracker_queue.py",
+    "tests/unit/test_registries.py",
+]
 #: Which tricks each workload can show (a trick off where it does nothing measures noise).
 SHOWN_BY = {
     "sweep": ("preload", "run_freeze", "launcher_freeze"),

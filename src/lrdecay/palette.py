@@ -3,12 +3,12 @@ the report's figures and the runs' colours in the MLflow UI, so a setting looks 
 
 Any two arms that can share a figure are at least :data:`MIN_DELTA_E` apart in CIEDE2000 (the
 perceptual colour difference), and every colour at least :data:`MIN_DELTA_E_WHITE` from the white
-background (tests/test_palette.py checks both). The colours were picked for that distance; the
-four sequences keep the matplotlib hues of the first pages, and every colour keeps 45 RGB units
-from the MLflow UI's strategy shades of the sequences (:mod:`lrdecay.tracking.ui`). The settings
-of one sequence share its colour and differ by line and marker, which the figures also use to
-tell the families apart (paper sequences, fixed-rate baselines, PyTorch schedulers, optimizers
-that need no schedule).
+background (tests/unit/test_palette.py checks both). The colours were picked for that distance; the
+four sequences keep the matplotlib hues of the first pages, and every colour keeps 45 RGB units from
+the MLflow UI's strategy shades of the sequences (:mod:`lrdecay.tracking.ui`). The settings of one
+sequence share its colour and differ by line and marker, which the figures also use to tell the
+families apart (paper sequences, fixed-rate baselines, PyTorch schedulers, optimizers that need no
+schedule).
 
 Import-light on purpose: every training job reads it (for its run colour), and must not pay for
 plotting libraries to do so.

@@ -6,9 +6,9 @@ from __future__ import annotations
 
 from collections.abc import Sequence
 
-from lrdecay.report.markdown import pipe_table
 from lrdecay.report.differences import FamilyResult
 from lrdecay.report.factor_effects import FactorComparison
+from lrdecay.report.markdown import pipe_table
 
 
 def _signed(x: float) -> str:

@@ -6,25 +6,25 @@ The estimand is the difference the *task* would show: the expected accuracy over
 and over test items drawn like these, not the accuracy on this particular test set. Its
 estimate, arm minus control, is the mean over seeds of the per-seed accuracy difference.
 
-**Intervals: a studentized two-way bootstrap of the crossed design.** A difference table (seeds
-× items) splits into its mean, each seed's effect (that seed's accuracy difference minus the
-mean; it carries the seed × item noise, which items a run happens to get right) and each item's
-effect (its difference averaged over seeds, minus the mean) shrunk so that its spread is the
-item variance component alone (ANOVA moments; as for random effects in Davison & Hinkley 1997,
-§3.8); ``v_seed/S + v_item/N`` is then the unbiased variance of the mean. Each replicate
-resamples seeds and items with replacement — the same seeds and the same items for every arm,
-items as multinomial weights, one matrix product over the items for all replicates of a chunk —
-and is studentized by its own standard error: a symmetric bootstrap-t. Measured on simulated
-runs (``tests/test_differences.py``: item difficulty, seed and run shifts, per-run item noise;
-10 seeds, 2,000 items, B = 1000, 3,100 draws per regime) it covered 0.946–0.955 whether per-run
-item noise, run-level shifts or arm-specific item effects dominated (10,000 items, B = 4000, 400
-draws: 0.93 and 0.965). Rejected after the same measurement: reweighting the raw table both ways
-(the pigeonhole bootstrap) counts the seed × item term three times, as every resampling of a
-crossed table must (McCullagh 2000), and that term dominates real runs: its percentile intervals
-were up to 1.5 times too wide (coverage 0.988–0.997 there); studentized, its replicates
-over-weight that well-estimated term and under-represent the seeds' few degrees of freedom
-(coverage 0.925 where run-level shifts dominate); percentile intervals of this decomposition
-lack the ``t`` tails of 10 seeds (0.89–0.93).
+**Intervals: a studentized two-way bootstrap of the crossed design.** A difference table (seeds ×
+items) splits into its mean, each seed's effect (that seed's accuracy difference minus the mean; it
+carries the seed × item noise, which items a run happens to get right) and each item's effect (its
+difference averaged over seeds, minus the mean) shrunk so that its spread is the item variance
+component alone (ANOVA moments; as for random effects in Davison & Hinkley 1997, §3.8); ``v_seed/S +
+v_item/N`` is then the unbiased variance of the mean. Each replicate resamples seeds and items with
+replacement — the same seeds and the same items for every arm, items as multinomial weights, one
+matrix product over the items for all replicates of a chunk — and is studentized by its own standard
+error: a symmetric bootstrap-t. Measured on simulated runs
+(``tests/unit/report/test_differences.py``: item difficulty, seed and run shifts, per-run item
+noise; 10 seeds, 2,000 items, B = 1000, 3,100 draws per regime) it covered 0.946–0.955 whether
+per-run item noise, run-level shifts or arm-specific item effects dominated (10,000 items, B = 4000,
+400 draws: 0.93 and 0.965). Rejected after the same measurement: reweighting the raw table both ways
+(the pigeonhole bootstrap) counts the seed × item term three times, as every resampling of a crossed
+table must (McCullagh 2000), and that term dominates real runs: its percentile intervals were up to
+1.5 times too wide (coverage 0.988–0.997 there); studentized, its replicates over-weight that
+well-estimated term and under-represent the seeds' few degrees of freedom (coverage 0.925 where
+run-level shifts dominate); percentile intervals of this decomposition lack the ``t`` tails of 10
+seeds (0.89–0.93).
 
 **Families.** A family is a set of comparisons read together (say every arm against one
 control). Its intervals are simultaneous: ``estimate ± c·se`` with ``c`` the bootstrap's 95 %

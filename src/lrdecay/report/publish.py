@@ -24,7 +24,6 @@ from typing import Any
 from mlflow.entities import Run
 from mlflow.tracking import MlflowClient
 
-from lrdecay.report.markdown import pipe_table
 from lrdecay.errors import LrdecayError
 from lrdecay.host import available_cores
 from lrdecay.provenance import git_commit
@@ -36,6 +35,7 @@ from lrdecay.report.export import (
     RUNS_FILE,
     STUDY_PREDICTIONS_FILE,
 )
+from lrdecay.report.markdown import pipe_table
 from lrdecay.report.modern_claims import check_modern
 from lrdecay.report.overfitting import ANCHOR as OVERFIT_ANCHOR
 from lrdecay.report.overfitting import TITLE as OVERFIT_TITLE

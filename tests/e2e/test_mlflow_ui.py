@@ -28,7 +28,7 @@ from tests.helpers import (
     store,
 )
 
-SETTINGS = [p.stem for p in (Path(__file__).resolve().parents[1] / "conf" / "setting").glob("*")]
+SETTINGS = [p.stem for p in (Path(__file__).resolve().parents[2] / "conf" / "setting").glob("*")]
 
 
 def _only_run(uri: str):

@@ -40,7 +40,7 @@ from tests.helpers import (
     run_cli,
     store,
 )
-from tests.test_data import write_idx
+from tests.unit.core.test_data import write_idx
 
 QUIET = ["trainer.progress=off", "tracking.log_plot=false"]
 

@@ -29,7 +29,7 @@ from tests.helpers import (
     run_cli,
     store_uri,
 )
-from tests.test_data import write_mnist
+from tests.unit.core.test_data import write_mnist
 
 #: A sweep's quiet, cheap settings (no report, no curves, no progress bars).
 QUIET = ["trainer.progress=off", "tracking.log_plot=false", "report.enabled=false"]
