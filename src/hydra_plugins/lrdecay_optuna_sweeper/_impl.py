@@ -10,7 +10,7 @@ after telling it. A batch waits for its slowest trial; ``benchmarks/sweeper_util
 measures what that costs.
 
 Everything only the application knows (its config keys, its jobs' files, MLflow) goes through
-the :class:`~.hooks.TrialHooks` named by ``hydra.sweeper.trial_hooks``. The confirm stage is
+the :class:`~.trial_hooks.TrialHooks` named by ``hydra.sweeper.trial_hooks``. The confirm stage is
 ``_confirm``'s, the result files ``_results``', the study's opening ``_study``'s; with
 ``seeds_per_trial`` > 1 a trial is one job per seed, scored together (``seeds``).
 """
