@@ -225,6 +225,28 @@ def test_the_confirm_stage_uses_none_of_the_trials_seeds(tmp_path: Path) -> None
     assert hooks.confirm_overrides(alone, study.best_trial, 2) == [["seed=43"], ["seed=44"]]
 
 
+def _sweep_size(*overrides: str) -> int | None:
+    """How many jobs the progress line counts for ``train.py -m hydra/sweeper=optuna ...``."""
+    from hydra import compose, initialize_config_dir
+
+    from lrdecay.sweep.callbacks import sweep_size
+    from tests.helpers import CONF_DIR
+
+    with initialize_config_dir(config_dir=str(CONF_DIR), version_base="1.3"):
+        config = compose("config", ["hydra/sweeper=optuna", *overrides], return_hydra_config=True)
+    return sweep_size(config.hydra)
+
+
+def test_the_sweeps_size_counts_every_seed_of_every_trial() -> None:
+    """ "n/N done" counts jobs: K per trial with seeds_per_trial=K, then the confirm stage's."""
+    assert _sweep_size("hydra.sweeper.n_trials=4") == 4
+    assert _sweep_size("hydra.sweeper.n_trials=4", "hydra.sweeper.seeds_per_trial=3") == 12
+    confirmed = ("hydra.sweeper.confirm.enabled=true", "hydra.sweeper.confirm.seeds=5")
+    assert (
+        _sweep_size("hydra.sweeper.n_trials=4", "hydra.sweeper.seeds_per_trial=3", *confirmed) == 17
+    )
+
+
 # ---------------------------------------------------------------- slow: real searches
 
 
