@@ -10,7 +10,6 @@ import math
 import re
 import statistics
 import subprocess
-import sys
 from pathlib import Path
 
 import optuna
@@ -37,7 +36,7 @@ from hydra_plugins.lrdecay_optuna_sweeper.seeds import (
     trial_id,
 )
 from lrdecay.sweep.trials import LrdecayTrials
-from tests.helpers import ROOT
+from tests.helpers import ROOT, load_search, run_search
 from tests.noisy_app import EPOCHS_FILE, value_at
 
 APP = ROOT / "tests" / "noisy_app.py"
@@ -46,29 +45,14 @@ T3 = float(stats.t.ppf(0.975, 2))  # the t multiplier of three seeds, computed h
 
 
 def run_noisy(args: list[str], cwd: Path) -> subprocess.CompletedProcess[str]:
-    """``python tests/noisy_app.py -m`` with the sweeper, one trial at a time, in ``cwd`` (its
-    study: ``cwd/optuna.db``)."""
-    return subprocess.run(
-        [
-            sys.executable,
-            str(APP),
-            "-m",
-            "hydra/sweeper=lrdecay_optuna",
-            f"hydra.sweeper.study_name={STUDY}",
-            f"hydra.sweep.dir={cwd}/multirun",
-            "hydra.sweeper.n_jobs=1",
-            "x=interval(-3, 3)",
-            *args,
-        ],
-        cwd=cwd,
-        capture_output=True,
-        text=True,
-        timeout=180,
-    )
+    """``tests/noisy_app.py`` searched over ``x`` (:func:`~tests.helpers.run_search`) in
+    ``cwd``."""
+    return run_search(APP, STUDY, ["x=interval(-3, 3)", *args], cwd)
 
 
 def load_study(cwd: Path) -> optuna.Study:
-    return optuna.load_study(study_name=STUDY, storage=f"sqlite:///{cwd / 'optuna.db'}")
+    """The study a search run by :func:`run_noisy` in ``cwd`` left."""
+    return load_search(cwd, STUDY)
 
 
 def launched(out: str) -> list[int]:
