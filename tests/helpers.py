@@ -34,6 +34,7 @@ from lrdecay.core.records import EpochRecord
 from lrdecay.tracking.ui import ROLE_TAG, SWEEP_ROLE, is_summary
 
 if TYPE_CHECKING:
+    import optuna
     from mlflow.entities import Run
     from mlflow.tracking import MlflowClient
 
@@ -90,6 +91,37 @@ def timed_cli(
     after = resource.getrusage(resource.RUSAGE_CHILDREN)
     cpu = (after.ru_utime - before.ru_utime) + (after.ru_stime - before.ru_stime)
     return proc, wall, cpu
+
+
+def run_search(
+    app: Path, study: str, args: list[str], cwd: Path, timeout: float = 180
+) -> subprocess.CompletedProcess[str]:
+    """``python <app> -m hydra/sweeper=lrdecay_optuna args``, a search of study ``study`` one
+    trial at a time, in ``cwd``: its sweep dir ``cwd/multirun``, its study ``cwd/optuna.db``
+    (:func:`load_search`)."""
+    return subprocess.run(
+        [
+            sys.executable,
+            str(app),
+            "-m",
+            "hydra/sweeper=lrdecay_optuna",
+            f"hydra.sweeper.study_name={study}",
+            f"hydra.sweep.dir={cwd}/multirun",
+            "hydra.sweeper.n_jobs=1",
+            *args,
+        ],
+        cwd=cwd,
+        capture_output=True,
+        text=True,
+        timeout=timeout,
+    )
+
+
+def load_search(cwd: Path, study: str) -> optuna.Study:
+    """Study ``study`` as a search in ``cwd`` (:func:`run_search`, or ``run_cli``) left it."""
+    import optuna
+
+    return optuna.load_study(study_name=study, storage=f"sqlite:///{cwd / 'optuna.db'}")
 
 
 def python_json(code: str, *args: str, timeout: float = 300) -> Any:

@@ -56,7 +56,14 @@ from lrdecay.tracking.resume import (
 )
 from lrdecay.tracking.run_logger import MlflowTracker, flatten, outcome_from_run
 from lrdecay.tracking.store import default_artifact_root, resolve_uri
-from lrdecay.tracking.ui import OPTION_KEYS, RUN_COLOR_TAG, name_suffix, run_params, setting_colour
+from lrdecay.tracking.ui import (
+    OPTION_KEYS,
+    RUN_COLOR_TAG,
+    TRIAL_TAG,
+    name_suffix,
+    run_params,
+    setting_colour,
+)
 
 log = logging.getLogger("lrdecay")
 
@@ -133,7 +140,7 @@ def _tags(
     if ctx.output_dir is not None:
         tags["hydra.output_dir"] = str(ctx.output_dir)
     if conf.trial.number is not None:  # a trial of an Optuna study
-        tags["optuna.trial"] = str(conf.trial.number)
+        tags[TRIAL_TAG] = str(conf.trial.number)
         tags["optuna.study"] = str(conf.trial.study_name)
     return tags
 

@@ -6,14 +6,13 @@ from __future__ import annotations
 
 import re
 import subprocess
-import sys
 from pathlib import Path
 
 import optuna
 import pytest
 from optuna.trial import TrialState
 
-from tests.helpers import ROOT, run_cli, store
+from tests.helpers import ROOT, load_search, run_cli, run_search, store
 
 pytestmark = pytest.mark.slow
 
@@ -24,29 +23,13 @@ SPACE = ["x=range(-2.0, 2.5, step=0.5)", "y=range(-2, 3)"]
 
 
 def run_app(args: list[str], cwd: Path) -> subprocess.CompletedProcess[str]:
-    """``python tests/sweeper_app.py -m hydra/sweeper=lrdecay_optuna args`` in ``cwd``; its study is
-    ``cwd/optuna.db``."""
-    return subprocess.run(
-        [
-            sys.executable,
-            str(APP),
-            "-m",
-            "hydra/sweeper=lrdecay_optuna",
-            f"hydra.sweeper.study_name={STUDY}",
-            f"hydra.sweep.dir={cwd}/multirun",
-            "hydra.sweeper.n_jobs=1",
-            *args,
-        ],
-        cwd=cwd,
-        capture_output=True,
-        text=True,
-        timeout=120,
-    )
+    """``tests/sweeper_app.py`` searched (:func:`~tests.helpers.run_search`) in ``cwd``."""
+    return run_search(APP, STUDY, args, cwd)
 
 
 def load_study(cwd: Path) -> optuna.Study:
     """The study a search run by :func:`run_app` or ``run_cli`` in ``cwd`` left."""
-    return optuna.load_study(study_name=STUDY, storage=f"sqlite:///{cwd / 'optuna.db'}")
+    return load_search(cwd, STUDY)
 
 
 #: Per sampler, the overrides that end its start-up (random) phase after 2 trials at most, so

@@ -10,7 +10,6 @@ import math
 import re
 import statistics
 import subprocess
-import sys
 from pathlib import Path
 
 import optuna
@@ -37,7 +36,7 @@ from hydra_plugins.lrdecay_optuna_sweeper.seeds import (
 )
 from hydra_plugins.lrdecay_optuna_sweeper.trial_hooks import StudyInfo
 from lrdecay.sweep.trials import LrdecayTrials
-from tests.helpers import ROOT
+from tests.helpers import ROOT, load_search, run_search
 from tests.noisy_app import EPOCHS_FILE, value_at
 
 APP = ROOT / "tests" / "noisy_app.py"
@@ -46,29 +45,14 @@ T3 = float(stats.t.ppf(0.975, 2))  # the t multiplier of three seeds, computed h
 
 
 def run_noisy(args: list[str], cwd: Path) -> subprocess.CompletedProcess[str]:
-    """``python tests/noisy_app.py -m`` with the sweeper, one trial at a time, in ``cwd`` (its
-    study: ``cwd/optuna.db``)."""
-    return subprocess.run(
-        [
-            sys.executable,
-            str(APP),
-            "-m",
-            "hydra/sweeper=lrdecay_optuna",
-            f"hydra.sweeper.study_name={STUDY}",
-            f"hydra.sweep.dir={cwd}/multirun",
-            "hydra.sweeper.n_jobs=1",
-            "x=interval(-3, 3)",
-            *args,
-        ],
-        cwd=cwd,
-        capture_output=True,
-        text=True,
-        timeout=180,
-    )
+    """``tests/noisy_app.py`` searched over ``x`` (:func:`~tests.helpers.run_search`) in
+    ``cwd``."""
+    return run_search(APP, STUDY, ["x=interval(-3, 3)", *args], cwd)
 
 
 def load_study(cwd: Path) -> optuna.Study:
-    return optuna.load_study(study_name=STUDY, storage=f"sqlite:///{cwd / 'optuna.db'}")
+    """The study a search run by :func:`run_noisy` in ``cwd`` left."""
+    return load_search(cwd, STUDY)
 
 
 def launched(out: str) -> list[int]:
@@ -223,6 +207,28 @@ def test_the_confirm_stage_uses_none_of_the_trials_seeds(tmp_path: Path) -> None
     assert hooks.confirm_overrides(info, study.best_trial, 2) == [["seed=45"], ["seed=46"]]
     alone = StudyInfo(study, storage, "sqlite://", {"name": "none"})
     assert hooks.confirm_overrides(alone, study.best_trial, 2) == [["seed=43"], ["seed=44"]]
+
+
+def _sweep_size(*overrides: str) -> int | None:
+    """How many jobs the progress line counts for ``train.py -m hydra/sweeper=optuna ...``."""
+    from hydra import compose, initialize_config_dir
+
+    from lrdecay.sweep.launcher import sweep_size
+    from tests.helpers import CONF_DIR
+
+    with initialize_config_dir(config_dir=str(CONF_DIR), version_base="1.3"):
+        config = compose("config", ["hydra/sweeper=optuna", *overrides], return_hydra_config=True)
+    return sweep_size(config.hydra)
+
+
+def test_the_sweeps_size_counts_every_seed_of_every_trial() -> None:
+    """ "n/N done" counts jobs: K per trial with seeds_per_trial=K, then the confirm stage's."""
+    assert _sweep_size("hydra.sweeper.n_trials=4") == 4
+    assert _sweep_size("hydra.sweeper.n_trials=4", "hydra.sweeper.seeds_per_trial=3") == 12
+    confirmed = ("hydra.sweeper.confirm.enabled=true", "hydra.sweeper.confirm.seeds=5")
+    assert (
+        _sweep_size("hydra.sweeper.n_trials=4", "hydra.sweeper.seeds_per_trial=3", *confirmed) == 17
+    )
 
 
 # ---------------------------------------------------------------- slow: real searches

@@ -1,23 +1,15 @@
-"""The Optuna sweeper's search loop: the study, the ask/tell loop over Hydra jobs.
-
-Why batches from one thread: Hydra's ``Launcher.launch`` blocks until its whole batch ends, and
-neither the basic nor the joblib launcher says it may be called from several threads at once
-(both reconfigure logging and Hydra's global state on every call; the joblib launcher also
-writes its settings dict). So one thread does everything: it asks a batch of ``n_jobs`` trials,
-launches them in one call (the joblib launcher runs them in its pool of ``n_jobs`` workers),
-then tells the study how each ended, asking each one's replacement for the next batch right
-after telling it. A batch waits for its slowest trial; ``benchmarks/sweeper_utilisation.py``
-measures what that costs.
+"""The Optuna sweeper's search: its settings checked, the study opened, its stages run.
 
 Everything only the application knows (its config keys, its jobs' files, MLflow) goes through
 the :class:`~.trial_hooks.TrialHooks` named by ``hydra.sweeper.trial_hooks``. The confirm stage is
 ``_confirm``'s, the result files ``_results``', the study's opening ``_study``'s; with
-``seeds_per_trial`` > 1 a trial is one job per seed, scored together (``seeds``).
+``seeds_per_trial`` > 1 a trial is one job per seed, scored together (``seeds``). This class
+sets the search up and runs its stages; the loop is ``_loop``'s, a trial's jobs
+``_trial_jobs``', launching them ``_launch``'s.
 """
 
 from __future__ import annotations
 
-import copy
 import logging
 import sys
 import time
@@ -26,42 +18,30 @@ from pathlib import Path
 from typing import Any
 
 import optuna
-from hydra.core.plugins import Plugins
-from hydra.plugins.launcher import Launcher
 from hydra.types import HydraContext, TaskFunction
 from hydra.utils import get_class, get_method
-from omegaconf import DictConfig, ListConfig, OmegaConf, read_write
+from omegaconf import DictConfig, ListConfig, OmegaConf
 from optuna.distributions import BaseDistribution
-from optuna.trial import FrozenTrial, Trial, TrialState
+from optuna.trial import FrozenTrial, TrialState
 
 from . import _study
 from ._confirm import ConfirmStage, Point, winners
-from ._jobs import (
-    FINISHED,
-    Outcome,
-    Running,
-    Tally,
-    combine,
-    consecutive_runs,
-    finish,
-    read_outcome,
-    tell,
-)
+from ._jobs import FINISHED, Tally
+from ._launch import BatchLauncher, make_launcher
+from ._loop import SearchLoop
 from ._results import study_head, write_results
-from ._shared import claim, has_room, surplus
 from ._space import (
     Condition,
     SearchFailed,
     SweepError,
     conditional_space,
     describe_space,
-    format_value,
     parse_search_space,
     resolve_directions,
-    sample,
 )
+from ._trial_jobs import TrialJobs
 from .redact import redact_uri
-from .seeds import SEEDS_ATTR, Scoring
+from .seeds import Scoring
 from .trial_hooks import StudyInfo, TrialHooks
 
 log = logging.getLogger("lrdecay.optuna")
@@ -88,25 +68,6 @@ def make_hooks(dotted: str | None, config: DictConfig, sweep: Path, base: Path) 
                 f"{TrialHooks.__module__}.TrialHooks"
             )
     return factory(config, sweep, base)
-
-
-def make_launcher(
-    config: DictConfig, parallel: int, hydra_context: HydraContext, task_function: TaskFunction
-) -> tuple[Launcher, list[str]]:
-    """The sweep's launcher, and the overrides its jobs need: a joblib launcher's pool is
-    sized to ``parallel`` trials, one worker each."""
-    if "n_jobs" not in config.hydra.launcher:
-        launcher = Plugins.instance().instantiate_launcher(
-            config=config, hydra_context=hydra_context, task_function=task_function
-        )
-        return launcher, []
-    launcher_config = copy.deepcopy(config)
-    with read_write(launcher_config.hydra.launcher):
-        launcher_config.hydra.launcher.n_jobs = parallel
-    launcher = Plugins.instance().instantiate_launcher(
-        config=launcher_config, hydra_context=hydra_context, task_function=task_function
-    )
-    return launcher, [f"hydra.launcher.n_jobs={parallel}"]
 
 
 def search_space(
@@ -313,7 +274,7 @@ class OptunaSweeperImpl:
         )
         started = time.monotonic()
         self.study_trials = n_trials  # the study's total, all launchers together
-        tally = self._run(study, space, fixed, to_run) if to_run else Tally()
+        tally = self._loop(study, space, fixed, directions).run(to_run) if to_run else Tally()
         searched = time.monotonic() - started
         complete = study.get_trials(deepcopy=False, states=(TrialState.COMPLETE,))
         failure = tally.failure(self.max_failures, to_run, len(complete))
@@ -343,146 +304,39 @@ class OptunaSweeperImpl:
             raise SearchFailed(failure)
         return study.get_trials(deepcopy=False)
 
-    def _run(
+    def _loop(
         self,
         study: optuna.Study,
         space: dict[str, BaseDistribution],
         fixed: dict[str, str],
-        to_run: int,
-    ) -> Tally:
-        """Launch batches of up to ``parallel`` trials until ``to_run`` finished, or
-        ``max_failures`` failed; returns what the trials did. Each trial of a batch that
-        ended is told, then replaced in the next batch at once: the study always holds the
-        trials in flight, and each new one is sampled knowing every trial told before it."""
-        assert self.hooks is not None
-        tally = Tally()
-        untold: list[Running] = []  # launched, not yet told
-        queued: list[Running] = []  # asked, for the next launch
-        try:
-            self._refill(study, space, fixed, to_run, tally, queued, 0)
-            while queued:
-                untold, queued = queued, []
-                tally.ran += len(untold)
-                started = time.monotonic()
-                outcomes = self._launch(untold)
-                while untold:
-                    item, outcome = untold.pop(0), outcomes.pop(0)
-                    seconds = time.monotonic() - started
-                    finish(
-                        study, self.info.storage, item, outcome, seconds, self.hooks, self.scoring
-                    )
-                    tally.count(outcome)
-                    self._refill(study, space, fixed, to_run, tally, queued, len(untold))
-        except BaseException:
-            for item in [*untold, *queued]:  # interrupted: fail them, queue them again
-                tell(study, item.trial, TrialState.FAIL)
-                if item.trial.params:
-                    study.enqueue_trial(
-                        dict(item.trial.params), user_attrs={"retry_of": item.trial.number}
-                    )
-            raise
-        return tally
-
-    def _refill(
-        self,
-        study: optuna.Study,
-        space: dict[str, BaseDistribution],
-        fixed: dict[str, str],
-        to_run: int,
-        tally: Tally,
-        queued: list[Running],
-        untold: int,
-    ) -> None:
-        """Ask trials into ``queued`` (the next batch) while it has room, the ``untold``
-        trials still in flight and those queued may not reach ``to_run``, and fewer than
-        ``max_failures`` failed."""
-        while (
-            len(queued) < self.parallel
-            and tally.finished + untold + len(queued) < to_run
-            and tally.failed < self.max_failures
-            and _study.may_ask(study, self.grid)
-            and has_room(study, self.study_trials)
-        ):
-            trial = study.ask()
-            claim(trial)
-            if surplus(study, trial, self.study_trials):  # another launcher took the place
-                tell(study, trial, TrialState.FAIL)
-                log.info("trial %d not run: the study has its trials", trial.number)
-                break
-            queued.append(self._running(study, trial, space, fixed))
-
-    def _running(
-        self,
-        study: optuna.Study,
-        trial: Trial,
-        space: dict[str, BaseDistribution],
-        fixed: dict[str, str],
-    ) -> Running:
-        """Sample the trial's parameters and build its jobs' overrides: one job, or one per
-        seed (each in its own folder ``<trial>-seed<seed>``)."""
+        directions: list[str],
+    ) -> SearchLoop:
+        """The search loop of this search, its trials' jobs built and launched by its
+        collaborators."""
         assert self.config is not None and self.hooks is not None
-        try:
-            sample(trial, space, self.conditions)
-            if self.extend_space is not None:
-                self.extend_space(self.config, trial)
-            clash = set(trial.params) & set(fixed)
-            if clash:
-                raise SweepError(f"{sorted(clash)} both searched and fixed; drop one")
-            if self.seeds and self.seed_key in trial.params:
-                raise SweepError(
-                    f"{self.custom_search_space} suggests {self.seed_key}, which "
-                    "seeds_per_trial sets in every trial's jobs; drop one"
-                )
-        except Exception as exc:
-            tell(study, trial, TrialState.FAIL)
-            if isinstance(exc, SweepError):
-                raise
-            raise SweepError(f"sampling trial {trial.number}: {type(exc).__name__}: {exc}") from exc
-        sampled = [f"{name}={format_value(value)}" for name, value in trial.params.items()]
-        kept = [v for k, v in fixed.items() if not (self.seeds and k == self.seed_key)]
-        overrides = [*kept, *sampled, *self.launcher_overrides]
-        overrides += self.hooks.trial_overrides(self.info, trial)
-        log.info("trial %d started: %s", trial.number, " ".join(sampled))
-        if not self.seeds:
-            return Running(trial, [overrides])
-        trial.set_user_attr(SEEDS_ATTR, self.seeds)  # before launch: the jobs read it
-        jobs = [
-            [
-                *overrides,
-                f"{self.seed_key}={seed}",
-                f"hydra.sweep.subdir={trial.number}-seed{seed}",
-            ]
-            for seed in self.seeds
-        ]
-        return Running(trial, jobs, list(self.seeds))
-
-    def _launch(self, batch: list[Running]) -> list[Outcome]:
-        """Run the batch's jobs through the launcher, from this one thread, and read how each
-        trial ended. A trial's job number is its trial's number (with K seeds, trial × K plus
-        the seed's index), so job numbers stay unique across resumed sweeps; trial numbers that
-        do not follow on are launched apart."""
-        assert self.hooks is not None
-        outcomes: list[Outcome] = []
-        directions = [d.name.lower() for d in self.info.study.directions]
-        per_trial = max(1, len(self.seeds))
-        for run in consecutive_runs(batch):
-            try:
-                returns = iter(
-                    self.launcher.launch(
-                        [job for item in run for job in item.jobs],
-                        initial_job_idx=run[0].trial.number * per_trial,
-                    )
-                )
-            except Exception as exc:  # the launcher itself failed (e.g. a worker was killed)
-                reason = f"{type(exc).__name__}: {exc}"
-                outcomes += [Outcome(TrialState.FAIL, reason=reason) for _ in run]
-                continue
-            for item in run:
-                parts = [
-                    read_outcome(next(returns), self.hooks, len(directions)) for _ in item.jobs
-                ]
-                if item.seeds:
-                    outcomes.append(combine(parts, item.seeds, self.scoring, directions))
-                else:
-                    outcomes += parts
-        return outcomes
+        jobs = TrialJobs(
+            self.config,
+            self.hooks,
+            self.info,
+            space,
+            fixed,
+            self.conditions,
+            self.launcher_overrides,
+            self.extend_space,
+            self.custom_search_space,
+        )
+        batches = BatchLauncher(
+            self.launcher, self.hooks, self.scoring, len(self.seeds), directions
+        )
+        return SearchLoop(
+            study,
+            self.info.storage,
+            jobs,
+            batches,
+            self.hooks,
+            self.scoring,
+            self.parallel,
+            self.max_failures,
+            self.study_trials,
+            self.grid,
+        )

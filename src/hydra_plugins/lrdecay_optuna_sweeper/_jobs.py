@@ -236,5 +236,7 @@ def finish(
         trial.set_user_attr(RUN_ID_ATTR, outcome.report.run_id)
     tell(study, trial, outcome.state, outcome.values)
     log_outcome(trial.number, outcome, seconds, scoring)
-    for part in outcome.parts or [outcome]:
+    parts = outcome.parts or [outcome]
+    for part in parts:
         hooks.trial_ended(trial.number, outcome.state, part.report)
+    hooks.trial_told(trial.number, outcome.state, [part.report for part in parts])

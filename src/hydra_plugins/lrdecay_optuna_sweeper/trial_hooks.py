@@ -14,8 +14,9 @@ from its one thread, in this order: :meth:`~TrialHooks.objectives`,
 :meth:`~TrialHooks.default_study_name`, :meth:`~TrialHooks.study_started`; per trial
 :meth:`~TrialHooks.trial_overrides`, then after each of its jobs (one, or one per seed with
 ``seeds_per_trial``) :meth:`~TrialHooks.job_report`, and once the trial was told
-:meth:`~TrialHooks.trial_ended` for each job; with ``hydra.sweeper.confirm.enabled``, per job
-of the confirm stage :meth:`~TrialHooks.confirm_overrides` (before), :meth:`~TrialHooks.job_report`,
+:meth:`~TrialHooks.trial_ended` for each job, then :meth:`~TrialHooks.trial_told` once;
+with ``hydra.sweeper.confirm.enabled``, per job of the confirm stage
+:meth:`~TrialHooks.confirm_overrides` (before), :meth:`~TrialHooks.job_report`,
 :meth:`~TrialHooks.measures` and :meth:`~TrialHooks.confirm_ended` (after), then
 :meth:`~TrialHooks.confirmation_finished`; at the end :meth:`~TrialHooks.study_finished`, or
 :meth:`~TrialHooks.study_stopped` when the search stops early. :meth:`~TrialHooks.search_problem`
@@ -113,6 +114,10 @@ class TrialHooks:
     def trial_ended(self, number: int, state: TrialState, report: JobReport) -> None:
         """The study was told that trial ``number`` ended in ``state``; ``report``: one of its
         jobs' (called once per job: ``seeds_per_trial`` times)."""
+
+    def trial_told(self, number: int, state: TrialState, reports: Sequence[JobReport]) -> None:
+        """Trial ``number`` ended in ``state`` and every one of its jobs was passed to
+        :meth:`trial_ended`; ``reports``: its jobs' (one per seed, in seed order)."""
 
     def confirm_overrides(self, info: StudyInfo, trial: FrozenTrial, seeds: int) -> list[list[str]]:
         """The overrides, beyond ``trial``'s parameters, of the ``seeds`` jobs that run its

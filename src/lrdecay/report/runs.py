@@ -25,7 +25,7 @@ from lrdecay.errors import LrdecayError
 from lrdecay.tracking.client import open_client
 from lrdecay.tracking.run_logger import outcome_from_run
 from lrdecay.tracking.store import DEFAULT_STORE_DIR, sqlite_path, sqlite_uri
-from lrdecay.tracking.ui import STAGE_TAG, SWEEP_PARENTS, is_summary
+from lrdecay.tracking.ui import STAGE_TAG, SWEEP_PARENTS, TRIAL_TAG, is_summary
 
 #: Per-epoch metrics the report reads back by name (MLflow step = epoch, 1-based); runs and
 #: their histories are read by name, so stores written before the metric sections read too.
@@ -170,7 +170,7 @@ def is_search_trial(run: Run) -> bool:
     """Whether ``run`` is a trial of an Optuna search (tagged ``lrdecay.stage=search`` by the
     sweeper, or ``optuna.trial`` by the run itself), not a seed of a setting."""
     tags = run.data.tags
-    return tags.get(STAGE_TAG) == "search" or "optuna.trial" in tags
+    return tags.get(STAGE_TAG) == "search" or TRIAL_TAG in tags
 
 
 def search_all(client: MlflowClient, experiment_id: str, filter_string: str) -> list[Run]:
@@ -238,19 +238,24 @@ def load_runs(
     experiment: str | None = None,
     parent_run_id: str | None = None,
     history: Sequence[str] = HISTORY_KEYS,
+    with_trials: bool = False,
+    trial: int | None = None,
 ) -> RunSet:
     """The training runs of ``experiment``, or the children of sweep ``parent_run_id``, with
     the per-epoch metrics ``history`` names.
 
     Raises :class:`ReportError` when the experiment or parent run does not exist or holds no
     training runs. Runs without a ``setting`` tag (a sweep's parent) are ignored and counted;
-    the settings' summary runs are no runs at all here.
+    the settings' summary runs are no runs at all here. A search's trials are counted, not
+    loaded, unless ``with_trials`` (then those of trial number ``trial`` alone, when given).
     """
     if experiment is None and parent_run_id is None:
         raise ReportError("name the runs to report on: --experiment NAME or --parent-run-id ID")
     try:
         if parent_run_id is not None:
             found, filter_string = _sweep_of(client, parent_run_id, experiment)
+            if with_trials and trial is not None:
+                filter_string += f" and tags.`{TRIAL_TAG}` = '{int(trial)}'"
         else:
             assert experiment is not None  # one of the two is named (checked above)
             found, filter_string = _experiment_named(client, experiment), ""
@@ -265,7 +270,7 @@ def load_runs(
 
     what = f"sweep {parent_run_id}" if parent_run_id else f"experiment '{found.name}'"
     tagged = [r for r in raw if "setting" in r.data.tags]
-    training = [r for r in tagged if not is_search_trial(r)]
+    training = tagged if with_trials else [r for r in tagged if not is_search_trial(r)]
     runs, excluded = _sorted_out(client, training, history)
     trials = len(tagged) - len(training)
     if not runs and not trials:

@@ -10,6 +10,11 @@ epoch, and ``summary/n_seeds``. Its seeds are the setting's runs the report aver
 not diverged), and the numbers are the ones the report's table and figures show
 (:mod:`lrdecay.report.bands`).
 
+A search that scores each trial over several seeds (``hydra.sweeper.seeds_per_trial``) gets one
+summary per trial the same way: its seeds' setting is the trial (:func:`summary_group`,
+``trial 3``), which its summary's ``setting`` tag names as a grid setting's does; the sweeper's
+hooks write it as soon as the trial's seeds ended (:func:`write_trial_summary`).
+
 The sweep's launching process writes them once the jobs ended, or were stopped, and a re-launch
 writes them again: each setting's run is found by its tags. MLflow's metrics are append-only
 per step (a value logged again at a step is a second point, not a correction), so a summary
@@ -38,16 +43,19 @@ from lrdecay.report.runs import ReportError, RunRecord, load_runs, search_all
 from lrdecay.report.stats import GROUPS, Stat, classify
 from lrdecay.tracking.resume import REPLACED_BY_TAG
 from lrdecay.tracking.run_logger import log_batches
-from lrdecay.tracking.ui import ROLE_TAG, RUN_COLOR_TAG, SUMMARY_ROLE
+from lrdecay.tracking.ui import ROLE_TAG, RUN_COLOR_TAG, SUMMARY_ROLE, TRIAL_TAG
 
 #: A summary's own tags: the seeds it averages, their run ids, and a digest of its content (a
 #: rewrite with the same digest keeps the run).
 SEEDS_TAG, MEMBERS_TAG, DIGEST_TAG = "lrdecay.seeds", "lrdecay.summary_of", "lrdecay.digest"
 PARENT_TAG, NOTE_TAG = "mlflow.parentRunId", "mlflow.note.content"
 #: Tags the seeds share that name their setting (what filters and the table's columns read),
-#: copied to the summary: never a seed's own (``seed``, fingerprint, checkpoint, job).
+#: copied to the summary: never a seed's own (``seed``, fingerprint, checkpoint, job). A search
+#: trial's seeds share its number and study too.
 SETTING_TAGS = (
     "setting",
+    TRIAL_TAG,
+    "optuna.study",
     "dataset",
     "sequence",
     "strategy",
@@ -118,11 +126,25 @@ def _shared(items: Iterable[dict[str, str]], keys: Collection[str] | None = None
     }
 
 
+def trial_group(number: int | str) -> str:
+    """The setting under which the seeds of search trial ``number`` are summarised."""
+    return f"trial {number}"
+
+
+def summary_group(run: RunRecord) -> str:
+    """The setting whose summary averages ``run``: its trial's (:func:`trial_group`) for a seed
+    of a search trial, whose searched values its ``setting`` tag does not name; else its
+    setting. A summary's ``setting`` tag holds it."""
+    trial = run.tags.get(TRIAL_TAG)
+    return run.setting if trial is None else trial_group(trial)
+
+
 def summarise_setting(setting: str, runs: Sequence[RunRecord], parent_run_id: str) -> Summary:
     """The summary of ``runs`` (the setting's averaged seeds) as a child of ``parent_run_id``."""
     seeds = sorted({r.seed for r in runs}, key=lambda seed: (len(seed), seed))  # 2 before 10
     members = ",".join(r.run_id for r in runs)
     tags = _shared((r.tags for r in runs), SETTING_TAGS) | {
+        "setting": setting,
         PARENT_TAG: parent_run_id,
         ROLE_TAG: SUMMARY_ROLE,
         SEEDS_TAG: ",".join(seeds),
@@ -141,22 +163,29 @@ def summarise_setting(setting: str, runs: Sequence[RunRecord], parent_run_id: st
 
 
 def wanted(
-    client: MlflowClient, parent_run_id: str, settings: Collection[str] | None = None
+    client: MlflowClient,
+    parent_run_id: str,
+    settings: Collection[str] | None = None,
+    trial: int | None = None,
 ) -> tuple[dict[str, Summary], dict[str, set[str]]]:
-    """The summaries sweep ``parent_run_id`` calls for (of ``settings``, else of all), by
-    setting: one per setting with :data:`MIN_SEEDS` averaged seeds or more; and the ids of the
-    runs the sweep holds, by setting."""
+    """The summaries sweep ``parent_run_id`` calls for (of ``settings``, else of all; of search
+    trial ``trial`` alone, when given), by setting (:func:`summary_group`): one per setting with
+    :data:`MIN_SEEDS` averaged seeds or more; and the ids of the runs the sweep holds, by
+    setting."""
     try:
-        runset = load_runs(client, parent_run_id=parent_run_id, history=EPOCH_NAMES)
+        runset = load_runs(
+            client, parent_run_id=parent_run_id, history=EPOCH_NAMES, with_trials=True, trial=trial
+        )
     except ReportError:  # no training run (left) in this sweep
         return {}, {}
     by_setting: dict[str, list[RunRecord]] = {}
     held: dict[str, set[str]] = {}
     for run in runset.runs:
-        by_setting.setdefault(run.setting, [])
-        held.setdefault(run.setting, set()).add(run.run_id)
-        if not run.diverged and (settings is None or run.setting in settings):
-            by_setting[run.setting].append(run)
+        group = summary_group(run)
+        by_setting.setdefault(group, [])
+        held.setdefault(group, set()).add(run.run_id)
+        if not run.diverged and (settings is None or group in settings):
+            by_setting[group].append(run)
     ordered = sorted(by_setting.items(), key=lambda item: table_order(item[0], item[1]))
     summaries = {
         setting: summarise_setting(setting, runs, parent_run_id)
@@ -167,10 +196,14 @@ def wanted(
 
 
 def table_order(setting: str, runs: Sequence[RunRecord]) -> tuple[int, int, str]:
-    """Where ``setting`` sits in the report's table (its group, its place in it)."""
+    """Where ``setting`` sits in the report's table (its group, its place in it); a search's
+    trials after every setting, by number."""
     if not runs:
         return len(GROUPS), 0, setting
     first = runs[0]
+    trial = first.tags.get(TRIAL_TAG, "")
+    if trial.isdigit():
+        return len(GROUPS), int(trial), setting
     group, _, order = classify(
         first.optimizer, first.sequence, first.strategy, setting, first.scheduler
     )
@@ -248,3 +281,14 @@ def write_summaries(client: MlflowClient, parent_run_id: str) -> list[str]:
     for other, settings in stale.items():
         settle(client, experiment_id, other, wanted(client, other, settings)[0], settings)
     return written
+
+
+def write_trial_summary(client: MlflowClient, parent_run_id: str, number: int) -> str | None:
+    """Bring the summary run of search trial ``number`` of sweep ``parent_run_id`` up to date
+    with the trial's seeds (reading those alone); returns its id, None when the trial has too
+    few averaged seeds for one."""
+    experiment_id = client.get_run(parent_run_id).info.experiment_id
+    group = {trial_group(number)}
+    summaries = wanted(client, parent_run_id, group, trial=number)[0]
+    written = settle(client, experiment_id, parent_run_id, summaries, group)
+    return written[0] if written else None

@@ -84,16 +84,17 @@ def sweep_keys(hc: DictConfig) -> list[str]:
 
 
 def sweep_size(hc: DictConfig) -> int | None:
-    """How many jobs this multirun launches: a search's ``n_trials`` (and its confirm stage's
-    seeds), else the product of its swept lists; None where that is not countable (an interval
-    without ``n_trials``)."""
+    """How many jobs this multirun launches: a search's ``n_trials`` times its
+    ``seeds_per_trial`` (one job per seed), and its confirm stage's seeds, else the product of
+    its swept lists; None where that is not countable (an interval without ``n_trials``)."""
     from hydra.core.override_parser.overrides_parser import OverridesParser
     from hydra.errors import HydraException
 
     if hc.sweeper.get("n_trials"):
         confirm = hc.sweeper.get("confirm") or {}
         seeds = int(confirm.get("seeds", 0)) if confirm.get("enabled", False) else 0
-        return int(hc.sweeper.n_trials) + seeds
+        per_trial = max(1, int(hc.sweeper.get("seeds_per_trial") or 1))
+        return int(hc.sweeper.n_trials) * per_trial + seeds
     size = 1
     for override in OverridesParser.create().parse_overrides(_sweep_arguments(hc)):
         if override.is_sweep_override():

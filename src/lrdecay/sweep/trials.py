@@ -214,6 +214,23 @@ class LrdecayTrials(TrialHooks):
         if report.run_id:
             self._set_tags(report.run_id, {"optuna.state": state.name, STAGE_TAG: "search"})
 
+    def trial_told(self, number: int, state: TrialState, reports: Sequence[JobReport]) -> None:
+        """A trial of several seeds ended: write its summary run, the mean and 95 % interval
+        of its seeds (:func:`~lrdecay.report.summary_runs.write_trial_summary`), so that the
+        sweep's view shows the trial as one band while the search goes on."""
+        parent = self._parent() if len(reports) > 1 else None
+        if parent is None:
+            return
+        run_id, client = parent
+        try:
+            from lrdecay.report.summary_runs import write_trial_summary
+
+            write_trial_summary(client, run_id, number)
+        except Exception as exc:  # a summary problem must never end the search
+            log.warning(
+                "no summary run of trial %d: %s", number, (str(exc).splitlines() or [repr(exc)])[0]
+            )
+
     # -------------------------------------------------------------- confirm stage
 
     def confirm_overrides(self, info: StudyInfo, trial: FrozenTrial, seeds: int) -> list[list[str]]:

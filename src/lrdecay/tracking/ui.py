@@ -54,6 +54,8 @@ RUN_COLOR_TAG = "mlflow.runColor"
 #: The stage of an Optuna search a run belongs to: ``search`` (one of its trials) or ``confirm``
 #: (its winner run again with a fresh seed, the number reported).
 STAGE_TAG = "lrdecay.stage"
+#: A trial's run of an Optuna search: the trial's number in its study (set by the run itself).
+TRIAL_TAG = "optuna.trial"
 #: A sweep's parent run: neutral grey, so that colours mean settings.
 SWEEP_COLOUR = "#b0b0b0"
 #: What a run is to the project, where it is no training run: a sweep's parent (one launch of a

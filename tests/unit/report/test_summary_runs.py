@@ -14,8 +14,11 @@ import numpy as np
 import pytest
 from mlflow.entities import ViewType
 from mlflow.tracking import MlflowClient
+from omegaconf import OmegaConf
+from optuna.trial import TrialState
 from scipy import stats
 
+from hydra_plugins.lrdecay_optuna_sweeper.trial_hooks import JobReport
 from lrdecay.core.outcome import SUMMARY_METRICS, RunOutcome, RunStatus
 from lrdecay.core.records import EPOCH_METRICS, EpochRecord, bound_keys, epoch_key, summary_key
 from lrdecay.report.bands import epoch_stats, seeds_per_epoch
@@ -23,9 +26,11 @@ from lrdecay.report.figure_common import mean_curve
 from lrdecay.report.runs import RunRecord, load_runs
 from lrdecay.report.stats import summarise
 from lrdecay.report.summary_runs import summary_metrics, write_summaries
+from lrdecay.sweep.folder import write_parent
+from lrdecay.sweep.trials import LrdecayTrials
 from lrdecay.tracking.resume import FINGERPRINT_TAG, REPLACED_BY_TAG, find_prior
 from lrdecay.tracking.run_logger import MlflowTracker
-from lrdecay.tracking.ui import ROLE_TAG, SWEEP_ROLE
+from lrdecay.tracking.ui import ROLE_TAG, SWEEP_ROLE, TRIAL_TAG
 from tests.helpers import (
     experiment_runs,
     is_job,
@@ -125,12 +130,21 @@ def test_the_figures_draw_the_numbers_the_summary_run_holds() -> None:
 
 
 def _log_run(
-    uri: str, parent: str, setting: str, seed: int, accs: list[float], diverged: bool = False
+    uri: str,
+    parent: str,
+    setting: str,
+    seed: int,
+    accs: list[float],
+    diverged: bool = False,
+    trial: int | None = None,
 ) -> str:
-    """A run as a sweep's job logs it, through the tracker: its tags, every epoch, its end."""
+    """A run as a sweep's job logs it (as a seed of search trial ``trial``, when given),
+    through the tracker: its tags, every epoch, its end."""
     tracker = MlflowTracker(uri, EXPERIMENT, log_plot=False)
     tags = {"setting": setting, "seed": str(seed), "dataset": "digits", "sequence": "seq3"}
     tags |= {"strategy": "epoch", "optimizer": "sgd", FINGERPRINT_TAG: f"{setting}-{seed}"}
+    if trial is not None:
+        tags |= {TRIAL_TAG: str(trial), "optuna.study": "s", FINGERPRINT_TAG: f"{trial}-{seed}"}
     tracker.start(f"{setting} s{seed}", tags, {"seed": str(seed), "optimizer.lr": "0.01"}, parent)
     for epoch, acc in enumerate(accs, 1):
         tracker.on_epoch_end(EpochRecord(epoch, 1 - acc, acc, 1 - acc, acc, 0.01, 0, 0.1))
@@ -207,6 +221,46 @@ def test_summaries_are_kept_rewritten_moved_and_never_a_run(tmp_path: Path) -> N
     assert rewritten in {r.info.run_id for r in deleted}
 
 
+def test_each_trial_of_a_search_over_seeds_gets_a_summary_of_its_own_seeds(
+    tmp_path: Path,
+) -> None:
+    """Seeds of search trials share their setting tag; each trial's summary, written by the
+    hooks as the trial ends, averages that trial's seeds alone, and recomputes from their
+    logged values; a one-seed trial has none, and the report never counts a summary."""
+    uri = new_store(tmp_path / "mlflow.db")
+    client = MlflowClient(uri)
+    parent = _parent(client)
+    experiment_id = client.get_run(parent).info.experiment_id
+    write_parent(tmp_path, parent, experiment_id, uri)
+    config = OmegaConf.create({"tracking": {"enabled": True, "uri": uri, "store_dir": "mlruns"}})
+    hooks = LrdecayTrials(config, tmp_path, tmp_path)
+    trials = {0: SEEDS[:2], 1: [[0.2, 0.3, 0.4], [0.3, 0.5, 0.6], [0.1, 0.2, 0.2]], 2: SEEDS[:1]}
+    for number, seeds in trials.items():
+        for seed, accs in enumerate(seeds):
+            _log_run(uri, parent, "seq3-epoch", seed, accs, trial=number)
+        reports = [JobReport() for _ in seeds]
+        hooks.trial_told(number, TrialState.COMPLETE, reports)
+    written = _summaries(client)
+    assert set(written) == {"trial 0", "trial 1"}  # trial 2: one seed, no interval
+    summary = written["trial 1"]
+    assert summary.info.run_name == "trial 1 (mean of 3)"
+    assert summary.data.tags[TRIAL_TAG] == "1" and summary.data.tags["lrdecay.seeds"] == "0,1,2"
+    key = epoch_key("val_acc")
+    seeds = experiment_runs(client, EXPERIMENT, filter_string=f"tags.`{TRIAL_TAG}` = '1'")
+    members = [r.info.run_id for r in seeds if is_job(r)]
+    assert sorted(summary.data.tags["lrdecay.summary_of"].split(",")) == sorted(members)
+    logged = [_history(client, run_id, key) for run_id in members]
+    mean = _history(client, summary.info.run_id, key)
+    for epoch in (1, 2, 3):
+        expected = float(np.mean([values[epoch] for values in logged]))
+        assert mean[epoch] == pytest.approx(expected, rel=1e-12)
+    # the end of the sweep writes them again: the same runs, nothing rewritten
+    ids = {s.info.run_id for s in written.values()}
+    assert set(write_summaries(client, parent)) == ids
+    runset = load_runs(client, parent_run_id=parent)
+    assert runset.runs == [] and runset.search_trials == 6  # the seeds, no summary
+
+
 # ------------------------------------------------------------------ through the CLI
 
 SWEEP = [
@@ -229,11 +283,12 @@ def _assert_recomputed(client: MlflowClient, summary, seeds: int) -> None:
     recomputed here from the store, and its seeds are its setting's finished jobs."""
     tags = summary.data.tags
     members = tags["lrdecay.summary_of"].split(",")
+    group = TRIAL_TAG if TRIAL_TAG in tags else "setting"  # a search trial's, or a setting's
     jobs = [
         r
         for r in experiment_runs(client)
         if is_job(r)
-        and r.data.tags["setting"] == tags["setting"]
+        and r.data.tags.get(group) == tags[group]
         and r.data.tags["mlflow.parentRunId"] == tags["mlflow.parentRunId"]
     ]
     assert sorted(members) == sorted(r.info.run_id for r in jobs) and len(members) == seeds
@@ -295,3 +350,36 @@ def test_a_sweep_and_its_relaunch_with_one_more_seed_keep_every_band_exact(
         assert client.get_run(before[setting].info.run_id).info.lifecycle_stage == "deleted"
     *_, report = sorted(tmp_path.glob("multirun/*/*/report/table.csv"))  # the re-launch's
     _assert_table_agrees(report, after)
+
+
+@pytest.mark.slow
+def test_a_search_over_seeds_gets_one_band_per_trial(tmp_path: Path) -> None:
+    """train.py searching with seeds_per_trial=2: each trial's summary averages its two seeds
+    (recomputed from the store); the progress and the sweep's table count jobs, never
+    summaries."""
+    seed_store(tmp_path)
+    proc = run_cli(
+        [
+            "-m",
+            "hydra/sweeper=optuna",
+            "dataset=digits",
+            "trainer.max_epochs=2",
+            "trainer.progress=off",
+            "tracking.log_plot=false",
+            "report.enabled=false",
+            "hydra/sweeper/sampler=random",
+            "hydra.sweeper.sampler.seed=0",
+            "hydra.sweeper.n_trials=2",
+            "hydra.sweeper.seeds_per_trial=2",
+            "optimizer.lr=interval(0.01, 0.1)",
+        ],
+        cwd=tmp_path,
+        timeout=600,
+    )
+    assert proc.returncode == 0, proc.stderr[-3000:]
+    assert "sweep: 4/4 done" in proc.stdout and "4 jobs: 4 finished" in proc.stdout
+    client = store(tmp_path)
+    summaries = {r.data.tags["setting"]: r for r in experiment_runs(client) if is_summary_run(r)}
+    assert sorted(summaries) == ["trial 0", "trial 1"]
+    for summary in summaries.values():
+        _assert_recomputed(client, summary, seeds=2)

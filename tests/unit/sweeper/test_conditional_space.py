@@ -6,7 +6,6 @@ sampling ``strategy.rate`` only for the cutoff strategy, end to end."""
 from __future__ import annotations
 
 import subprocess
-import sys
 import warnings
 from pathlib import Path
 
@@ -28,7 +27,7 @@ from hydra_plugins.lrdecay_optuna_sweeper._space import (
     parse_search_space,
     sample,
 )
-from tests.helpers import CONF_DIR, ROOT, run_cli
+from tests.helpers import CONF_DIR, ROOT, load_search, run_cli, run_search
 
 APP = ROOT / "tests" / "sweeper_app.py"
 
@@ -227,25 +226,8 @@ def test_tune_samples_the_cutoff_rate_only_for_cutoff() -> None:
 def _run_app(args: list[str], cwd: Path) -> subprocess.CompletedProcess[str]:
     """``python tests/sweeper_app.py -m`` a search of study ``app`` in ``cwd`` (the basic
     launcher: each job in the sweeper's process, so seconds a search)."""
-    return subprocess.run(
-        [
-            sys.executable,
-            str(APP),
-            "-m",
-            "hydra/sweeper=lrdecay_optuna",
-            "hydra/launcher=basic",
-            "hydra.sweeper.study_name=app",
-            f"hydra.sweep.dir={cwd}/multirun",
-            "hydra.sweeper.n_jobs=1",
-            "hydra/sweeper/sampler=random",
-            "hydra.sweeper.sampler.seed=0",
-            *args,
-        ],
-        cwd=cwd,
-        capture_output=True,
-        text=True,
-        timeout=180,
-    )
+    basic = ["hydra/launcher=basic", "hydra/sweeper/sampler=random", "hydra.sweeper.sampler.seed=0"]
+    return run_search(APP, "app", [*basic, *args], cwd)
 
 
 def _job_overrides(sweep_dir: Path, number: int) -> list[str]:
@@ -269,7 +251,7 @@ def test_conditions_and_a_custom_space_through_the_cli(tmp_path: Path) -> None:
         cwd.mkdir()
         proc = _run_app([*args, "hydra.sweeper.n_trials=8"], cwd)
         assert proc.returncode == 0, proc.stderr[-3000:]
-        study = optuna.load_study(study_name="app", storage=f"sqlite:///{cwd / 'optuna.db'}")
+        study = load_search(cwd, "app")
         trials = study.trials
         assert [t.state for t in trials] == [TrialState.COMPLETE] * 8
         assert {t.params["y"] in when for t in trials} == {True, False}  # both kinds drawn
